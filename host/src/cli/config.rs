@@ -1,0 +1,140 @@
+//! The CLI's configuration: a TOML file naming the provider component, its grants
+//! and settings; or, without one, the embedded default in the data dir.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use serde::Deserialize;
+
+use secret_broker::keyring::Keyring;
+use secret_broker::{Capability, Granted, ProviderHost, Runtime, RuntimeOptions, builtin};
+
+/// The `[provider]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Path of the component, or `builtin:memory`.
+    pub component: String,
+    /// Instance name; namespaces its rows and keyring context.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Capabilities granted, by interface name (`keyring`, `reveal`, ...).
+    #[serde(default)]
+    pub grants: Vec<String>,
+    /// Settings the provider reads through its `config` import.
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+}
+
+fn default_name() -> String {
+    "default".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    provider: ProviderConfig,
+    #[serde(default)]
+    data_dir: Option<PathBuf>,
+}
+
+/// What every command needs: the data dir, the runtime, and the provider config.
+pub struct Context {
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The configured provider; `None` means the embedded default.
+    pub provider: Option<ProviderConfig>,
+}
+
+impl Context {
+    /// Reads the configuration file, if any, and settles the data dir.
+    pub fn new(config: Option<&Path>, data_dir: Option<&Path>) -> anyhow::Result<Self> {
+        let file = match config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+                let parsed: FileConfig = toml::from_str(&text).with_context(|| format!("in config {}", path.display()))?;
+                Some(parsed)
+            }
+            None => None,
+        };
+        let data_dir = data_dir
+            .map(Path::to_path_buf)
+            .or_else(|| file.as_ref().and_then(|f| f.data_dir.clone()))
+            .unwrap_or_else(default_data_dir);
+        Ok(Context { data_dir, provider: file.map(|f| f.provider) })
+    }
+
+    /// The runtime, caching compiled components in the data dir.
+    pub fn runtime(&self) -> anyhow::Result<Runtime> {
+        Runtime::new(RuntimeOptions { cache_dir: Some(self.data_dir.join("cache")), ..RuntimeOptions::default() })
+    }
+
+    /// The master keyring: `SECRET_BROKER_MASTER_KEY`, or the key file in the data
+    /// dir, generated on first use with a warning.
+    pub fn keyring(&self) -> anyhow::Result<Arc<Keyring>> {
+        if let Ok(spec) = std::env::var("SECRET_BROKER_MASTER_KEY") {
+            return Ok(Arc::new(Keyring::parse(&spec).context("in SECRET_BROKER_MASTER_KEY")?));
+        }
+        let path = self.data_dir.join("master.key");
+        let (ring, created) = Keyring::load_or_create(&path)?;
+        if created {
+            tracing::warn!(
+                path = %path.display(),
+                "generated a new master key; production deployments should supply their own \
+                 (SECRET_BROKER_MASTER_KEY) and keep it outside the data dir"
+            );
+        }
+        Ok(Arc::new(ring))
+    }
+
+    /// Builds the grants named in configuration.
+    pub fn grants(&self, instance: &str, names: &[String], settings: BTreeMap<String, String>) -> anyhow::Result<Granted> {
+        let mut granted = Granted { instance: instance.to_owned(), settings, ..Granted::default() };
+        for name in names {
+            match Capability::from_name(name) {
+                Some(Capability::Keyring) => {
+                    let ns = format!("provider/{instance}");
+                    granted.keyring = Some(secret_broker::caps::keyring::KeyringGrant::new(self.keyring()?, &ns));
+                }
+                Some(Capability::Reveal) => granted.reveal = true,
+                Some(other) => bail!("grants: `{other}` is not available in this build yet"),
+                None => bail!(
+                    "grants: unknown capability `{name}`; known: {}",
+                    Capability::ALL.map(|c| c.name()).join(", ")
+                ),
+            }
+        }
+        Ok(granted)
+    }
+
+    /// The configured provider, ready for calls.
+    pub async fn provider(&self, runtime: &Runtime) -> anyhow::Result<Arc<ProviderHost>> {
+        let Some(cfg) = &self.provider else {
+            tracing::warn!(
+                "no configuration: using the in-memory provider, which persists nothing; \
+                 values vanish when this process exits"
+            );
+            let component = runtime.load_bytes("builtin:memory", builtin::MEMORY)?;
+            let granted = self.grants("default", &[], BTreeMap::new())?;
+            return Ok(Arc::new(ProviderHost::new(runtime, &component, granted).await?));
+        };
+        let component = match cfg.component.as_str() {
+            "builtin:memory" => runtime.load_bytes("builtin:memory", builtin::MEMORY)?,
+            path => runtime.load_file(Path::new(path))?,
+        };
+        let granted = self.grants(&cfg.name, &cfg.grants, cfg.settings.clone())?;
+        Ok(Arc::new(ProviderHost::new(runtime, &component, granted).await?))
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(xdg).join("secret-broker");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/secret-broker"),
+        None => PathBuf::from(".secret-broker"),
+    }
+}

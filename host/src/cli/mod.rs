@@ -1,0 +1,82 @@
+//! Command-line interface: global options, configuration loading and dispatch to
+//! one module per subcommand.
+
+mod config;
+mod provider_test;
+mod provider_verify;
+mod secret;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// secret-broker: secrets for metadata platforms, kept by sandboxed Wasm providers.
+#[derive(Parser)]
+#[command(name = "secret-broker", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML). Without one, the embedded default runs in the data dir.
+    #[arg(long, global = true, env = "SECRET_BROKER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory for the embedded default (store, master key, compiled cache).
+    #[arg(long, global = true, env = "SECRET_BROKER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Log filter (tracing syntax), for example `info` or `secret_broker=debug`.
+    #[arg(long, global = true, env = "SECRET_BROKER_LOG", default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Inspect and test provider components.
+    #[command(subcommand)]
+    Provider(ProviderCommand),
+    /// Store, read, delete and list secrets in the configured provider.
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
+}
+
+#[derive(Subcommand)]
+enum ProviderCommand {
+    /// Load a component, check it targets the provider world, print its info and the
+    /// grants it needs.
+    Verify(provider_verify::Args),
+    /// Run the conformance suite against a component and print a report.
+    Test(provider_test::Args),
+}
+
+/// Parses the command line, runs the command, and maps errors to exit codes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let ctx = config::Context::new(cli.config.as_deref(), cli.data_dir.as_deref())?;
+        match cli.command {
+            Command::Provider(ProviderCommand::Verify(args)) => provider_verify::run(&ctx, args).await,
+            Command::Provider(ProviderCommand::Test(args)) => provider_test::run(&ctx, args).await,
+            Command::Secret(cmd) => secret::run(&ctx, cmd).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

@@ -1,0 +1,102 @@
+//! `secret-broker secret put|get|delete|list`: direct access to the configured
+//! provider. Values come from stdin, never from argv; `get` prints the value alone.
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use secret_broker::{PutOptions, SecretValue};
+
+use super::config::Context;
+
+/// The `secret` subcommands.
+#[derive(clap::Subcommand)]
+pub enum SecretCommand {
+    /// Store the value read from stdin at ID (one trailing newline is dropped).
+    Put {
+        /// The secret id, such as /openmetadata/database/mysql_prod/password.
+        id: String,
+        /// A description, where the backend keeps one.
+        #[arg(long)]
+        description: Option<String>,
+        /// A tag `KEY=VALUE`; repeatable.
+        #[arg(long = "tag", value_parser = parse_tag)]
+        tags: Vec<(String, String)>,
+    },
+    /// Print the value at ID on stdout, alone.
+    Get {
+        /// The secret id.
+        id: String,
+    },
+    /// Delete ID.
+    Delete {
+        /// The secret id.
+        id: String,
+    },
+    /// List ids under PREFIX.
+    List {
+        /// Only ids starting with this.
+        #[arg(default_value = "/")]
+        prefix: String,
+    },
+}
+
+fn parse_tag(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("`{s}`: expected KEY=VALUE"))
+}
+
+/// Runs a `secret` subcommand.
+pub async fn run(ctx: &Context, cmd: SecretCommand) -> anyhow::Result<ExitCode> {
+    let runtime = ctx.runtime()?;
+    let provider = ctx.provider(&runtime).await?;
+    match cmd {
+        SecretCommand::Put { id, description, tags } => {
+            let value = read_stdin_value()?;
+            let outcome = provider.put(&id, &value, &PutOptions { description, tags }).await?;
+            eprintln!("{id}: {}", serde_json::to_string(&outcome)?.trim_matches('"'));
+        }
+        SecretCommand::Get { id } => match provider.get(&id).await? {
+            Some(value) => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(value.expose())?;
+                out.write_all(b"\n")?;
+            }
+            None => {
+                eprintln!("error: no secret at {id} in provider `{}`", provider.name());
+                return Ok(ExitCode::from(2));
+            }
+        },
+        SecretCommand::Delete { id } => {
+            let existed = provider.delete(&id).await?;
+            eprintln!("{id}: {}", if existed { "deleted" } else { "was not there" });
+        }
+        SecretCommand::List { prefix } => {
+            let mut cursor: Option<String> = None;
+            let mut out = std::io::stdout().lock();
+            loop {
+                let page = provider.list(&prefix, cursor.as_deref(), 500).await?;
+                for id in &page.ids {
+                    writeln!(out, "{id}")?;
+                }
+                match page.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_stdin_value() -> anyhow::Result<SecretValue> {
+    let mut bytes = Vec::new();
+    std::io::stdin().read_to_end(&mut bytes).context("reading the value from stdin")?;
+    if bytes.ends_with(b"\n") {
+        bytes.pop();
+        if bytes.ends_with(b"\r") {
+            bytes.pop();
+        }
+    }
+    Ok(SecretValue::new(bytes))
+}

@@ -1,0 +1,207 @@
+//! The deployment's master keys and AES-256-GCM envelope encryption.
+//!
+//! A sealed value is `b"sbk1" | key version (u32 BE) | nonce (12) | ciphertext+tag`.
+//! The key version travels with the ciphertext so old values stay readable after a
+//! new key is added; the associated data binds the ciphertext to its context.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine as _;
+use rand::RngCore;
+use zeroize::Zeroizing;
+
+use crate::secret::SecretValue;
+
+const MAGIC: &[u8; 4] = b"sbk1";
+const HEADER: usize = 4 + 4 + 12;
+
+/// Why sealing or opening failed. Never carries plaintext or key material.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyringError {
+    /// The ciphertext names a key version this keyring does not hold.
+    #[error("sealed with key version {0}, which this keyring does not hold")]
+    UnknownKeyVersion(u32),
+    /// Authentication failed: wrong key, tampered ciphertext or wrong context.
+    #[error(
+        "integrity check failed opening a value sealed with key version {0}: wrong key, \
+         corrupted ciphertext, or a ciphertext moved to another secret"
+    )]
+    Integrity(u32),
+    /// Not something `seal` produced.
+    #[error("not a sealed value (bad header or too short)")]
+    Malformed,
+    /// A key that is not 32 bytes of standard base64.
+    #[error("master key {0}: expected 32 bytes as standard base64")]
+    BadKey(String),
+    /// The key file could not be read or written.
+    #[error("master key file {path}: {source}")]
+    KeyFile {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+}
+
+/// Master keys by version; the highest version seals.
+pub struct Keyring {
+    keys: BTreeMap<u32, Zeroizing<[u8; 32]>>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring").field("versions", &self.keys.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+impl Keyring {
+    /// A keyring holding one key as version 1.
+    pub fn single(key: [u8; 32]) -> Self {
+        let mut keys = BTreeMap::new();
+        keys.insert(1, Zeroizing::new(key));
+        Keyring { keys }
+    }
+
+    /// Parses `version:base64` entries (or one bare base64 key, version 1),
+    /// separated by commas.
+    pub fn parse(spec: &str) -> Result<Self, KeyringError> {
+        let mut keys = BTreeMap::new();
+        for (i, entry) in spec.split(',').map(str::trim).filter(|e| !e.is_empty()).enumerate() {
+            let (version, b64) = match entry.split_once(':') {
+                Some((v, k)) => (v.parse().map_err(|_| KeyringError::BadKey(format!("entry {}", i + 1)))?, k),
+                None => (i as u32 + 1, entry),
+            };
+            keys.insert(version, decode_key(b64, &format!("version {version}"))?);
+        }
+        if keys.is_empty() {
+            return Err(KeyringError::BadKey("(empty)".into()));
+        }
+        Ok(Keyring { keys })
+    }
+
+    /// Loads the key file at `path`, creating it with a fresh random key (mode
+    /// 0600) when missing. Returns the keyring and whether it was created.
+    pub fn load_or_create(path: &Path) -> Result<(Self, bool), KeyringError> {
+        let io = |source| KeyringError::KeyFile { path: path.display().to_string(), source };
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok((Self::parse(text.trim())?, false)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut key = Zeroizing::new([0u8; 32]);
+                rand::rngs::OsRng.fill_bytes(key.as_mut());
+                let text = Zeroizing::new(format!("1:{}\n", base64::engine::general_purpose::STANDARD.encode(key.as_ref())));
+                write_private(path, text.as_bytes()).map_err(io)?;
+                Ok((Keyring::single(*key), true))
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    /// The version new values are sealed with.
+    pub fn current_version(&self) -> u32 {
+        self.keys.keys().next_back().copied().unwrap_or(1)
+    }
+
+    /// Encrypts `value` under the current key, bound to `aad`.
+    pub fn seal(&self, value: &SecretValue, aad: &[u8]) -> Vec<u8> {
+        let version = self.current_version();
+        let mut nonce = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let mut out = Vec::with_capacity(HEADER + value.len() + 16);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&version.to_be_bytes());
+        out.extend_from_slice(&nonce);
+        if let Some(key) = self.keys.get(&version) {
+            let cipher = Aes256Gcm::new(key.as_ref().into());
+            let payload = Payload { msg: value.expose(), aad };
+            // Encryption with a valid key and nonce cannot fail for inputs this size.
+            if let Ok(ct) = cipher.encrypt(Nonce::from_slice(&nonce), payload) {
+                out.extend_from_slice(&ct);
+            }
+        }
+        out
+    }
+
+    /// Decrypts what [`Keyring::seal`] produced with the same `aad`.
+    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<SecretValue, KeyringError> {
+        if sealed.len() < HEADER + 16 || &sealed[..4] != MAGIC {
+            return Err(KeyringError::Malformed);
+        }
+        let version = u32::from_be_bytes([sealed[4], sealed[5], sealed[6], sealed[7]]);
+        let key = self.keys.get(&version).ok_or(KeyringError::UnknownKeyVersion(version))?;
+        let cipher = Aes256Gcm::new(key.as_ref().into());
+        let payload = Payload { msg: &sealed[HEADER..], aad };
+        cipher
+            .decrypt(Nonce::from_slice(&sealed[8..HEADER]), payload)
+            .map(SecretValue::new)
+            .map_err(|_| KeyringError::Integrity(version))
+    }
+}
+
+fn decode_key(b64: &str, what: &str) -> Result<Zeroizing<[u8; 32]>, KeyringError> {
+    let bytes = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|_| KeyringError::BadKey(what.into()))?,
+    );
+    let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| KeyringError::BadKey(what.into()))?;
+    Ok(Zeroizing::new(key))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(s: &str) -> SecretValue {
+        SecretValue::from_string(s.into())
+    }
+
+    #[test]
+    fn round_trip_and_context_binding() -> Result<(), KeyringError> {
+        let ring = Keyring::single([7; 32]);
+        let sealed = ring.seal(&value("hunter2"), b"ctx-a");
+        assert_eq!(ring.open(&sealed, b"ctx-a")?.expose(), b"hunter2");
+        assert!(matches!(ring.open(&sealed, b"ctx-b"), Err(KeyringError::Integrity(1))));
+        Ok(())
+    }
+
+    #[test]
+    fn corruption_and_wrong_key_are_integrity_errors() {
+        let ring = Keyring::single([7; 32]);
+        let mut sealed = ring.seal(&value("hunter2"), b"c");
+        let last = sealed.len() - 1;
+        sealed[last] ^= 1;
+        assert!(matches!(ring.open(&sealed, b"c"), Err(KeyringError::Integrity(1))));
+        let other = Keyring::single([8; 32]);
+        assert!(matches!(other.open(&ring.seal(&value("x"), b"c"), b"c"), Err(KeyringError::Integrity(1))));
+        assert!(matches!(ring.open(b"garbage", b"c"), Err(KeyringError::Malformed)));
+    }
+
+    #[test]
+    fn key_file_is_created_private_and_reloaded() -> Result<(), Box<dyn std::error::Error>> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("keys/master.key");
+        let (ring, created) = Keyring::load_or_create(&path)?;
+        assert!(created);
+        assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
+        let sealed = ring.seal(&value("v"), b"c");
+        let (again, created) = Keyring::load_or_create(&path)?;
+        assert!(!created);
+        assert_eq!(again.open(&sealed, b"c")?.expose(), b"v");
+        Ok(())
+    }
+}

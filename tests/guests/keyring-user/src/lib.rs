@@ -1,0 +1,63 @@
+//! A provider that keeps sealed values in its instance memory: it needs the
+//! `keyring` grant, and lets tests hand it a ciphertext sealed by another instance.
+//! `list` exposes the sealed bytes (hex) as ids so a test can carry them across.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use secret_broker_guest_sdk::{
+    Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret, export_provider, keyring,
+};
+
+thread_local! {
+    static SEALED: RefCell<BTreeMap<String, Vec<u8>>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+struct KeyringUser;
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2).filter_map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()).collect()
+}
+
+impl Provider for KeyringUser {
+    fn info() -> ProviderInfo {
+        ProviderInfo {
+            name: "keyring-user".into(),
+            version: "0.0.1".into(),
+            id_rules: IdRules::slash_separated(2048, 4096),
+            stateful: true,
+        }
+    }
+
+    fn put(id: String, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
+        let sealed = keyring::seal(&value, id.as_bytes())?;
+        SEALED.with(|s| s.borrow_mut().insert(id, sealed));
+        Ok(PutOutcome::Created)
+    }
+
+    /// `/open/<hex>` opens a ciphertext given in the id, bound to the context `/x`.
+    fn get(id: String) -> Result<Option<Secret>, Error> {
+        if let Some(hex) = id.strip_prefix("/open/") {
+            return keyring::open(&from_hex(hex), b"/x").map(Some);
+        }
+        match SEALED.with(|s| s.borrow().get(&id).cloned()) {
+            Some(sealed) => keyring::open(&sealed, id.as_bytes()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn delete(id: String) -> Result<bool, Error> {
+        Ok(SEALED.with(|s| s.borrow_mut().remove(&id)).is_some())
+    }
+
+    fn list(_prefix: String, _cursor: Option<String>, _limit: u32) -> Result<ListPage, Error> {
+        let ids = SEALED.with(|s| s.borrow().values().map(|v| format!("/{}", to_hex(v))).collect());
+        Ok(ListPage { ids, next_cursor: None })
+    }
+}
+
+export_provider!(KeyringUser);
