@@ -14,5 +14,5 @@ wasmtime::component::bindgen!({
 pub use secret_broker::provider::types::{
     Error as WitError, IdRules as WitIdRules, ListPage as WitListPage,
     ProviderInfo as WitProviderInfo, PutOptions as WitPutOptions, PutOutcome as WitPutOutcome,
-    SizeLimit, Tag as WitTag,
+    Tag as WitTag,
 };

@@ -284,7 +284,7 @@ impl ProviderHost {
         let id = id.to_owned();
         self.call(move |b, s| {
             Box::pin(async move {
-                let got = b.secret_broker_provider_provider().call_get(s, &id).await?;
+                let got = b.secret_broker_provider_provider().call_get(&mut *s, &id).await?;
                 Ok(match got {
                     Ok(Some(handle)) => Ok(Some(take_handle(s, handle)?)),
                     Ok(None) => Ok(None),

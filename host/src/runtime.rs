@@ -138,7 +138,7 @@ impl Runtime {
                 .max_memory_size(options.limits.memory_bytes);
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
-        let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
+        let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("creating the wasmtime engine: {e:#}"))?;
         let cache = options.cache_dir.as_deref().map(|dir| ArtifactCache::new(dir, &engine));
         let ticker = Arc::new(EpochTicker::start(&engine));
         Ok(Runtime { engine, cache, limits: options.limits, _ticker: ticker })
@@ -214,7 +214,7 @@ fn check_world(
     let mut needs = Vec::new();
     let mut wasi = Vec::new();
     for (name, item) in ty.imports(engine) {
-        if !matches!(item, ComponentItem::ComponentInstance(_)) {
+        if !matches!(item.ty, ComponentItem::ComponentInstance(_)) {
             return Err(LoadError::UnknownImport { path: source.to_owned(), import: name.to_owned() });
         }
         if name.starts_with("wasi:") {

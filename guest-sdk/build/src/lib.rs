@@ -47,19 +47,20 @@ pub fn build(workspace_root: &Path, guests: &[Guest]) -> Vec<PathBuf> {
     println!("cargo:rerun-if-env-changed=SECRET_BROKER_GUEST_TOOLCHAIN");
 
     let target_dir = guest_target_dir(workspace_root);
-    let mut cmd = toolchain_command(workspace_root);
-    cmd.current_dir(workspace_root)
-        .args(["build", "--profile", PROFILE, "--target", TARGET])
-        .arg("--target-dir")
-        .arg(&target_dir);
+    // `cargo rustc` builds one package per call; shared dependencies are reused.
     for guest in guests {
-        cmd.args(["-p", &guest.package]);
-    }
-    let status = cmd.status().unwrap_or_else(|e| {
-        panic!("could not run cargo to build the guest components: {e}; run scripts/setup first")
-    });
-    if !status.success() {
-        panic!("building the guest components failed ({status}); see the cargo output above");
+        let mut cmd = toolchain_command(workspace_root);
+        cmd.current_dir(workspace_root)
+            .args(["rustc", "--profile", PROFILE, "--target", TARGET, "--crate-type", "cdylib"])
+            .args(["-p", &guest.package])
+            .arg("--target-dir")
+            .arg(&target_dir);
+        let status = cmd.status().unwrap_or_else(|e| {
+            panic!("could not run cargo to build the guest components: {e}; run tests/setup first")
+        });
+        if !status.success() {
+            panic!("building guest {} failed ({status}); see the cargo output above", guest.package);
+        }
     }
     guests
         .iter()
@@ -110,7 +111,7 @@ fn debian_command(_workspace_root: &Path) -> Command {
     if !Path::new(DEBIAN_CARGO).exists() || !Path::new(DEBIAN_WASI_LIBS).exists() {
         panic!(
             "no toolchain can build wasm32-wasip2 guests: rustup has no `{TARGET}` target and \
-             Debian's rustc-web is not installed; run scripts/setup (or `rustup target add {TARGET}`)"
+             Debian's rustc-web is not installed; run tests/setup (or `rustup target add {TARGET}`)"
         );
     }
     let path = format!("/usr/bin:{}", env::var("PATH").unwrap_or_default());

@@ -8,6 +8,22 @@ use secret_broker_guest_sdk::{
 
 struct Adversary;
 
+/// Opens a TCP connection through `wasi:sockets` (wasi-libc here has no BSD
+/// sockets for wasip2, so the interface is called directly).
+fn connect(port: &str) -> Result<(), String> {
+    use wasip2::sockets::instance_network::instance_network;
+    use wasip2::sockets::network::{IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
+    use wasip2::sockets::tcp_create_socket::create_tcp_socket;
+
+    let port: u16 = port.parse().map_err(|_| "bad port".to_string())?;
+    let network = instance_network();
+    let socket = create_tcp_socket(IpAddressFamily::Ipv4).map_err(|e| format!("create: {e:?}"))?;
+    let addr = IpSocketAddress::Ipv4(Ipv4SocketAddress { port, address: (127, 0, 0, 1) });
+    socket.start_connect(&network, addr).map_err(|e| format!("connect: {e:?}"))?;
+    socket.subscribe().block();
+    socket.finish_connect().map(|_| ()).map_err(|e| format!("connect: {e:?}"))
+}
+
 fn last_segment(id: &str) -> &str {
     id.rsplit('/').next().unwrap_or(id)
 }
@@ -51,13 +67,10 @@ impl Provider for Adversary {
                 Err(e) => Err(Error::Backend(format!("env: {e}; vars visible: {}", std::env::vars().count()))),
             },
             "args" => Err(Error::Backend(format!("args: {}", std::env::args().count()))),
-            tcp if tcp.starts_with("tcp-") => {
-                let port = &tcp[4..];
-                match std::net::TcpStream::connect(format!("127.0.0.1:{port}")) {
-                    Ok(_) => Ok(Some(Secret::new(b"connected"))),
-                    Err(e) => Err(Error::Backend(format!("tcp: {e}"))),
-                }
-            }
+            tcp if tcp.starts_with("tcp-") => match connect(&tcp[4..]) {
+                Ok(()) => Ok(Some(Secret::new(b"connected"))),
+                Err(e) => Err(Error::Backend(format!("tcp: {e}"))),
+            },
             "log-flood" => {
                 let line = "x".repeat(2 << 20);
                 log::info(&line);
