@@ -11,7 +11,7 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use secret_broker::provider::types::{
+pub use self::secret_broker::provider::types::{
     Error as WitError, IdRules as WitIdRules, ListPage as WitListPage,
     ProviderInfo as WitProviderInfo, PutOptions as WitPutOptions, PutOutcome as WitPutOutcome,
     Tag as WitTag,
