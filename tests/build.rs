@@ -24,18 +24,39 @@ fn main() {
     names.sort();
     let mut guests: Vec<Guest> = names
         .iter()
-        .map(|n| Guest { package: format!("secret-broker-test-guest-{n}"), dir: guests_dir.join(n) })
+        .map(|n| Guest {
+            package: format!("secret-broker-test-guest-{n}"),
+            dir: guests_dir.join(n),
+        })
         .collect();
-    guests.push(Guest { package: "secret-broker-provider-memory".into(), dir: root.join("providers/memory") });
+    guests.push(Guest {
+        package: "secret-broker-provider-memory".into(),
+        dir: root.join("providers/memory"),
+    });
     let paths = build(&root, &guests);
 
     let mut out = String::new();
     for (guest, path) in guests.iter().zip(&paths) {
-        let konst = guest.package.trim_start_matches("secret-broker-").replace('-', "_").to_uppercase();
-        let _ = writeln!(out, "pub const {konst}: &str = {:?};", path.display().to_string());
+        let konst = guest
+            .package
+            .trim_start_matches("secret-broker-")
+            .replace('-', "_")
+            .to_uppercase();
+        let _ = writeln!(
+            out,
+            "pub const {konst}: &str = {:?};",
+            path.display().to_string()
+        );
     }
     let idents: Vec<String> = names.iter().map(|n| n.replace('-', "_")).collect();
-    let _ = writeln!(out, "#[macro_export]\nmacro_rules! foreach_guest {{ ($m:ident) => {{ {} }}; }}", idents.iter().map(|i| format!("$m!({i});")).collect::<String>());
+    let _ = writeln!(
+        out,
+        "#[macro_export]\nmacro_rules! foreach_guest {{ ($m:ident) => {{ {} }}; }}",
+        idents
+            .iter()
+            .map(|i| format!("$m!({i});"))
+            .collect::<String>()
+    );
     let dest = PathBuf::from(env::var_os("OUT_DIR").unwrap_or_default()).join("guests.rs");
     if let Err(e) = std::fs::write(&dest, out) {
         panic!("writing {}: {e}", dest.display());

@@ -90,8 +90,6 @@ pub use capabilities::{aws_secrets_manager, aws_ssm, config, keyring, log, recor
 
 use __bindings::secret_broker::provider::types;
 
-/// A secret value held by the host; the provider only ever holds a handle.
-pub use types::Secret;
 /// Why an operation failed.
 pub use types::Error;
 /// The id rules a provider enforces.
@@ -104,6 +102,8 @@ pub use types::ProviderInfo;
 pub use types::PutOptions;
 /// How a put changed the store.
 pub use types::PutOutcome;
+/// A secret value held by the host; the provider only ever holds a handle.
+pub use types::Secret;
 /// A size that exceeded its limit.
 pub use types::SizeLimit;
 /// A tag attached to a secret.
@@ -123,7 +123,9 @@ pub trait Provider {
     /// cannot list keep this default, which migration and inventory report clearly.
     fn list(prefix: String, cursor: Option<String>, limit: u32) -> Result<ListPage, Error> {
         let _ = (prefix, cursor, limit);
-        Err(Error::Backend("this provider does not support listing".into()))
+        Err(Error::Backend(
+            "this provider does not support listing".into(),
+        ))
     }
 }
 

@@ -22,7 +22,9 @@ impl ArtifactCache {
         let mut hasher = std::hash::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         env!("CARGO_PKG_VERSION").hash(&mut hasher);
-        ArtifactCache { dir: dir.join(format!("{:016x}", hasher.finish())) }
+        ArtifactCache {
+            dir: dir.join(format!("{:016x}", hasher.finish())),
+        }
     }
 
     fn path(&self, sha256: &str) -> PathBuf {
@@ -60,8 +62,13 @@ impl ArtifactCache {
 
     fn try_store(&self, sha256: &str, artifact: &[u8]) -> std::io::Result<()> {
         use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir)?;
-        let tmp = self.dir.join(format!(".{sha256}.{}.tmp", std::process::id()));
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)?;
+        let tmp = self
+            .dir
+            .join(format!(".{sha256}.{}.tmp", std::process::id()));
         std::fs::write(&tmp, artifact)?;
         std::fs::rename(&tmp, self.path(sha256))
     }

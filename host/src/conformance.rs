@@ -57,7 +57,12 @@ impl fmt::Display for Report {
                 Some(why) => writeln!(f, "  FAIL  {}: {why}", check.name)?,
             }
         }
-        writeln!(f, "conformance: {} passed, {} failed", self.passed(), self.failed())
+        writeln!(
+            f,
+            "conformance: {} passed, {} failed",
+            self.passed(),
+            self.failed()
+        )
     }
 }
 
@@ -79,25 +84,43 @@ fn val(s: &str) -> SecretValue {
 pub async fn run(provider: Arc<ProviderHost>) -> Report {
     let suite = Suite::new(provider.clone());
     let info = provider.info();
-    let mut report = Report { provider: format!("{} {}", info.name, info.version), checks: Vec::new() };
+    let mut report = Report {
+        provider: format!("{} {}", info.name, info.version),
+        checks: Vec::new(),
+    };
     macro_rules! check {
         ($name:literal, $f:ident) => {
             let failure = suite.$f().await.err();
-            report.checks.push(Check { name: $name, failure });
+            report.checks.push(Check {
+                name: $name,
+                failure,
+            });
         };
     }
     check!("put then get returns the value", round_trip);
     check!("put on an existing id updates it", update);
     check!("put of the same value reports unchanged", unchanged);
-    check!("delete removes, and a second delete reports absence", delete);
+    check!(
+        "delete removes, and a second delete reports absence",
+        delete
+    );
     check!("get of a missing id is none, not an error", not_found);
     check!("list pages through a prefix in order", list_paging);
     check!("list keeps prefixes apart", list_prefixes);
     check!("ids up to the declared maximum length work", id_length);
-    check!("the provider itself rejects ids over its maximum length", id_too_long);
+    check!(
+        "the provider itself rejects ids over its maximum length",
+        id_too_long
+    );
     check!("values up to the declared maximum size work", value_size);
-    check!("the provider itself rejects values over its maximum size", value_too_large);
-    check!("unicode and binary values round-trip exactly", unicode_and_binary);
+    check!(
+        "the provider itself rejects values over its maximum size",
+        value_too_large
+    );
+    check!(
+        "unicode and binary values round-trip exactly",
+        unicode_and_binary
+    );
     check!("an empty value is stored or refused cleanly", empty_value);
     check!("many ids stay distinct", many_ids);
     check!("concurrent calls neither lose nor mix values", concurrent);
@@ -134,7 +157,13 @@ impl Suite {
 
     async fn expect_value(&self, id: &str, want: &SecretValue) -> Outcome {
         match self.p.get(id).await.map_err(err)? {
-            Some(got) => ensure(got.ct_eq(want), || format!("get {id} returned a different value ({} bytes, want {})", got.len(), want.len())),
+            Some(got) => ensure(got.ct_eq(want), || {
+                format!(
+                    "get {id} returned a different value ({} bytes, want {})",
+                    got.len(),
+                    want.len()
+                )
+            }),
             None => Err(format!("get {id} returned none after a put")),
         }
     }
@@ -143,7 +172,9 @@ impl Suite {
         let id = self.id(&["rt"]);
         let v = val("round-trip-value");
         let outcome = self.put(&id, &v).await?;
-        ensure(outcome == PutOutcome::Created, || format!("first put reported {outcome:?}, want Created"))?;
+        ensure(outcome == PutOutcome::Created, || {
+            format!("first put reported {outcome:?}, want Created")
+        })?;
         self.expect_value(&id, &v).await
     }
 
@@ -151,7 +182,9 @@ impl Suite {
         let id = self.id(&["upd"]);
         self.put(&id, &val("first")).await?;
         let outcome = self.put(&id, &val("second")).await?;
-        ensure(outcome == PutOutcome::Updated, || format!("second put reported {outcome:?}, want Updated"))?;
+        ensure(outcome == PutOutcome::Updated, || {
+            format!("second put reported {outcome:?}, want Updated")
+        })?;
         self.expect_value(&id, &val("second")).await
     }
 
@@ -159,29 +192,49 @@ impl Suite {
         let id = self.id(&["same"]);
         self.put(&id, &val("same-value")).await?;
         let outcome = self.put(&id, &val("same-value")).await?;
-        ensure(outcome == PutOutcome::Unchanged, || format!("repeated put reported {outcome:?}, want Unchanged"))?;
+        ensure(outcome == PutOutcome::Unchanged, || {
+            format!("repeated put reported {outcome:?}, want Unchanged")
+        })?;
         self.expect_value(&id, &val("same-value")).await
     }
 
     async fn delete(&self) -> Outcome {
         let id = self.id(&["del"]);
         self.put(&id, &val("doomed")).await?;
-        ensure(self.p.delete(&id).await.map_err(err)?, || "delete of an existing id reported false".into())?;
-        ensure(self.p.get(&id).await.map_err(err)?.is_none(), || "get after delete returned a value".into())?;
-        ensure(!self.p.delete(&id).await.map_err(err)?, || "second delete reported true".into())
+        ensure(self.p.delete(&id).await.map_err(err)?, || {
+            "delete of an existing id reported false".into()
+        })?;
+        ensure(self.p.get(&id).await.map_err(err)?.is_none(), || {
+            "get after delete returned a value".into()
+        })?;
+        ensure(!self.p.delete(&id).await.map_err(err)?, || {
+            "second delete reported true".into()
+        })
     }
 
     async fn not_found(&self) -> Outcome {
-        let got = self.p.get(&self.id(&["never", "written"])).await.map_err(err)?;
-        ensure(got.is_none(), || "get of a never-written id returned a value".into())
+        let got = self
+            .p
+            .get(&self.id(&["never", "written"]))
+            .await
+            .map_err(err)?;
+        ensure(got.is_none(), || {
+            "get of a never-written id returned a value".into()
+        })
     }
 
     async fn list_all(&self, prefix: &str, limit: u32) -> Result<Vec<String>, String> {
         let mut ids = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..1000 {
-            let page = self.p.list(prefix, cursor.as_deref(), limit).await.map_err(err)?;
-            ensure(page.ids.len() <= limit as usize, || format!("a page held {} ids, over the limit {limit}", page.ids.len()))?;
+            let page = self
+                .p
+                .list(prefix, cursor.as_deref(), limit)
+                .await
+                .map_err(err)?;
+            ensure(page.ids.len() <= limit as usize, || {
+                format!("a page held {} ids, over the limit {limit}", page.ids.len())
+            })?;
             ids.extend(page.ids);
             match page.next_cursor {
                 Some(next) => cursor = Some(next),
@@ -199,7 +252,13 @@ impl Suite {
             want.push(id);
         }
         let got = self.list_all(&self.id(&["paged"]), 5).await?;
-        ensure(got == want, || format!("listed {} ids, want {} in ascending order", got.len(), want.len()))
+        ensure(got == want, || {
+            format!(
+                "listed {} ids, want {} in ascending order",
+                got.len(),
+                want.len()
+            )
+        })
     }
 
     async fn list_prefixes(&self) -> Outcome {
@@ -207,12 +266,20 @@ impl Suite {
             self.put(&self.id(&["pfx", name, "x"]), &val(name)).await?;
         }
         let sep = self.p.info().id_rules.separator.clone();
-        let alpha = self.list_all(&format!("{}{sep}", self.id(&["pfx", "alpha"])), 10).await?;
-        ensure(alpha == vec![self.id(&["pfx", "alpha", "x"])], || format!("prefix alpha/ listed {alpha:?}"))?;
+        let alpha = self
+            .list_all(&format!("{}{sep}", self.id(&["pfx", "alpha"])), 10)
+            .await?;
+        ensure(alpha == vec![self.id(&["pfx", "alpha", "x"])], || {
+            format!("prefix alpha/ listed {alpha:?}")
+        })?;
         let all = self.list_all(&self.id(&["pfx"]), 2).await?;
-        ensure(all.len() == 3, || format!("prefix pfx listed {} ids, want 3", all.len()))?;
+        ensure(all.len() == 3, || {
+            format!("prefix pfx listed {} ids, want 3", all.len())
+        })?;
         let none = self.list_all(&self.id(&["nothing-here"]), 10).await?;
-        ensure(none.is_empty(), || format!("an unused prefix listed {none:?}"))
+        ensure(none.is_empty(), || {
+            format!("an unused prefix listed {none:?}")
+        })
     }
 
     fn id_of_len(&self, len: usize) -> String {
@@ -226,7 +293,9 @@ impl Suite {
         for len in [max - 1, max] {
             let id = self.id_of_len(len);
             let v = val(&format!("len{len}"));
-            self.put(&id, &v).await.map_err(|e| format!("id of {len} bytes (limit {max}): {e}"))?;
+            self.put(&id, &v)
+                .await
+                .map_err(|e| format!("id of {len} bytes (limit {max}): {e}"))?;
             self.expect_value(&id, &v).await?;
         }
         Ok(())
@@ -237,8 +306,14 @@ impl Suite {
         let id = self.id_of_len(max + 1);
         match self.p.put_unchecked(&id, &val("x")).await {
             Err(ProviderError::InvalidId(_)) => Ok(()),
-            Err(e) => Err(format!("an id of {} bytes gave {e}, want an invalid-id error", max + 1)),
-            Ok(o) => Err(format!("an id of {} bytes (limit {max}) was accepted ({o:?})", max + 1)),
+            Err(e) => Err(format!(
+                "an id of {} bytes gave {e}, want an invalid-id error",
+                max + 1
+            )),
+            Ok(o) => Err(format!(
+                "an id of {} bytes (limit {max}) was accepted ({o:?})",
+                max + 1
+            )),
         }
     }
 
@@ -247,7 +322,9 @@ impl Suite {
         for size in [max - 1, max] {
             let id = self.id(&["size", &size.to_string()]);
             let v = SecretValue::new(vec![b'v'; size]);
-            self.put(&id, &v).await.map_err(|e| format!("a value of {size} bytes (limit {max}): {e}"))?;
+            self.put(&id, &v)
+                .await
+                .map_err(|e| format!("a value of {size} bytes (limit {max}): {e}"))?;
             self.expect_value(&id, &v).await?;
         }
         Ok(())
@@ -256,10 +333,20 @@ impl Suite {
     async fn value_too_large(&self) -> Outcome {
         let max = self.p.info().id_rules.max_value_bytes as usize;
         let id = self.id(&["size", "over"]);
-        match self.p.put_unchecked(&id, &SecretValue::new(vec![b'v'; max + 1])).await {
+        match self
+            .p
+            .put_unchecked(&id, &SecretValue::new(vec![b'v'; max + 1]))
+            .await
+        {
             Err(ProviderError::ValueTooLarge { .. }) => Ok(()),
-            Err(e) => Err(format!("a value of {} bytes gave {e}, want value-too-large", max + 1)),
-            Ok(o) => Err(format!("a value of {} bytes (limit {max}) was accepted ({o:?})", max + 1)),
+            Err(e) => Err(format!(
+                "a value of {} bytes gave {e}, want value-too-large",
+                max + 1
+            )),
+            Ok(o) => Err(format!(
+                "a value of {} bytes (limit {max}) was accepted ({o:?})",
+                max + 1
+            )),
         }
     }
 
@@ -267,7 +354,8 @@ impl Suite {
         let unicode = val("пароль-密码-🔑-\"quoted\"\n\ttabs\\");
         self.put(&self.id(&["uni"]), &unicode).await?;
         self.expect_value(&self.id(&["uni"]), &unicode).await?;
-        let binaryish = val("-----BEGIN PRIVATE KEY-----\nMIIEv+/=\u{0}\u{7f}\n-----END PRIVATE KEY-----");
+        let binaryish =
+            val("-----BEGIN PRIVATE KEY-----\nMIIEv+/=\u{0}\u{7f}\n-----END PRIVATE KEY-----");
         self.put(&self.id(&["bin"]), &binaryish).await?;
         self.expect_value(&self.id(&["bin"]), &binaryish).await
     }
@@ -276,7 +364,11 @@ impl Suite {
         let id = self.id(&["empty"]);
         match self.p.put(&id, &val(""), &PutOptions::default()).await {
             Ok(_) => self.expect_value(&id, &val("")).await,
-            Err(ProviderError::ValueTooLarge { .. } | ProviderError::Backend(_) | ProviderError::InvalidId(_)) => Ok(()),
+            Err(
+                ProviderError::ValueTooLarge { .. }
+                | ProviderError::Backend(_)
+                | ProviderError::InvalidId(_),
+            ) => Ok(()),
             Err(e) => Err(format!("an empty value gave {e}")),
         }
     }
@@ -284,13 +376,23 @@ impl Suite {
     async fn many_ids(&self) -> Outcome {
         let n = 150;
         for i in 0..n {
-            self.put(&self.id(&["many", &format!("m{i:04}")]), &val(&format!("value-{i}"))).await?;
+            self.put(
+                &self.id(&["many", &format!("m{i:04}")]),
+                &val(&format!("value-{i}")),
+            )
+            .await?;
         }
         for i in (0..n).step_by(7) {
-            self.expect_value(&self.id(&["many", &format!("m{i:04}")]), &val(&format!("value-{i}"))).await?;
+            self.expect_value(
+                &self.id(&["many", &format!("m{i:04}")]),
+                &val(&format!("value-{i}")),
+            )
+            .await?;
         }
         let listed = self.list_all(&self.id(&["many"]), 50).await?;
-        ensure(listed.len() == n, || format!("listed {} of {n} ids", listed.len()))
+        ensure(listed.len() == n, || {
+            format!("listed {} of {n} ids", listed.len())
+        })
     }
 
     async fn concurrent(&self) -> Outcome {
@@ -303,7 +405,9 @@ impl Suite {
                     let v = val(&format!("task-{t}-round-{round}"));
                     p.put(&id, &v, &PutOptions::default()).await.map_err(err)?;
                     let got = p.get(&id).await.map_err(err)?;
-                    ensure(got.is_some_and(|g| g.ct_eq(&v)), || format!("{id} read back another value"))?;
+                    ensure(got.is_some_and(|g| g.ct_eq(&v)), || {
+                        format!("{id} read back another value")
+                    })?;
                 }
                 Ok::<(), String>(())
             });
@@ -317,7 +421,9 @@ impl Suite {
     async fn cleanup(&self) {
         let mut cursor: Option<String> = None;
         for _ in 0..1000 {
-            let Ok(page) = self.p.list(&self.root, cursor.as_deref(), 100).await else { return };
+            let Ok(page) = self.p.list(&self.root, cursor.as_deref(), 100).await else {
+                return;
+            };
             for id in &page.ids {
                 let _ = self.p.delete(id).await;
             }

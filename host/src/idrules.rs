@@ -50,10 +50,17 @@ impl IdRules {
             return Err("the id is empty".into());
         }
         if id.len() > self.max_id_len as usize {
-            return Err(format!("the id is {} bytes long, over the limit of {}", id.len(), self.max_id_len));
+            return Err(format!(
+                "the id is {} bytes long, over the limit of {}",
+                id.len(),
+                self.max_id_len
+            ));
         }
         if let Some(c) = id.chars().find(|&c| !self.allows(c)) {
-            return Err(format!("the id contains {c:?}, outside the allowed characters [{}]", self.allowed_chars));
+            return Err(format!(
+                "the id contains {c:?}, outside the allowed characters [{}]",
+                self.allowed_chars
+            ));
         }
         let body = match id.strip_prefix(self.separator.as_str()) {
             Some(rest) => rest,
@@ -64,15 +71,24 @@ impl IdRules {
         };
         if !self.separator.is_empty() {
             if body.split(self.separator.as_str()).any(str::is_empty) {
-                return Err(format!("the id has an empty segment (a doubled or trailing {:?})", self.separator));
+                return Err(format!(
+                    "the id has an empty segment (a doubled or trailing {:?})",
+                    self.separator
+                ));
             }
             let levels = body.split(self.separator.as_str()).count();
             if let Some(max) = self.max_levels.filter(|&m| levels > m as usize) {
-                return Err(format!("the id has {levels} levels, over the limit of {max}"));
+                return Err(format!(
+                    "the id has {levels} levels, over the limit of {max}"
+                ));
             }
         }
         let lower = body.to_ascii_lowercase();
-        if let Some(p) = self.forbidden_prefixes.iter().find(|p| lower.starts_with(&p.to_ascii_lowercase())) {
+        if let Some(p) = self
+            .forbidden_prefixes
+            .iter()
+            .find(|p| lower.starts_with(&p.to_ascii_lowercase()))
+        {
             return Err(format!("ids may not start with {p:?}"));
         }
         Ok(())
@@ -127,7 +143,11 @@ mod tests {
         assert!(r.check("/a//b").unwrap_err().contains("empty segment"));
         assert!(r.check("/a/b/c/d").unwrap_err().contains("4 levels"));
         assert!(r.check("/AWS/x").unwrap_err().contains("may not start"));
-        assert!(r.check(&format!("/{}", "a".repeat(40))).unwrap_err().contains("over the limit of 40"));
+        assert!(
+            r.check(&format!("/{}", "a".repeat(40)))
+                .unwrap_err()
+                .contains("over the limit of 40")
+        );
     }
 
     #[test]

@@ -53,7 +53,9 @@ pub struct Keyring {
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keyring").field("versions", &self.keys.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("Keyring")
+            .field("versions", &self.keys.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -69,9 +71,18 @@ impl Keyring {
     /// separated by commas.
     pub fn parse(spec: &str) -> Result<Self, KeyringError> {
         let mut keys = BTreeMap::new();
-        for (i, entry) in spec.split(',').map(str::trim).filter(|e| !e.is_empty()).enumerate() {
+        for (i, entry) in spec
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .enumerate()
+        {
             let (version, b64) = match entry.split_once(':') {
-                Some((v, k)) => (v.parse().map_err(|_| KeyringError::BadKey(format!("entry {}", i + 1)))?, k),
+                Some((v, k)) => (
+                    v.parse()
+                        .map_err(|_| KeyringError::BadKey(format!("entry {}", i + 1)))?,
+                    k,
+                ),
                 None => (i as u32 + 1, entry),
             };
             keys.insert(version, decode_key(b64, &format!("version {version}"))?);
@@ -85,13 +96,19 @@ impl Keyring {
     /// Loads the key file at `path`, creating it with a fresh random key (mode
     /// 0600) when missing. Returns the keyring and whether it was created.
     pub fn load_or_create(path: &Path) -> Result<(Self, bool), KeyringError> {
-        let io = |source| KeyringError::KeyFile { path: path.display().to_string(), source };
+        let io = |source| KeyringError::KeyFile {
+            path: path.display().to_string(),
+            source,
+        };
         match std::fs::read_to_string(path) {
             Ok(text) => Ok((Self::parse(text.trim())?, false)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut key = Zeroizing::new([0u8; 32]);
                 rand::rngs::OsRng.fill_bytes(key.as_mut());
-                let text = Zeroizing::new(format!("1:{}\n", base64::engine::general_purpose::STANDARD.encode(key.as_ref())));
+                let text = Zeroizing::new(format!(
+                    "1:{}\n",
+                    base64::engine::general_purpose::STANDARD.encode(key.as_ref())
+                ));
                 write_private(path, text.as_bytes()).map_err(io)?;
                 Ok((Keyring::single(*key), true))
             }
@@ -115,7 +132,10 @@ impl Keyring {
         out.extend_from_slice(&nonce);
         if let Some(key) = self.keys.get(&version) {
             let cipher = Aes256Gcm::new(key.as_ref().into());
-            let payload = Payload { msg: value.expose(), aad };
+            let payload = Payload {
+                msg: value.expose(),
+                aad,
+            };
             // Encryption with a valid key and nonce cannot fail for inputs this size.
             if let Ok(ct) = cipher.encrypt(Nonce::from_slice(&nonce), payload) {
                 out.extend_from_slice(&ct);
@@ -130,9 +150,15 @@ impl Keyring {
             return Err(KeyringError::Malformed);
         }
         let version = u32::from_be_bytes([sealed[4], sealed[5], sealed[6], sealed[7]]);
-        let key = self.keys.get(&version).ok_or(KeyringError::UnknownKeyVersion(version))?;
+        let key = self
+            .keys
+            .get(&version)
+            .ok_or(KeyringError::UnknownKeyVersion(version))?;
         let cipher = Aes256Gcm::new(key.as_ref().into());
-        let payload = Payload { msg: &sealed[HEADER..], aad };
+        let payload = Payload {
+            msg: &sealed[HEADER..],
+            aad,
+        };
         cipher
             .decrypt(Nonce::from_slice(&sealed[8..HEADER]), payload)
             .map(SecretValue::new)
@@ -146,7 +172,10 @@ fn decode_key(b64: &str, what: &str) -> Result<Zeroizing<[u8; 32]>, KeyringError
             .decode(b64.trim())
             .map_err(|_| KeyringError::BadKey(what.into()))?,
     );
-    let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| KeyringError::BadKey(what.into()))?;
+    let key: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| KeyringError::BadKey(what.into()))?;
     Ok(Zeroizing::new(key))
 }
 
@@ -156,7 +185,11 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
 }
@@ -174,7 +207,10 @@ mod tests {
         let ring = Keyring::single([7; 32]);
         let sealed = ring.seal(&value("hunter2"), b"ctx-a");
         assert_eq!(ring.open(&sealed, b"ctx-a")?.expose(), b"hunter2");
-        assert!(matches!(ring.open(&sealed, b"ctx-b"), Err(KeyringError::Integrity(1))));
+        assert!(matches!(
+            ring.open(&sealed, b"ctx-b"),
+            Err(KeyringError::Integrity(1))
+        ));
         Ok(())
     }
 
@@ -184,10 +220,19 @@ mod tests {
         let mut sealed = ring.seal(&value("hunter2"), b"c");
         let last = sealed.len() - 1;
         sealed[last] ^= 1;
-        assert!(matches!(ring.open(&sealed, b"c"), Err(KeyringError::Integrity(1))));
+        assert!(matches!(
+            ring.open(&sealed, b"c"),
+            Err(KeyringError::Integrity(1))
+        ));
         let other = Keyring::single([8; 32]);
-        assert!(matches!(other.open(&ring.seal(&value("x"), b"c"), b"c"), Err(KeyringError::Integrity(1))));
-        assert!(matches!(ring.open(b"garbage", b"c"), Err(KeyringError::Malformed)));
+        assert!(matches!(
+            other.open(&ring.seal(&value("x"), b"c"), b"c"),
+            Err(KeyringError::Integrity(1))
+        ));
+        assert!(matches!(
+            ring.open(b"garbage", b"c"),
+            Err(KeyringError::Malformed)
+        ));
     }
 
     #[test]
@@ -197,7 +242,10 @@ mod tests {
         let path = dir.path().join("keys/master.key");
         let (ring, created) = Keyring::load_or_create(&path)?;
         assert!(created);
-        assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path)?.permissions().mode() & 0o777,
+            0o600
+        );
         let sealed = ring.seal(&value("v"), b"c");
         let (again, created) = Keyring::load_or_create(&path)?;
         assert!(!created);

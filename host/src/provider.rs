@@ -11,7 +11,9 @@ use wasmtime::Store;
 use wasmtime::component::Resource;
 use wasmtime_wasi::WasiCtx;
 
-use crate::bindings::{ProviderWorld, ProviderWorldPre, WitError, WitListPage, WitPutOptions, WitPutOutcome, WitTag};
+use crate::bindings::{
+    ProviderWorld, ProviderWorldPre, WitError, WitListPage, WitPutOptions, WitPutOutcome, WitTag,
+};
 use crate::caps::{self, Capability, Granted};
 use crate::idrules::IdRules;
 use crate::output::{CapturedOutput, OutputBuffer};
@@ -60,7 +62,9 @@ pub enum ProviderError {
         limit: Duration,
     },
     /// The instance hit its memory limit; it was discarded.
-    #[error("provider `{provider}` exceeded its memory limit of {limit} bytes; its instance was discarded")]
+    #[error(
+        "provider `{provider}` exceeded its memory limit of {limit} bytes; its instance was discarded"
+    )]
     MemoryLimit {
         /// Instance name.
         provider: String,
@@ -109,7 +113,10 @@ pub enum ProviderError {
 impl ProviderError {
     /// Whether retrying the same call later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ProviderError::Unavailable(_) | ProviderError::Timeout { .. })
+        matches!(
+            self,
+            ProviderError::Unavailable(_) | ProviderError::Timeout { .. }
+        )
     }
 }
 
@@ -174,7 +181,10 @@ pub struct ProviderHost {
 
 impl std::fmt::Debug for ProviderHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProviderHost").field("name", &self.name).field("info", &self.info).finish()
+        f.debug_struct("ProviderHost")
+            .field("name", &self.name)
+            .field("info", &self.info)
+            .finish()
     }
 }
 
@@ -182,16 +192,25 @@ impl ProviderHost {
     /// Links `component` with exactly the capabilities in `granted`, instantiates it
     /// once to read its info, and returns the host. Fails, naming the import and the
     /// grant, when the component needs a capability that is not granted.
-    pub async fn new(runtime: &Runtime, component: &LoadedComponent, granted: Granted) -> Result<Self, ProviderError> {
+    pub async fn new(
+        runtime: &Runtime,
+        component: &LoadedComponent,
+        granted: Granted,
+    ) -> Result<Self, ProviderError> {
         let name = granted.instance.clone();
         let have = granted.capabilities();
         if let Some(missing) = component.needs.iter().find(|c| !have.contains(c)) {
             return Err(not_granted(&name, *missing));
         }
         let granted = Arc::new(granted);
-        let inst_err = |e: wasmtime::Error| ProviderError::Instantiate { provider: name.clone(), detail: format!("{e:#}") };
+        let inst_err = |e: wasmtime::Error| ProviderError::Instantiate {
+            provider: name.clone(),
+            detail: format!("{e:#}"),
+        };
         let linker = caps::linker(&runtime.engine, &granted).map_err(inst_err)?;
-        let pre = linker.instantiate_pre(&component.component).map_err(inst_err)?;
+        let pre = linker
+            .instantiate_pre(&component.component)
+            .map_err(inst_err)?;
         let pre = ProviderWorldPre::new(pre).map_err(inst_err)?;
         let placeholder = ProviderInfo {
             name: String::new(),
@@ -216,7 +235,11 @@ impl ProviderHost {
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(1),
         };
-        let (info, _) = host.call(|b, s| Box::pin(async move { b.secret_broker_provider_provider().call_info(s).await })).await?;
+        let (info, _) = host
+            .call(|b, s| {
+                Box::pin(async move { b.secret_broker_provider_provider().call_info(s).await })
+            })
+            .await?;
         check_info_size(&host.name, &info)?;
         host.info = ProviderInfo {
             name: info.name,
@@ -241,32 +264,58 @@ impl ProviderHost {
     }
 
     /// Stores `value` at `id`.
-    pub async fn put(&self, id: &str, value: &SecretValue, options: &PutOptions) -> Result<PutOutcome, ProviderError> {
+    pub async fn put(
+        &self,
+        id: &str,
+        value: &SecretValue,
+        options: &PutOptions,
+    ) -> Result<PutOutcome, ProviderError> {
         self.check_id(id)?;
         let limit = self.info.id_rules.max_value_bytes;
         if value.len() as u64 > limit {
-            return Err(ProviderError::ValueTooLarge { size: value.len() as u64, limit });
+            return Err(ProviderError::ValueTooLarge {
+                size: value.len() as u64,
+                limit,
+            });
         }
         self.put_inner(id, value, options).await
     }
 
     /// A put without the host's id and size checks, so the conformance suite can
     /// check that the provider enforces the rules it declares.
-    pub(crate) async fn put_unchecked(&self, id: &str, value: &SecretValue) -> Result<PutOutcome, ProviderError> {
+    pub(crate) async fn put_unchecked(
+        &self,
+        id: &str,
+        value: &SecretValue,
+    ) -> Result<PutOutcome, ProviderError> {
         self.put_inner(id, value, &PutOptions::default()).await
     }
 
-    async fn put_inner(&self, id: &str, value: &SecretValue, options: &PutOptions) -> Result<PutOutcome, ProviderError> {
+    async fn put_inner(
+        &self,
+        id: &str,
+        value: &SecretValue,
+        options: &PutOptions,
+    ) -> Result<PutOutcome, ProviderError> {
         let (id, value) = (id.to_owned(), value.clone());
         let options = WitPutOptions {
             description: options.description.clone(),
-            tags: options.tags.iter().map(|(k, v)| WitTag { key: k.clone(), value: v.clone() }).collect(),
+            tags: options
+                .tags
+                .iter()
+                .map(|(k, v)| WitTag {
+                    key: k.clone(),
+                    value: v.clone(),
+                })
+                .collect(),
         };
         let outcome = self
             .call(move |b, s| {
                 Box::pin(async move {
                     let handle = s.data_mut().new_handle(value)?;
-                    b.secret_broker_provider_provider().call_put(s, &id, handle, &options).await
+                    b.secret_broker_provider_provider()
+                        .call_put(s, &id, handle, &options)
+                        .await
                 })
             })
             .await?;
@@ -284,7 +333,10 @@ impl ProviderHost {
         let id = id.to_owned();
         self.call(move |b, s| {
             Box::pin(async move {
-                let got = b.secret_broker_provider_provider().call_get(&mut *s, &id).await?;
+                let got = b
+                    .secret_broker_provider_provider()
+                    .call_get(&mut *s, &id)
+                    .await?;
                 Ok(match got {
                     Ok(Some(handle)) => Ok(Some(take_handle(s, handle)?)),
                     Ok(None) => Ok(None),
@@ -300,34 +352,56 @@ impl ProviderHost {
     pub async fn delete(&self, id: &str) -> Result<bool, ProviderError> {
         self.check_id(id)?;
         let id = id.to_owned();
-        self.call(move |b, s| Box::pin(async move { b.secret_broker_provider_provider().call_delete(s, &id).await }))
-            .await
-            .and_then(finish)
+        self.call(move |b, s| {
+            Box::pin(async move {
+                b.secret_broker_provider_provider()
+                    .call_delete(s, &id)
+                    .await
+            })
+        })
+        .await
+        .and_then(finish)
     }
 
     /// One page of the ids under `prefix`.
-    pub async fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage, ProviderError> {
+    pub async fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<ListPage, ProviderError> {
         let (prefix, cursor) = (prefix.to_owned(), cursor.map(str::to_owned));
         let page: WitListPage = self
             .call(move |b, s| {
                 Box::pin(async move {
-                    b.secret_broker_provider_provider().call_list(s, &prefix, cursor.as_deref(), limit).await
+                    b.secret_broker_provider_provider()
+                        .call_list(s, &prefix, cursor.as_deref(), limit)
+                        .await
                 })
             })
             .await
             .and_then(finish)?;
-        let size: usize = page.ids.iter().map(String::len).sum::<usize>() + page.next_cursor.as_ref().map_or(0, String::len);
+        let size: usize = page.ids.iter().map(String::len).sum::<usize>()
+            + page.next_cursor.as_ref().map_or(0, String::len);
         if size > MAX_RESULT_BYTES {
             return Err(ProviderError::DataLimit {
                 provider: self.name.clone(),
-                detail: format!("a list page of {size} bytes, over the limit of {MAX_RESULT_BYTES} bytes"),
+                detail: format!(
+                    "a list page of {size} bytes, over the limit of {MAX_RESULT_BYTES} bytes"
+                ),
             });
         }
-        Ok(ListPage { ids: page.ids, next_cursor: page.next_cursor })
+        Ok(ListPage {
+            ids: page.ids,
+            next_cursor: page.next_cursor,
+        })
     }
 
     fn check_id(&self, id: &str) -> Result<(), ProviderError> {
-        self.info.id_rules.check(id).map_err(ProviderError::InvalidId)
+        self.info
+            .id_rules
+            .check(id)
+            .map_err(ProviderError::InvalidId)
     }
 
     /// Runs `f` on an idle or fresh instance under the call deadline, then returns
@@ -338,10 +412,15 @@ impl ProviderHost {
         F: for<'a> FnOnce(
                 &'a ProviderWorld,
                 &'a mut Store<HostState>,
-            ) -> std::pin::Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>
-            + Send,
+            ) -> std::pin::Pin<
+                Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
+            > + Send,
     {
-        let _permit = self.permits.acquire().await.map_err(|_| self.trapped("the provider was shut down".into()))?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| self.trapped("the provider was shut down".into()))?;
         let popped = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let mut slot = match popped {
             Some(slot) => slot,
@@ -354,7 +433,11 @@ impl ProviderHost {
         slot.store.data_mut().limiter.hit = false;
         // The epoch deadline stops guest code; the timeout also covers time spent
         // awaiting host capabilities (a slow backend).
-        let outcome = tokio::time::timeout(limit + Duration::from_secs(1), f(&slot.bindings, &mut slot.store)).await;
+        let outcome = tokio::time::timeout(
+            limit + Duration::from_secs(1),
+            f(&slot.bindings, &mut slot.store),
+        )
+        .await;
         let touched = std::mem::take(&mut slot.store.data_mut().call.touched);
         self.flush_logs(&mut slot, &touched);
         match outcome {
@@ -365,7 +448,10 @@ impl ProviderHost {
                 Ok((value, touched))
             }
             Ok(Err(e)) => Err(self.classify(&slot, e, &touched)),
-            Err(_) => Err(ProviderError::Timeout { provider: self.name.clone(), limit }),
+            Err(_) => Err(ProviderError::Timeout {
+                provider: self.name.clone(),
+                limit,
+            }),
         }
     }
 
@@ -382,7 +468,10 @@ impl ProviderHost {
         let state = HostState {
             wasi: wasi.build(),
             table: wasmtime::component::ResourceTable::new(),
-            limiter: MemoryLimiter { limit: limits.memory_bytes, hit: false },
+            limiter: MemoryLimiter {
+                limit: limits.memory_bytes,
+                hit: false,
+            },
             limits,
             granted: self.granted.clone(),
             call: CallState::default(),
@@ -391,24 +480,42 @@ impl ProviderHost {
         let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
-        let ticks = (self.runtime.limits.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        let ticks =
+            (self.runtime.limits.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
         match self.pre.instantiate_async(&mut store).await {
             Ok(bindings) => Ok(Slot { store, bindings }),
-            Err(e) => Err(ProviderError::Instantiate { provider: self.name.clone(), detail: format!("{e:#}") }),
+            Err(e) => Err(ProviderError::Instantiate {
+                provider: self.name.clone(),
+                detail: format!("{e:#}"),
+            }),
         }
     }
 
-    fn classify(&self, slot: &Slot, error: wasmtime::Error, touched: &[SecretValue]) -> ProviderError {
+    fn classify(
+        &self,
+        slot: &Slot,
+        error: wasmtime::Error,
+        touched: &[SecretValue],
+    ) -> ProviderError {
         let provider = self.name.clone();
         if slot.store.data().limiter.hit {
-            return ProviderError::MemoryLimit { provider, limit: slot.store.data().limits.memory_bytes };
+            return ProviderError::MemoryLimit {
+                provider,
+                limit: slot.store.data().limits.memory_bytes,
+            };
         }
         if let Some(trap) = error.downcast_ref::<HostTrap>() {
-            return ProviderError::DataLimit { provider, detail: trap.to_string() };
+            return ProviderError::DataLimit {
+                provider,
+                detail: trap.to_string(),
+            };
         }
         if let Some(wasmtime::Trap::Interrupt) = error.downcast_ref::<wasmtime::Trap>() {
-            return ProviderError::Timeout { provider, limit: self.runtime.limits.call_timeout };
+            return ProviderError::Timeout {
+                provider,
+                limit: self.runtime.limits.call_timeout,
+            };
         }
         let detail = scrub(&format!("{error:#}"), touched);
         tracing::warn!(provider = %self.name, %detail, "provider instance trapped and was discarded");
@@ -416,7 +523,10 @@ impl ProviderHost {
     }
 
     fn trapped(&self, detail: String) -> ProviderError {
-        ProviderError::Trapped { provider: self.name.clone(), detail }
+        ProviderError::Trapped {
+            provider: self.name.clone(),
+            detail,
+        }
     }
 
     /// Writes the call's buffered log lines and output to the host log, scrubbed.
@@ -449,12 +559,25 @@ impl ProviderHost {
     }
 }
 
-fn take_handle(store: &mut Store<HostState>, handle: Resource<SecretValue>) -> wasmtime::Result<SecretValue> {
-    store.data_mut().table.delete(handle).map_err(|_| wasmtime::Error::new(HostTrap::BadHandle))
+fn take_handle(
+    store: &mut Store<HostState>,
+    handle: Resource<SecretValue>,
+) -> wasmtime::Result<SecretValue> {
+    store
+        .data_mut()
+        .table
+        .delete(handle)
+        .map_err(|_| wasmtime::Error::new(HostTrap::BadHandle))
 }
 
-fn check_info_size(provider: &str, info: &crate::bindings::WitProviderInfo) -> Result<(), ProviderError> {
-    let size = info.name.len() + info.version.len() + info.id_rules.allowed_chars.len() + info.id_rules.separator.len();
+fn check_info_size(
+    provider: &str,
+    info: &crate::bindings::WitProviderInfo,
+) -> Result<(), ProviderError> {
+    let size = info.name.len()
+        + info.version.len()
+        + info.id_rules.allowed_chars.len()
+        + info.id_rules.separator.len();
     if size > 4096 {
         return Err(ProviderError::DataLimit {
             provider: provider.to_owned(),
@@ -465,11 +588,17 @@ fn check_info_size(provider: &str, info: &crate::bindings::WitProviderInfo) -> R
 }
 
 fn not_granted(provider: &str, cap: Capability) -> ProviderError {
-    ProviderError::NotGranted { provider: provider.to_owned(), import: cap.import_name(), grant: cap.name().to_owned() }
+    ProviderError::NotGranted {
+        provider: provider.to_owned(),
+        import: cap.import_name(),
+        grant: cap.name().to_owned(),
+    }
 }
 
 /// Maps a provider's error variant, scrubbing its message of the call's values.
-fn finish<T>((result, touched): (Result<T, WitError>, Vec<SecretValue>)) -> Result<T, ProviderError> {
+fn finish<T>(
+    (result, touched): (Result<T, WitError>, Vec<SecretValue>),
+) -> Result<T, ProviderError> {
     result.map_err(|e| map_wit_error(e, &touched))
 }
 
@@ -477,7 +606,10 @@ fn map_wit_error(e: WitError, touched: &[SecretValue]) -> ProviderError {
     let clean = |m: String| scrub(&m, touched);
     match e {
         WitError::InvalidId(m) => ProviderError::InvalidId(clean(m)),
-        WitError::ValueTooLarge(l) => ProviderError::ValueTooLarge { size: l.size, limit: l.limit },
+        WitError::ValueTooLarge(l) => ProviderError::ValueTooLarge {
+            size: l.size,
+            limit: l.limit,
+        },
         WitError::AccessDenied(m) => ProviderError::AccessDenied(clean(m)),
         WitError::Unavailable(m) => ProviderError::Unavailable(clean(m)),
         WitError::Conflict(m) => ProviderError::Conflict(clean(m)),

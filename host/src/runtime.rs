@@ -90,7 +90,11 @@ pub struct RuntimeOptions {
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
-        RuntimeOptions { cache_dir: None, pooling: true, limits: Limits::default() }
+        RuntimeOptions {
+            cache_dir: None,
+            pooling: true,
+            limits: Limits::default(),
+        }
     }
 }
 
@@ -138,10 +142,19 @@ impl Runtime {
                 .max_memory_size(options.limits.memory_bytes);
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
-        let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("creating the wasmtime engine: {e:#}"))?;
-        let cache = options.cache_dir.as_deref().map(|dir| ArtifactCache::new(dir, &engine));
+        let engine = Engine::new(&config)
+            .map_err(|e| anyhow::anyhow!("creating the wasmtime engine: {e:#}"))?;
+        let cache = options
+            .cache_dir
+            .as_deref()
+            .map(|dir| ArtifactCache::new(dir, &engine));
         let ticker = Arc::new(EpochTicker::start(&engine));
-        Ok(Runtime { engine, cache, limits: options.limits, _ticker: ticker })
+        Ok(Runtime {
+            engine,
+            cache,
+            limits: options.limits,
+            _ticker: ticker,
+        })
     }
 
     /// The limits every instance runs under.
@@ -152,7 +165,10 @@ impl Runtime {
     /// Loads and checks the component at `path`.
     pub fn load_file(&self, path: &Path) -> Result<LoadedComponent, LoadError> {
         let source = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source_err| LoadError::Read { path: source.clone(), source: source_err })?;
+        let bytes = std::fs::read(path).map_err(|source_err| LoadError::Read {
+            path: source.clone(),
+            source: source_err,
+        })?;
         self.load_bytes(&source, &bytes)
     }
 
@@ -160,23 +176,38 @@ impl Runtime {
     pub fn load_bytes(&self, source: &str, bytes: &[u8]) -> Result<LoadedComponent, LoadError> {
         check_header(source, bytes)?;
         let sha256 = hex::encode(Sha256::digest(bytes));
-        let cached = self.cache.as_ref().and_then(|c| c.load(&self.engine, &sha256));
+        let cached = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.load(&self.engine, &sha256));
         let from_cache = cached.is_some();
         let component = match cached {
             Some(component) => component,
             None => self.compile(source, &sha256, bytes)?,
         };
         let (needs, wasi_imports) = check_world(&self.engine, source, &component)?;
-        Ok(LoadedComponent { component, source: source.to_owned(), sha256, from_cache, needs, wasi_imports })
+        Ok(LoadedComponent {
+            component,
+            source: source.to_owned(),
+            sha256,
+            from_cache,
+            needs,
+            wasi_imports,
+        })
     }
 
     fn compile(&self, source: &str, sha256: &str, bytes: &[u8]) -> Result<Component, LoadError> {
-        let invalid = |e: wasmtime::Error| LoadError::Invalid { path: source.to_owned(), message: format!("{e:#}") };
+        let invalid = |e: wasmtime::Error| LoadError::Invalid {
+            path: source.to_owned(),
+            message: format!("{e:#}"),
+        };
         match &self.cache {
             Some(cache) => {
                 let artifact = self.engine.precompile_component(bytes).map_err(invalid)?;
                 cache.store(sha256, &artifact);
-                cache.load(&self.engine, sha256).map_or_else(|| Component::new(&self.engine, bytes).map_err(invalid), Ok)
+                cache
+                    .load(&self.engine, sha256)
+                    .map_or_else(|| Component::new(&self.engine, bytes).map_err(invalid), Ok)
             }
             None => Component::new(&self.engine, bytes).map_err(invalid),
         }
@@ -203,37 +234,67 @@ fn check_world(
 ) -> Result<(Vec<Capability>, Vec<String>), LoadError> {
     let ty = component.component_type();
     let wanted = format!("{PACKAGE}/provider@{VERSION}");
-    let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_owned()).collect();
-    if !exports.iter().any(|e| *e == wanted) {
-        if let Some(other) = exports.iter().find(|e| e.starts_with(&format!("{PACKAGE}/provider@"))) {
-            return Err(LoadError::IncompatibleVersion { path: source.to_owned(), found: other.clone() });
+    let exports: Vec<String> = ty
+        .exports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    if !exports.contains(&wanted) {
+        if let Some(other) = exports
+            .iter()
+            .find(|e| e.starts_with(&format!("{PACKAGE}/provider@")))
+        {
+            return Err(LoadError::IncompatibleVersion {
+                path: source.to_owned(),
+                found: other.clone(),
+            });
         }
-        let exports = if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") };
-        return Err(LoadError::WrongWorld { path: source.to_owned(), exports });
+        let exports = if exports.is_empty() {
+            "nothing".to_owned()
+        } else {
+            exports.join(", ")
+        };
+        return Err(LoadError::WrongWorld {
+            path: source.to_owned(),
+            exports,
+        });
     }
     let mut needs = Vec::new();
     let mut wasi = Vec::new();
     for (name, item) in ty.imports(engine) {
         if !matches!(item.ty, ComponentItem::ComponentInstance(_)) {
-            return Err(LoadError::UnknownImport { path: source.to_owned(), import: name.to_owned() });
+            return Err(LoadError::UnknownImport {
+                path: source.to_owned(),
+                import: name.to_owned(),
+            });
         }
         if name.starts_with("wasi:") {
             wasi.push(name.to_owned());
             continue;
         }
         let Some(rest) = name.strip_prefix(&format!("{PACKAGE}/")) else {
-            return Err(LoadError::UnknownImport { path: source.to_owned(), import: name.to_owned() });
+            return Err(LoadError::UnknownImport {
+                path: source.to_owned(),
+                import: name.to_owned(),
+            });
         };
         let (iface, version) = rest.split_once('@').unwrap_or((rest, ""));
         if version != VERSION {
-            return Err(LoadError::IncompatibleVersion { path: source.to_owned(), found: name.to_owned() });
+            return Err(LoadError::IncompatibleVersion {
+                path: source.to_owned(),
+                found: name.to_owned(),
+            });
         }
         if ALWAYS_LINKED.contains(&iface) {
             continue;
         }
         match Capability::from_name(iface) {
             Some(cap) => needs.push(cap),
-            None => return Err(LoadError::UnknownImport { path: source.to_owned(), import: name.to_owned() }),
+            None => {
+                return Err(LoadError::UnknownImport {
+                    path: source.to_owned(),
+                    import: name.to_owned(),
+                });
+            }
         }
     }
     needs.sort();

@@ -1,11 +1,15 @@
 //! The sandbox holds against hostile guests: each misbehaviour gets a clear error,
 //! and the same host process keeps serving a well-behaved provider afterwards.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use secret_broker::keyring::Keyring;
-use secret_broker::{Granted, Limits, ProviderError, ProviderHost, PutOptions, Runtime, RuntimeOptions, SecretValue};
+use secret_broker::{
+    Granted, Limits, ProviderError, ProviderHost, PutOptions, Runtime, RuntimeOptions, SecretValue,
+};
 use secret_broker_tests::guests;
 
 macro_rules! assert_test_exists {
@@ -17,8 +21,16 @@ macro_rules! assert_test_exists {
 secret_broker_tests::foreach_guest!(assert_test_exists);
 
 fn runtime() -> Runtime {
-    let limits = Limits { memory_bytes: 32 << 20, call_timeout: Duration::from_secs(2), ..Limits::default() };
-    match Runtime::new(RuntimeOptions { cache_dir: None, pooling: true, limits }) {
+    let limits = Limits {
+        memory_bytes: 32 << 20,
+        call_timeout: Duration::from_secs(2),
+        ..Limits::default()
+    };
+    match Runtime::new(RuntimeOptions {
+        cache_dir: None,
+        pooling: true,
+        limits,
+    }) {
         Ok(rt) => rt,
         Err(e) => panic!("runtime: {e:#}"),
     }
@@ -33,24 +45,37 @@ async fn host(rt: &Runtime, path: &str, granted: Granted) -> Result<ProviderHost
 }
 
 fn grant(name: &str) -> Granted {
-    Granted { instance: name.into(), ..Granted::default() }
+    Granted {
+        instance: name.into(),
+        ..Granted::default()
+    }
 }
 
 /// After any abuse, a well-behaved provider in the same process still works.
 async fn still_serves(rt: &Runtime) {
-    let memory = host(rt, guests::PROVIDER_MEMORY, grant("healthy")).await.expect("memory provider");
+    let memory = host(rt, guests::PROVIDER_MEMORY, grant("healthy"))
+        .await
+        .expect("memory provider");
     let v = SecretValue::from_string("still-fine".into());
-    memory.put("/after/abuse", &v, &PutOptions::default()).await.expect("put");
-    let got = memory.get("/after/abuse").await.expect("get").expect("present");
+    memory
+        .put("/after/abuse", &v, &PutOptions::default())
+        .await
+        .expect("put");
+    let got = memory
+        .get("/after/abuse")
+        .await
+        .expect("get")
+        .expect("present");
     assert!(got.ct_eq(&v));
 }
 
-#[allow(clippy::expect_used, clippy::unwrap_used)]
 mod adversary {
     use super::*;
 
     async fn adversary(rt: &Runtime) -> ProviderHost {
-        host(rt, guests::TEST_GUEST_ADVERSARY, grant("adversary")).await.expect("adversary instantiates")
+        host(rt, guests::TEST_GUEST_ADVERSARY, grant("adversary"))
+            .await
+            .expect("adversary instantiates")
     }
 
     #[tokio::test]
@@ -59,7 +84,10 @@ mod adversary {
         let p = adversary(&rt).await;
         let err = p.get("/x/loop").await.expect_err("loop must not succeed");
         assert!(matches!(err, ProviderError::Timeout { .. }), "{err}");
-        assert!(err.to_string().contains("did not answer within 2s"), "{err}");
+        assert!(
+            err.to_string().contains("did not answer within 2s"),
+            "{err}"
+        );
         // The same provider serves the next call from a fresh instance.
         assert!(p.get("/x/fine").await.expect("fresh instance").is_none());
         still_serves(&rt).await;
@@ -70,7 +98,10 @@ mod adversary {
         let rt = runtime();
         let p = adversary(&rt).await;
         let err = p.get("/x/alloc").await.expect_err("alloc must fail");
-        assert!(matches!(err, ProviderError::MemoryLimit { limit, .. } if limit == 32 << 20), "{err}");
+        assert!(
+            matches!(err, ProviderError::MemoryLimit { limit, .. } if limit == 32 << 20),
+            "{err}"
+        );
         assert!(p.get("/x/fine").await.expect("fresh instance").is_none());
         still_serves(&rt).await;
     }
@@ -79,7 +110,10 @@ mod adversary {
     async fn huge_return_value_is_refused() {
         let rt = runtime();
         let p = adversary(&rt).await;
-        let err = p.list("/huge", None, 10).await.expect_err("huge page must fail");
+        let err = p
+            .list("/huge", None, 10)
+            .await
+            .expect_err("huge page must fail");
         assert!(matches!(err, ProviderError::DataLimit { .. }), "{err}");
         assert!(err.to_string().contains("over the limit"), "{err}");
         still_serves(&rt).await;
@@ -91,7 +125,11 @@ mod adversary {
         let p = adversary(&rt).await;
         let err = p.get("/x/log-flood").await.expect_err("flood must fail");
         assert!(matches!(err, ProviderError::DataLimit { .. }), "{err}");
-        assert!(err.to_string().contains("over the limit of 1048576 bytes per call"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("over the limit of 1048576 bytes per call"),
+            "{err}"
+        );
         still_serves(&rt).await;
     }
 
@@ -137,7 +175,10 @@ mod adversary {
         let port = listener.local_addr().unwrap().port();
         let rt = runtime();
         let p = adversary(&rt).await;
-        let err = p.get(&format!("/x/tcp-{port}")).await.expect_err("no sockets");
+        let err = p
+            .get(&format!("/x/tcp-{port}"))
+            .await
+            .expect_err("no sockets");
         assert!(err.to_string().starts_with("backend error: tcp:"), "{err}");
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(listener.accept().is_err(), "the guest reached the listener");
@@ -157,12 +198,27 @@ mod adversary {
         let p = adversary(&rt).await;
         let err = p.get("/x/has space").await.expect_err("bad id");
         assert!(matches!(err, ProviderError::InvalidId(_)), "{err}");
-        let err = p.put("/x", &SecretValue::new(vec![0; 2000]), &PutOptions::default()).await.expect_err("too big");
-        assert!(matches!(err, ProviderError::ValueTooLarge { size: 2000, limit: 1024 }), "{err}");
+        let err = p
+            .put(
+                "/x",
+                &SecretValue::new(vec![0; 2000]),
+                &PutOptions::default(),
+            )
+            .await
+            .expect_err("too big");
+        assert!(
+            matches!(
+                err,
+                ProviderError::ValueTooLarge {
+                    size: 2000,
+                    limit: 1024
+                }
+            ),
+            "{err}"
+        );
     }
 }
 
-#[allow(clippy::expect_used, clippy::unwrap_used)]
 mod keyring_user {
     use super::*;
     use secret_broker::caps::keyring::KeyringGrant;
@@ -170,7 +226,10 @@ mod keyring_user {
     fn keyring_grant(instance: &str, ring: &Arc<Keyring>) -> Granted {
         Granted {
             instance: instance.into(),
-            keyring: Some(KeyringGrant::new(ring.clone(), &format!("provider/{instance}"))),
+            keyring: Some(KeyringGrant::new(
+                ring.clone(),
+                &format!("provider/{instance}"),
+            )),
             ..Granted::default()
         }
     }
@@ -178,10 +237,15 @@ mod keyring_user {
     #[tokio::test]
     async fn an_ungranted_import_fails_instantiation_naming_import_and_grant() {
         let rt = runtime();
-        let err = host(&rt, guests::TEST_GUEST_KEYRING_USER, grant("nokeys")).await.expect_err("must be refused");
+        let err = host(&rt, guests::TEST_GUEST_KEYRING_USER, grant("nokeys"))
+            .await
+            .expect_err("must be refused");
         let msg = err.to_string();
         assert!(matches!(err, ProviderError::NotGranted { .. }), "{msg}");
-        assert!(msg.contains("`secret-broker:provider/keyring@0.1.0`"), "{msg}");
+        assert!(
+            msg.contains("`secret-broker:provider/keyring@0.1.0`"),
+            "{msg}"
+        );
         assert!(msg.contains("grants = [\"keyring\"]"), "{msg}");
         still_serves(&rt).await;
     }
@@ -190,24 +254,63 @@ mod keyring_user {
     async fn granted_keyring_round_trips() {
         let rt = runtime();
         let ring = Arc::new(Keyring::single([3; 32]));
-        let p = host(&rt, guests::TEST_GUEST_KEYRING_USER, keyring_grant("a", &ring)).await.expect("granted");
+        let p = host(
+            &rt,
+            guests::TEST_GUEST_KEYRING_USER,
+            keyring_grant("a", &ring),
+        )
+        .await
+        .expect("granted");
         let v = SecretValue::from_string("sealed-canary".into());
-        p.put("/s/one", &v, &PutOptions::default()).await.expect("put");
-        assert!(p.get("/s/one").await.expect("get").expect("present").ct_eq(&v));
+        p.put("/s/one", &v, &PutOptions::default())
+            .await
+            .expect("put");
+        assert!(
+            p.get("/s/one")
+                .await
+                .expect("get")
+                .expect("present")
+                .ct_eq(&v)
+        );
     }
 
     #[tokio::test]
     async fn another_instances_ciphertext_is_outside_the_grants_scope() {
         let rt = runtime();
         let ring = Arc::new(Keyring::single([3; 32]));
-        let a = host(&rt, guests::TEST_GUEST_KEYRING_USER, keyring_grant("a", &ring)).await.expect("a");
-        let b = host(&rt, guests::TEST_GUEST_KEYRING_USER, keyring_grant("b", &ring)).await.expect("b");
-        a.put("/x", &SecretValue::from_string("belongs-to-a".into()), &PutOptions::default()).await.expect("put");
+        let a = host(
+            &rt,
+            guests::TEST_GUEST_KEYRING_USER,
+            keyring_grant("a", &ring),
+        )
+        .await
+        .expect("a");
+        let b = host(
+            &rt,
+            guests::TEST_GUEST_KEYRING_USER,
+            keyring_grant("b", &ring),
+        )
+        .await
+        .expect("b");
+        a.put(
+            "/x",
+            &SecretValue::from_string("belongs-to-a".into()),
+            &PutOptions::default(),
+        )
+        .await
+        .expect("put");
         let sealed = a.list("/", None, 10).await.expect("list").ids.remove(0);
         // Instance b is handed a's ciphertext for the same context and must not open it.
-        let err = b.get(&format!("/open{sealed}")).await.expect_err("must be refused");
+        let err = b
+            .get(&format!("/open{sealed}"))
+            .await
+            .expect_err("must be refused");
         assert!(matches!(err, ProviderError::AccessDenied(_)), "{err}");
-        assert!(err.to_string().contains("outside this keyring grant's scope"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("outside this keyring grant's scope"),
+            "{err}"
+        );
         // a itself opens it, bound to the context it was sealed with.
         assert!(a.get("/x").await.expect("get").is_some());
         still_serves(&rt).await;

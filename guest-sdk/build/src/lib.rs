@@ -39,7 +39,10 @@ pub struct Guest {
 /// no better way to fail.
 pub fn build(workspace_root: &Path, guests: &[Guest]) -> Vec<PathBuf> {
     for watched in ["wit", "guest-sdk/src", "Cargo.toml", "Cargo.lock"] {
-        println!("cargo:rerun-if-changed={}", workspace_root.join(watched).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace_root.join(watched).display()
+        );
     }
     for guest in guests {
         println!("cargo:rerun-if-changed={}", guest.dir.display());
@@ -51,7 +54,15 @@ pub fn build(workspace_root: &Path, guests: &[Guest]) -> Vec<PathBuf> {
     for guest in guests {
         let mut cmd = toolchain_command(workspace_root);
         cmd.current_dir(workspace_root)
-            .args(["rustc", "--profile", PROFILE, "--target", TARGET, "--crate-type", "cdylib"])
+            .args([
+                "rustc",
+                "--profile",
+                PROFILE,
+                "--target",
+                TARGET,
+                "--crate-type",
+                "cdylib",
+            ])
             .args(["-p", &guest.package])
             .arg("--target-dir")
             .arg(&target_dir);
@@ -59,7 +70,10 @@ pub fn build(workspace_root: &Path, guests: &[Guest]) -> Vec<PathBuf> {
             panic!("could not run cargo to build the guest components: {e}; run tests/setup first")
         });
         if !status.success() {
-            panic!("building guest {} failed ({status}); see the cargo output above", guest.package);
+            panic!(
+                "building guest {} failed ({status}); see the cargo output above",
+                guest.package
+            );
         }
     }
     guests
@@ -67,7 +81,12 @@ pub fn build(workspace_root: &Path, guests: &[Guest]) -> Vec<PathBuf> {
         .map(|g| {
             let file = format!("{}.wasm", g.package.replace('-', "_"));
             let path = target_dir.join(TARGET).join(PROFILE).join(file);
-            assert!(path.exists(), "cargo built {} but {} is missing", g.package, path.display());
+            assert!(
+                path.exists(),
+                "cargo built {} but {} is missing",
+                g.package,
+                path.display()
+            );
             path
         })
         .collect()
@@ -103,7 +122,11 @@ fn rustup_has_target() -> bool {
     Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
-        .map(|out| String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == TARGET))
+        .map(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.trim() == TARGET)
+        })
         .unwrap_or(false)
 }
 
@@ -120,7 +143,10 @@ fn debian_command(_workspace_root: &Path) -> Command {
         .env("RUSTC_BOOTSTRAP", "1")
         .env("RUSTC", "/usr/bin/rustc")
         .env("CARGO_TARGET_WASM32_WASIP2_LINKER", "wasm-component-ld")
-        .env("RUSTFLAGS", format!("-L {DEBIAN_WASI_LIBS} -C link-self-contained=no"))
+        .env(
+            "RUSTFLAGS",
+            format!("-L {DEBIAN_WASI_LIBS} -C link-self-contained=no"),
+        )
         .arg("-Zbuild-std=std,panic_abort");
     cmd
 }

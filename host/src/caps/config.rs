@@ -17,6 +17,11 @@ impl Host for HostState {
     }
 
     async fn get_all(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
-        Ok(self.granted.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        Ok(self
+            .granted
+            .settings
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
 }

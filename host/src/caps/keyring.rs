@@ -29,7 +29,11 @@ impl KeyringGrant {
         let digest = Sha256::digest(namespace.as_bytes());
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(&digest[..TAG_LEN]);
-        KeyringGrant { keyring, namespace: namespace.to_owned(), tag }
+        KeyringGrant {
+            keyring,
+            namespace: namespace.to_owned(),
+            tag,
+        }
     }
 
     fn aad(&self, context: &[u8]) -> Vec<u8> {
@@ -57,7 +61,9 @@ impl KeyringGrant {
                 "the ciphertext was sealed by another provider instance: outside this keyring grant's scope".into(),
             ));
         }
-        self.keyring.open(&sealed[TAG_LEN..], &self.aad(context)).map_err(|e| Error::Backend(e.to_string()))
+        self.keyring
+            .open(&sealed[TAG_LEN..], &self.aad(context))
+            .map_err(|e| Error::Backend(e.to_string()))
     }
 }
 
@@ -68,7 +74,10 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
 
 impl HostState {
     fn keyring_grant(&self) -> Result<&KeyringGrant, Error> {
-        self.granted.keyring.as_ref().ok_or_else(|| Error::AccessDenied("keyring is not granted".into()))
+        self.granted
+            .keyring
+            .as_ref()
+            .ok_or_else(|| Error::AccessDenied("keyring is not granted".into()))
     }
 }
 
@@ -81,7 +90,9 @@ impl Host for HostState {
         self.charge(context.len())?;
         let value = self.secret(&value)?;
         self.touch(&value);
-        Ok(self.keyring_grant().map(|grant| grant.seal(&value, &context)))
+        Ok(self
+            .keyring_grant()
+            .map(|grant| grant.seal(&value, &context)))
     }
 
     async fn open(
@@ -90,7 +101,10 @@ impl Host for HostState {
         context: Vec<u8>,
     ) -> wasmtime::Result<Result<Resource<SecretValue>, Error>> {
         self.charge(sealed.len() + context.len())?;
-        match self.keyring_grant().and_then(|grant| grant.open(&sealed, &context)) {
+        match self
+            .keyring_grant()
+            .and_then(|grant| grant.open(&sealed, &context))
+        {
             Ok(value) => Ok(Ok(self.new_handle(value)?)),
             Err(e) => Ok(Err(e)),
         }

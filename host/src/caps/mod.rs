@@ -106,7 +106,10 @@ impl Granted {
 
 /// Builds the linker for one grant: locked-down WASI, the always-linked
 /// interfaces, and exactly the granted capabilities.
-pub fn linker(engine: &wasmtime::Engine, granted: &Arc<Granted>) -> wasmtime::Result<Linker<HostState>> {
+pub fn linker(
+    engine: &wasmtime::Engine,
+    granted: &Arc<Granted>,
+) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     types::add_to_linker(&mut linker)?;

@@ -15,11 +15,17 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
 impl HostState {
     /// The value behind a guest's handle.
     pub(crate) fn secret(&self, handle: &Resource<SecretValue>) -> wasmtime::Result<SecretValue> {
-        self.table.get(handle).cloned().map_err(|_| wasmtime::Error::new(HostTrap::BadHandle))
+        self.table
+            .get(handle)
+            .cloned()
+            .map_err(|_| wasmtime::Error::new(HostTrap::BadHandle))
     }
 
     /// A new guest handle for `value`.
-    pub(crate) fn new_handle(&mut self, value: SecretValue) -> wasmtime::Result<Resource<SecretValue>> {
+    pub(crate) fn new_handle(
+        &mut self,
+        value: SecretValue,
+    ) -> wasmtime::Result<Resource<SecretValue>> {
         self.touch(&value);
         Ok(self.table.push(value)?)
     }
@@ -37,7 +43,10 @@ impl HostSecret for HostState {
         Ok(self.secret(&handle)?.len() as u64)
     }
 
-    async fn clone(&mut self, handle: Resource<SecretValue>) -> wasmtime::Result<Resource<SecretValue>> {
+    async fn clone(
+        &mut self,
+        handle: Resource<SecretValue>,
+    ) -> wasmtime::Result<Resource<SecretValue>> {
         let value = self.secret(&handle)?;
         self.new_handle(value)
     }
@@ -51,7 +60,9 @@ impl HostSecret for HostState {
     }
 
     async fn drop(&mut self, handle: Resource<SecretValue>) -> wasmtime::Result<()> {
-        self.table.delete(handle).map_err(|_| wasmtime::Error::new(HostTrap::BadHandle))?;
+        self.table
+            .delete(handle)
+            .map_err(|_| wasmtime::Error::new(HostTrap::BadHandle))?;
         Ok(())
     }
 }

@@ -53,8 +53,10 @@ impl Context {
     pub fn new(config: Option<&Path>, data_dir: Option<&Path>) -> anyhow::Result<Self> {
         let file = match config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
-                let parsed: FileConfig = toml::from_str(&text).with_context(|| format!("in config {}", path.display()))?;
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config {}", path.display()))?;
+                let parsed: FileConfig = toml::from_str(&text)
+                    .with_context(|| format!("in config {}", path.display()))?;
                 Some(parsed)
             }
             None => None,
@@ -63,19 +65,27 @@ impl Context {
             .map(Path::to_path_buf)
             .or_else(|| file.as_ref().and_then(|f| f.data_dir.clone()))
             .unwrap_or_else(default_data_dir);
-        Ok(Context { data_dir, provider: file.map(|f| f.provider) })
+        Ok(Context {
+            data_dir,
+            provider: file.map(|f| f.provider),
+        })
     }
 
     /// The runtime, caching compiled components in the data dir.
     pub fn runtime(&self) -> anyhow::Result<Runtime> {
-        Runtime::new(RuntimeOptions { cache_dir: Some(self.data_dir.join("cache")), ..RuntimeOptions::default() })
+        Runtime::new(RuntimeOptions {
+            cache_dir: Some(self.data_dir.join("cache")),
+            ..RuntimeOptions::default()
+        })
     }
 
     /// The master keyring: `SECRET_BROKER_MASTER_KEY`, or the key file in the data
     /// dir, generated on first use with a warning.
     pub fn keyring(&self) -> anyhow::Result<Arc<Keyring>> {
         if let Ok(spec) = std::env::var("SECRET_BROKER_MASTER_KEY") {
-            return Ok(Arc::new(Keyring::parse(&spec).context("in SECRET_BROKER_MASTER_KEY")?));
+            return Ok(Arc::new(
+                Keyring::parse(&spec).context("in SECRET_BROKER_MASTER_KEY")?,
+            ));
         }
         let path = self.data_dir.join("master.key");
         let (ring, created) = Keyring::load_or_create(&path)?;
@@ -90,13 +100,25 @@ impl Context {
     }
 
     /// Builds the grants named in configuration.
-    pub fn grants(&self, instance: &str, names: &[String], settings: BTreeMap<String, String>) -> anyhow::Result<Granted> {
-        let mut granted = Granted { instance: instance.to_owned(), settings, ..Granted::default() };
+    pub fn grants(
+        &self,
+        instance: &str,
+        names: &[String],
+        settings: BTreeMap<String, String>,
+    ) -> anyhow::Result<Granted> {
+        let mut granted = Granted {
+            instance: instance.to_owned(),
+            settings,
+            ..Granted::default()
+        };
         for name in names {
             match Capability::from_name(name) {
                 Some(Capability::Keyring) => {
                     let ns = format!("provider/{instance}");
-                    granted.keyring = Some(secret_broker::caps::keyring::KeyringGrant::new(self.keyring()?, &ns));
+                    granted.keyring = Some(secret_broker::caps::keyring::KeyringGrant::new(
+                        self.keyring()?,
+                        &ns,
+                    ));
                 }
                 Some(Capability::Reveal) => granted.reveal = true,
                 Some(other) => bail!("grants: `{other}` is not available in this build yet"),
@@ -118,14 +140,18 @@ impl Context {
             );
             let component = runtime.load_bytes("builtin:memory", builtin::MEMORY)?;
             let granted = self.grants("default", &[], BTreeMap::new())?;
-            return Ok(Arc::new(ProviderHost::new(runtime, &component, granted).await?));
+            return Ok(Arc::new(
+                ProviderHost::new(runtime, &component, granted).await?,
+            ));
         };
         let component = match cfg.component.as_str() {
             "builtin:memory" => runtime.load_bytes("builtin:memory", builtin::MEMORY)?,
             path => runtime.load_file(Path::new(path))?,
         };
         let granted = self.grants(&cfg.name, &cfg.grants, cfg.settings.clone())?;
-        Ok(Arc::new(ProviderHost::new(runtime, &component, granted).await?))
+        Ok(Arc::new(
+            ProviderHost::new(runtime, &component, granted).await?,
+        ))
     }
 }
 

@@ -61,7 +61,9 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         let ctx = config::Context::new(cli.config.as_deref(), cli.data_dir.as_deref())?;
         match cli.command {
-            Command::Provider(ProviderCommand::Verify(args)) => provider_verify::run(&ctx, args).await,
+            Command::Provider(ProviderCommand::Verify(args)) => {
+                provider_verify::run(&ctx, args).await
+            }
             Command::Provider(ProviderCommand::Test(args)) => provider_test::run(&ctx, args).await,
             Command::Secret(cmd) => secret::run(&ctx, cmd).await,
         }
@@ -78,5 +80,18 @@ pub fn main() -> ExitCode {
 fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Writes `text` to stdout; a closed pipe (`| head`) ends the output quietly.
+pub(crate) fn print_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use secret_broker::{ProviderHost, conformance};
 
 use super::config::Context;
+use super::print_stdout;
 
 /// Arguments of `provider test`.
 #[derive(clap::Args)]
@@ -30,10 +31,18 @@ fn parse_setting(s: &str) -> Result<(String, String), String> {
 pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let runtime = ctx.runtime()?;
     let component = runtime.load_file(&args.path)?;
-    let names: Vec<String> = component.needs.iter().map(|c| c.name().to_owned()).collect();
+    let names: Vec<String> = component
+        .needs
+        .iter()
+        .map(|c| c.name().to_owned())
+        .collect();
     let granted = ctx.grants("conformance", &names, args.settings.into_iter().collect())?;
     let host = Arc::new(ProviderHost::new(&runtime, &component, granted).await?);
     let report = conformance::run(host).await;
-    print!("{report}");
-    Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    print_stdout(&report.to_string())?;
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -1,6 +1,7 @@
 //! `secret-broker provider verify PATH.wasm`: load, check the world, print the
 //! provider's info and the grants it needs.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -17,32 +18,53 @@ pub struct Args {
 
 /// Runs the command.
 pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
+    let mut out = String::new();
     let runtime = ctx.runtime()?;
     let component = runtime.load_file(&args.path)?;
-    println!("component:   {}", component.source);
-    println!("sha256:      {}", component.sha256);
-    println!("world:       secret-broker:provider/provider@{} (ok)", secret_broker::caps::VERSION);
+    writeln!(out, "component:   {}", component.source)?;
+    writeln!(out, "sha256:      {}", component.sha256)?;
+    writeln!(out, 
+        "world:       secret-broker:provider/provider@{} (ok)",
+        secret_broker::caps::VERSION
+    )?;
     let needs: Vec<&str> = component.needs.iter().map(|c| c.name()).collect();
-    println!("needs grants: {}", if needs.is_empty() { "none".to_owned() } else { needs.join(", ") });
-    println!("wasi imports: {} (linked locked down: no files, env, args, sockets)", component.wasi_imports.len());
-    let names: Vec<String> = component.needs.iter().map(|c| c.name().to_owned()).collect();
+    writeln!(out, 
+        "needs grants: {}",
+        if needs.is_empty() {
+            "none".to_owned()
+        } else {
+            needs.join(", ")
+        }
+    )?;
+    writeln!(out, 
+        "wasi imports: {} (linked locked down: no files, env, args, sockets)",
+        component.wasi_imports.len()
+    )?;
+    let names: Vec<String> = component
+        .needs
+        .iter()
+        .map(|c| c.name().to_owned())
+        .collect();
     let granted = ctx.grants("verify", &names, Default::default())?;
     let host = ProviderHost::new(&runtime, &component, granted).await?;
     let info = host.info();
     let rules = &info.id_rules;
-    println!("provider:    {} {}", info.name, info.version);
-    println!("stateful:    {}", info.stateful);
-    println!(
+    writeln!(out, "provider:    {} {}", info.name, info.version)?;
+    writeln!(out, "stateful:    {}", info.stateful)?;
+    writeln!(out, 
         "id rules:    separator {:?}, characters [{}], leading separator {}, max {} bytes, max levels {}",
         rules.separator,
         rules.allowed_chars,
         rules.leading_separator,
         rules.max_id_len,
-        rules.max_levels.map_or("none".to_owned(), |l| l.to_string())
-    );
+        rules
+            .max_levels
+            .map_or("none".to_owned(), |l| l.to_string())
+    )?;
     if !rules.forbidden_prefixes.is_empty() {
-        println!("forbidden:   {}", rules.forbidden_prefixes.join(", "));
+        writeln!(out, "forbidden:   {}", rules.forbidden_prefixes.join(", "))?;
     }
-    println!("max value:   {} bytes", rules.max_value_bytes);
+    writeln!(out, "max value:   {} bytes", rules.max_value_bytes)?;
+    super::print_stdout(&out)?;
     Ok(ExitCode::SUCCESS)
 }

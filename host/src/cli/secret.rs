@@ -43,7 +43,9 @@ pub enum SecretCommand {
 }
 
 fn parse_tag(s: &str) -> Result<(String, String), String> {
-    s.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("`{s}`: expected KEY=VALUE"))
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("`{s}`: expected KEY=VALUE"))
 }
 
 /// Runs a `secret` subcommand.
@@ -51,10 +53,19 @@ pub async fn run(ctx: &Context, cmd: SecretCommand) -> anyhow::Result<ExitCode> 
     let runtime = ctx.runtime()?;
     let provider = ctx.provider(&runtime).await?;
     match cmd {
-        SecretCommand::Put { id, description, tags } => {
+        SecretCommand::Put {
+            id,
+            description,
+            tags,
+        } => {
             let value = read_stdin_value()?;
-            let outcome = provider.put(&id, &value, &PutOptions { description, tags }).await?;
-            eprintln!("{id}: {}", serde_json::to_string(&outcome)?.trim_matches('"'));
+            let outcome = provider
+                .put(&id, &value, &PutOptions { description, tags })
+                .await?;
+            eprintln!(
+                "{id}: {}",
+                serde_json::to_string(&outcome)?.trim_matches('"')
+            );
         }
         SecretCommand::Get { id } => match provider.get(&id).await? {
             Some(value) => {
@@ -69,7 +80,10 @@ pub async fn run(ctx: &Context, cmd: SecretCommand) -> anyhow::Result<ExitCode> 
         },
         SecretCommand::Delete { id } => {
             let existed = provider.delete(&id).await?;
-            eprintln!("{id}: {}", if existed { "deleted" } else { "was not there" });
+            eprintln!(
+                "{id}: {}",
+                if existed { "deleted" } else { "was not there" }
+            );
         }
         SecretCommand::List { prefix } => {
             let mut cursor: Option<String> = None;
@@ -91,7 +105,9 @@ pub async fn run(ctx: &Context, cmd: SecretCommand) -> anyhow::Result<ExitCode> 
 
 fn read_stdin_value() -> anyhow::Result<SecretValue> {
     let mut bytes = Vec::new();
-    std::io::stdin().read_to_end(&mut bytes).context("reading the value from stdin")?;
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .context("reading the value from stdin")?;
     if bytes.ends_with(b"\n") {
         bytes.pop();
         if bytes.ends_with(b"\r") {

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use secret_broker_guest_sdk::{
-    Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret,
-    SizeLimit, export_provider,
+    Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret, SizeLimit,
+    export_provider,
 };
 
 /// Ids are OpenMetadata-shaped; values up to 64 KiB, as AWS Secrets Manager.
@@ -35,11 +35,16 @@ impl Provider for Memory {
     fn put(id: String, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
         // The host checks these first; a provider still enforces what it declares.
         if id.len() > MAX_ID_LEN as usize {
-            return Err(Error::InvalidId(format!("ids are at most {MAX_ID_LEN} bytes")));
+            return Err(Error::InvalidId(format!(
+                "ids are at most {MAX_ID_LEN} bytes"
+            )));
         }
         let size = value.len();
         if size > MAX_VALUE_BYTES {
-            return Err(Error::ValueTooLarge(SizeLimit { size, limit: MAX_VALUE_BYTES }));
+            return Err(Error::ValueTooLarge(SizeLimit {
+                size,
+                limit: MAX_VALUE_BYTES,
+            }));
         }
         SECRETS.with(|secrets| {
             let mut secrets = secrets.borrow_mut();
@@ -58,7 +63,9 @@ impl Provider for Memory {
     }
 
     fn delete(id: String) -> Result<bool, Error> {
-        Ok(SECRETS.with(|secrets| secrets.borrow_mut().remove(&id)).is_some())
+        Ok(SECRETS
+            .with(|secrets| secrets.borrow_mut().remove(&id))
+            .is_some())
     }
 
     fn list(prefix: String, cursor: Option<String>, limit: u32) -> Result<ListPage, Error> {

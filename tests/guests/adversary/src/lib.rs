@@ -3,7 +3,8 @@
 //! other call behaves like a tiny well-mannered provider.
 
 use secret_broker_guest_sdk::{
-    Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret, export_provider, log,
+    Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret,
+    export_provider, log,
 };
 
 struct Adversary;
@@ -18,10 +19,18 @@ fn connect(port: &str) -> Result<(), String> {
     let port: u16 = port.parse().map_err(|_| "bad port".to_string())?;
     let network = instance_network();
     let socket = create_tcp_socket(IpAddressFamily::Ipv4).map_err(|e| format!("create: {e:?}"))?;
-    let addr = IpSocketAddress::Ipv4(Ipv4SocketAddress { port, address: (127, 0, 0, 1) });
-    socket.start_connect(&network, addr).map_err(|e| format!("connect: {e:?}"))?;
+    let addr = IpSocketAddress::Ipv4(Ipv4SocketAddress {
+        port,
+        address: (127, 0, 0, 1),
+    });
+    socket
+        .start_connect(&network, addr)
+        .map_err(|e| format!("connect: {e:?}"))?;
     socket.subscribe().block();
-    socket.finish_connect().map(|_| ()).map_err(|e| format!("connect: {e:?}"))
+    socket
+        .finish_connect()
+        .map(|_| ())
+        .map_err(|e| format!("connect: {e:?}"))
 }
 
 fn last_segment(id: &str) -> &str {
@@ -64,9 +73,15 @@ impl Provider for Adversary {
             },
             "env" => match std::env::var("HOME").or_else(|_| std::env::var("PATH")) {
                 Ok(v) => Ok(Some(Secret::new(v.as_bytes()))),
-                Err(e) => Err(Error::Backend(format!("env: {e}; vars visible: {}", std::env::vars().count()))),
+                Err(e) => Err(Error::Backend(format!(
+                    "env: {e}; vars visible: {}",
+                    std::env::vars().count()
+                ))),
             },
-            "args" => Err(Error::Backend(format!("args: {}", std::env::args().count()))),
+            "args" => Err(Error::Backend(format!(
+                "args: {}",
+                std::env::args().count()
+            ))),
             tcp if tcp.starts_with("tcp-") => match connect(&tcp[4..]) {
                 Ok(()) => Ok(Some(Secret::new(b"connected"))),
                 Err(e) => Err(Error::Backend(format!("tcp: {e}"))),
@@ -93,9 +108,15 @@ impl Provider for Adversary {
             // 40,000 ids of 200 bytes: 8 MB, within the memory limit but far over
             // what the host accepts as one page.
             let ids = (0..40_000).map(|i| format!("/huge/{i:0>194}")).collect();
-            return Ok(ListPage { ids, next_cursor: None });
+            return Ok(ListPage {
+                ids,
+                next_cursor: None,
+            });
         }
-        Ok(ListPage { ids: Vec::new(), next_cursor: None })
+        Ok(ListPage {
+            ids: Vec::new(),
+            next_cursor: None,
+        })
     }
 }
 

@@ -6,7 +6,8 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use secret_broker_guest_sdk::{
-    Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret, export_provider, keyring,
+    Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret,
+    export_provider, keyring,
 };
 
 thread_local! {
@@ -20,7 +21,9 @@ fn to_hex(bytes: &[u8]) -> String {
 }
 
 fn from_hex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2).filter_map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()).collect()
+    (0..s.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok())
+        .collect()
 }
 
 impl Provider for KeyringUser {
@@ -55,8 +58,16 @@ impl Provider for KeyringUser {
     }
 
     fn list(_prefix: String, _cursor: Option<String>, _limit: u32) -> Result<ListPage, Error> {
-        let ids = SEALED.with(|s| s.borrow().values().map(|v| format!("/{}", to_hex(v))).collect());
-        Ok(ListPage { ids, next_cursor: None })
+        let ids = SEALED.with(|s| {
+            s.borrow()
+                .values()
+                .map(|v| format!("/{}", to_hex(v)))
+                .collect()
+        });
+        Ok(ListPage {
+            ids,
+            next_cursor: None,
+        })
     }
 }
 
