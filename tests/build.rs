@@ -29,10 +29,12 @@ fn main() {
             dir: guests_dir.join(n),
         })
         .collect();
-    guests.push(Guest {
-        package: "secret-broker-provider-memory".into(),
-        dir: root.join("providers/memory"),
-    });
+    for provider in ["memory", "db"] {
+        guests.push(Guest {
+            package: format!("secret-broker-provider-{provider}"),
+            dir: root.join("providers").join(provider),
+        });
+    }
     let paths = build(&root, &guests);
 
     let mut out = String::new();

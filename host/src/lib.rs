@@ -35,6 +35,7 @@ pub mod runtime;
 pub mod scrub;
 pub mod secret;
 pub mod state;
+pub mod store;
 
 pub use caps::{Capability, Granted};
 pub use provider::{ListPage, ProviderError, ProviderHost, ProviderInfo, PutOptions, PutOutcome};
@@ -46,4 +47,6 @@ pub use state::Limits;
 pub mod builtin {
     /// The in-memory reference provider (persists nothing).
     pub const MEMORY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/memory.wasm"));
+    /// The `db` provider: keyring-sealed rows in the record store (the embedded default).
+    pub const DB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/db.wasm"));
 }

@@ -397,6 +397,12 @@ impl ProviderHost {
         })
     }
 
+    /// Creates a fresh instance and drops it: a health check of instantiation,
+    /// and what the benchmarks time.
+    pub async fn probe_instantiate(&self) -> Result<(), ProviderError> {
+        self.instantiate().await.map(drop)
+    }
+
     fn check_id(&self, id: &str) -> Result<(), ProviderError> {
         self.info
             .id_rules

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod keyring;
 pub mod log;
+pub mod record_store;
 pub mod reveal;
 pub mod types;
 
@@ -86,6 +87,8 @@ pub struct Granted {
     pub settings: BTreeMap<String, String>,
     /// The keyring, with this instance's namespace.
     pub keyring: Option<keyring::KeyringGrant>,
+    /// The record store, with this instance's namespace.
+    pub records: Option<record_store::RecordStoreGrant>,
     /// Whether `reveal` is granted.
     pub reveal: bool,
 }
@@ -96,6 +99,9 @@ impl Granted {
         let mut caps = Vec::new();
         if self.keyring.is_some() {
             caps.push(Capability::Keyring);
+        }
+        if self.records.is_some() {
+            caps.push(Capability::RecordStore);
         }
         if self.reveal {
             caps.push(Capability::Reveal);
@@ -119,7 +125,8 @@ pub fn linker(
         match cap {
             Capability::Keyring => keyring::add_to_linker(&mut linker)?,
             Capability::Reveal => reveal::add_to_linker(&mut linker)?,
-            Capability::RecordStore | Capability::AwsSecretsManager | Capability::AwsSsm => {}
+            Capability::RecordStore => record_store::add_to_linker(&mut linker)?,
+            Capability::AwsSecretsManager | Capability::AwsSsm => {}
         }
     }
     Ok(linker)

@@ -9,13 +9,15 @@ use anyhow::{Context as _, bail};
 use serde::Deserialize;
 
 use secret_broker::keyring::Keyring;
+use secret_broker::caps::record_store::RecordStoreGrant;
+use secret_broker::store::RecordStore;
 use secret_broker::{Capability, Granted, ProviderHost, Runtime, RuntimeOptions, builtin};
 
 /// The `[provider]` table.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
-    /// Path of the component, or `builtin:memory`.
+    /// Path of the component, or `builtin:db` / `builtin:memory`.
     pub component: String,
     /// Instance name; namespaces its rows and keyring context.
     #[serde(default = "default_name")]
@@ -38,6 +40,16 @@ struct FileConfig {
     provider: ProviderConfig,
     #[serde(default)]
     data_dir: Option<PathBuf>,
+    #[serde(default)]
+    store: Option<StoreConfig>,
+}
+
+/// The `[store]` table: the database behind the `record-store` grant.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://PATH?mode=rwc`, `postgres://...` or `mysql://...`.
+    pub url: String,
 }
 
 /// What every command needs: the data dir, the runtime, and the provider config.
@@ -46,6 +58,8 @@ pub struct Context {
     pub data_dir: PathBuf,
     /// The configured provider; `None` means the embedded default.
     pub provider: Option<ProviderConfig>,
+    /// The store URL; `None` means SQLite in the data dir.
+    pub store_url: Option<String>,
 }
 
 impl Context {
@@ -65,9 +79,13 @@ impl Context {
             .map(Path::to_path_buf)
             .or_else(|| file.as_ref().and_then(|f| f.data_dir.clone()))
             .unwrap_or_else(default_data_dir);
+        let store_url = std::env::var("SECRET_BROKER_STORE_URL")
+            .ok()
+            .or_else(|| file.as_ref().and_then(|f| f.store.as_ref().map(|s| s.url.clone())));
         Ok(Context {
             data_dir,
             provider: file.map(|f| f.provider),
+            store_url,
         })
     }
 
@@ -99,8 +117,26 @@ impl Context {
         Ok(Arc::new(ring))
     }
 
+    /// The SQLite file of the embedded default.
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join("secrets.db")
+    }
+
+    /// The record store: the configured URL, or SQLite in the data dir.
+    pub async fn record_store(&self) -> anyhow::Result<Arc<RecordStore>> {
+        let url = match &self.store_url {
+            Some(url) => url.clone(),
+            None => {
+                std::fs::create_dir_all(&self.data_dir)
+                    .with_context(|| format!("creating the data dir {}", self.data_dir.display()))?;
+                format!("sqlite://{}?mode=rwc", self.sqlite_path().display())
+            }
+        };
+        Ok(Arc::new(RecordStore::connect(&url).await?))
+    }
+
     /// Builds the grants named in configuration.
-    pub fn grants(
+    pub async fn grants(
         &self,
         instance: &str,
         names: &[String],
@@ -121,6 +157,10 @@ impl Context {
                     ));
                 }
                 Some(Capability::Reveal) => granted.reveal = true,
+                Some(Capability::RecordStore) => {
+                    let store = self.record_store().await?;
+                    granted.records = Some(RecordStoreGrant::new(store, &format!("provider/{instance}")));
+                }
                 Some(other) => bail!("grants: `{other}` is not available in this build yet"),
                 None => bail!(
                     "grants: unknown capability `{name}`; known: {}",
@@ -134,21 +174,20 @@ impl Context {
     /// The configured provider, ready for calls.
     pub async fn provider(&self, runtime: &Runtime) -> anyhow::Result<Arc<ProviderHost>> {
         let Some(cfg) = &self.provider else {
-            tracing::warn!(
-                "no configuration: using the in-memory provider, which persists nothing; \
-                 values vanish when this process exits"
-            );
-            let component = runtime.load_bytes("builtin:memory", builtin::MEMORY)?;
-            let granted = self.grants("default", &[], BTreeMap::new())?;
-            return Ok(Arc::new(
-                ProviderHost::new(runtime, &component, granted).await?,
-            ));
+            let component = runtime.load_bytes("builtin:db", builtin::DB)?;
+            let grants = ["keyring".to_owned(), "record-store".to_owned()];
+            let granted = self.grants("default", &grants, BTreeMap::new()).await?;
+            return Ok(Arc::new(ProviderHost::new(runtime, &component, granted).await?));
         };
         let component = match cfg.component.as_str() {
-            "builtin:memory" => runtime.load_bytes("builtin:memory", builtin::MEMORY)?,
+            "builtin:memory" => {
+                tracing::warn!("the in-memory provider persists nothing: values vanish when this process exits");
+                runtime.load_bytes("builtin:memory", builtin::MEMORY)?
+            }
+            "builtin:db" => runtime.load_bytes("builtin:db", builtin::DB)?,
             path => runtime.load_file(Path::new(path))?,
         };
-        let granted = self.grants(&cfg.name, &cfg.grants, cfg.settings.clone())?;
+        let granted = self.grants(&cfg.name, &cfg.grants, cfg.settings.clone()).await?;
         Ok(Arc::new(
             ProviderHost::new(runtime, &component, granted).await?,
         ))

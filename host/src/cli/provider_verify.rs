@@ -45,7 +45,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|c| c.name().to_owned())
         .collect();
-    let granted = ctx.grants("verify", &names, Default::default())?;
+    let granted = ctx.grants("verify", &names, Default::default()).await?;
     let host = ProviderHost::new(&runtime, &component, granted).await?;
     let info = host.info();
     let rules = &info.id_rules;

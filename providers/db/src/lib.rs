@@ -1,0 +1,94 @@
+//! The `db` provider: the embedded default. Each value is sealed by the host
+//! keyring (bound to its id) and stored as a versioned row in the host record store
+//! (SQLite, PostgreSQL or MariaDB). It imports only those two capabilities and never
+//! sees plaintext: handles go from the host to the keyring and back.
+//!
+//! Writes are compare-and-set on the row version, so two hosts writing the same id
+//! never lose an update silently: a lost race is retried against the new version.
+
+use secret_broker_guest_sdk::record_store::{self, Condition, Row};
+use secret_broker_guest_sdk::{
+    Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret, SizeLimit, export_provider,
+    keyring,
+};
+
+/// Ids as OpenMetadata writes them, up to AWS Secrets Manager's 512.
+const MAX_ID_LEN: u32 = 512;
+/// Well under the host's per-call data limit once sealed.
+const MAX_VALUE_BYTES: u64 = 256 * 1024;
+/// Attempts at a compare-and-set write before reporting the conflict.
+const CAS_ATTEMPTS: usize = 8;
+
+struct Db;
+
+fn check(id: &str, value: Option<&Secret>) -> Result<(), Error> {
+    if id.is_empty() || id.len() > MAX_ID_LEN as usize {
+        return Err(Error::InvalidId(format!("ids are 1 to {MAX_ID_LEN} bytes long")));
+    }
+    if let Some(value) = value {
+        let size = value.len();
+        if size > MAX_VALUE_BYTES {
+            return Err(Error::ValueTooLarge(SizeLimit { size, limit: MAX_VALUE_BYTES }));
+        }
+    }
+    Ok(())
+}
+
+fn open(row: &Row) -> Result<Secret, Error> {
+    keyring::open(&row.value, row.key.as_bytes())
+}
+
+impl Provider for Db {
+    fn info() -> ProviderInfo {
+        ProviderInfo {
+            name: "db".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            id_rules: IdRules::slash_separated(MAX_ID_LEN, MAX_VALUE_BYTES),
+            stateful: false,
+        }
+    }
+
+    fn put(id: String, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
+        check(&id, Some(&value))?;
+        let sealed = keyring::seal(&value, id.as_bytes())?;
+        for _ in 0..CAS_ATTEMPTS {
+            let (condition, outcome) = match record_store::get(&id)? {
+                None => (Condition::Absent, PutOutcome::Created),
+                Some(row) => {
+                    if open(&row)?.equals(&value) {
+                        return Ok(PutOutcome::Unchanged);
+                    }
+                    (Condition::Version(row.version), PutOutcome::Updated)
+                }
+            };
+            match record_store::put(&id, &sealed, condition) {
+                Ok(_) => return Ok(outcome),
+                Err(Error::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Conflict(format!("{id} kept changing under {CAS_ATTEMPTS} attempts to write it")))
+    }
+
+    fn get(id: String) -> Result<Option<Secret>, Error> {
+        check(&id, None)?;
+        record_store::get(&id)?.map(|row| open(&row)).transpose()
+    }
+
+    fn delete(id: String) -> Result<bool, Error> {
+        check(&id, None)?;
+        record_store::remove(&id, Condition::Any)
+    }
+
+    fn list(prefix: String, cursor: Option<String>, limit: u32) -> Result<ListPage, Error> {
+        let limit = limit.clamp(1, 1000);
+        let mut rows = record_store::scan(&prefix, cursor.as_deref(), limit + 1)?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let ids: Vec<String> = rows.into_iter().map(|r| r.key).collect();
+        let next_cursor = if more { ids.last().cloned() } else { None };
+        Ok(ListPage { ids, next_cursor })
+    }
+}
+
+export_provider!(Db);

@@ -1,0 +1,91 @@
+//! Shared test helpers: throwaway databases on the local servers, and providers
+//! wired to them.
+
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use secret_broker::caps::keyring::KeyringGrant;
+use secret_broker::caps::record_store::RecordStoreGrant;
+use secret_broker::keyring::Keyring;
+use secret_broker::store::RecordStore;
+use secret_broker::{Granted, ProviderHost, Runtime, RuntimeOptions};
+use sqlx::{AssertSqlSafe, Connection};
+
+pub const POSTGRES_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub const MARIADB_ADMIN: &str = "mysql://root@127.0.0.1:3306/";
+
+/// A database created for one test and dropped by `drop_db`.
+pub struct TempDb {
+    pub url: String,
+    admin: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn random_name() -> String {
+    format!("sb_test_{:016x}", rand::random::<u64>())
+}
+
+impl TempDb {
+    pub fn sqlite() -> TempDb {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("secrets.db").display());
+        TempDb { url, admin: None, _dir: Some(dir) }
+    }
+
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        self._dir.as_ref().map(|d| d.path())
+    }
+
+    pub async fn postgres() -> TempDb {
+        let name = random_name();
+        let mut conn = sqlx::PgConnection::connect(POSTGRES_ADMIN).await.expect("PostgreSQL on 127.0.0.1:5432 (run tests/setup)");
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+        TempDb {
+            url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
+            admin: Some((POSTGRES_ADMIN.into(), name)),
+            _dir: None,
+        }
+    }
+
+    pub async fn mariadb() -> TempDb {
+        let name = random_name();
+        let mut conn = sqlx::MySqlConnection::connect(MARIADB_ADMIN).await.expect("MariaDB on 127.0.0.1:3306 (run tests/setup)");
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+        TempDb { url: format!("mysql://root@127.0.0.1:3306/{name}"), admin: Some((MARIADB_ADMIN.into(), name)), _dir: None }
+    }
+
+    pub async fn drop_db(self) {
+        let Some((admin, name)) = &self.admin else { return };
+        let sql = if admin.starts_with("postgres") {
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        } else {
+            format!("DROP DATABASE IF EXISTS {name}")
+        };
+        if admin.starts_with("postgres") {
+            let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
+            sqlx::query(AssertSqlSafe(sql)).execute(&mut conn).await.unwrap();
+        } else {
+            let mut conn = sqlx::MySqlConnection::connect(admin).await.unwrap();
+            sqlx::query(AssertSqlSafe(sql)).execute(&mut conn).await.unwrap();
+        }
+    }
+}
+
+pub fn runtime() -> Runtime {
+    Runtime::new(RuntimeOptions::default()).unwrap()
+}
+
+/// The db provider on `store`, instance `instance`, with `keyring`.
+pub async fn db_provider(rt: &Runtime, store: Arc<RecordStore>, keyring: Arc<Keyring>, instance: &str) -> Arc<ProviderHost> {
+    let component = rt.load_file(Path::new(secret_broker_tests::guests::PROVIDER_DB)).unwrap();
+    let ns = format!("provider/{instance}");
+    let granted = Granted {
+        instance: instance.into(),
+        keyring: Some(KeyringGrant::new(keyring, &ns)),
+        records: Some(RecordStoreGrant::new(store, &ns)),
+        ..Granted::default()
+    };
+    Arc::new(ProviderHost::new(rt, &component, granted).await.unwrap())
+}
