@@ -8,23 +8,37 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use secret_broker::{Granted, ProviderHost, PutOptions, Runtime, RuntimeOptions, SecretValue, builtin};
+use secret_broker::{
+    Granted, ProviderHost, PutOptions, Runtime, RuntimeOptions, SecretValue, builtin,
+};
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn granted() -> Granted {
-    Granted { instance: "bench".into(), ..Granted::default() }
+    Granted {
+        instance: "bench".into(),
+        ..Granted::default()
+    }
 }
 
 fn cold_load(c: &mut Criterion) {
     let mut group = c.benchmark_group("cold_load");
     group.sample_size(10);
     let uncached = Runtime::new(RuntimeOptions::default()).unwrap();
-    group.bench_function("compile", |b| b.iter(|| uncached.load_bytes("memory", builtin::MEMORY).unwrap()));
+    group.bench_function("compile", |b| {
+        b.iter(|| uncached.load_bytes("memory", builtin::MEMORY).unwrap())
+    });
     let dir = tempfile::tempdir().unwrap();
-    let cached = Runtime::new(RuntimeOptions { cache_dir: Some(dir.path().to_owned()), ..RuntimeOptions::default() }).unwrap();
+    let cached = Runtime::new(RuntimeOptions {
+        cache_dir: Some(dir.path().to_owned()),
+        ..RuntimeOptions::default()
+    })
+    .unwrap();
     cached.load_bytes("memory", builtin::MEMORY).unwrap();
     group.bench_function("precompiled_cache", |b| {
         b.iter(|| {
@@ -39,11 +53,19 @@ fn instantiate(c: &mut Criterion) {
     let tokio = rt();
     let mut group = c.benchmark_group("instantiate");
     for pooling in [true, false] {
-        let runtime = Runtime::new(RuntimeOptions { pooling, ..RuntimeOptions::default() }).unwrap();
+        let runtime = Runtime::new(RuntimeOptions {
+            pooling,
+            ..RuntimeOptions::default()
+        })
+        .unwrap();
         let component = runtime.load_bytes("memory", builtin::MEMORY).unwrap();
-        let host = tokio.block_on(ProviderHost::new(&runtime, &component, granted())).unwrap();
+        let host = tokio
+            .block_on(ProviderHost::new(&runtime, &component, granted()))
+            .unwrap();
         let name = if pooling { "pooling" } else { "on_demand" };
-        group.bench_function(name, |b| b.iter(|| tokio.block_on(host.probe_instantiate()).unwrap()));
+        group.bench_function(name, |b| {
+            b.iter(|| tokio.block_on(host.probe_instantiate()).unwrap())
+        });
     }
     group.finish();
 }
@@ -57,7 +79,10 @@ struct NativeMap {
 impl NativeMap {
     async fn put(&self, id: &str, value: &SecretValue) {
         self.rules.check(id).unwrap();
-        self.map.lock().unwrap().insert(id.to_owned(), value.clone());
+        self.map
+            .lock()
+            .unwrap()
+            .insert(id.to_owned(), value.clone());
     }
 
     async fn get(&self, id: &str) -> Option<SecretValue> {
@@ -70,8 +95,13 @@ fn round_trip(c: &mut Criterion) {
     let tokio = rt();
     let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
     let component = runtime.load_bytes("memory", builtin::MEMORY).unwrap();
-    let host = tokio.block_on(ProviderHost::new(&runtime, &component, granted())).unwrap();
-    let native = NativeMap { rules: host.info().id_rules.clone(), map: Mutex::new(BTreeMap::new()) };
+    let host = tokio
+        .block_on(ProviderHost::new(&runtime, &component, granted()))
+        .unwrap();
+    let native = NativeMap {
+        rules: host.info().id_rules.clone(),
+        map: Mutex::new(BTreeMap::new()),
+    };
     let id = "/openmetadata/database/mysql_prod/password";
     let value = SecretValue::from_string("a-typical-password-value".into());
     let options = PutOptions::default();

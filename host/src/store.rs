@@ -124,7 +124,10 @@ impl RecordStore {
         } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
             Dialect::Mysql
         } else {
-            return Err(StoreError::BadUrl(shown, "expected a sqlite:, postgres: or mysql: url".into()));
+            return Err(StoreError::BadUrl(
+                shown,
+                "expected a sqlite:, postgres: or mysql: url".into(),
+            ));
         };
         let url = url.replacen("mariadb:", "mysql:", 1);
         let max = if dialect == Dialect::Sqlite { 4 } else { 16 };
@@ -134,17 +137,30 @@ impl RecordStore {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {
-                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous = FULL")
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     Ok(())
                 })
             })
             .connect(&url)
             .await
-            .map_err(|e| StoreError::Unavailable { url: shown.clone(), message: describe(&e) })?;
-        let store = RecordStore { pool, dialect, url: shown };
+            .map_err(|e| StoreError::Unavailable {
+                url: shown.clone(),
+                message: describe(&e),
+            })?;
+        let store = RecordStore {
+            pool,
+            dialect,
+            url: shown,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -165,14 +181,16 @@ impl RecordStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        self.exec("CREATE TABLE IF NOT EXISTS sb_schema (version BIGINT NOT NULL PRIMARY KEY)").await?;
-        let applied: Vec<i64> = sqlx::query(AssertSqlSafe(self.sql("SELECT version FROM sb_schema")))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?
-            .iter()
-            .filter_map(|r| r.try_get::<i64, _>(0).ok())
-            .collect();
+        self.exec("CREATE TABLE IF NOT EXISTS sb_schema (version BIGINT NOT NULL PRIMARY KEY)")
+            .await?;
+        let applied: Vec<i64> =
+            sqlx::query(AssertSqlSafe(self.sql("SELECT version FROM sb_schema")))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?
+                .iter()
+                .filter_map(|r| r.try_get::<i64, _>(0).ok())
+                .collect();
         for (version, sqlite, postgres, mysql) in MIGRATIONS {
             if applied.contains(version) {
                 continue;
@@ -183,7 +201,10 @@ impl RecordStore {
                 Dialect::Mysql => mysql,
             };
             self.exec(ddl).await?;
-            let insert = sqlx::query(AssertSqlSafe(self.sql("INSERT INTO sb_schema (version) VALUES (?)"))).bind(*version);
+            let insert = sqlx::query(AssertSqlSafe(
+                self.sql("INSERT INTO sb_schema (version) VALUES (?)"),
+            ))
+            .bind(*version);
             if let Err(e) = insert.execute(&self.pool).await {
                 // Another process applied it at the same moment.
                 if !is_unique_violation(&e) {
@@ -195,7 +216,11 @@ impl RecordStore {
     }
 
     async fn exec(&self, sql: &'static str) -> Result<(), StoreError> {
-        sqlx::query(sql).execute(&self.pool).await.map(|_| ()).map_err(|e| self.err(e))
+        sqlx::query(sql)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(e))
     }
 
     /// Rewrites `?` placeholders to `$n` for PostgreSQL.
@@ -219,47 +244,87 @@ impl RecordStore {
 
     fn err(&self, e: sqlx::Error) -> StoreError {
         match e {
-            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
-                StoreError::Unavailable { url: self.url.clone(), message: describe(&e) }
-            }
-            other => StoreError::Database { url: self.url.clone(), message: describe(&other) },
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_) => StoreError::Unavailable {
+                url: self.url.clone(),
+                message: describe(&e),
+            },
+            other => StoreError::Database {
+                url: self.url.clone(),
+                message: describe(&other),
+            },
         }
     }
 
     /// The row at `key`.
     pub async fn get(&self, ns: &str, key: &str) -> Result<Option<Record>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(self.sql("SELECT rkey, value, version FROM sb_records WHERE namespace = ? AND rkey = ?")))
-            .bind(ns)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
+        let row = sqlx::query(AssertSqlSafe(self.sql(
+            "SELECT rkey, value, version FROM sb_records WHERE namespace = ? AND rkey = ?",
+        )))
+        .bind(ns)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
         row.map(|r| self.record(&r)).transpose()
     }
 
     fn record(&self, row: &AnyRow) -> Result<Record, StoreError> {
         let bad = |e: sqlx::Error| self.err(e);
         let version: i64 = row.try_get(2).map_err(bad)?;
-        Ok(Record { key: row.try_get(0).map_err(bad)?, value: row.try_get(1).map_err(bad)?, version: version as u64 })
+        Ok(Record {
+            key: row.try_get(0).map_err(bad)?,
+            value: row.try_get(1).map_err(bad)?,
+            version: version as u64,
+        })
     }
 
     /// Writes `key` under `condition`, returning the new version.
-    pub async fn put(&self, ns: &str, key: &str, value: &[u8], condition: Condition) -> Result<u64, StoreError> {
-        let write = Write { key: key.to_owned(), value: Some(value.to_vec()), condition };
+    pub async fn put(
+        &self,
+        ns: &str,
+        key: &str,
+        value: &[u8],
+        condition: Condition,
+    ) -> Result<u64, StoreError> {
+        let write = Write {
+            key: key.to_owned(),
+            value: Some(value.to_vec()),
+            condition,
+        };
         let versions = self.apply(ns, std::slice::from_ref(&write)).await?;
         Ok(versions.first().copied().unwrap_or(0))
     }
 
     /// Deletes `key` under `condition`; reports whether it existed.
-    pub async fn remove(&self, ns: &str, key: &str, condition: Condition) -> Result<bool, StoreError> {
-        let write = Write { key: key.to_owned(), value: None, condition };
+    pub async fn remove(
+        &self,
+        ns: &str,
+        key: &str,
+        condition: Condition,
+    ) -> Result<bool, StoreError> {
+        let write = Write {
+            key: key.to_owned(),
+            value: None,
+            condition,
+        };
         let versions = self.apply(ns, std::slice::from_ref(&write)).await?;
         Ok(versions.first().is_some_and(|&v| v > 0))
     }
 
     /// Rows under `prefix`, after `after`, at most `limit`, in key order.
-    pub async fn scan(&self, ns: &str, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<Record>, StoreError> {
-        let mut sql = String::from("SELECT rkey, value, version FROM sb_records WHERE namespace = ? AND rkey >= ?");
+    pub async fn scan(
+        &self,
+        ns: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Record>, StoreError> {
+        let mut sql = String::from(
+            "SELECT rkey, value, version FROM sb_records WHERE namespace = ? AND rkey >= ?",
+        );
         let upper = prefix_upper_bound(prefix);
         if upper.is_some() {
             sql.push_str(" AND rkey < ?");
@@ -276,7 +341,11 @@ impl RecordStore {
         if let Some(after) = after {
             query = query.bind(after);
         }
-        let rows = query.bind(i64::from(limit)).fetch_all(&self.pool).await.map_err(|e| self.err(e))?;
+        let rows = query
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
         rows.iter().map(|r| self.record(r)).collect()
     }
 
@@ -285,10 +354,12 @@ impl RecordStore {
     pub async fn apply(&self, ns: &str, writes: &[Write]) -> Result<Vec<u64>, StoreError> {
         // A concurrent insert of the same new key makes one transaction fail with a
         // unique violation; with `Condition::Any` that is not a conflict, so retry.
-        for attempt in 0..5 {
+        for attempt in 0..RACE_RETRIES {
             match self.try_apply(ns, writes).await {
-                Err(ApplyError::Race) if attempt < 4 => continue,
-                Err(ApplyError::Race) => return Err(StoreError::Conflict("concurrent writes".into())),
+                Err(ApplyError::Race) if attempt + 1 < RACE_RETRIES => continue,
+                Err(ApplyError::Race) => {
+                    return Err(StoreError::Conflict("concurrent writes".into()));
+                }
                 Err(ApplyError::Store(e)) => return Err(e),
                 Ok(versions) => return Ok(versions),
             }
@@ -304,7 +375,7 @@ impl RecordStore {
         } else {
             self.pool.begin().await
         };
-        let mut tx = tx.map_err(|e| ApplyError::Store(self.err(e)))?;
+        let mut tx = tx.map_err(|e| self.tx_err(e))?;
         let mut versions = Vec::with_capacity(writes.len());
         for w in writes {
             let current = self.current_version(&mut tx, ns, &w.key).await?;
@@ -328,7 +399,7 @@ impl RecordStore {
                         .bind(c as i64)
                         .execute(&mut *tx)
                         .await
-                        .map_err(|e| ApplyError::Store(self.err(e)))?;
+                        .map_err(|e| self.tx_err(e))?;
                     if res.rows_affected() != 1 {
                         return Err(self.lost_race(w));
                     }
@@ -336,22 +407,29 @@ impl RecordStore {
                 }
                 (Some(value), None) => {
                     let sql = self.sql("INSERT INTO sb_records (namespace, rkey, value, version) VALUES (?, ?, ?, 1)");
-                    let res = sqlx::query(AssertSqlSafe(sql)).bind(ns).bind(w.key.as_str()).bind(value.clone()).execute(&mut *tx).await;
+                    let res = sqlx::query(AssertSqlSafe(sql))
+                        .bind(ns)
+                        .bind(w.key.as_str())
+                        .bind(value.clone())
+                        .execute(&mut *tx)
+                        .await;
                     match res {
                         Ok(_) => 1,
                         Err(e) if is_unique_violation(&e) => return Err(self.lost_race(w)),
-                        Err(e) => return Err(ApplyError::Store(self.err(e))),
+                        Err(e) => return Err(self.tx_err(e)),
                     }
                 }
                 (None, Some(c)) => {
-                    let sql = self.sql("DELETE FROM sb_records WHERE namespace = ? AND rkey = ? AND version = ?");
+                    let sql = self.sql(
+                        "DELETE FROM sb_records WHERE namespace = ? AND rkey = ? AND version = ?",
+                    );
                     let res = sqlx::query(AssertSqlSafe(sql))
                         .bind(ns)
                         .bind(w.key.as_str())
                         .bind(c as i64)
                         .execute(&mut *tx)
                         .await
-                        .map_err(|e| ApplyError::Store(self.err(e)))?;
+                        .map_err(|e| self.tx_err(e))?;
                     if res.rows_affected() != 1 {
                         return Err(self.lost_race(w));
                     }
@@ -361,8 +439,17 @@ impl RecordStore {
             };
             versions.push(version);
         }
-        tx.commit().await.map_err(|e| ApplyError::Store(self.err(e)))?;
+        tx.commit().await.map_err(|e| self.tx_err(e))?;
         Ok(versions)
+    }
+
+    /// A deadlock or serialization failure rolled the transaction back: retry it.
+    fn tx_err(&self, e: sqlx::Error) -> ApplyError {
+        if is_serialization_failure(&e) {
+            ApplyError::Race
+        } else {
+            ApplyError::Store(self.err(e))
+        }
     }
 
     fn lost_race(&self, w: &Write) -> ApplyError {
@@ -378,16 +465,31 @@ impl RecordStore {
         ns: &str,
         key: &str,
     ) -> Result<Option<u64>, ApplyError> {
-        let lock = if self.dialect == Dialect::Sqlite { "" } else { " FOR UPDATE" };
-        let sql = self.sql(&format!("SELECT version FROM sb_records WHERE namespace = ? AND rkey = ?{lock}"));
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(ns).bind(key).fetch_optional(&mut **tx).await;
+        let lock = if self.dialect == Dialect::Sqlite {
+            ""
+        } else {
+            " FOR UPDATE"
+        };
+        let sql = self.sql(&format!(
+            "SELECT version FROM sb_records WHERE namespace = ? AND rkey = ?{lock}"
+        ));
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(ns)
+            .bind(key)
+            .fetch_optional(&mut **tx)
+            .await;
         match row {
-            Ok(row) => Ok(row.and_then(|r| r.try_get::<i64, _>(0).ok()).map(|v| v as u64)),
-            Err(e) if is_serialization_failure(&e) => Err(ApplyError::Race),
-            Err(e) => Err(ApplyError::Store(self.err(e))),
+            Ok(row) => Ok(row
+                .and_then(|r| r.try_get::<i64, _>(0).ok())
+                .map(|v| v as u64)),
+            Err(e) => Err(self.tx_err(e)),
         }
     }
 }
+
+/// Attempts of a transaction that lost a race (deadlock, serialization failure,
+/// concurrent insert of the same new key) before giving up with a conflict.
+const RACE_RETRIES: usize = 10;
 
 enum ApplyError {
     Race,
@@ -395,12 +497,15 @@ enum ApplyError {
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error().is_some_and(|d| d.is_unique_violation())
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
 }
 
 fn is_serialization_failure(e: &sqlx::Error) -> bool {
     // PostgreSQL 40001/40P01, MySQL deadlock 1213 (SQLSTATE 40001).
-    e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "40001" || c == "40P01")
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "40001" || c == "40P01")
 }
 
 /// sqlx's message for an error; database errors carry no bound values.
@@ -443,24 +548,53 @@ mod tests {
 
     #[tokio::test]
     async fn sqlite_cas_and_scan() -> Result<(), StoreError> {
-        let dir = tempfile::tempdir().map_err(|e| StoreError::BadUrl("tmp".into(), e.to_string()))?;
+        let dir =
+            tempfile::tempdir().map_err(|e| StoreError::BadUrl("tmp".into(), e.to_string()))?;
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
         let store = RecordStore::connect(&url).await?;
         assert_eq!(store.put("ns", "/a/1", b"x", Condition::Absent).await?, 1);
-        assert!(matches!(store.put("ns", "/a/1", b"y", Condition::Absent).await, Err(StoreError::Conflict(_))));
-        assert!(matches!(store.put("ns", "/a/1", b"y", Condition::Version(7)).await, Err(StoreError::Conflict(_))));
-        assert_eq!(store.put("ns", "/a/1", b"y", Condition::Version(1)).await?, 2);
+        assert!(matches!(
+            store.put("ns", "/a/1", b"y", Condition::Absent).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            store.put("ns", "/a/1", b"y", Condition::Version(7)).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(
+            store.put("ns", "/a/1", b"y", Condition::Version(1)).await?,
+            2
+        );
         store.put("ns", "/a/2", b"z", Condition::Any).await?;
         store.put("other", "/a/3", b"w", Condition::Any).await?;
-        let keys: Vec<String> = store.scan("ns", "/a/", None, 10).await?.into_iter().map(|r| r.key).collect();
+        let keys: Vec<String> = store
+            .scan("ns", "/a/", None, 10)
+            .await?
+            .into_iter()
+            .map(|r| r.key)
+            .collect();
         assert_eq!(keys, ["/a/1", "/a/2"]);
-        assert_eq!(store.get("ns", "/a/1").await?.map(|r| (r.value, r.version)), Some((b"y".to_vec(), 2)));
+        assert_eq!(
+            store.get("ns", "/a/1").await?.map(|r| (r.value, r.version)),
+            Some((b"y".to_vec(), 2))
+        );
         // A failing batch writes nothing.
         let batch = [
-            Write { key: "/a/9".into(), value: Some(b"new".to_vec()), condition: Condition::Absent },
-            Write { key: "/a/1".into(), value: Some(b"bad".to_vec()), condition: Condition::Version(1) },
+            Write {
+                key: "/a/9".into(),
+                value: Some(b"new".to_vec()),
+                condition: Condition::Absent,
+            },
+            Write {
+                key: "/a/1".into(),
+                value: Some(b"bad".to_vec()),
+                condition: Condition::Version(1),
+            },
         ];
-        assert!(matches!(store.apply("ns", &batch).await, Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            store.apply("ns", &batch).await,
+            Err(StoreError::Conflict(_))
+        ));
         assert!(store.get("ns", "/a/9").await?.is_none());
         assert!(store.remove("ns", "/a/1", Condition::Any).await?);
         assert!(!store.remove("ns", "/a/1", Condition::Any).await?);

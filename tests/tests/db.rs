@@ -15,7 +15,13 @@ use secret_broker::{ProviderError, PutOptions, PutOutcome, SecretValue, conforma
 async fn conformance_on(db: &TempDb) {
     let rt = runtime();
     let store = Arc::new(RecordStore::connect(&db.url).await.unwrap());
-    let p = db_provider(&rt, store, Arc::new(Keyring::single([1; 32])), "conformance").await;
+    let p = db_provider(
+        &rt,
+        store,
+        Arc::new(Keyring::single([1; 32])),
+        "conformance",
+    )
+    .await;
     let report = conformance::run(p).await;
     assert!(report.ok(), "{report}");
 }
@@ -44,18 +50,31 @@ async fn sqlite_file_holds_no_plaintext() {
     let db = TempDb::sqlite();
     let rt = runtime();
     let store = Arc::new(RecordStore::connect(&db.url).await.unwrap());
-    let p = db_provider(&rt, store.clone(), Arc::new(Keyring::single([1; 32])), "plain").await;
+    let p = db_provider(
+        &rt,
+        store.clone(),
+        Arc::new(Keyring::single([1; 32])),
+        "plain",
+    )
+    .await;
     let canary = "canary-plaintext-5b1e0d";
-    p.put("/openmetadata/database/x/password", &SecretValue::from_string(canary.into()), &PutOptions::default())
-        .await
-        .unwrap();
+    p.put(
+        "/openmetadata/database/x/password",
+        &SecretValue::from_string(canary.into()),
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
     store.pool().close().await;
     let dir = db.sqlite_path().unwrap();
     let mut seen = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
         seen += bytes.len();
-        assert!(!bytes.windows(canary.len()).any(|w| w == canary.as_bytes()), "plaintext found on disk");
+        assert!(
+            !bytes.windows(canary.len()).any(|w| w == canary.as_bytes()),
+            "plaintext found on disk"
+        );
     }
     assert!(seen > 0);
 }
@@ -65,10 +84,29 @@ async fn a_ciphertext_moved_to_another_row_does_not_open() {
     let db = TempDb::sqlite();
     let rt = runtime();
     let store = Arc::new(RecordStore::connect(&db.url).await.unwrap());
-    let p = db_provider(&rt, store.clone(), Arc::new(Keyring::single([1; 32])), "moved").await;
-    p.put("/a/source", &SecretValue::from_string("moving-value".into()), &PutOptions::default()).await.unwrap();
-    let row = store.get("provider/moved", "/a/source").await.unwrap().unwrap();
-    store.put("provider/moved", "/a/target", &row.value, Condition::Absent).await.unwrap();
+    let p = db_provider(
+        &rt,
+        store.clone(),
+        Arc::new(Keyring::single([1; 32])),
+        "moved",
+    )
+    .await;
+    p.put(
+        "/a/source",
+        &SecretValue::from_string("moving-value".into()),
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
+    let row = store
+        .get("provider/moved", "/a/source")
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .put("provider/moved", "/a/target", &row.value, Condition::Absent)
+        .await
+        .unwrap();
     let err = p.get("/a/target").await.expect_err("must not open");
     assert!(matches!(err, ProviderError::Backend(_)), "{err}");
     assert!(err.to_string().contains("integrity check failed"), "{err}");
@@ -80,14 +118,35 @@ async fn a_wrong_master_key_names_the_key_version_and_overwrites_nothing() {
     let db = TempDb::sqlite();
     let rt = runtime();
     let store = Arc::new(RecordStore::connect(&db.url).await.unwrap());
-    let right = db_provider(&rt, store.clone(), Arc::new(Keyring::single([1; 32])), "keys").await;
+    let right = db_provider(
+        &rt,
+        store.clone(),
+        Arc::new(Keyring::single([1; 32])),
+        "keys",
+    )
+    .await;
     let v = SecretValue::from_string("keep-me".into());
     right.put("/k/1", &v, &PutOptions::default()).await.unwrap();
-    let wrong = db_provider(&rt, store.clone(), Arc::new(Keyring::single([2; 32])), "keys").await;
+    let wrong = db_provider(
+        &rt,
+        store.clone(),
+        Arc::new(Keyring::single([2; 32])),
+        "keys",
+    )
+    .await;
     let err = wrong.get("/k/1").await.expect_err("wrong key");
     assert!(err.to_string().contains("key version 1"), "{err}");
-    let err = wrong.put("/k/1", &SecretValue::from_string("clobber".into()), &PutOptions::default()).await;
-    assert!(err.is_err(), "a put with the wrong key must not replace the value");
+    let err = wrong
+        .put(
+            "/k/1",
+            &SecretValue::from_string("clobber".into()),
+            &PutOptions::default(),
+        )
+        .await;
+    assert!(
+        err.is_err(),
+        "a put with the wrong key must not replace the value"
+    );
     assert!(right.get("/k/1").await.unwrap().unwrap().ct_eq(&v));
 }
 
@@ -102,7 +161,10 @@ async fn two_hosts_writing_the_same_ids_on_postgres() {
     for _ in 0..2 {
         let rt = runtime();
         let store = Arc::new(RecordStore::connect(&db.url).await.unwrap());
-        hosts.push((rt.clone(), db_provider(&rt, store, key.clone(), "shared").await));
+        hosts.push((
+            rt.clone(),
+            db_provider(&rt, store, key.clone(), "shared").await,
+        ));
     }
     let mut tasks = tokio::task::JoinSet::new();
     for (h, (_, p)) in hosts.iter().enumerate() {
@@ -115,7 +177,10 @@ async fn two_hosts_writing_the_same_ids_on_postgres() {
                     p.put(&id, &v, &PutOptions::default()).await.unwrap();
                     let got = p.get(&id).await.unwrap().unwrap();
                     let text = got.expose_str().unwrap().to_owned();
-                    assert!(text.starts_with("host") && text.contains("-round"), "torn value {text:?}");
+                    assert!(
+                        text.starts_with("host") && text.contains("-round"),
+                        "torn value {text:?}"
+                    );
                 }
             });
         }
@@ -124,11 +189,20 @@ async fn two_hosts_writing_the_same_ids_on_postgres() {
         r.unwrap();
     }
     for id in 0..3 {
-        let got = hosts[0].1.get(&format!("/race/id{id}")).await.unwrap().unwrap();
+        let got = hosts[0]
+            .1
+            .get(&format!("/race/id{id}"))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(got.expose_str().unwrap().starts_with("host"));
     }
     let current = hosts[0].1.get("/race/id0").await.unwrap().unwrap();
-    let same = hosts[1].1.put("/race/id0", &current, &PutOptions::default()).await.unwrap();
+    let same = hosts[1]
+        .1
+        .put("/race/id0", &current, &PutOptions::default())
+        .await
+        .unwrap();
     assert_eq!(same, PutOutcome::Unchanged);
     drop(hosts);
     db.drop_db().await;

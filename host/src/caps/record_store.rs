@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::bindings::secret_broker::provider::record_store::{Condition, Host, Row, Write, add_to_linker as link};
+use crate::bindings::secret_broker::provider::record_store::{
+    Condition, Host, Row, Write, add_to_linker as link,
+};
 use crate::bindings::secret_broker::provider::types::Error;
 use crate::state::HostState;
 use crate::store::{self, RecordStore, StoreError};
@@ -23,7 +25,10 @@ pub struct RecordStoreGrant {
 impl RecordStoreGrant {
     /// Grants `store` to the instance whose rows live under `namespace`.
     pub fn new(store: Arc<RecordStore>, namespace: &str) -> Self {
-        RecordStoreGrant { store, namespace: namespace.to_owned() }
+        RecordStoreGrant {
+            store,
+            namespace: namespace.to_owned(),
+        }
     }
 }
 
@@ -49,7 +54,11 @@ fn wit_error(e: StoreError) -> Error {
 }
 
 fn row(r: store::Record) -> Row {
-    Row { key: r.key, value: r.value, version: r.version }
+    Row {
+        key: r.key,
+        value: r.value,
+        version: r.version,
+    }
 }
 
 impl HostState {
@@ -68,25 +77,44 @@ impl Host for HostState {
             Ok(v) => v,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(store.get(&ns, &key).await.map(|r| r.map(row)).map_err(wit_error))
+        Ok(store
+            .get(&ns, &key)
+            .await
+            .map(|r| r.map(row))
+            .map_err(wit_error))
     }
 
-    async fn put(&mut self, key: String, value: Vec<u8>, cond: Condition) -> wasmtime::Result<Result<u64, Error>> {
+    async fn put(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        cond: Condition,
+    ) -> wasmtime::Result<Result<u64, Error>> {
         self.charge(key.len() + value.len())?;
         let (store, ns) = match self.records() {
             Ok(v) => v,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(store.put(&ns, &key, &value, condition(cond)).await.map_err(wit_error))
+        Ok(store
+            .put(&ns, &key, &value, condition(cond))
+            .await
+            .map_err(wit_error))
     }
 
-    async fn remove(&mut self, key: String, cond: Condition) -> wasmtime::Result<Result<bool, Error>> {
+    async fn remove(
+        &mut self,
+        key: String,
+        cond: Condition,
+    ) -> wasmtime::Result<Result<bool, Error>> {
         self.charge(key.len())?;
         let (store, ns) = match self.records() {
             Ok(v) => v,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(store.remove(&ns, &key, condition(cond)).await.map_err(wit_error))
+        Ok(store
+            .remove(&ns, &key, condition(cond))
+            .await
+            .map_err(wit_error))
     }
 
     async fn scan(
@@ -100,12 +128,19 @@ impl Host for HostState {
             Ok(v) => v,
             Err(e) => return Ok(Err(e)),
         };
-        let rows = store.scan(&ns, &prefix, after.as_deref(), limit.min(MAX_SCAN)).await;
-        Ok(rows.map(|rs| rs.into_iter().map(row).collect()).map_err(wit_error))
+        let rows = store
+            .scan(&ns, &prefix, after.as_deref(), limit.min(MAX_SCAN))
+            .await;
+        Ok(rows
+            .map(|rs| rs.into_iter().map(row).collect())
+            .map_err(wit_error))
     }
 
     async fn apply(&mut self, writes: Vec<Write>) -> wasmtime::Result<Result<Vec<u64>, Error>> {
-        let size = writes.iter().map(|w| w.key.len() + w.value.as_ref().map_or(0, Vec::len)).sum();
+        let size = writes
+            .iter()
+            .map(|w| w.key.len() + w.value.as_ref().map_or(0, Vec::len))
+            .sum();
         self.charge(size)?;
         let (store, ns) = match self.records() {
             Ok(v) => v,
@@ -113,7 +148,11 @@ impl Host for HostState {
         };
         let writes: Vec<store::Write> = writes
             .into_iter()
-            .map(|w| store::Write { key: w.key, value: w.value, condition: condition(w.condition) })
+            .map(|w| store::Write {
+                key: w.key,
+                value: w.value,
+                condition: condition(w.condition),
+            })
             .collect();
         Ok(store.apply(&ns, &writes).await.map_err(wit_error))
     }

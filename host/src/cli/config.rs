@@ -8,8 +8,8 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
 
-use secret_broker::keyring::Keyring;
 use secret_broker::caps::record_store::RecordStoreGrant;
+use secret_broker::keyring::Keyring;
 use secret_broker::store::RecordStore;
 use secret_broker::{Capability, Granted, ProviderHost, Runtime, RuntimeOptions, builtin};
 
@@ -79,9 +79,10 @@ impl Context {
             .map(Path::to_path_buf)
             .or_else(|| file.as_ref().and_then(|f| f.data_dir.clone()))
             .unwrap_or_else(default_data_dir);
-        let store_url = std::env::var("SECRET_BROKER_STORE_URL")
-            .ok()
-            .or_else(|| file.as_ref().and_then(|f| f.store.as_ref().map(|s| s.url.clone())));
+        let store_url = std::env::var("SECRET_BROKER_STORE_URL").ok().or_else(|| {
+            file.as_ref()
+                .and_then(|f| f.store.as_ref().map(|s| s.url.clone()))
+        });
         Ok(Context {
             data_dir,
             provider: file.map(|f| f.provider),
@@ -127,8 +128,9 @@ impl Context {
         let url = match &self.store_url {
             Some(url) => url.clone(),
             None => {
-                std::fs::create_dir_all(&self.data_dir)
-                    .with_context(|| format!("creating the data dir {}", self.data_dir.display()))?;
+                std::fs::create_dir_all(&self.data_dir).with_context(|| {
+                    format!("creating the data dir {}", self.data_dir.display())
+                })?;
                 format!("sqlite://{}?mode=rwc", self.sqlite_path().display())
             }
         };
@@ -159,7 +161,10 @@ impl Context {
                 Some(Capability::Reveal) => granted.reveal = true,
                 Some(Capability::RecordStore) => {
                     let store = self.record_store().await?;
-                    granted.records = Some(RecordStoreGrant::new(store, &format!("provider/{instance}")));
+                    granted.records = Some(RecordStoreGrant::new(
+                        store,
+                        &format!("provider/{instance}"),
+                    ));
                 }
                 Some(other) => bail!("grants: `{other}` is not available in this build yet"),
                 None => bail!(
@@ -177,17 +182,23 @@ impl Context {
             let component = runtime.load_bytes("builtin:db", builtin::DB)?;
             let grants = ["keyring".to_owned(), "record-store".to_owned()];
             let granted = self.grants("default", &grants, BTreeMap::new()).await?;
-            return Ok(Arc::new(ProviderHost::new(runtime, &component, granted).await?));
+            return Ok(Arc::new(
+                ProviderHost::new(runtime, &component, granted).await?,
+            ));
         };
         let component = match cfg.component.as_str() {
             "builtin:memory" => {
-                tracing::warn!("the in-memory provider persists nothing: values vanish when this process exits");
+                tracing::warn!(
+                    "the in-memory provider persists nothing: values vanish when this process exits"
+                );
                 runtime.load_bytes("builtin:memory", builtin::MEMORY)?
             }
             "builtin:db" => runtime.load_bytes("builtin:db", builtin::DB)?,
             path => runtime.load_file(Path::new(path))?,
         };
-        let granted = self.grants(&cfg.name, &cfg.grants, cfg.settings.clone()).await?;
+        let granted = self
+            .grants(&cfg.name, &cfg.grants, cfg.settings.clone())
+            .await?;
         Ok(Arc::new(
             ProviderHost::new(runtime, &component, granted).await?,
         ))

@@ -36,7 +36,9 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|c| c.name().to_owned())
         .collect();
-    let granted = ctx.grants("conformance", &names, args.settings.into_iter().collect()).await?;
+    let granted = ctx
+        .grants("conformance", &names, args.settings.into_iter().collect())
+        .await?;
     let host = Arc::new(ProviderHost::new(&runtime, &component, granted).await?);
     let report = conformance::run(host).await;
     print_stdout(&report.to_string())?;

@@ -23,12 +23,14 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let component = runtime.load_file(&args.path)?;
     writeln!(out, "component:   {}", component.source)?;
     writeln!(out, "sha256:      {}", component.sha256)?;
-    writeln!(out, 
+    writeln!(
+        out,
         "world:       secret-broker:provider/provider@{} (ok)",
         secret_broker::caps::VERSION
     )?;
     let needs: Vec<&str> = component.needs.iter().map(|c| c.name()).collect();
-    writeln!(out, 
+    writeln!(
+        out,
         "needs grants: {}",
         if needs.is_empty() {
             "none".to_owned()
@@ -36,7 +38,8 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
             needs.join(", ")
         }
     )?;
-    writeln!(out, 
+    writeln!(
+        out,
         "wasi imports: {} (linked locked down: no files, env, args, sockets)",
         component.wasi_imports.len()
     )?;
@@ -51,7 +54,8 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let rules = &info.id_rules;
     writeln!(out, "provider:    {} {}", info.name, info.version)?;
     writeln!(out, "stateful:    {}", info.stateful)?;
-    writeln!(out, 
+    writeln!(
+        out,
         "id rules:    separator {:?}, characters [{}], leading separator {}, max {} bytes, max levels {}",
         rules.separator,
         rules.allowed_chars,

@@ -8,8 +8,8 @@
 
 use secret_broker_guest_sdk::record_store::{self, Condition, Row};
 use secret_broker_guest_sdk::{
-    Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret, SizeLimit, export_provider,
-    keyring,
+    Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret, SizeLimit,
+    export_provider, keyring,
 };
 
 /// Ids as OpenMetadata writes them, up to AWS Secrets Manager's 512.
@@ -23,12 +23,17 @@ struct Db;
 
 fn check(id: &str, value: Option<&Secret>) -> Result<(), Error> {
     if id.is_empty() || id.len() > MAX_ID_LEN as usize {
-        return Err(Error::InvalidId(format!("ids are 1 to {MAX_ID_LEN} bytes long")));
+        return Err(Error::InvalidId(format!(
+            "ids are 1 to {MAX_ID_LEN} bytes long"
+        )));
     }
     if let Some(value) = value {
         let size = value.len();
         if size > MAX_VALUE_BYTES {
-            return Err(Error::ValueTooLarge(SizeLimit { size, limit: MAX_VALUE_BYTES }));
+            return Err(Error::ValueTooLarge(SizeLimit {
+                size,
+                limit: MAX_VALUE_BYTES,
+            }));
         }
     }
     Ok(())
@@ -51,15 +56,24 @@ impl Provider for Db {
     fn put(id: String, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
         check(&id, Some(&value))?;
         let sealed = keyring::seal(&value, id.as_bytes())?;
-        for _ in 0..CAS_ATTEMPTS {
+        for attempt in 0..=CAS_ATTEMPTS {
             let (condition, outcome) = match record_store::get(&id)? {
                 None => (Condition::Absent, PutOutcome::Created),
                 Some(row) => {
+                    // Opening the current value first means a host with the wrong
+                    // master key fails here instead of overwriting it.
                     if open(&row)?.equals(&value) {
                         return Ok(PutOutcome::Unchanged);
                     }
                     (Condition::Version(row.version), PutOutcome::Updated)
                 }
+            };
+            // Under heavy contention a put is a blind write at last: last writer
+            // wins, which is what a put means; the CAS only keeps outcomes exact.
+            let condition = if attempt == CAS_ATTEMPTS {
+                Condition::Any
+            } else {
+                condition
             };
             match record_store::put(&id, &sealed, condition) {
                 Ok(_) => return Ok(outcome),
@@ -67,7 +81,9 @@ impl Provider for Db {
                 Err(e) => return Err(e),
             }
         }
-        Err(Error::Conflict(format!("{id} kept changing under {CAS_ATTEMPTS} attempts to write it")))
+        Err(Error::Conflict(format!(
+            "{id} kept changing under {CAS_ATTEMPTS} attempts to write it"
+        )))
     }
 
     fn get(id: String) -> Result<Option<Secret>, Error> {

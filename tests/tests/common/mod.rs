@@ -30,8 +30,15 @@ fn random_name() -> String {
 impl TempDb {
     pub fn sqlite() -> TempDb {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("secrets.db").display());
-        TempDb { url, admin: None, _dir: Some(dir) }
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("secrets.db").display()
+        );
+        TempDb {
+            url,
+            admin: None,
+            _dir: Some(dir),
+        }
     }
 
     pub fn sqlite_path(&self) -> Option<&Path> {
@@ -40,8 +47,13 @@ impl TempDb {
 
     pub async fn postgres() -> TempDb {
         let name = random_name();
-        let mut conn = sqlx::PgConnection::connect(POSTGRES_ADMIN).await.expect("PostgreSQL on 127.0.0.1:5432 (run tests/setup)");
-        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+        let mut conn = sqlx::PgConnection::connect(POSTGRES_ADMIN)
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432 (run tests/setup)");
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
         TempDb {
             url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
             admin: Some((POSTGRES_ADMIN.into(), name)),
@@ -51,13 +63,24 @@ impl TempDb {
 
     pub async fn mariadb() -> TempDb {
         let name = random_name();
-        let mut conn = sqlx::MySqlConnection::connect(MARIADB_ADMIN).await.expect("MariaDB on 127.0.0.1:3306 (run tests/setup)");
-        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
-        TempDb { url: format!("mysql://root@127.0.0.1:3306/{name}"), admin: Some((MARIADB_ADMIN.into(), name)), _dir: None }
+        let mut conn = sqlx::MySqlConnection::connect(MARIADB_ADMIN)
+            .await
+            .expect("MariaDB on 127.0.0.1:3306 (run tests/setup)");
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        TempDb {
+            url: format!("mysql://root@127.0.0.1:3306/{name}"),
+            admin: Some((MARIADB_ADMIN.into(), name)),
+            _dir: None,
+        }
     }
 
     pub async fn drop_db(self) {
-        let Some((admin, name)) = &self.admin else { return };
+        let Some((admin, name)) = &self.admin else {
+            return;
+        };
         let sql = if admin.starts_with("postgres") {
             format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         } else {
@@ -65,10 +88,16 @@ impl TempDb {
         };
         if admin.starts_with("postgres") {
             let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
-            sqlx::query(AssertSqlSafe(sql)).execute(&mut conn).await.unwrap();
+            sqlx::query(AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .unwrap();
         } else {
             let mut conn = sqlx::MySqlConnection::connect(admin).await.unwrap();
-            sqlx::query(AssertSqlSafe(sql)).execute(&mut conn).await.unwrap();
+            sqlx::query(AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .unwrap();
         }
     }
 }
@@ -78,8 +107,15 @@ pub fn runtime() -> Runtime {
 }
 
 /// The db provider on `store`, instance `instance`, with `keyring`.
-pub async fn db_provider(rt: &Runtime, store: Arc<RecordStore>, keyring: Arc<Keyring>, instance: &str) -> Arc<ProviderHost> {
-    let component = rt.load_file(Path::new(secret_broker_tests::guests::PROVIDER_DB)).unwrap();
+pub async fn db_provider(
+    rt: &Runtime,
+    store: Arc<RecordStore>,
+    keyring: Arc<Keyring>,
+    instance: &str,
+) -> Arc<ProviderHost> {
+    let component = rt
+        .load_file(Path::new(secret_broker_tests::guests::PROVIDER_DB))
+        .unwrap();
     let ns = format!("provider/{instance}");
     let granted = Granted {
         instance: instance.into(),
