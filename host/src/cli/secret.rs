@@ -23,6 +23,9 @@ pub enum SecretCommand {
         /// A tag `KEY=VALUE`; repeatable.
         #[arg(long = "tag", value_parser = parse_tag)]
         tags: Vec<(String, String)>,
+        /// Caught only to refuse it without echoing it: values come from stdin.
+        #[arg(hide = true)]
+        value_on_command_line: Option<String>,
     },
     /// Print the value at ID on stdout, alone.
     Get {
@@ -57,7 +60,15 @@ pub async fn run(ctx: &Context, cmd: SecretCommand) -> anyhow::Result<ExitCode> 
             id,
             description,
             tags,
+            value_on_command_line,
         } => {
+            if value_on_command_line.is_some() {
+                anyhow::bail!(
+                    "refusing a value on the command line, where the process list and shell \
+                     history would show it: pipe it on stdin instead (`printf %s \"$VALUE\" | \
+                     secret-broker secret put {id}`)"
+                );
+            }
             let value = read_stdin_value()?;
             let outcome = provider
                 .put(&id, &value, &PutOptions { description, tags })
