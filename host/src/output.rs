@@ -6,8 +6,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 /// Bytes kept per call; the rest is counted and dropped.
 const CAPACITY: usize = 64 * 1024;
@@ -41,6 +43,43 @@ impl StdoutStream for CapturedOutput {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
         Box::new(self.clone())
     }
+
+    // wasmtime-wasi's default adapter logs every write's bytes at DEBUG; this
+    // stream appends directly, so guest output reaches no log unscrubbed.
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+}
+
+impl CapturedOutput {
+    fn append(&self, buf: &[u8]) {
+        if let Ok(mut out) = self.0.lock() {
+            let room = CAPACITY.saturating_sub(out.bytes.len());
+            let keep = room.min(buf.len());
+            out.bytes.extend_from_slice(&buf[..keep]);
+            out.dropped += buf.len() - keep;
+        }
+    }
+}
+
+impl OutputStream for CapturedOutput {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.append(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(CAPACITY)
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for CapturedOutput {
+    async fn ready(&mut self) {}
 }
 
 impl AsyncWrite for CapturedOutput {
@@ -49,12 +88,7 @@ impl AsyncWrite for CapturedOutput {
         _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if let Ok(mut out) = self.0.lock() {
-            let room = CAPACITY.saturating_sub(out.bytes.len());
-            let keep = room.min(buf.len());
-            out.bytes.extend_from_slice(&buf[..keep]);
-            out.dropped += buf.len() - keep;
-        }
+        self.append(buf);
         Poll::Ready(Ok(buf.len()))
     }
 

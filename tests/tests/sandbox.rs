@@ -316,3 +316,102 @@ mod keyring_user {
         still_serves(&rt).await;
     }
 }
+
+mod leaky {
+    use super::*;
+    use std::sync::{Mutex, OnceLock};
+
+    /// Everything logged through `tracing` in this test binary, at TRACE.
+    fn captured() -> &'static Mutex<Vec<u8>> {
+        static LOG: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
+        LOG.get_or_init(|| {
+            let buf: &'static Mutex<Vec<u8>> = Box::leak(Box::new(Mutex::new(Vec::new())));
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_ansi(false)
+                .with_writer(move || Capture(buf))
+                .finish();
+            let _ = tracing::subscriber::set_global_default(subscriber);
+            buf
+        })
+    }
+
+    struct Capture(&'static Mutex<Vec<u8>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(data);
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn every_leak_path_is_scrubbed() {
+        let log = captured();
+        let rt = runtime();
+        let granted = Granted {
+            instance: "leaky".into(),
+            reveal: true,
+            ..Granted::default()
+        };
+        let p = host(&rt, guests::TEST_GUEST_LEAKY, granted)
+            .await
+            .expect("reveal granted");
+        let canary = "canary-leak-93c1f0aa";
+        let err = p
+            .put(
+                "/l/one",
+                &SecretValue::from_string(canary.into()),
+                &PutOptions::default(),
+            )
+            .await
+            .expect_err("refused");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("backend refused the value [redacted] for /l/one"),
+            "{msg}"
+        );
+        assert!(!format!("{err:?}").contains(canary));
+        // A value the provider itself created during the call is scrubbed too.
+        let err = p.get("/l/two").await.expect_err("fails");
+        assert!(
+            err.to_string().contains("cannot return [redacted]"),
+            "{err}"
+        );
+
+        let logged = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
+        assert!(
+            logged.contains("storing /l/one = [redacted]"),
+            "log line missing: {logged}"
+        );
+        assert!(
+            logged.contains("stdout sees [redacted]"),
+            "stdout missing: {logged}"
+        );
+        assert!(
+            logged.contains("stderr sees [redacted]"),
+            "stderr missing: {logged}"
+        );
+        assert!(!logged.contains(canary), "canary in the log: {logged}");
+        assert!(
+            !logged.contains("made-up-/l/two"),
+            "provider-made value in the log: {logged}"
+        );
+    }
+
+    #[tokio::test]
+    async fn reveal_is_denied_without_its_grant() {
+        let rt = runtime();
+        let err = host(&rt, guests::TEST_GUEST_LEAKY, grant("noreveal"))
+            .await
+            .expect_err("refused");
+        assert!(
+            err.to_string()
+                .contains("`secret-broker:provider/reveal@0.1.0`"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,44 @@
+//! A provider granted `reveal` that tries to leak every value it is given: in its
+//! log lines, on stdout and stderr, and in its error messages. The host must scrub
+//! all of them.
+
+use secret_broker_guest_sdk::{
+    Error, IdRules, Provider, ProviderInfo, PutOptions, PutOutcome, Secret, export_provider, log,
+    reveal,
+};
+
+struct Leaky;
+
+impl Provider for Leaky {
+    fn info() -> ProviderInfo {
+        ProviderInfo {
+            name: "leaky".into(),
+            version: "0.0.1".into(),
+            id_rules: IdRules::slash_separated(256, 4096),
+            stateful: false,
+        }
+    }
+
+    fn put(id: String, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
+        let plain = String::from_utf8_lossy(&reveal::reveal(&value)).into_owned();
+        log::warn(&format!("storing {id} = {plain}"));
+        println!("stdout sees {plain}");
+        eprintln!("stderr sees {plain}");
+        Err(Error::Backend(format!(
+            "backend refused the value {plain} for {id}"
+        )))
+    }
+
+    fn get(id: String) -> Result<Option<Secret>, Error> {
+        // Echo back a value as if the backend had returned it, then fail with it.
+        let made = Secret::new(format!("made-up-{id}").as_bytes());
+        let plain = String::from_utf8_lossy(&reveal::reveal(&made)).into_owned();
+        Err(Error::Unavailable(format!("cannot return {plain}")))
+    }
+
+    fn delete(_id: String) -> Result<bool, Error> {
+        Ok(false)
+    }
+}
+
+export_provider!(Leaky);
