@@ -4,7 +4,7 @@
 
 /// Envelope encryption by the host (grant `keyring`).
 pub mod keyring {
-    pub use crate::__bindings::secret_broker::provider::keyring::{open, seal};
+    pub use crate::__bindings::secret_broker::provider::keyring::{open, reseal, seal};
 }
 
 /// Versioned rows namespaced to this provider instance (grant `record-store`).

@@ -127,6 +127,12 @@ pub trait Provider {
             "this provider does not support listing".into(),
         ))
     }
+    /// Re-seals the value at `id` under the current master key. Providers that do
+    /// not store keyring ciphertexts keep this default.
+    fn reseal(id: String) -> Result<bool, Error> {
+        let _ = id;
+        Ok(false)
+    }
 }
 
 /// Exports a [`Provider`] implementation as the component's `provider` interface.
@@ -160,6 +166,9 @@ macro_rules! export_provider {
                     limit: u32,
                 ) -> ::std::result::Result<$crate::ListPage, $crate::Error> {
                     <$provider as $crate::Provider>::list(prefix, cursor, limit)
+                }
+                fn reseal(id: ::std::string::String) -> ::std::result::Result<bool, $crate::Error> {
+                    <$provider as $crate::Provider>::reseal(id)
                 }
             }
             $crate::__bindings::__export_provider_world!(__Export);

@@ -68,11 +68,11 @@ impl Keyring {
     }
 
     /// Parses `version:base64` entries (or one bare base64 key, version 1),
-    /// separated by commas.
+    /// separated by commas or newlines (the key file has one per line).
     pub fn parse(spec: &str) -> Result<Self, KeyringError> {
         let mut keys = BTreeMap::new();
         for (i, entry) in spec
-            .split(',')
+            .split([',', '\n'])
             .map(str::trim)
             .filter(|e| !e.is_empty())
             .enumerate()
@@ -114,6 +114,44 @@ impl Keyring {
             }
             Err(e) => Err(io(e)),
         }
+    }
+
+    /// The key version a sealed value names, if it is well formed.
+    pub fn sealed_version(sealed: &[u8]) -> Option<u32> {
+        (sealed.len() >= HEADER + 16 && &sealed[..4] == MAGIC)
+            .then(|| u32::from_be_bytes([sealed[4], sealed[5], sealed[6], sealed[7]]))
+    }
+
+    /// The key versions held, ascending.
+    pub fn versions(&self) -> Vec<u32> {
+        self.keys.keys().copied().collect()
+    }
+
+    /// Adds a fresh random key as the next version to the key file at `path`
+    /// (written whole to a temporary file, then renamed, mode 0600) and returns
+    /// the new keyring. The old keys stay: values sealed with them stay readable.
+    pub fn add_key_to_file(&self, path: &Path) -> Result<Keyring, KeyringError> {
+        let io = |source| KeyringError::KeyFile {
+            path: path.display().to_string(),
+            source,
+        };
+        let version = self.current_version() + 1;
+        let mut key = Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(key.as_mut());
+        let mut keys = self.keys.clone();
+        keys.insert(version, key);
+        let mut text = Zeroizing::new(String::new());
+        for (v, k) in &keys {
+            text.push_str(&format!(
+                "{v}:{}\n",
+                base64::engine::general_purpose::STANDARD.encode(k.as_ref())
+            ));
+        }
+        let tmp = path.with_extension("key.new");
+        let _ = std::fs::remove_file(&tmp);
+        write_private(&tmp, text.as_bytes()).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)?;
+        Ok(Keyring { keys })
     }
 
     /// The version new values are sealed with.

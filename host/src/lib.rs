@@ -27,6 +27,7 @@ mod bindings;
 mod cache;
 pub mod caps;
 pub mod conformance;
+pub mod fernet_import;
 pub mod idrules;
 pub mod keyring;
 mod output;

@@ -363,6 +363,22 @@ impl ProviderHost {
         .and_then(finish)
     }
 
+    /// Re-seals the value at `id` under the current master key; reports whether
+    /// the provider rewrote it.
+    pub async fn reseal(&self, id: &str) -> Result<bool, ProviderError> {
+        self.check_id(id)?;
+        let id = id.to_owned();
+        self.call(move |b, s| {
+            Box::pin(async move {
+                b.secret_broker_provider_provider()
+                    .call_reseal(s, &id)
+                    .await
+            })
+        })
+        .await
+        .and_then(finish)
+    }
+
     /// One page of the ids under `prefix`.
     pub async fn list(
         &self,

@@ -9,8 +9,13 @@ use std::process::{Command, Output, Stdio};
 const CANARY: &str = "canary-cli-4f9d2e71";
 
 fn broker(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    broker_env(data_dir, args, stdin, &[])
+}
+
+fn broker_env(data_dir: &Path, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_secret-broker"))
         .args(args)
+        .envs(env.iter().copied())
         .env("SECRET_BROKER_DATA_DIR", data_dir)
         .env("SECRET_BROKER_LOG", "trace")
         .env_remove("SECRET_BROKER_CONFIG")
@@ -161,4 +166,152 @@ fn verify_rejects_what_is_not_a_provider() {
             text(&out.stderr)
         );
     }
+}
+
+fn put(dir: &Path, id: &str, value: &str) {
+    let out = broker(dir, &["secret", "put", id], Some(value));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+fn get(dir: &Path, id: &str) -> Output {
+    broker(dir, &["secret", "get", id], None)
+}
+
+/// Drops key version `version` from the key file, as an operator retiring it would.
+fn retire_key(dir: &Path, version: u32) {
+    let path = dir.join("master.key");
+    let kept: String = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with(&format!("{version}:")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&path, kept).unwrap();
+}
+
+#[test]
+fn rotation_reseals_every_value_under_the_new_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..5 {
+        put(dir.path(), &format!("/rot/k{i}"), &format!("value-{i}"));
+    }
+    let out = broker(dir.path(), &["keyring", "rotate"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("5 re-sealed"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !dir.path().join("rotation.json").exists(),
+        "state file left behind"
+    );
+    // With the old key gone, every value still opens: all were re-sealed.
+    retire_key(dir.path(), 1);
+    for i in 0..5 {
+        let out = get(dir.path(), &format!("/rot/k{i}"));
+        assert_eq!(
+            text(&out.stdout),
+            format!("value-{i}\n"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn an_interrupted_rotation_resumes_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    for id in ["/r/a", "/r/b", "/r/c"] {
+        put(dir.path(), id, id);
+    }
+    // A rotation to version 2 that got through /r/b before it was killed: the
+    // key was added and the progress saved, but nothing was re-sealed yet.
+    let key_file = dir.path().join("master.key");
+    let mut keys = std::fs::read_to_string(&key_file).unwrap();
+    keys.push_str("2:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n");
+    std::fs::write(&key_file, keys).unwrap();
+    std::fs::write(
+        dir.path().join("rotation.json"),
+        r#"{"target_version":2,"done_through":"/r/b"}"#,
+    )
+    .unwrap();
+    let out = broker(dir.path(), &["keyring", "rotate"], None);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("resuming the rotation to key version 2"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 re-sealed") && stderr.contains("2 skipped"),
+        "{stderr}"
+    );
+    // Only /r/c moved to version 2; the others still need version 1.
+    retire_key(dir.path(), 1);
+    assert_eq!(text(&get(dir.path(), "/r/c").stdout), "/r/c\n");
+    let stuck = get(dir.path(), "/r/a");
+    assert!(!stuck.status.success());
+    assert!(
+        text(&stuck.stderr).contains("key version 1"),
+        "{}",
+        text(&stuck.stderr)
+    );
+}
+
+#[test]
+fn fernet_values_from_python_cryptography_are_imported() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "jJ/9sz0g0OHxsfxOoSfdFdmk3ysNmPRnH3TUAbz3IHA=";
+    let script = r#"
+import base64, json, sys
+from cryptography.fernet import Fernet
+old = Fernet(base64.urlsafe_b64encode(base64.b64decode(sys.argv[1])))
+print(json.dumps({"id": "/openmetadata/database/mysql_prod/password", "value": "fernet:" + old.encrypt(b"mysql-pw").decode()}))
+print(json.dumps({"id": "/openmetadata/bot/ingestion-bot/config/jwttoken", "value": "fernet:" + old.encrypt("jwt-\u00e9".encode()).decode()}))
+print(json.dumps({"id": "/openmetadata/database/other/password", "value": "fernet:" + Fernet(Fernet.generate_key()).encrypt(b"x").decode()}))
+"#;
+    let py = Command::new("python3")
+        .args(["-c", script, key])
+        .output()
+        .expect("python3 with cryptography (tests/setup)");
+    assert!(py.status.success(), "{}", text(&py.stderr));
+    let lines = text(&py.stdout);
+    // The newest key first (it would encrypt), OpenMetadata's default after it.
+    let keys = format!("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=,{key}");
+    let out = broker_env(
+        dir.path(),
+        &["import", "fernet"],
+        Some(&lines),
+        &[("FERNET_KEY", &keys)],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("2 created, 0 updated, 0 unchanged, 1 failed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("failed /openmetadata/database/other/password: the token does not decrypt"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("published default key"), "{stderr}");
+    assert!(!stderr.contains("gAAAA"), "a token was echoed: {stderr}");
+    let got = get(
+        dir.path(),
+        "/openmetadata/bot/ingestion-bot/config/jwttoken",
+    );
+    assert_eq!(text(&got.stdout), "jwt-\u{e9}\n");
+    // Running it again is harmless.
+    let again = broker_env(
+        dir.path(),
+        &["import", "fernet"],
+        Some(&lines),
+        &[("FERNET_KEY", &keys)],
+    );
+    assert!(
+        text(&again.stderr).contains("0 created, 0 updated, 2 unchanged"),
+        "{}",
+        text(&again.stderr)
+    );
 }

@@ -51,6 +51,18 @@ impl KeyringGrant {
         out
     }
 
+    /// Re-seals under the current key what an older key sealed; `None` when current.
+    pub fn reseal(&self, sealed: &[u8], context: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        let inner = sealed.get(TAG_LEN..).unwrap_or_default();
+        if Keyring::sealed_version(inner) == Some(self.keyring.current_version())
+            && sealed[..TAG_LEN] == self.tag
+        {
+            return Ok(None);
+        }
+        let value = self.open(sealed, context)?;
+        Ok(Some(self.seal(&value, context)))
+    }
+
     /// Opens what [`KeyringGrant::seal`] produced in the same namespace.
     pub fn open(&self, sealed: &[u8], context: &[u8]) -> Result<SecretValue, Error> {
         if sealed.len() < TAG_LEN {
@@ -93,6 +105,17 @@ impl Host for HostState {
         Ok(self
             .keyring_grant()
             .map(|grant| grant.seal(&value, &context)))
+    }
+
+    async fn reseal(
+        &mut self,
+        sealed: Vec<u8>,
+        context: Vec<u8>,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
+        self.charge(sealed.len() + context.len())?;
+        Ok(self
+            .keyring_grant()
+            .and_then(|grant| grant.reseal(&sealed, &context)))
     }
 
     async fn open(

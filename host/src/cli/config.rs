@@ -98,6 +98,16 @@ impl Context {
         })
     }
 
+    /// Whether the master keys come from `SECRET_BROKER_MASTER_KEY`.
+    pub fn master_key_from_env(&self) -> bool {
+        std::env::var_os("SECRET_BROKER_MASTER_KEY").is_some()
+    }
+
+    /// The key file used when the environment supplies no key.
+    pub fn key_file(&self) -> PathBuf {
+        self.data_dir.join("master.key")
+    }
+
     /// The master keyring: `SECRET_BROKER_MASTER_KEY`, or the key file in the data
     /// dir, generated on first use with a warning.
     pub fn keyring(&self) -> anyhow::Result<Arc<Keyring>> {
@@ -106,7 +116,7 @@ impl Context {
                 Keyring::parse(&spec).context("in SECRET_BROKER_MASTER_KEY")?,
             ));
         }
-        let path = self.data_dir.join("master.key");
+        let path = self.key_file();
         let (ring, created) = Keyring::load_or_create(&path)?;
         if created {
             tracing::warn!(

@@ -2,6 +2,8 @@
 //! one module per subcommand.
 
 mod config;
+mod import;
+mod keyring;
 mod provider_test;
 mod provider_verify;
 mod secret;
@@ -36,6 +38,12 @@ enum Command {
     /// Store, read, delete and list secrets in the configured provider.
     #[command(subcommand)]
     Secret(secret::SecretCommand),
+    /// Manage the master keys.
+    #[command(subcommand)]
+    Keyring(keyring::KeyringCommand),
+    /// Bring secrets in from an existing deployment.
+    #[command(subcommand)]
+    Import(import::ImportCommand),
 }
 
 #[derive(Subcommand)]
@@ -66,6 +74,8 @@ pub fn main() -> ExitCode {
             }
             Command::Provider(ProviderCommand::Test(args)) => provider_test::run(&ctx, args).await,
             Command::Secret(cmd) => secret::run(&ctx, cmd).await,
+            Command::Keyring(cmd) => keyring::run(&ctx, cmd).await,
+            Command::Import(cmd) => import::run(&ctx, cmd).await,
         }
     });
     match result {

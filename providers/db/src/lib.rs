@@ -105,6 +105,28 @@ impl Provider for Db {
         let next_cursor = if more { ids.last().cloned() } else { None };
         Ok(ListPage { ids, next_cursor })
     }
+
+    fn reseal(id: String) -> Result<bool, Error> {
+        check(&id, None)?;
+        for _ in 0..CAS_ATTEMPTS {
+            let Some(row) = record_store::get(&id)? else {
+                return Ok(false);
+            };
+            let Some(resealed) = keyring::reseal(&row.value, id.as_bytes())? else {
+                return Ok(false);
+            };
+            match record_store::put(&id, &resealed, Condition::Version(row.version)) {
+                Ok(_) => return Ok(true),
+                // Rewritten meanwhile (by a put sealing under the current key, or
+                // another rotation): look again.
+                Err(Error::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Conflict(format!(
+            "{id} kept changing during the re-seal"
+        )))
+    }
 }
 
 export_provider!(Db);
