@@ -207,3 +207,24 @@ async fn two_hosts_writing_the_same_ids_on_postgres() {
     drop(hosts);
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn a_database_password_never_appears_in_errors() {
+    let canary = "pw-canary-e0b1c";
+    for url in [
+        format!("mysql://root:{canary}@127.0.0.1:3306/nope"),
+        format!("postgres://nobody:{canary}@127.0.0.1:1/nope"),
+        format!("ftp://u:{canary}@127.0.0.1/x"),
+    ] {
+        let err = RecordStore::connect(&url).await.expect_err("must fail");
+        let (shown, debug) = (err.to_string(), format!("{err:?}"));
+        assert!(
+            !shown.contains(canary) && !debug.contains(canary),
+            "{shown} / {debug}"
+        );
+        assert!(
+            shown.contains("127.0.0.1"),
+            "the message should say which server: {shown}"
+        );
+    }
+}
