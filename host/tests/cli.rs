@@ -315,3 +315,72 @@ print(json.dumps({"id": "/openmetadata/database/other/password", "value": "ferne
         text(&again.stderr)
     );
 }
+
+#[test]
+fn a_config_file_picks_store_key_file_and_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("elsewhere/secrets.sqlite");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let key = dir.path().join("keys/master.key");
+    let config = dir.path().join("broker.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[provider]\ncomponent = \"builtin:db\"\nname = \"main\"\ngrants = [\"keyring\", \"record-store\"]\n\n\
+             [store]\nurl = \"sqlite://{}?mode=rwc\"\n\n[keyring]\nkey_file = \"{}\"\n",
+            db.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let data = dir.path().join("data");
+    let out = broker(
+        &data,
+        &["--config", cfg, "secret", "put", "/c/one"],
+        Some("configured"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got = broker(&data, &["--config", cfg, "secret", "get", "/c/one"], None);
+    assert_eq!(text(&got.stdout), "configured\n");
+    assert!(
+        db.exists() && key.exists(),
+        "store and key file where the config says"
+    );
+    assert!(!data.join("secrets.db").exists());
+
+    std::fs::write(
+        &config,
+        "[provider]\ncomponent = \"builtin:db\"\ngrants = [\"keyring\", \"telepathy\"]\n",
+    )
+    .unwrap();
+    let bad = broker(&data, &["--config", cfg, "secret", "get", "/c/one"], None);
+    assert!(
+        text(&bad.stderr).contains("unknown capability `telepathy`"),
+        "{}",
+        text(&bad.stderr)
+    );
+    std::fs::write(
+        &config,
+        "[provider]\ncomponent = \"builtin:db\"\ngrant = [\"keyring\"]\n",
+    )
+    .unwrap();
+    let typo = broker(&data, &["--config", cfg, "secret", "get", "/c/one"], None);
+    assert!(
+        text(&typo.stderr).contains("unknown field `grant`"),
+        "{}",
+        text(&typo.stderr)
+    );
+    std::fs::write(
+        &config,
+        "[provider]\ncomponent = \"builtin:db\"\ngrants = [\"keyring\"]\n",
+    )
+    .unwrap();
+    let missing = broker(&data, &["--config", cfg, "secret", "get", "/c/one"], None);
+    let msg = text(&missing.stderr);
+    assert!(
+        msg.contains("`secret-broker:provider/record-store@0.1.0`")
+            && msg.contains("grants = [\"record-store\"]"),
+        "{msg}"
+    );
+}

@@ -42,6 +42,16 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     #[serde(default)]
     store: Option<StoreConfig>,
+    #[serde(default)]
+    keyring: Option<KeyringConfig>,
+}
+
+/// The `[keyring]` table: where the master keys live.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyringConfig {
+    /// A key file (`VERSION:BASE64` per line, mode 0600), created if missing.
+    pub key_file: PathBuf,
 }
 
 /// The `[store]` table: the database behind the `record-store` grant.
@@ -60,6 +70,8 @@ pub struct Context {
     pub provider: Option<ProviderConfig>,
     /// The store URL; `None` means SQLite in the data dir.
     pub store_url: Option<String>,
+    /// The configured key file; `None` means `master.key` in the data dir.
+    pub key_file: Option<PathBuf>,
 }
 
 impl Context {
@@ -83,10 +95,14 @@ impl Context {
             file.as_ref()
                 .and_then(|f| f.store.as_ref().map(|s| s.url.clone()))
         });
+        let key_file = file
+            .as_ref()
+            .and_then(|f| f.keyring.as_ref().map(|k| k.key_file.clone()));
         Ok(Context {
             data_dir,
             provider: file.map(|f| f.provider),
             store_url,
+            key_file,
         })
     }
 
@@ -103,9 +119,12 @@ impl Context {
         std::env::var_os("SECRET_BROKER_MASTER_KEY").is_some()
     }
 
-    /// The key file used when the environment supplies no key.
+    /// The key file used when the environment supplies no key: `[keyring] key_file`
+    /// from the configuration, else `master.key` in the data dir.
     pub fn key_file(&self) -> PathBuf {
-        self.data_dir.join("master.key")
+        self.key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
     }
 
     /// The master keyring: `SECRET_BROKER_MASTER_KEY`, or the key file in the data
@@ -118,7 +137,7 @@ impl Context {
         }
         let path = self.key_file();
         let (ring, created) = Keyring::load_or_create(&path)?;
-        if created {
+        if created && self.key_file.is_none() {
             tracing::warn!(
                 path = %path.display(),
                 "generated a new master key; production deployments should supply their own \
