@@ -26,6 +26,23 @@ async fn conformance_on(db: &TempDb) {
     assert!(report.ok(), "{report}");
 }
 
+/// The db provider on a fresh SQLite file, with a one-key keyring.
+async fn sqlite_provider(
+    key: u8,
+    instance: &str,
+) -> (TempDb, Arc<RecordStore>, Arc<secret_broker::ProviderHost>) {
+    let db = TempDb::sqlite();
+    let store = Arc::new(RecordStore::connect(&db.url).await.unwrap());
+    let p = db_provider(
+        &runtime(),
+        store.clone(),
+        Arc::new(Keyring::single([key; 32])),
+        instance,
+    )
+    .await;
+    (db, store, p)
+}
+
 #[tokio::test]
 async fn conformance_on_sqlite() {
     conformance_on(&TempDb::sqlite()).await;
@@ -47,16 +64,7 @@ async fn conformance_on_mariadb() {
 
 #[tokio::test]
 async fn sqlite_file_holds_no_plaintext() {
-    let db = TempDb::sqlite();
-    let rt = runtime();
-    let store = Arc::new(RecordStore::connect(&db.url).await.unwrap());
-    let p = db_provider(
-        &rt,
-        store.clone(),
-        Arc::new(Keyring::single([1; 32])),
-        "plain",
-    )
-    .await;
+    let (db, store, p) = sqlite_provider(1, "plain").await;
     let canary = "canary-plaintext-5b1e0d";
     p.put(
         "/openmetadata/database/x/password",
@@ -81,16 +89,7 @@ async fn sqlite_file_holds_no_plaintext() {
 
 #[tokio::test]
 async fn a_ciphertext_moved_to_another_row_does_not_open() {
-    let db = TempDb::sqlite();
-    let rt = runtime();
-    let store = Arc::new(RecordStore::connect(&db.url).await.unwrap());
-    let p = db_provider(
-        &rt,
-        store.clone(),
-        Arc::new(Keyring::single([1; 32])),
-        "moved",
-    )
-    .await;
+    let (_db, store, p) = sqlite_provider(1, "moved").await;
     p.put(
         "/a/source",
         &SecretValue::from_string("moving-value".into()),
@@ -115,20 +114,11 @@ async fn a_ciphertext_moved_to_another_row_does_not_open() {
 
 #[tokio::test]
 async fn a_wrong_master_key_names_the_key_version_and_overwrites_nothing() {
-    let db = TempDb::sqlite();
-    let rt = runtime();
-    let store = Arc::new(RecordStore::connect(&db.url).await.unwrap());
-    let right = db_provider(
-        &rt,
-        store.clone(),
-        Arc::new(Keyring::single([1; 32])),
-        "keys",
-    )
-    .await;
+    let (_db, store, right) = sqlite_provider(1, "keys").await;
     let v = SecretValue::from_string("keep-me".into());
     right.put("/k/1", &v, &PutOptions::default()).await.unwrap();
     let wrong = db_provider(
-        &rt,
+        &runtime(),
         store.clone(),
         Arc::new(Keyring::single([2; 32])),
         "keys",
