@@ -10,7 +10,7 @@ fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
     let root = manifest_dir.parent().map(PathBuf::from).unwrap_or_default();
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap_or_default());
-    let providers = ["memory", "db"];
+    let providers = ["memory", "db", "aws-secrets-manager", "aws-ssm"];
     let guests: Vec<Guest> = providers
         .iter()
         .map(|name| Guest {

@@ -23,6 +23,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod aws;
 mod bindings;
 mod cache;
 pub mod caps;
@@ -50,4 +51,9 @@ pub mod builtin {
     pub const MEMORY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/memory.wasm"));
     /// The `db` provider: keyring-sealed rows in the record store (the embedded default).
     pub const DB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/db.wasm"));
+    /// The `aws-secrets-manager` provider.
+    pub const AWS_SECRETS_MANAGER: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/aws-secrets-manager.wasm"));
+    /// The `aws-ssm` provider.
+    pub const AWS_SSM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/aws-ssm.wasm"));
 }

@@ -78,7 +78,7 @@ impl PrivatePg {
     fn new() -> PrivatePg {
         let dir = tempfile::tempdir().unwrap();
         chown_postgres(dir.path());
-        let port = free_port();
+        let port = common::free_port();
         let data = dir.path().join("data").display().to_string();
         let out = as_postgres(
             "initdb",
@@ -111,13 +111,6 @@ fn chown_postgres(path: &Path) {
     assert!(ok, "chown postgres {}", path.display());
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test]
 async fn acknowledged_writes_survive_a_database_crash() {

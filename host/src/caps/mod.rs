@@ -2,6 +2,8 @@
 //! interface. `types`, `log` and `config` are linked for every provider; each
 //! other interface only when the provider's configuration grants it.
 
+pub mod aws_secrets_manager;
+pub mod aws_ssm;
 pub mod config;
 pub mod keyring;
 pub mod log;
@@ -87,6 +89,10 @@ pub struct Granted {
     pub settings: BTreeMap<String, String>,
     /// The keyring, with this instance's namespace.
     pub keyring: Option<keyring::KeyringGrant>,
+    /// AWS Secrets Manager, scoped to a prefix.
+    pub aws_secrets_manager: Option<aws_secrets_manager::SecretsManagerGrant>,
+    /// AWS SSM Parameter Store, scoped to a prefix.
+    pub aws_ssm: Option<aws_ssm::SsmGrant>,
     /// The record store, with this instance's namespace.
     pub records: Option<record_store::RecordStoreGrant>,
     /// Whether `reveal` is granted.
@@ -102,6 +108,12 @@ impl Granted {
         }
         if self.records.is_some() {
             caps.push(Capability::RecordStore);
+        }
+        if self.aws_secrets_manager.is_some() {
+            caps.push(Capability::AwsSecretsManager);
+        }
+        if self.aws_ssm.is_some() {
+            caps.push(Capability::AwsSsm);
         }
         if self.reveal {
             caps.push(Capability::Reveal);
@@ -126,7 +138,8 @@ pub fn linker(
             Capability::Keyring => keyring::add_to_linker(&mut linker)?,
             Capability::Reveal => reveal::add_to_linker(&mut linker)?,
             Capability::RecordStore => record_store::add_to_linker(&mut linker)?,
-            Capability::AwsSecretsManager | Capability::AwsSsm => {}
+            Capability::AwsSecretsManager => aws_secrets_manager::add_to_linker(&mut linker)?,
+            Capability::AwsSsm => aws_ssm::add_to_linker(&mut linker)?,
         }
     }
     Ok(linker)

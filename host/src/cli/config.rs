@@ -8,6 +8,11 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
 
+use super::aws_config::{self, AwsConfig};
+
+use secret_broker::aws::AwsGrantBase;
+use secret_broker::caps::aws_secrets_manager::SecretsManagerGrant;
+use secret_broker::caps::aws_ssm::SsmGrant;
 use secret_broker::caps::record_store::RecordStoreGrant;
 use secret_broker::keyring::Keyring;
 use secret_broker::store::RecordStore;
@@ -44,6 +49,8 @@ struct FileConfig {
     store: Option<StoreConfig>,
     #[serde(default)]
     keyring: Option<KeyringConfig>,
+    #[serde(default)]
+    aws: Option<AwsConfig>,
 }
 
 /// The `[keyring]` table: where the master keys live.
@@ -72,12 +79,14 @@ pub struct Context {
     pub store_url: Option<String>,
     /// The configured key file; `None` means `master.key` in the data dir.
     pub key_file: Option<PathBuf>,
+    /// The `[aws]` table.
+    pub aws: Option<AwsConfig>,
 }
 
 impl Context {
     /// Reads the configuration file, if any, and settles the data dir.
     pub fn new(config: Option<&Path>, data_dir: Option<&Path>) -> anyhow::Result<Self> {
-        let file = match config {
+        let mut file = match config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading config {}", path.display()))?;
@@ -98,11 +107,13 @@ impl Context {
         let key_file = file
             .as_ref()
             .and_then(|f| f.keyring.as_ref().map(|k| k.key_file.clone()));
+        let aws = file.as_mut().and_then(|f| f.aws.take());
         Ok(Context {
             data_dir,
             provider: file.map(|f| f.provider),
             store_url,
             key_file,
+            aws,
         })
     }
 
@@ -195,7 +206,22 @@ impl Context {
                         &format!("provider/{instance}"),
                     ));
                 }
-                Some(other) => bail!("grants: `{other}` is not available in this build yet"),
+                Some(Capability::AwsSecretsManager) => {
+                    let settings = aws_config::settings(self.aws.as_ref())?;
+                    granted
+                        .settings
+                        .insert("prefix".into(), settings.prefix.clone());
+                    granted.aws_secrets_manager = Some(SecretsManagerGrant::new(
+                        AwsGrantBase::new(&settings).await?,
+                    ));
+                }
+                Some(Capability::AwsSsm) => {
+                    let settings = aws_config::settings(self.aws.as_ref())?;
+                    granted
+                        .settings
+                        .insert("prefix".into(), settings.prefix.clone());
+                    granted.aws_ssm = Some(SsmGrant::new(AwsGrantBase::new(&settings).await?));
+                }
                 None => bail!(
                     "grants: unknown capability `{name}`; known: {}",
                     Capability::ALL.map(|c| c.name()).join(", ")
@@ -208,8 +234,22 @@ impl Context {
     /// The configured provider, ready for calls.
     pub async fn provider(&self, runtime: &Runtime) -> anyhow::Result<Arc<ProviderHost>> {
         let Some(cfg) = &self.provider else {
-            let component = runtime.load_bytes("builtin:db", builtin::DB)?;
-            let grants = ["keyring".to_owned(), "record-store".to_owned()];
+            let manager = std::env::var("SECRET_MANAGER").unwrap_or_else(|_| "db".into());
+            let (component, grant) = aws_config::provider_for(manager.trim())?;
+            let (component, grants) = match grant {
+                "" => (
+                    runtime.load_bytes(component, builtin::DB)?,
+                    vec!["keyring".to_owned(), "record-store".to_owned()],
+                ),
+                "aws-secrets-manager" => (
+                    runtime.load_bytes(component, builtin::AWS_SECRETS_MANAGER)?,
+                    vec![grant.to_owned()],
+                ),
+                _ => (
+                    runtime.load_bytes(component, builtin::AWS_SSM)?,
+                    vec![grant.to_owned()],
+                ),
+            };
             let granted = self.grants("default", &grants, BTreeMap::new()).await?;
             return Ok(Arc::new(
                 ProviderHost::new(runtime, &component, granted).await?,
@@ -223,6 +263,10 @@ impl Context {
                 runtime.load_bytes("builtin:memory", builtin::MEMORY)?
             }
             "builtin:db" => runtime.load_bytes("builtin:db", builtin::DB)?,
+            "builtin:aws-secrets-manager" => {
+                runtime.load_bytes("builtin:aws-secrets-manager", builtin::AWS_SECRETS_MANAGER)?
+            }
+            "builtin:aws-ssm" => runtime.load_bytes("builtin:aws-ssm", builtin::AWS_SSM)?,
             path => runtime.load_file(Path::new(path))?,
         };
         let granted = self

@@ -1,6 +1,7 @@
 //! Command-line interface: global options, configuration loading and dispatch to
 //! one module per subcommand.
 
+mod aws_config;
 mod config;
 mod import;
 mod keyring;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
+pub mod moto;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -124,4 +126,47 @@ pub async fn db_provider(
         ..Granted::default()
     };
     Arc::new(ProviderHost::new(rt, &component, granted).await.unwrap())
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The `aws-secrets-manager` or `aws-ssm` provider on `settings`.
+pub async fn aws_provider(
+    rt: &Runtime,
+    which: &str,
+    settings: &secret_broker::aws::AwsSettings,
+) -> Result<Arc<ProviderHost>, String> {
+    use secret_broker::aws::AwsGrantBase;
+    let path = match which {
+        "aws-secrets-manager" => secret_broker_tests::guests::PROVIDER_AWS_SECRETS_MANAGER,
+        _ => secret_broker_tests::guests::PROVIDER_AWS_SSM,
+    };
+    let component = rt.load_file(Path::new(path)).unwrap();
+    let base = AwsGrantBase::new(settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut granted = Granted {
+        instance: which.into(),
+        ..Granted::default()
+    };
+    granted
+        .settings
+        .insert("prefix".into(), settings.prefix.clone());
+    match which {
+        "aws-secrets-manager" => {
+            granted.aws_secrets_manager =
+                Some(secret_broker::caps::aws_secrets_manager::SecretsManagerGrant::new(base))
+        }
+        _ => granted.aws_ssm = Some(secret_broker::caps::aws_ssm::SsmGrant::new(base)),
+    }
+    ProviderHost::new(rt, &component, granted)
+        .await
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
 }

@@ -1,0 +1,93 @@
+//! The `[aws]` table and OpenMetadata's environment variables, which configure the
+//! `aws-secrets-manager` and `aws-ssm` grants; env variables win over the file.
+//! With `SECRET_MANAGER=managed-aws` (or `managed-aws-ssm`) and no config file the
+//! broker runs the matching provider from the environment alone.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use serde::Deserialize;
+
+use secret_broker::SecretValue;
+use secret_broker::aws::AwsSettings;
+
+/// The `[aws]` table, in OpenMetadata's `parameters` spelling plus our additions.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AwsConfig {
+    region: Option<String>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    /// Not in OpenMetadata: for tests and VPC endpoints.
+    endpoint: Option<String>,
+    /// OpenMetadata's `prefix`: ids start with `/{prefix}/`; the grant's scope.
+    prefix: Option<String>,
+    max_attempts: Option<u32>,
+    attempt_timeout_ms: Option<u64>,
+    operation_timeout_ms: Option<u64>,
+    writes_per_second: Option<u32>,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The provider component a `SECRET_MANAGER` value selects.
+pub fn provider_for(secret_manager: &str) -> anyhow::Result<(&'static str, &'static str)> {
+    Ok(match secret_manager {
+        "db" => ("builtin:db", ""),
+        "managed-aws" | "aws" => ("builtin:aws-secrets-manager", "aws-secrets-manager"),
+        "managed-aws-ssm" | "aws-ssm" => ("builtin:aws-ssm", "aws-ssm"),
+        other => bail!(
+            "SECRET_MANAGER={other:?} is not a secrets manager this broker knows: use db, managed-aws, \
+             managed-aws-ssm, aws or aws-ssm"
+        ),
+    })
+}
+
+/// The scope of the grant: `/{prefix}/` when a prefix is set, else everything.
+fn scope(prefix: Option<&str>) -> anyhow::Result<String> {
+    let Some(prefix) = prefix
+        .map(|p| p.trim_matches('/'))
+        .filter(|p| !p.is_empty())
+    else {
+        return Ok("/".into());
+    };
+    if let Some(c) = prefix
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "/_-".contains(*c)))
+    {
+        // OpenMetadata does not clean the prefix and then writes broken ids.
+        bail!(
+            "secrets manager prefix {prefix:?} contains {c:?}: use letters, digits, `_`, `-` and `/` only"
+        );
+    }
+    Ok(format!("/{prefix}/"))
+}
+
+/// Settings for an AWS grant from the `[aws]` table and the environment.
+pub fn settings(file: Option<&AwsConfig>) -> anyhow::Result<AwsSettings> {
+    let empty = AwsConfig::default();
+    let file = file.unwrap_or(&empty);
+    let prefix = env("SECRET_MANAGER_PREFIX").or_else(|| file.prefix.clone());
+    let mut s = AwsSettings::new(&scope(prefix.as_deref())?);
+    s.region = env("OM_SM_REGION").or_else(|| file.region.clone());
+    s.access_key_id = env("OM_SM_ACCESS_KEY_ID").or_else(|| file.access_key_id.clone());
+    s.secret_access_key = env("OM_SM_ACCESS_KEY")
+        .or_else(|| file.secret_access_key.clone())
+        .map(SecretValue::from_string);
+    s.endpoint = env("SECRET_BROKER_AWS_ENDPOINT").or_else(|| file.endpoint.clone());
+    if let Some(n) = file.max_attempts {
+        s.max_attempts = n;
+    }
+    if let Some(ms) = file.attempt_timeout_ms {
+        s.attempt_timeout = Duration::from_millis(ms);
+    }
+    if let Some(ms) = file.operation_timeout_ms {
+        s.operation_timeout = Duration::from_millis(ms);
+    }
+    if let Some(n) = file.writes_per_second {
+        s.writes_per_second = n;
+    }
+    Ok(s)
+}

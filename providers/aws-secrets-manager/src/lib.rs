@@ -1,0 +1,147 @@
+//! The `aws-secrets-manager` provider, with OpenMetadata's behaviour: create with
+//! description and tags, UpdateSecret for a new value, GetSecretValue, DeleteSecret
+//! with ForceDeleteWithoutRecovery. Names and sizes are checked here before any
+//! request; the host checks the grant's prefix. Values are handles throughout.
+
+use secret_broker_guest_sdk::{
+    Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret, SizeLimit,
+    aws_secrets_manager as sm, config, export_provider,
+};
+
+/// AWS limits: names up to 512 characters of `A-Za-z0-9/_+=.@-`, values up to 64 KiB.
+const MAX_NAME: u32 = 512;
+const MAX_VALUE: u64 = 65_536;
+const CHARSET: &str = "A-Za-z0-9/_+=.@-";
+
+struct SecretsManager;
+
+fn rules() -> IdRules {
+    IdRules {
+        separator: "/".into(),
+        allowed_chars: CHARSET.into(),
+        leading_separator: false,
+        max_id_len: MAX_NAME,
+        max_levels: None,
+        forbidden_prefixes: Vec::new(),
+        max_value_bytes: MAX_VALUE,
+    }
+}
+
+fn check(id: &str, value: Option<&Secret>) -> Result<(), Error> {
+    if id.is_empty() || id.len() > MAX_NAME as usize {
+        return Err(Error::InvalidId(format!(
+            "AWS Secrets Manager names are 1 to {MAX_NAME} characters"
+        )));
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "/_+=.@-".contains(*c)))
+    {
+        return Err(Error::InvalidId(format!(
+            "AWS Secrets Manager names may not contain {c:?} (allowed: {CHARSET})"
+        )));
+    }
+    if let Some(size) = value.map(Secret::len).filter(|&s| s > MAX_VALUE) {
+        return Err(Error::ValueTooLarge(SizeLimit {
+            size,
+            limit: MAX_VALUE,
+        }));
+    }
+    Ok(())
+}
+
+/// All names under `prefix`, sorted: AWS lists in no useful order, so a page of
+/// ascending ids needs the whole listing (fine for migration and inventory).
+fn all_names(prefix: &str) -> Result<Vec<String>, Error> {
+    // Never ask for more than the grant covers.
+    let scope = config::get("prefix").unwrap_or_default();
+    let query = if scope.starts_with(prefix) {
+        scope.as_str()
+    } else {
+        prefix
+    };
+    let mut names = Vec::new();
+    let mut token = None;
+    loop {
+        let (page, next) = sm::list_secrets(query, token.as_deref(), 100)?;
+        names.extend(page.into_iter().filter(|n| n.starts_with(prefix)));
+        match next {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+impl Provider for SecretsManager {
+    fn info() -> ProviderInfo {
+        ProviderInfo {
+            name: "aws-secrets-manager".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            id_rules: rules(),
+            stateful: false,
+        }
+    }
+
+    fn put(id: String, value: Secret, options: PutOptions) -> Result<PutOutcome, Error> {
+        check(&id, Some(&value))?;
+        if value.len() == 0 {
+            // A secret created without a value has no version AWS can return.
+            return Err(Error::Backend(
+                "AWS Secrets Manager keeps no empty value: delete the secret instead".into(),
+            ));
+        }
+        if let Some(old) = sm::get_secret_value(&id)? {
+            if old.equals(&value) {
+                return Ok(PutOutcome::Unchanged);
+            }
+            if sm::update_secret(&id, &value)? {
+                return Ok(PutOutcome::Updated);
+            }
+        }
+        match sm::create_secret(&id, &value, options.description.as_deref(), &options.tags) {
+            Ok(()) => Ok(PutOutcome::Created),
+            // Created by someone else since we looked: update it.
+            Err(Error::Conflict(m)) if !m.contains("scheduled for deletion") => {
+                sm::update_secret(&id, &value)?;
+                Ok(PutOutcome::Updated)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn get(id: String) -> Result<Option<Secret>, Error> {
+        check(&id, None)?;
+        sm::get_secret_value(&id)
+    }
+
+    fn delete(id: String) -> Result<bool, Error> {
+        check(&id, None)?;
+        // With ForceDeleteWithoutRecovery AWS reports success for a missing name
+        // too, so look first to tell the caller whether it existed.
+        if sm::get_secret_value(&id)?.is_none() {
+            return Ok(false);
+        }
+        sm::delete_secret(&id)
+    }
+
+    fn list(prefix: String, cursor: Option<String>, limit: u32) -> Result<ListPage, Error> {
+        let limit = limit.max(1) as usize;
+        let mut ids: Vec<String> = all_names(&prefix)?
+            .into_iter()
+            .filter(|n| cursor.as_ref().is_none_or(|c| n > c))
+            .take(limit + 1)
+            .collect();
+        let next_cursor = if ids.len() > limit {
+            ids.truncate(limit);
+            ids.last().cloned()
+        } else {
+            None
+        };
+        Ok(ListPage { ids, next_cursor })
+    }
+}
+
+export_provider!(SecretsManager);
