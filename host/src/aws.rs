@@ -125,7 +125,7 @@ impl AwsGrantBase {
                     .operation_timeout(settings.operation_timeout)
                     .build(),
             );
-        if let Some(region) = &settings.region {
+        if let Some(region) = settings.region.as_ref().filter(|r| !r.trim().is_empty()) {
             loader = loader.region(aws_config::Region::new(region.clone()));
         }
         if let Some(endpoint) = &settings.endpoint {
@@ -160,7 +160,7 @@ impl AwsGrantBase {
             (None, None) => {}
         }
         let sdk = loader.load().await;
-        if sdk.region().is_none() {
+        if sdk.region().is_none_or(|r| r.as_ref().trim().is_empty()) {
             return Err(AwsConfigError::NoRegion);
         }
         let Some(provider) = sdk.credentials_provider() else {

@@ -384,3 +384,104 @@ fn a_config_file_picks_store_key_file_and_grants() {
         "{msg}"
     );
 }
+
+/// A moto server for one test, stopped on drop.
+struct Moto(std::process::Child, u16);
+
+impl Moto {
+    fn start() -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server (tests/setup installs it)");
+        for _ in 0..300 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Moto(child, port);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("moto did not start");
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn openmetadata_env_variables_alone_configure_aws_and_trace_logs_hold_no_value() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("http://127.0.0.1:{}", moto.1);
+    for manager in ["managed-aws", "managed-aws-ssm"] {
+        let env = [
+            ("SECRET_MANAGER", manager),
+            ("SECRET_MANAGER_PREFIX", "prod"),
+            ("OM_SM_REGION", "us-east-1"),
+            ("OM_SM_ACCESS_KEY_ID", "testing"),
+            ("OM_SM_ACCESS_KEY", "testing"),
+            ("SECRET_BROKER_AWS_ENDPOINT", endpoint.as_str()),
+        ];
+        let id = "/prod/openmetadata/database/mysql_prod/password";
+        let put = broker_env(dir.path(), &["secret", "put", id], Some(CANARY), &env);
+        assert!(put.status.success(), "{manager}: {}", text(&put.stderr));
+        let get = broker_env(dir.path(), &["secret", "get", id], None, &env);
+        assert_eq!(
+            text(&get.stdout),
+            format!("{CANARY}\n"),
+            "{manager}: {}",
+            text(&get.stderr)
+        );
+        // Logged at TRACE (the AWS SDK included), the value is nowhere in stderr.
+        assert!(
+            !text(&put.stderr).contains(CANARY) && !text(&get.stderr).contains(CANARY),
+            "{manager}: canary logged"
+        );
+        let outside = broker_env(dir.path(), &["secret", "put", "/other/x"], Some("v"), &env);
+        assert!(
+            text(&outside.stderr).contains("outside this grant's prefix `/prod/`"),
+            "{}",
+            text(&outside.stderr)
+        );
+    }
+    let bad = broker_env(
+        dir.path(),
+        &["secret", "get", "/x"],
+        None,
+        &[("SECRET_MANAGER", "vault")],
+    );
+    assert!(
+        text(&bad.stderr).contains("SECRET_MANAGER=\"vault\" is not a secrets manager"),
+        "{}",
+        text(&bad.stderr)
+    );
+    let no_region = broker_env(
+        dir.path(),
+        &["secret", "get", "/x"],
+        None,
+        &[
+            ("SECRET_MANAGER", "managed-aws"),
+            ("OM_SM_ACCESS_KEY_ID", "a"),
+            ("OM_SM_ACCESS_KEY", "b"),
+            ("AWS_REGION", ""),
+            ("AWS_DEFAULT_REGION", ""),
+            ("AWS_CONFIG_FILE", "/nonexistent"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+    );
+    assert!(
+        text(&no_region.stderr).contains("no AWS region: set `region`"),
+        "{}",
+        text(&no_region.stderr)
+    );
+}

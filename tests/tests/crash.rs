@@ -111,7 +111,6 @@ fn chown_postgres(path: &Path) {
     assert!(ok, "chown postgres {}", path.display());
 }
 
-
 #[tokio::test]
 async fn acknowledged_writes_survive_a_database_crash() {
     let pg = PrivatePg::new();
