@@ -12,7 +12,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use secret_broker::aws::{AwsGrantBase, AwsSettings};
 use secret_broker::caps::aws_secrets_manager::SecretsManagerGrant;
 use secret_broker::caps::aws_ssm::SsmGrant;
-use secret_broker::{Granted, ProviderHost, PutOptions, Runtime, RuntimeOptions, SecretValue, builtin};
+use secret_broker::{
+    Granted, ProviderHost, PutOptions, Runtime, RuntimeOptions, SecretValue, builtin,
+};
 
 const ID: &str = "/openmetadata/database/mysql_prod/password";
 
@@ -26,7 +28,11 @@ impl Drop for Moto {
 }
 
 fn moto() -> Moto {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new("moto_server")
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
@@ -54,38 +60,66 @@ fn sdk_config(url: &str) -> aws_config::SdkConfig {
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(url)
-        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(Credentials::new(
-            "testing", "testing", None, None, "bench",
-        )))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(Credentials::new(
+                "testing", "testing", None, None, "bench",
+            )),
+        )
         .build()
 }
 
 fn bench(c: &mut Criterion) {
-    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let moto = moto();
     let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
-    let values = [SecretValue::from_string("value-one".into()), SecretValue::from_string("value-two".into())];
+    let values = [
+        SecretValue::from_string("value-one".into()),
+        SecretValue::from_string("value-two".into()),
+    ];
     let mut group = c.benchmark_group("aws");
 
     // Secrets Manager.
     let sm = tokio.block_on(async {
-        let component = runtime.load_bytes("sm", builtin::AWS_SECRETS_MANAGER).unwrap();
-        let mut granted = Granted { instance: "bench-sm".into(), ..Granted::default() };
-        granted.aws_secrets_manager = Some(SecretsManagerGrant::new(AwsGrantBase::new(&settings(&moto.1)).await.unwrap()));
-        let p = ProviderHost::new(&runtime, &component, granted).await.unwrap();
+        let component = runtime
+            .load_bytes("sm", builtin::AWS_SECRETS_MANAGER)
+            .unwrap();
+        let mut granted = Granted {
+            instance: "bench-sm".into(),
+            ..Granted::default()
+        };
+        granted.aws_secrets_manager = Some(SecretsManagerGrant::new(
+            AwsGrantBase::new(&settings(&moto.1)).await.unwrap(),
+        ));
+        let p = ProviderHost::new(&runtime, &component, granted)
+            .await
+            .unwrap();
         p.put(ID, &values[0], &PutOptions::default()).await.unwrap();
         p
     });
     let sm_native = aws_sdk_secretsmanager::Client::new(&sdk_config(&moto.1));
-    group.bench_function("sm_get_provider", |b| b.iter(|| tokio.block_on(sm.get(ID)).unwrap().unwrap()));
+    group.bench_function("sm_get_provider", |b| {
+        b.iter(|| tokio.block_on(sm.get(ID)).unwrap().unwrap())
+    });
     group.bench_function("sm_get_native", |b| {
-        b.iter(|| tokio.block_on(sm_native.get_secret_value().secret_id(ID).send()).unwrap().secret_string.unwrap())
+        b.iter(|| {
+            tokio
+                .block_on(sm_native.get_secret_value().secret_id(ID).send())
+                .unwrap()
+                .secret_string
+                .unwrap()
+        })
     });
     let mut n = 0usize;
     group.bench_function("sm_put_provider", |b| {
         b.iter(|| {
             n += 1;
-            tokio.block_on(sm.put(ID, &values[n % 2], &PutOptions::default())).unwrap()
+            tokio
+                .block_on(sm.put(ID, &values[n % 2], &PutOptions::default()))
+                .unwrap()
         })
     });
     group.bench_function("sm_put_native", |b| {
@@ -94,9 +128,20 @@ fn bench(c: &mut Criterion) {
             let text = values[n % 2].expose_str().unwrap();
             tokio.block_on(async {
                 // The provider's put: read the current value, then UpdateSecret.
-                let current = sm_native.get_secret_value().secret_id(ID).send().await.unwrap();
+                let current = sm_native
+                    .get_secret_value()
+                    .secret_id(ID)
+                    .send()
+                    .await
+                    .unwrap();
                 assert_ne!(current.secret_string.as_deref(), Some(text));
-                sm_native.update_secret().secret_id(ID).secret_string(text).send().await.unwrap()
+                sm_native
+                    .update_secret()
+                    .secret_id(ID)
+                    .secret_string(text)
+                    .send()
+                    .await
+                    .unwrap()
             })
         })
     });
@@ -104,21 +149,44 @@ fn bench(c: &mut Criterion) {
     // SSM Parameter Store.
     let ssm = tokio.block_on(async {
         let component = runtime.load_bytes("ssm", builtin::AWS_SSM).unwrap();
-        let mut granted = Granted { instance: "bench-ssm".into(), ..Granted::default() };
-        granted.aws_ssm = Some(SsmGrant::new(AwsGrantBase::new(&settings(&moto.1)).await.unwrap()));
-        let p = ProviderHost::new(&runtime, &component, granted).await.unwrap();
+        let mut granted = Granted {
+            instance: "bench-ssm".into(),
+            ..Granted::default()
+        };
+        granted.aws_ssm = Some(SsmGrant::new(
+            AwsGrantBase::new(&settings(&moto.1)).await.unwrap(),
+        ));
+        let p = ProviderHost::new(&runtime, &component, granted)
+            .await
+            .unwrap();
         p.put(ID, &values[0], &PutOptions::default()).await.unwrap();
         p
     });
     let ssm_native = aws_sdk_ssm::Client::new(&sdk_config(&moto.1));
-    group.bench_function("ssm_get_provider", |b| b.iter(|| tokio.block_on(ssm.get(ID)).unwrap().unwrap()));
+    group.bench_function("ssm_get_provider", |b| {
+        b.iter(|| tokio.block_on(ssm.get(ID)).unwrap().unwrap())
+    });
     group.bench_function("ssm_get_native", |b| {
-        b.iter(|| tokio.block_on(ssm_native.get_parameter().name(ID).with_decryption(true).send()).unwrap().parameter.unwrap())
+        b.iter(|| {
+            tokio
+                .block_on(
+                    ssm_native
+                        .get_parameter()
+                        .name(ID)
+                        .with_decryption(true)
+                        .send(),
+                )
+                .unwrap()
+                .parameter
+                .unwrap()
+        })
     });
     group.bench_function("ssm_put_provider", |b| {
         b.iter(|| {
             n += 1;
-            tokio.block_on(ssm.put(ID, &values[n % 2], &PutOptions::default())).unwrap()
+            tokio
+                .block_on(ssm.put(ID, &values[n % 2], &PutOptions::default()))
+                .unwrap()
         })
     });
     group.bench_function("ssm_put_native", |b| {
@@ -128,7 +196,13 @@ fn bench(c: &mut Criterion) {
             tokio.block_on(async {
                 // The provider's put of an existing name: read, Overwrite=false
                 // (fails: exists), then Overwrite=true.
-                ssm_native.get_parameter().name(ID).with_decryption(true).send().await.unwrap();
+                ssm_native
+                    .get_parameter()
+                    .name(ID)
+                    .with_decryption(true)
+                    .send()
+                    .await
+                    .unwrap();
                 let first = ssm_native
                     .put_parameter()
                     .name(ID)

@@ -431,6 +431,7 @@ fn openmetadata_env_variables_alone_configure_aws_and_trace_logs_hold_no_value()
             ("OM_SM_ACCESS_KEY_ID", "testing"),
             ("OM_SM_ACCESS_KEY", "testing"),
             ("SECRET_BROKER_AWS_ENDPOINT", endpoint.as_str()),
+            ("SECRET_MANAGER_TAGS", "[team:data,malformed]"),
         ];
         let id = "/prod/openmetadata/database/mysql_prod/password";
         let put = broker_env(dir.path(), &["secret", "put", id], Some(CANARY), &env);
@@ -447,6 +448,28 @@ fn openmetadata_env_variables_alone_configure_aws_and_trace_logs_hold_no_value()
             !text(&put.stderr).contains(CANARY) && !text(&get.stderr).contains(CANARY),
             "{manager}: canary logged"
         );
+        assert!(
+            text(&put.stderr).contains("dropping a malformed entry"),
+            "{}",
+            text(&put.stderr)
+        );
+        if manager == "managed-aws" {
+            let script = format!(
+                "import boto3\nsm = boto3.client('secretsmanager', region_name='us-east-1', endpoint_url='{endpoint}', \
+                 aws_access_key_id='testing', aws_secret_access_key='testing')\n\
+                 print(sm.describe_secret(SecretId='{id}')['Tags'])"
+            );
+            let tags = Command::new("python3")
+                .args(["-c", &script])
+                .output()
+                .unwrap();
+            assert_eq!(
+                text(&tags.stdout).trim(),
+                "[{'Key': 'team', 'Value': 'data'}]",
+                "{}",
+                text(&tags.stderr)
+            );
+        }
         let outside = broker_env(dir.path(), &["secret", "put", "/other/x"], Some("v"), &env);
         assert!(
             text(&outside.stderr).contains("outside this grant's prefix `/prod/`"),

@@ -91,3 +91,58 @@ pub fn settings(file: Option<&AwsConfig>) -> anyhow::Result<AwsSettings> {
     }
     Ok(s)
 }
+
+/// OpenMetadata's `SECRET_MANAGER_TAGS`: `[k1:v1,k2:v2]`. Malformed entries are
+/// dropped with a warning, as OpenMetadata does; the rest are added to every put.
+pub fn default_tags() -> Vec<(String, String)> {
+    let Some(raw) = env("SECRET_MANAGER_TAGS") else {
+        return Vec::new();
+    };
+    parse_tags(&raw)
+}
+
+fn parse_tags(raw: &str) -> Vec<(String, String)> {
+    let inner = raw.trim().trim_start_matches('[').trim_end_matches(']');
+    let mut tags = Vec::new();
+    for entry in inner.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        match entry.split_once(':') {
+            Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => {
+                tags.push((k.trim().to_owned(), v.trim().to_owned()));
+            }
+            _ => tracing::warn!(
+                entry,
+                "SECRET_MANAGER_TAGS: dropping a malformed entry (expected key:value)"
+            ),
+        }
+    }
+    tags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_parse_like_openmetadata() {
+        let tags = parse_tags("[team:data, env:prod,broken,:novalue,k:]");
+        assert_eq!(
+            tags,
+            vec![
+                ("team".into(), "data".into()),
+                ("env".into(), "prod".into())
+            ]
+        );
+        assert!(parse_tags("[]").is_empty());
+    }
+
+    #[test]
+    fn prefixes_are_validated() {
+        assert_eq!(scope(None).ok().as_deref(), Some("/"));
+        assert_eq!(scope(Some("/prod/")).ok().as_deref(), Some("/prod/"));
+        let err = scope(Some("my prefix"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("contains ' '"), "{err}");
+    }
+}

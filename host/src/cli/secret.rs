@@ -70,6 +70,12 @@ pub async fn run(ctx: &Context, cmd: SecretCommand) -> anyhow::Result<ExitCode> 
                 );
             }
             let value = read_stdin_value()?;
+            let mut tags = tags;
+            for (k, v) in super::aws_config::default_tags() {
+                if !tags.iter().any(|(key, _)| *key == k) {
+                    tags.push((k, v));
+                }
+            }
             let outcome = provider
                 .put(&id, &value, &PutOptions { description, tags })
                 .await?;
