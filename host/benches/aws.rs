@@ -39,10 +39,14 @@ fn moto() -> Moto {
         .stderr(Stdio::null())
         .spawn()
         .expect("moto_server on PATH (tests/setup)");
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    let moto = Moto(child, format!("http://127.0.0.1:{port}"));
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return moto;
+        }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    Moto(child, format!("http://127.0.0.1:{port}"))
+    panic!("moto did not start on port {port}");
 }
 
 fn settings(url: &str) -> AwsSettings {

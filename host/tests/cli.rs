@@ -401,9 +401,11 @@ impl Moto {
             .stderr(Stdio::null())
             .spawn()
             .expect("moto_server (tests/setup installs it)");
+        // Owned from here: a panic below stops it through Drop.
+        let moto = Moto(child, port);
         for _ in 0..300 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Moto(child, port);
+                return moto;
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }

@@ -26,6 +26,12 @@ impl Moto {
             .stderr(Stdio::null())
             .spawn()
             .expect("moto_server (tests/setup installs moto[server])");
+        // Owned from here: a panic below stops it through Drop.
+        let moto = Moto {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -34,11 +40,7 @@ impl Moto {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        Moto {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            port,
-        }
+        moto
     }
 
     /// Settings for a grant on this moto, scoped to `prefix`.
