@@ -136,6 +136,13 @@ impl RecordStore {
             .acquire_timeout(Duration::from_secs(5))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
+                    if dialect == Dialect::Mysql {
+                        // No gap locks on absent keys: concurrent inserts of
+                        // different new keys then do not deadlock each other.
+                        sqlx::query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
                     if dialect == Dialect::Sqlite {
                         sqlx::query("PRAGMA journal_mode = WAL")
                             .execute(&mut *conn)
@@ -356,7 +363,12 @@ impl RecordStore {
         // unique violation; with `Condition::Any` that is not a conflict, so retry.
         for attempt in 0..RACE_RETRIES {
             match self.try_apply(ns, writes).await {
-                Err(ApplyError::Race) if attempt + 1 < RACE_RETRIES => continue,
+                Err(ApplyError::Race) if attempt + 1 < RACE_RETRIES => {
+                    // Back off with jitter so the racers stop colliding.
+                    let ms = rand::random::<u64>() % (5 * (attempt as u64 + 1)) + 1;
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    continue;
+                }
                 Err(ApplyError::Race) => {
                     return Err(StoreError::Conflict("concurrent writes".into()));
                 }
