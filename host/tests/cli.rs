@@ -89,11 +89,13 @@ fn put_list_get_delete_on_the_embedded_default() {
         }
     }
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(dir.path().join("master.key"))
-        .unwrap()
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o600);
+    for private in ["master.key", "secrets.db"] {
+        let mode = std::fs::metadata(dir.path().join(private))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{private} must be private");
+    }
 
     let del = broker(dir.path(), &["secret", "delete", id], None);
     assert!(del.status.success());

@@ -168,9 +168,7 @@ impl Context {
         let url = match &self.store_url {
             Some(url) => url.clone(),
             None => {
-                std::fs::create_dir_all(&self.data_dir).with_context(|| {
-                    format!("creating the data dir {}", self.data_dir.display())
-                })?;
+                private_sqlite_file(&self.data_dir, &self.sqlite_path())?;
                 format!("sqlite://{}?mode=rwc", self.sqlite_path().display())
             }
         };
@@ -275,6 +273,27 @@ impl Context {
         Ok(Arc::new(
             ProviderHost::new(runtime, &component, granted).await?,
         ))
+    }
+}
+
+/// Creates the data dir (0700) and an empty database file (0600) before SQLite
+/// opens it, so the store and its WAL are private to this user from the start.
+fn private_sqlite_file(dir: &Path, file: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating the data dir {}", dir.display()))?;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("creating {}", file.display())),
     }
 }
 
