@@ -31,6 +31,7 @@ pub mod conformance;
 pub mod fernet_import;
 pub mod idrules;
 pub mod keyring;
+pub mod openmetadata;
 mod output;
 pub mod provider;
 pub mod runtime;

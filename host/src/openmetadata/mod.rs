@@ -1,0 +1,5 @@
+//! OpenMetadata semantics: which fields of a config are secrets (from its JSON
+//! Schemas) and the ids they are stored under.
+
+pub mod ids;
+pub mod schema;
