@@ -191,3 +191,197 @@ fn field_paths_become_openmetadata_ids() {
         "/prefix/openmetadata/database/test/authtype/password"
     );
 }
+
+mod common;
+
+mod manager {
+    use std::sync::Arc;
+
+    use secret_broker::keyring::Keyring;
+    use secret_broker::openmetadata::ids::IdBuilder;
+    use secret_broker::openmetadata::manager::{ManagerError, SecretsManager};
+    use secret_broker::store::RecordStore;
+    use secret_broker::{ProviderHost, PutOptions, SecretValue};
+    use serde_json::json;
+
+    use super::common::{TempDb, db_provider, runtime};
+
+    async fn manager() -> (TempDb, Arc<ProviderHost>, SecretsManager) {
+        let db = TempDb::sqlite();
+        let store = Arc::new(RecordStore::connect(&db.url).await.unwrap());
+        let provider =
+            db_provider(&runtime(), store, Arc::new(Keyring::single([6; 32])), "om").await;
+        let dir =
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/om-schemas");
+        let ids = IdBuilder::new(None, "openmetadata").unwrap();
+        let manager = SecretsManager::new(provider.clone(), &dir, ids).unwrap();
+        (db, provider, manager)
+    }
+
+    async fn stored(p: &ProviderHost, id: &str) -> Option<String> {
+        p.get(id)
+            .await
+            .unwrap()
+            .map(|v| v.expose_str().unwrap().to_owned())
+    }
+
+    #[tokio::test]
+    async fn encrypt_then_decrypt_a_mysql_connection() {
+        let (_db, p, m) = manager().await;
+        let config = json!({"type": "Mysql", "username": "u", "hostPort": "h:3306", "authType": {"password": "s3cr3t"}});
+        let enc = m
+            .encrypt_connection("database", "mysql_prod", config.clone())
+            .await
+            .unwrap();
+        let id = "/openmetadata/database/mysql_prod/authtype/password";
+        assert_eq!(enc["authType"]["password"], json!(format!("secret:{id}")));
+        assert_eq!(enc["username"], json!("u"), "other fields untouched");
+        assert_eq!(stored(&p, id).await.as_deref(), Some("s3cr3t"));
+        assert_eq!(m.decrypt_connection("database", enc).await.unwrap(), config);
+        assert_eq!(
+            m.resolve(&format!("secret:{id}"))
+                .await
+                .unwrap()
+                .unwrap()
+                .expose_str(),
+            Some("s3cr3t")
+        );
+    }
+
+    #[tokio::test]
+    async fn user_references_are_kept_and_empty_or_null_deletes() {
+        let (_db, p, m) = manager().await;
+        let id = "/openmetadata/database/snow/password";
+        p.put(
+            id,
+            &SecretValue::from_string("old".into()),
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
+        let config = json!({"type": "Snowflake", "username": "u", "account": "a",
+                            "password": "", "privateKey": "secret:/shared/snowflake/key", "snowflakePrivatekeyPassphrase": "null"});
+        let enc = m
+            .encrypt_connection("database", "snow", config)
+            .await
+            .unwrap();
+        assert_eq!(
+            enc["password"],
+            json!(null),
+            "an empty value nulls the field"
+        );
+        assert_eq!(stored(&p, id).await, None, "and deletes the secret");
+        assert_eq!(
+            enc["privateKey"],
+            json!("secret:/shared/snowflake/key"),
+            "a user reference is kept"
+        );
+        assert_eq!(
+            stored(&p, "/shared/snowflake/key").await,
+            None,
+            "and never uploaded"
+        );
+        assert_eq!(enc["snowflakePrivatekeyPassphrase"], json!(null));
+        assert_eq!(
+            stored(
+                &p,
+                "/openmetadata/database/snow/snowflakeprivatekeypassphrase"
+            )
+            .await,
+            None,
+            "\"null\" is never stored"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_config_is_encrypted_whole_or_not_at_all() {
+        let (_db, p, m) = manager().await;
+        let pw = "/openmetadata/database/snow/password";
+        p.put(
+            pw,
+            &SecretValue::from_string("previous".into()),
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
+        // The private key is over the db provider's 256 KiB limit: it fails after
+        // the password was written, and the password must come back.
+        let config = json!({"type": "Snowflake", "username": "u", "account": "a",
+                            "password": "new-password", "privateKey": "k".repeat(300 * 1024)});
+        let err = m
+            .encrypt_connection("database", "snow", config)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ManagerError::Provider { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("storing `privateKey` failed, nothing was changed"),
+            "{err}"
+        );
+        assert_eq!(stored(&p, pw).await.as_deref(), Some("previous"));
+        assert_eq!(
+            stored(&p, "/openmetadata/database/snow/privatekey").await,
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn dangling_references_and_bad_configs_are_named() {
+        let (_db, _p, m) = manager().await;
+        let config = json!({"type": "Redshift", "username": "u", "hostPort": "h", "database": "d",
+                            "password": "secret:/openmetadata/database/gone/password"});
+        let err = m.decrypt_connection("database", config).await.unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "`password` refers to /openmetadata/database/gone/password, which does not exist"
+            ),
+            "{err}"
+        );
+        let err = m
+            .encrypt_connection("database", "x", json!({"username": "u"}))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ManagerError::NotAConfig), "{err}");
+        let err = m
+            .encrypt_connection("database", "x", json!({"type": "Nosuch"}))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("unknown database connection type"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn deleting_the_entity_deletes_its_secrets_only() {
+        let (_db, p, m) = manager().await;
+        p.put(
+            "/shared/kept",
+            &SecretValue::from_string("kept".into()),
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
+        let config = json!({"type": "PowerBI", "clientId": "c", "clientSecret": "pbi-secret", "tenantId": "t"});
+        let enc = m
+            .encrypt_connection("dashboard", "bi", config)
+            .await
+            .unwrap();
+        assert_eq!(
+            m.delete_connection("dashboard", "bi", &enc).await.unwrap(),
+            1
+        );
+        assert_eq!(
+            stored(&p, "/openmetadata/dashboard/bi/clientsecret").await,
+            None
+        );
+        let with_user_ref = json!({"type": "PowerBI", "clientId": "c", "clientSecret": "secret:/shared/kept", "tenantId": "t"});
+        assert_eq!(
+            m.delete_connection("dashboard", "bi", &with_user_ref)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(stored(&p, "/shared/kept").await.as_deref(), Some("kept"));
+    }
+}

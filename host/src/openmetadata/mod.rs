@@ -2,4 +2,5 @@
 //! Schemas) and the ids they are stored under.
 
 pub mod ids;
+pub mod manager;
 pub mod schema;
