@@ -512,3 +512,61 @@ fn openmetadata_env_variables_alone_configure_aws_and_trace_logs_hold_no_value()
         text(&no_region.stderr)
     );
 }
+
+#[test]
+fn connection_encrypt_decrypt_and_resolve_on_the_embedded_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let schemas =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/om-schemas");
+    let schemas = schemas.to_str().unwrap();
+    let config = format!(
+        r#"{{"type": "Mysql", "username": "u", "hostPort": "h:3306", "authType": {{"password": "{CANARY}"}}}}"#
+    );
+    let common = ["--service-type", "database", "--schemas", schemas];
+    let mut args = vec!["connection", "encrypt", "--name", "mysql_prod"];
+    args.extend(common);
+    let enc = broker(dir.path(), &args, Some(&config));
+    assert!(enc.status.success(), "{}", text(&enc.stderr));
+    let stored = text(&enc.stdout);
+    assert!(
+        !stored.contains(CANARY),
+        "the stored form holds the value: {stored}"
+    );
+    let id = "/openmetadata/database/mysql_prod/authtype/password";
+    assert!(stored.contains(&format!("\"secret:{id}\"")), "{stored}");
+
+    let mut args = vec!["connection", "decrypt"];
+    args.extend(common);
+    let dec = broker(dir.path(), &args, Some(&stored));
+    let plain: serde_json::Value = serde_json::from_str(&text(&dec.stdout)).unwrap();
+    assert_eq!(plain["authType"]["password"], CANARY);
+
+    let resolved = broker(
+        dir.path(),
+        &["secret", "resolve", &format!("secret:{id}")],
+        None,
+    );
+    assert_eq!(text(&resolved.stdout), format!("{CANARY}\n"));
+    let not_ref = broker(dir.path(), &["secret", "resolve", id], None);
+    assert!(
+        text(&not_ref.stderr).contains("is not a reference: expected secret:/"),
+        "{}",
+        text(&not_ref.stderr)
+    );
+    for out in [&enc, &dec, &resolved] {
+        assert!(!text(&out.stderr).contains(CANARY), "canary in stderr");
+    }
+
+    let mut args = vec!["connection", "encrypt", "--name", "x"];
+    args.extend(common);
+    let bad = broker(
+        dir.path(),
+        &args,
+        Some("{\"type\": \"Mysql\", \"authType\": {\"token\": 1}"),
+    );
+    assert!(
+        text(&bad.stderr).contains("not valid JSON: EOF while parsing"),
+        "{}",
+        text(&bad.stderr)
+    );
+}

@@ -3,6 +3,7 @@
 
 mod aws_config;
 mod config;
+mod connection;
 mod import;
 mod keyring;
 mod provider_test;
@@ -39,6 +40,9 @@ enum Command {
     /// Store, read, delete and list secrets in the configured provider.
     #[command(subcommand)]
     Secret(secret::SecretCommand),
+    /// Encrypt, decrypt and delete the secrets of service connection configs.
+    #[command(subcommand)]
+    Connection(connection::ConnectionCommand),
     /// Manage the master keys.
     #[command(subcommand)]
     Keyring(keyring::KeyringCommand),
@@ -76,6 +80,7 @@ pub fn main() -> ExitCode {
             Command::Provider(ProviderCommand::Test(args)) => provider_test::run(&ctx, args).await,
             Command::Secret(cmd) => secret::run(&ctx, cmd).await,
             Command::Keyring(cmd) => keyring::run(&ctx, cmd).await,
+            Command::Connection(cmd) => connection::run(&ctx, cmd).await,
             Command::Import(cmd) => import::run(&ctx, cmd).await,
         }
     });

@@ -32,6 +32,11 @@ pub enum SecretCommand {
         /// The secret id.
         id: String,
     },
+    /// Print the value behind a `secret:/...` reference on stdout, alone.
+    Resolve {
+        /// The reference, such as secret:/openmetadata/database/mysql_prod/authtype/password.
+        reference: String,
+    },
     /// Delete ID.
     Delete {
         /// The secret id.
@@ -84,17 +89,14 @@ pub async fn run(ctx: &Context, cmd: SecretCommand) -> anyhow::Result<ExitCode> 
                 serde_json::to_string(&outcome)?.trim_matches('"')
             );
         }
-        SecretCommand::Get { id } => match provider.get(&id).await? {
-            Some(value) => {
-                let mut out = std::io::stdout().lock();
-                out.write_all(value.expose())?;
-                out.write_all(b"\n")?;
-            }
-            None => {
-                eprintln!("error: no secret at {id} in provider `{}`", provider.name());
-                return Ok(ExitCode::from(2));
-            }
-        },
+        SecretCommand::Resolve { reference } => {
+            let Some(id) = reference.strip_prefix(secret_broker::openmetadata::manager::REFERENCE)
+            else {
+                anyhow::bail!("`{reference}` is not a reference: expected secret:/...");
+            };
+            return print_value(&provider, id).await;
+        }
+        SecretCommand::Get { id } => return print_value(&provider, &id).await,
         SecretCommand::Delete { id } => {
             let existed = provider.delete(&id).await?;
             eprintln!(
@@ -132,4 +134,20 @@ fn read_stdin_value() -> anyhow::Result<SecretValue> {
         }
     }
     Ok(SecretValue::new(bytes))
+}
+
+/// Prints the value at `id` alone on stdout; a missing secret exits 2.
+async fn print_value(provider: &secret_broker::ProviderHost, id: &str) -> anyhow::Result<ExitCode> {
+    match provider.get(id).await? {
+        Some(value) => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(value.expose())?;
+            out.write_all(b"\n")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            eprintln!("error: no secret at {id} in provider `{}`", provider.name());
+            Ok(ExitCode::from(2))
+        }
+    }
 }

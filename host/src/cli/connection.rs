@@ -1,0 +1,99 @@
+//! `secret-broker connection encrypt|decrypt|delete`: a service connection config
+//! on stdin, its stored form (secret fields replaced by `secret:` references) or
+//! its resolved form on stdout. The schemas come from `--schemas DIR`.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use serde_json::Value;
+
+use secret_broker::openmetadata::ids::IdBuilder;
+use secret_broker::openmetadata::manager::SecretsManager;
+
+use super::config::Context;
+use super::print_stdout;
+
+/// Options every `connection` subcommand takes.
+#[derive(clap::Args)]
+pub struct Common {
+    /// Service type: database, dashboard, messaging, pipeline, storage, search, mlmodel...
+    #[arg(long)]
+    service_type: String,
+    /// Directory of OpenMetadata's JSON Schemas (`openmetadata-spec/.../json/schema`).
+    #[arg(long, env = "SECRET_BROKER_SCHEMAS")]
+    schemas: PathBuf,
+    /// OpenMetadata's cluster name, the second segment of every id.
+    #[arg(long, env = "CLUSTER_NAME", default_value = "openmetadata")]
+    cluster_name: String,
+    /// OpenMetadata's secrets manager prefix, the first segment when set.
+    #[arg(long, env = "SECRET_MANAGER_PREFIX")]
+    prefix: Option<String>,
+}
+
+/// The `connection` subcommands.
+#[derive(clap::Subcommand)]
+pub enum ConnectionCommand {
+    /// Store the secret fields of the config on stdin; print the stored form.
+    Encrypt {
+        #[command(flatten)]
+        common: Common,
+        /// The service's name (the entity name in the ids).
+        #[arg(long)]
+        name: String,
+    },
+    /// Resolve the references of a stored config on stdin; print the config.
+    Decrypt {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Delete the secrets a stored config on stdin refers to.
+    Delete {
+        #[command(flatten)]
+        common: Common,
+        /// The service's name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+fn read_config() -> anyhow::Result<Value> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .context("reading the config from stdin")?;
+    // serde_json's message gives line and column, never the content.
+    serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("the config on stdin is not valid JSON: {e}"))
+}
+
+/// Runs a `connection` subcommand.
+pub async fn run(ctx: &Context, cmd: ConnectionCommand) -> anyhow::Result<ExitCode> {
+    let common = match &cmd {
+        ConnectionCommand::Encrypt { common, .. }
+        | ConnectionCommand::Decrypt { common }
+        | ConnectionCommand::Delete { common, .. } => common,
+    };
+    let ids = IdBuilder::new(common.prefix.as_deref(), &common.cluster_name)?;
+    let runtime = ctx.runtime()?;
+    let provider = ctx.provider(&runtime).await?;
+    let manager = SecretsManager::new(provider, &common.schemas, ids)?;
+    let service = common.service_type.clone();
+    let config = read_config()?;
+    match cmd {
+        ConnectionCommand::Encrypt { name, .. } => {
+            let stored = manager.encrypt_connection(&service, &name, config).await?;
+            print_stdout(&format!("{}\n", serde_json::to_string_pretty(&stored)?))?;
+        }
+        ConnectionCommand::Decrypt { .. } => {
+            let plain = manager.decrypt_connection(&service, config).await?;
+            print_stdout(&format!("{}\n", serde_json::to_string_pretty(&plain)?))?;
+        }
+        ConnectionCommand::Delete { name, .. } => {
+            let deleted = manager.delete_connection(&service, &name, &config).await?;
+            eprintln!("deleted {deleted} secret(s) of {service} service {name}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
