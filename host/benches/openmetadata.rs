@@ -1,0 +1,76 @@
+//! OpenMetadata semantics: the schema walk alone on a Snowflake connection config
+//! (three secret fields, refs across files), and encrypting that config through the
+//! db provider on SQLite. Reads `../shared/om-schemas` beside the repository.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use secret_broker::caps::keyring::KeyringGrant;
+use secret_broker::caps::record_store::RecordStoreGrant;
+use secret_broker::keyring::Keyring;
+use secret_broker::openmetadata::ids::IdBuilder;
+use secret_broker::openmetadata::manager::SecretsManager;
+use secret_broker::openmetadata::schema::SchemaSet;
+use secret_broker::store::RecordStore;
+use secret_broker::{Granted, ProviderHost, Runtime, RuntimeOptions, builtin};
+use serde_json::json;
+
+fn bench(c: &mut Criterion) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/om-schemas");
+    let set = SchemaSet::load(&dir).unwrap();
+    let config = json!({"type": "Snowflake", "username": "u", "account": "acme", "warehouse": "wh",
+                        "password": "pw", "privateKey": "-----BEGIN PRIVATE KEY-----", "snowflakePrivatekeyPassphrase": "phrase",
+                        "connectionArguments": {"a": "b"}});
+    let file = set.connection_schema("database", "Snowflake").unwrap();
+    assert_eq!(set.secret_fields(&file, &config).unwrap().len(), 3);
+    c.bench_function("openmetadata/schema_walk_snowflake", |b| {
+        b.iter(|| set.secret_fields(&file, &config).unwrap())
+    });
+
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let manager = tokio.block_on(async {
+        let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
+        let component = runtime.load_bytes("db", builtin::DB).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", tmp.path().join("b.db").display());
+        let store = Arc::new(RecordStore::connect(&url).await.unwrap());
+        let keyring = Arc::new(Keyring::single([2; 32]));
+        let granted = Granted {
+            instance: "bench".into(),
+            keyring: Some(KeyringGrant::new(keyring, "provider/bench")),
+            records: Some(RecordStoreGrant::new(store, "provider/bench")),
+            ..Granted::default()
+        };
+        let provider = Arc::new(
+            ProviderHost::new(&runtime, &component, granted)
+                .await
+                .unwrap(),
+        );
+        SecretsManager::new(
+            provider,
+            &dir,
+            IdBuilder::new(None, "openmetadata").unwrap(),
+        )
+        .unwrap()
+    });
+    let mut n = 0u64;
+    c.bench_function("openmetadata/encrypt_snowflake_db_sqlite", |b| {
+        b.iter(|| {
+            n += 1;
+            let mut cfg = config.clone();
+            cfg["password"] = json!(format!("pw-{n}"));
+            tokio
+                .block_on(manager.encrypt_connection("database", "snow", cfg))
+                .unwrap()
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
