@@ -570,3 +570,64 @@ fn connection_encrypt_decrypt_and_resolve_on_the_embedded_default() {
         text(&bad.stderr)
     );
 }
+
+#[test]
+fn openmetadata_yaml_configuration_is_read_and_validated() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("openmetadata.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "clusterName: openmetadata\n\
+             secretsManagerConfiguration:\n  secretsManager: managed-aws-ssm\n  prefix: team\n  tags: [owner:data, broken]\n  \
+             parameters:\n    region: us-east-1\n    accessKeyId: testing\n    secretAccessKey: testing\n    endpoint: http://127.0.0.1:{}\n",
+            moto.1
+        ),
+    )
+    .unwrap();
+    let cfg = yaml.to_str().unwrap();
+    let id = "/team/openmetadata/database/pg/password";
+    let put = broker(
+        dir.path(),
+        &["--config", cfg, "secret", "put", id],
+        Some("yaml-configured"),
+    );
+    assert!(put.status.success(), "{}", text(&put.stderr));
+    assert!(
+        text(&put.stderr).contains("dropping a malformed entry"),
+        "{}",
+        text(&put.stderr)
+    );
+    let get = broker(dir.path(), &["--config", cfg, "secret", "get", id], None);
+    assert_eq!(text(&get.stdout), "yaml-configured\n");
+    let outside = broker(
+        dir.path(),
+        &["--config", cfg, "secret", "put", "/openmetadata/x"],
+        Some("v"),
+    );
+    assert!(
+        text(&outside.stderr).contains("outside this grant's prefix `/team/`"),
+        "{}",
+        text(&outside.stderr)
+    );
+
+    std::fs::write(&yaml, "secretsManagerConfiguration:\n  secretsManager: managed-aws\n  parameters:\n    regoin: us-east-1\n").unwrap();
+    let typo = broker(dir.path(), &["--config", cfg, "secret", "get", id], None);
+    assert!(
+        text(&typo.stderr).contains("unknown field `regoin`"),
+        "{}",
+        text(&typo.stderr)
+    );
+    std::fs::write(
+        &yaml,
+        "secretsManagerConfiguration:\n  secretsManager: vault\n",
+    )
+    .unwrap();
+    let bad = broker(dir.path(), &["--config", cfg, "secret", "get", id], None);
+    let msg = text(&bad.stderr);
+    assert!(
+        msg.contains("secretsManagerConfiguration.secretsManager") && msg.contains("\"vault\""),
+        "{msg}"
+    );
+}

@@ -66,17 +66,21 @@ fn scope(prefix: Option<&str>) -> anyhow::Result<String> {
 }
 
 /// Settings for an AWS grant from the `[aws]` table and the environment.
-pub fn settings(file: Option<&AwsConfig>) -> anyhow::Result<AwsSettings> {
+pub fn settings(file: Option<&AwsConfig>, om_prefix: Option<&str>) -> anyhow::Result<AwsSettings> {
     let empty = AwsConfig::default();
     let file = file.unwrap_or(&empty);
-    let prefix = env("SECRET_MANAGER_PREFIX").or_else(|| file.prefix.clone());
+    let prefix = env("SECRET_MANAGER_PREFIX")
+        .or_else(|| file.prefix.clone())
+        .or_else(|| om_prefix.map(str::to_owned));
     let mut s = AwsSettings::new(&scope(prefix.as_deref())?);
-    s.region = env("OM_SM_REGION").or_else(|| file.region.clone());
-    s.access_key_id = env("OM_SM_ACCESS_KEY_ID").or_else(|| file.access_key_id.clone());
+    // OpenMetadata's YAML writes unset parameters as empty strings.
+    let set = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
+    s.region = env("OM_SM_REGION").or_else(|| set(&file.region));
+    s.access_key_id = env("OM_SM_ACCESS_KEY_ID").or_else(|| set(&file.access_key_id));
     s.secret_access_key = env("OM_SM_ACCESS_KEY")
-        .or_else(|| file.secret_access_key.clone())
+        .or_else(|| set(&file.secret_access_key))
         .map(SecretValue::from_string);
-    s.endpoint = env("SECRET_BROKER_AWS_ENDPOINT").or_else(|| file.endpoint.clone());
+    s.endpoint = env("SECRET_BROKER_AWS_ENDPOINT").or_else(|| set(&file.endpoint));
     if let Some(n) = file.max_attempts {
         s.max_attempts = n;
     }
@@ -94,11 +98,11 @@ pub fn settings(file: Option<&AwsConfig>) -> anyhow::Result<AwsSettings> {
 
 /// OpenMetadata's `SECRET_MANAGER_TAGS`: `[k1:v1,k2:v2]`. Malformed entries are
 /// dropped with a warning, as OpenMetadata does; the rest are added to every put.
-pub fn default_tags() -> Vec<(String, String)> {
-    let Some(raw) = env("SECRET_MANAGER_TAGS") else {
-        return Vec::new();
-    };
-    parse_tags(&raw)
+pub fn default_tags(configured: Option<&str>) -> Vec<(String, String)> {
+    match env("SECRET_MANAGER_TAGS").or_else(|| configured.map(str::to_owned)) {
+        Some(raw) => parse_tags(&raw),
+        None => Vec::new(),
+    }
 }
 
 fn parse_tags(raw: &str) -> Vec<(String, String)> {

@@ -79,13 +79,24 @@ pub struct Context {
     pub store_url: Option<String>,
     /// The configured key file; `None` means `master.key` in the data dir.
     pub key_file: Option<PathBuf>,
-    /// The `[aws]` table.
+    /// The `[aws]` table, or `parameters` of the YAML file.
     pub aws: Option<AwsConfig>,
+    /// `secretsManager` from the YAML file (`SECRET_MANAGER` wins).
+    pub manager: Option<String>,
+    /// `prefix` from the YAML file (`SECRET_MANAGER_PREFIX` wins).
+    pub om_prefix: Option<String>,
+    /// `tags` from the YAML file (`SECRET_MANAGER_TAGS` wins).
+    pub tags: Option<String>,
 }
 
 impl Context {
     /// Reads the configuration file, if any, and settles the data dir.
     pub fn new(config: Option<&Path>, data_dir: Option<&Path>) -> anyhow::Result<Self> {
+        if let Some(path) =
+            config.filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        {
+            return Self::from_yaml(path, data_dir);
+        }
         let mut file = match config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -114,6 +125,45 @@ impl Context {
             store_url,
             key_file,
             aws,
+            manager: None,
+            om_prefix: None,
+            tags: None,
+        })
+    }
+
+    /// A configuration in OpenMetadata's YAML shape.
+    fn from_yaml(path: &Path, data_dir: Option<&Path>) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        let file = super::om_yaml::parse(&text)
+            .with_context(|| format!("in config {}", path.display()))?;
+        let sm = file.secrets_manager_configuration;
+        if let Some(manager) = &sm.secrets_manager {
+            aws_config::provider_for(manager.trim()).with_context(|| {
+                format!(
+                    "in config {}: secretsManagerConfiguration.secretsManager",
+                    path.display()
+                )
+            })?;
+        }
+        let broker = file.secret_broker;
+        Ok(Context {
+            data_dir: data_dir
+                .map(Path::to_path_buf)
+                .or(broker.data_dir)
+                .unwrap_or_else(default_data_dir),
+            provider: None,
+            store_url: std::env::var("SECRET_BROKER_STORE_URL")
+                .ok()
+                .or(broker.store_url),
+            key_file: broker.key_file,
+            aws: sm.parameters,
+            manager: sm
+                .secrets_manager
+                .map(|m| m.trim().to_owned())
+                .filter(|m| !m.is_empty()),
+            om_prefix: sm.prefix.filter(|p| !p.trim().is_empty()),
+            tags: sm.tags.map(|t| t.as_text()),
         })
     }
 
@@ -205,7 +255,8 @@ impl Context {
                     ));
                 }
                 Some(Capability::AwsSecretsManager) => {
-                    let settings = aws_config::settings(self.aws.as_ref())?;
+                    let settings =
+                        aws_config::settings(self.aws.as_ref(), self.om_prefix.as_deref())?;
                     granted
                         .settings
                         .insert("prefix".into(), settings.prefix.clone());
@@ -214,7 +265,8 @@ impl Context {
                     ));
                 }
                 Some(Capability::AwsSsm) => {
-                    let settings = aws_config::settings(self.aws.as_ref())?;
+                    let settings =
+                        aws_config::settings(self.aws.as_ref(), self.om_prefix.as_deref())?;
                     granted
                         .settings
                         .insert("prefix".into(), settings.prefix.clone());
@@ -232,7 +284,11 @@ impl Context {
     /// The configured provider, ready for calls.
     pub async fn provider(&self, runtime: &Runtime) -> anyhow::Result<Arc<ProviderHost>> {
         let Some(cfg) = &self.provider else {
-            let manager = std::env::var("SECRET_MANAGER").unwrap_or_else(|_| "db".into());
+            let manager = std::env::var("SECRET_MANAGER")
+                .ok()
+                .filter(|m| !m.trim().is_empty())
+                .or_else(|| self.manager.clone())
+                .unwrap_or_else(|| "db".into());
             let (component, grant) = aws_config::provider_for(manager.trim())?;
             let (component, grants) = match grant {
                 "" => (

@@ -6,6 +6,7 @@ mod config;
 mod connection;
 mod import;
 mod keyring;
+mod om_yaml;
 mod provider_test;
 mod provider_verify;
 mod secret;

@@ -76,7 +76,7 @@ pub async fn run(ctx: &Context, cmd: SecretCommand) -> anyhow::Result<ExitCode> 
             }
             let value = read_stdin_value()?;
             let mut tags = tags;
-            for (k, v) in super::aws_config::default_tags() {
+            for (k, v) in super::aws_config::default_tags(ctx.tags.as_deref()) {
                 if !tags.iter().any(|(key, _)| *key == k) {
                     tags.push((k, v));
                 }
