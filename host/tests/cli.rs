@@ -631,3 +631,97 @@ fn openmetadata_yaml_configuration_is_read_and_validated() {
         "{msg}"
     );
 }
+
+#[test]
+fn migrate_moves_everything_to_aws_and_back() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("http://127.0.0.1:{}", moto.1);
+    let aws = [
+        ("OM_SM_REGION", "us-east-1"),
+        ("OM_SM_ACCESS_KEY_ID", "testing"),
+        ("OM_SM_ACCESS_KEY", "testing"),
+        ("SECRET_BROKER_AWS_ENDPOINT", endpoint.as_str()),
+    ];
+    let ids = [
+        "/openmetadata/database/a/password",
+        "/openmetadata/database/b/password",
+        "/openmetadata/bot/c/config/jwttoken",
+    ];
+    for id in ids {
+        let put = broker_env(
+            dir.path(),
+            &["secret", "put", id],
+            Some(&format!("v-{id}")),
+            &aws,
+        );
+        assert!(put.status.success(), "{}", text(&put.stderr));
+    }
+    let dry = broker_env(
+        dir.path(),
+        &[
+            "migrate",
+            "--from",
+            "db",
+            "--to",
+            "managed-aws",
+            "--dry-run",
+        ],
+        None,
+        &aws,
+    );
+    assert!(
+        text(&dry.stderr).contains("3 secret(s) would move"),
+        "{}",
+        text(&dry.stderr)
+    );
+    assert_eq!(text(&dry.stdout).lines().count(), 3);
+    let still = broker_env(dir.path(), &["secret", "list", "/"], None, &aws);
+    assert_eq!(
+        text(&still.stdout).lines().count(),
+        3,
+        "a dry run changes nothing"
+    );
+
+    let run = broker_env(
+        dir.path(),
+        &["migrate", "--from", "db", "--to", "managed-aws"],
+        None,
+        &aws,
+    );
+    assert!(
+        text(&run.stderr).contains("migrated 3 secret(s)"),
+        "{}",
+        text(&run.stderr)
+    );
+    assert!(
+        text(&broker_env(dir.path(), &["secret", "list", "/"], None, &aws).stdout).is_empty(),
+        "the source is empty"
+    );
+    let mut in_aws = aws.to_vec();
+    in_aws.push(("SECRET_MANAGER", "managed-aws"));
+    for id in ids {
+        let got = broker_env(dir.path(), &["secret", "get", id], None, &in_aws);
+        assert_eq!(
+            text(&got.stdout),
+            format!("v-{id}\n"),
+            "{}",
+            text(&got.stderr)
+        );
+    }
+
+    let back = broker_env(
+        dir.path(),
+        &["migrate", "--from", "managed-aws", "--to", "db"],
+        None,
+        &aws,
+    );
+    assert!(
+        text(&back.stderr).contains("migrated 3 secret(s)"),
+        "{}",
+        text(&back.stderr)
+    );
+    let got = broker_env(dir.path(), &["secret", "get", ids[2]], None, &aws);
+    assert_eq!(text(&got.stdout), format!("v-{}\n", ids[2]));
+    assert!(!dir.path().join("migration.json").exists());
+}

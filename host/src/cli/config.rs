@@ -281,6 +281,35 @@ impl Context {
         Ok(granted)
     }
 
+    /// The first-party provider a `SECRET_MANAGER` name selects (`db`,
+    /// `managed-aws`, `managed-aws-ssm`, `aws`, `aws-ssm`), configured from this
+    /// context.
+    pub async fn provider_named(
+        &self,
+        runtime: &Runtime,
+        manager: &str,
+    ) -> anyhow::Result<Arc<ProviderHost>> {
+        let (component, grant) = aws_config::provider_for(manager.trim())?;
+        let (component, grants) = match grant {
+            "" => (
+                runtime.load_bytes(component, builtin::DB)?,
+                vec!["keyring".to_owned(), "record-store".to_owned()],
+            ),
+            "aws-secrets-manager" => (
+                runtime.load_bytes(component, builtin::AWS_SECRETS_MANAGER)?,
+                vec![grant.to_owned()],
+            ),
+            _ => (
+                runtime.load_bytes(component, builtin::AWS_SSM)?,
+                vec![grant.to_owned()],
+            ),
+        };
+        let granted = self.grants("default", &grants, BTreeMap::new()).await?;
+        Ok(Arc::new(
+            ProviderHost::new(runtime, &component, granted).await?,
+        ))
+    }
+
     /// The configured provider, ready for calls.
     pub async fn provider(&self, runtime: &Runtime) -> anyhow::Result<Arc<ProviderHost>> {
         let Some(cfg) = &self.provider else {
@@ -289,25 +318,7 @@ impl Context {
                 .filter(|m| !m.trim().is_empty())
                 .or_else(|| self.manager.clone())
                 .unwrap_or_else(|| "db".into());
-            let (component, grant) = aws_config::provider_for(manager.trim())?;
-            let (component, grants) = match grant {
-                "" => (
-                    runtime.load_bytes(component, builtin::DB)?,
-                    vec!["keyring".to_owned(), "record-store".to_owned()],
-                ),
-                "aws-secrets-manager" => (
-                    runtime.load_bytes(component, builtin::AWS_SECRETS_MANAGER)?,
-                    vec![grant.to_owned()],
-                ),
-                _ => (
-                    runtime.load_bytes(component, builtin::AWS_SSM)?,
-                    vec![grant.to_owned()],
-                ),
-            };
-            let granted = self.grants("default", &grants, BTreeMap::new()).await?;
-            return Ok(Arc::new(
-                ProviderHost::new(runtime, &component, granted).await?,
-            ));
+            return self.provider_named(runtime, &manager).await;
         };
         let component = match cfg.component.as_str() {
             "builtin:memory" => {

@@ -6,6 +6,7 @@ mod config;
 mod connection;
 mod import;
 mod keyring;
+mod migrate;
 mod om_yaml;
 mod provider_test;
 mod provider_verify;
@@ -44,6 +45,8 @@ enum Command {
     /// Encrypt, decrypt and delete the secrets of service connection configs.
     #[command(subcommand)]
     Connection(connection::ConnectionCommand),
+    /// Move every secret from one secrets manager to another (resumable).
+    Migrate(migrate::Args),
     /// Manage the master keys.
     #[command(subcommand)]
     Keyring(keyring::KeyringCommand),
@@ -82,6 +85,7 @@ pub fn main() -> ExitCode {
             Command::Secret(cmd) => secret::run(&ctx, cmd).await,
             Command::Keyring(cmd) => keyring::run(&ctx, cmd).await,
             Command::Connection(cmd) => connection::run(&ctx, cmd).await,
+            Command::Migrate(args) => migrate::run(&ctx, args).await,
             Command::Import(cmd) => import::run(&ctx, cmd).await,
         }
     });
