@@ -385,3 +385,44 @@ mod manager {
         assert_eq!(stored(&p, "/shared/kept").await.as_deref(), Some("kept"));
     }
 }
+
+mod server_connection {
+    use std::sync::Arc;
+
+    use secret_broker::keyring::Keyring;
+    use secret_broker::openmetadata::ids::IdBuilder;
+    use secret_broker::openmetadata::manager::SecretsManager;
+    use secret_broker::store::RecordStore;
+    use serde_json::json;
+
+    use super::common::{TempDb, db_provider, runtime};
+
+    #[tokio::test]
+    async fn the_pipelines_server_connection_is_stored_under_serverconnection() {
+        let db = TempDb::sqlite();
+        let store = Arc::new(RecordStore::connect(&db.url).await.unwrap());
+        let provider =
+            db_provider(&runtime(), store, Arc::new(Keyring::single([8; 32])), "om").await;
+        let dir =
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/om-schemas");
+        let m = SecretsManager::new(
+            provider.clone(),
+            &dir,
+            IdBuilder::new(None, "openmetadata").unwrap(),
+        )
+        .unwrap();
+        let config = json!({"hostPort": "http://openmetadata:8585/api", "authProvider": "openmetadata",
+                            "securityConfig": {"jwtToken": "eyJ.ingestion.bot"}});
+        let stored = m.encrypt_server_connection(config.clone()).await.unwrap();
+        let id = "/openmetadata/serverconnection/securityconfig/jwttoken";
+        assert_eq!(
+            stored["securityConfig"]["jwtToken"],
+            json!(format!("secret:{id}"))
+        );
+        assert_eq!(
+            provider.get(id).await.unwrap().unwrap().expose_str(),
+            Some("eyJ.ingestion.bot")
+        );
+        assert_eq!(m.decrypt_server_connection(stored).await.unwrap(), config);
+    }
+}

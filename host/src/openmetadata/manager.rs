@@ -16,6 +16,9 @@ use super::schema::{SchemaError, SchemaSet, SecretField, Step};
 use crate::provider::{ProviderError, ProviderHost, PutOptions};
 use crate::secret::SecretValue;
 
+/// The schema of the OpenMetadata server connection in ingestion pipelines.
+const SERVER_CONNECTION: &str = "entity/services/connections/metadata/openMetadataConnection.json";
+
 /// The prefix of a stored reference.
 pub const REFERENCE: &str = "secret:";
 
@@ -85,13 +88,18 @@ impl SecretsManager {
         })
     }
 
-    fn fields(&self, service: &str, config: &Value) -> Result<Vec<SecretField>, ManagerError> {
+    fn fields(
+        &self,
+        service: &str,
+        config: &Value,
+    ) -> Result<(std::path::PathBuf, Vec<SecretField>), ManagerError> {
         let kind = config
             .get("type")
             .and_then(Value::as_str)
             .ok_or(ManagerError::NotAConfig)?;
         let file = self.schemas.connection_schema(service, kind)?;
-        Ok(self.schemas.secret_fields(&file, config)?)
+        let fields = self.schemas.secret_fields(&file, config)?;
+        Ok((file, fields))
     }
 
     /// Stores every secret field of a `service` connection config of entity `name`
@@ -101,13 +109,42 @@ impl SecretsManager {
         &self,
         service: &str,
         name: &str,
+        config: Value,
+    ) -> Result<Value, ManagerError> {
+        let (_, fields) = self.fields(service, &config)?;
+        self.encrypt_fields(service, Some(name), &fields, config)
+            .await
+    }
+
+    /// The ingestion pipelines' OpenMetadata server connection, stored under the
+    /// entity type `serverconnection` with no entity name, as OpenMetadata does.
+    pub async fn encrypt_server_connection(&self, config: Value) -> Result<Value, ManagerError> {
+        let fields = self
+            .schemas
+            .secret_fields(Path::new(SERVER_CONNECTION), &config)?;
+        self.encrypt_fields("serverconnection", None, &fields, config)
+            .await
+    }
+
+    /// Resolves the references of a stored server connection.
+    pub async fn decrypt_server_connection(&self, config: Value) -> Result<Value, ManagerError> {
+        let fields = self
+            .schemas
+            .secret_fields(Path::new(SERVER_CONNECTION), &config)?;
+        self.decrypt_fields(&fields, config).await
+    }
+
+    async fn encrypt_fields(
+        &self,
+        entity_type: &str,
+        name: Option<&str>,
+        fields: &[SecretField],
         mut config: Value,
     ) -> Result<Value, ManagerError> {
-        let fields = self.fields(service, &config)?;
         // What each id held before, to put back if a later field fails.
         let mut undo: Vec<(String, Option<SecretValue>)> = Vec::new();
-        for field in &fields {
-            let id = self.ids.id(service, Some(name), &field.field_path);
+        for field in fields {
+            let id = self.ids.id(entity_type, name, &field.field_path);
             let Some(slot) = value_at(&mut config, &field.location) else {
                 continue;
             };
@@ -185,10 +222,18 @@ impl SecretsManager {
     pub async fn decrypt_connection(
         &self,
         service: &str,
+        config: Value,
+    ) -> Result<Value, ManagerError> {
+        let (_, fields) = self.fields(service, &config)?;
+        self.decrypt_fields(&fields, config).await
+    }
+
+    async fn decrypt_fields(
+        &self,
+        fields: &[SecretField],
         mut config: Value,
     ) -> Result<Value, ManagerError> {
-        let fields = self.fields(service, &config)?;
-        for field in &fields {
+        for field in fields {
             let Some(slot) = value_at(&mut config, &field.location) else {
                 continue;
             };
@@ -237,7 +282,7 @@ impl SecretsManager {
         name: &str,
         config: &Value,
     ) -> Result<usize, ManagerError> {
-        let fields = self.fields(service, config)?;
+        let (_, fields) = self.fields(service, config)?;
         let mut deleted = 0;
         for field in &fields {
             let id = self.ids.id(service, Some(name), &field.field_path);
