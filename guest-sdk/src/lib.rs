@@ -84,6 +84,8 @@ pub mod __bindings {
 }
 
 mod capabilities;
+mod page;
+pub use page::collect_sorted;
 mod rules;
 
 pub use capabilities::{aws_secrets_manager, aws_ssm, config, keyring, log, record_store, reveal};

@@ -10,8 +10,6 @@ use std::process::{Child, Command, Stdio};
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use criterion::{Criterion, criterion_group, criterion_main};
 use secret_broker::aws::{AwsGrantBase, AwsSettings};
-use secret_broker::caps::aws_secrets_manager::SecretsManagerGrant;
-use secret_broker::caps::aws_ssm::SsmGrant;
 use secret_broker::{
     Granted, ProviderHost, PutOptions, Runtime, RuntimeOptions, SecretValue, builtin,
 };
@@ -95,9 +93,7 @@ fn bench(c: &mut Criterion) {
             instance: "bench-sm".into(),
             ..Granted::default()
         };
-        granted.aws_secrets_manager = Some(SecretsManagerGrant::new(
-            AwsGrantBase::new(&settings(&moto.1)).await.unwrap(),
-        ));
+        granted.grant_aws_secrets_manager(AwsGrantBase::new(&settings(&moto.1)).await.unwrap());
         let p = ProviderHost::new(&runtime, &component, granted)
             .await
             .unwrap();
@@ -157,9 +153,7 @@ fn bench(c: &mut Criterion) {
             instance: "bench-ssm".into(),
             ..Granted::default()
         };
-        granted.aws_ssm = Some(SsmGrant::new(
-            AwsGrantBase::new(&settings(&moto.1)).await.unwrap(),
-        ));
+        granted.grant_aws_ssm(AwsGrantBase::new(&settings(&moto.1)).await.unwrap());
         let p = ProviderHost::new(&runtime, &component, granted)
             .await
             .unwrap();

@@ -51,15 +51,6 @@ impl HostState {
     }
 }
 
-macro_rules! try_grant {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        }
-    };
-}
-
 impl Host for HostState {
     async fn create_secret(
         &mut self,

@@ -2,6 +2,17 @@
 //! interface. `types`, `log` and `config` are linked for every provider; each
 //! other interface only when the provider's configuration grants it.
 
+/// Inside a host function returning `wasmtime::Result<Result<T, Error>>`: the
+/// value of an `Ok`, or the guest-visible error returned as is.
+macro_rules! try_grant {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        }
+    };
+}
+
 pub mod aws_secrets_manager;
 pub mod aws_ssm;
 pub mod config;
@@ -100,6 +111,19 @@ pub struct Granted {
 }
 
 impl Granted {
+    /// Grants AWS Secrets Manager on `base`, and tells the provider its scope in
+    /// the `prefix` setting so it never asks for names outside it.
+    pub fn grant_aws_secrets_manager(&mut self, base: crate::aws::AwsGrantBase) {
+        self.settings.insert("prefix".into(), base.prefix.clone());
+        self.aws_secrets_manager = Some(aws_secrets_manager::SecretsManagerGrant::new(base));
+    }
+
+    /// Grants SSM Parameter Store on `base`, with its scope in the `prefix` setting.
+    pub fn grant_aws_ssm(&mut self, base: crate::aws::AwsGrantBase) {
+        self.settings.insert("prefix".into(), base.prefix.clone());
+        self.aws_ssm = Some(aws_ssm::SsmGrant::new(base));
+    }
+
     /// The capabilities this grant links.
     pub fn capabilities(&self) -> Vec<Capability> {
         let mut caps = Vec::new();

@@ -73,10 +73,7 @@ impl HostState {
 impl Host for HostState {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Row>, Error>> {
         self.charge(key.len())?;
-        let (store, ns) = match self.records() {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        };
+        let (store, ns) = try_grant!(self.records());
         Ok(store
             .get(&ns, &key)
             .await
@@ -91,10 +88,7 @@ impl Host for HostState {
         cond: Condition,
     ) -> wasmtime::Result<Result<u64, Error>> {
         self.charge(key.len() + value.len())?;
-        let (store, ns) = match self.records() {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        };
+        let (store, ns) = try_grant!(self.records());
         Ok(store
             .put(&ns, &key, &value, condition(cond))
             .await
@@ -107,10 +101,7 @@ impl Host for HostState {
         cond: Condition,
     ) -> wasmtime::Result<Result<bool, Error>> {
         self.charge(key.len())?;
-        let (store, ns) = match self.records() {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        };
+        let (store, ns) = try_grant!(self.records());
         Ok(store
             .remove(&ns, &key, condition(cond))
             .await
@@ -124,10 +115,7 @@ impl Host for HostState {
         limit: u32,
     ) -> wasmtime::Result<Result<Vec<Row>, Error>> {
         self.charge(prefix.len() + after.as_ref().map_or(0, String::len))?;
-        let (store, ns) = match self.records() {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        };
+        let (store, ns) = try_grant!(self.records());
         let rows = store
             .scan(&ns, &prefix, after.as_deref(), limit.min(MAX_SCAN))
             .await;
@@ -142,10 +130,7 @@ impl Host for HostState {
             .map(|w| w.key.len() + w.value.as_ref().map_or(0, Vec::len))
             .sum();
         self.charge(size)?;
-        let (store, ns) = match self.records() {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        };
+        let (store, ns) = try_grant!(self.records());
         let writes: Vec<store::Write> = writes
             .into_iter()
             .map(|w| store::Write {

@@ -11,8 +11,6 @@ use serde::Deserialize;
 use super::aws_config::{self, AwsConfig};
 
 use secret_broker::aws::AwsGrantBase;
-use secret_broker::caps::aws_secrets_manager::SecretsManagerGrant;
-use secret_broker::caps::aws_ssm::SsmGrant;
 use secret_broker::caps::record_store::RecordStoreGrant;
 use secret_broker::keyring::Keyring;
 use secret_broker::store::RecordStore;
@@ -254,23 +252,15 @@ impl Context {
                         &format!("provider/{instance}"),
                     ));
                 }
-                Some(Capability::AwsSecretsManager) => {
+                Some(cap @ (Capability::AwsSecretsManager | Capability::AwsSsm)) => {
                     let settings =
                         aws_config::settings(self.aws.as_ref(), self.om_prefix.as_deref())?;
-                    granted
-                        .settings
-                        .insert("prefix".into(), settings.prefix.clone());
-                    granted.aws_secrets_manager = Some(SecretsManagerGrant::new(
-                        AwsGrantBase::new(&settings).await?,
-                    ));
-                }
-                Some(Capability::AwsSsm) => {
-                    let settings =
-                        aws_config::settings(self.aws.as_ref(), self.om_prefix.as_deref())?;
-                    granted
-                        .settings
-                        .insert("prefix".into(), settings.prefix.clone());
-                    granted.aws_ssm = Some(SsmGrant::new(AwsGrantBase::new(&settings).await?));
+                    let base = AwsGrantBase::new(&settings).await?;
+                    if cap == Capability::AwsSsm {
+                        granted.grant_aws_ssm(base);
+                    } else {
+                        granted.grant_aws_secrets_manager(base);
+                    }
                 }
                 None => bail!(
                     "grants: unknown capability `{name}`; known: {}",

@@ -74,6 +74,13 @@ fn value_at<'v>(config: &'v mut Value, location: &[Step]) -> Option<&'v mut Valu
     })
 }
 
+fn value_ref<'v>(config: &'v Value, location: &[Step]) -> Option<&'v Value> {
+    location.iter().try_fold(config, |v, step| match step {
+        Step::Key(k) => v.get(k.as_str()),
+        Step::Index(i) => v.get(*i),
+    })
+}
+
 impl SecretsManager {
     /// A manager on `provider`, reading schemas from `schema_dir`.
     pub fn new(
@@ -286,10 +293,9 @@ impl SecretsManager {
         let mut deleted = 0;
         for field in &fields {
             let id = self.ids.id(service, Some(name), &field.field_path);
-            let mut copy = config.clone();
-            let refers = value_at(&mut copy, &field.location)
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .is_some_and(|s| s == format!("{REFERENCE}{id}"));
+            let refers = value_ref(config, &field.location)
+                .and_then(Value::as_str)
+                .is_some_and(|s| s.strip_prefix(REFERENCE) == Some(id.as_str()));
             if refers
                 && self
                     .provider

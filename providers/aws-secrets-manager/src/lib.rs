@@ -5,7 +5,7 @@
 
 use secret_broker_guest_sdk::{
     Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret, SizeLimit,
-    aws_secrets_manager as sm, config, export_provider,
+    aws_secrets_manager as sm, collect_sorted, export_provider,
 };
 
 /// AWS limits: names up to 512 characters of `A-Za-z0-9/_+=.@-`, values up to 64 KiB.
@@ -53,26 +53,7 @@ fn check(id: &str, value: Option<&Secret>) -> Result<(), Error> {
 /// All names under `prefix`, sorted: AWS lists in no useful order, so a page of
 /// ascending ids needs the whole listing (fine for migration and inventory).
 fn all_names(prefix: &str) -> Result<Vec<String>, Error> {
-    // Never ask for more than the grant covers.
-    let scope = config::get("prefix").unwrap_or_default();
-    let query = if scope.starts_with(prefix) {
-        scope.as_str()
-    } else {
-        prefix
-    };
-    let mut names = Vec::new();
-    let mut token = None;
-    loop {
-        let (page, next) = sm::list_secrets(query, token.as_deref(), 100)?;
-        names.extend(page.into_iter().filter(|n| n.starts_with(prefix)));
-        match next {
-            Some(t) => token = Some(t),
-            None => break,
-        }
-    }
-    names.sort();
-    names.dedup();
-    Ok(names)
+    collect_sorted(prefix, |query, token| sm::list_secrets(query, token, 100))
 }
 
 impl Provider for SecretsManager {
@@ -128,19 +109,11 @@ impl Provider for SecretsManager {
     }
 
     fn list(prefix: String, cursor: Option<String>, limit: u32) -> Result<ListPage, Error> {
-        let limit = limit.max(1) as usize;
-        let mut ids: Vec<String> = all_names(&prefix)?
-            .into_iter()
-            .filter(|n| cursor.as_ref().is_none_or(|c| n > c))
-            .take(limit + 1)
-            .collect();
-        let next_cursor = if ids.len() > limit {
-            ids.truncate(limit);
-            ids.last().cloned()
-        } else {
-            None
-        };
-        Ok(ListPage { ids, next_cursor })
+        Ok(ListPage::from_sorted(
+            all_names(&prefix)?,
+            cursor.as_deref(),
+            limit,
+        ))
     }
 }
 

@@ -5,7 +5,7 @@
 
 use secret_broker_guest_sdk::{
     Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret, SizeLimit,
-    aws_ssm as ssm, config, export_provider,
+    aws_ssm as ssm, collect_sorted, export_provider,
 };
 
 /// Standard tier: 4 KiB values; at most 15 levels; no `aws`/`ssm` prefix. The
@@ -68,29 +68,13 @@ fn check(id: &str, value: Option<&Secret>) -> Result<(), Error> {
 /// All names under `prefix`, sorted: GetParametersByPath on the deepest path that
 /// contains the prefix, filtered to the prefix.
 fn all_names(prefix: &str) -> Result<Vec<String>, Error> {
-    let scope = config::get("prefix").unwrap_or_default();
-    let wanted = if scope.starts_with(prefix) {
-        scope.as_str()
-    } else {
-        prefix
-    };
-    let path = match wanted.rfind('/') {
-        Some(0) | None => "/",
-        Some(i) => &wanted[..i],
-    };
-    let mut names = Vec::new();
-    let mut token = None;
-    loop {
-        let (page, next) = ssm::get_parameters_by_path(path, token.as_deref(), 10)?;
-        names.extend(page.into_iter().filter(|n| n.starts_with(prefix)));
-        match next {
-            Some(t) => token = Some(t),
-            None => break,
-        }
-    }
-    names.sort();
-    names.dedup();
-    Ok(names)
+    collect_sorted(prefix, |query, token| {
+        let path = match query.rfind('/') {
+            Some(0) | None => "/",
+            Some(i) => &query[..i],
+        };
+        ssm::get_parameters_by_path(path, token, 10)
+    })
 }
 
 impl Provider for Ssm {
@@ -141,19 +125,11 @@ impl Provider for Ssm {
     }
 
     fn list(prefix: String, cursor: Option<String>, limit: u32) -> Result<ListPage, Error> {
-        let limit = limit.max(1) as usize;
-        let mut ids: Vec<String> = all_names(&prefix)?
-            .into_iter()
-            .filter(|n| cursor.as_ref().is_none_or(|c| n > c))
-            .take(limit + 1)
-            .collect();
-        let next_cursor = if ids.len() > limit {
-            ids.truncate(limit);
-            ids.last().cloned()
-        } else {
-            None
-        };
-        Ok(ListPage { ids, next_cursor })
+        Ok(ListPage::from_sorted(
+            all_names(&prefix)?,
+            cursor.as_deref(),
+            limit,
+        ))
     }
 }
 

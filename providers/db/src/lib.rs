@@ -97,13 +97,14 @@ impl Provider for Db {
     }
 
     fn list(prefix: String, cursor: Option<String>, limit: u32) -> Result<ListPage, Error> {
+        // One row past the page tells whether another page follows.
         let limit = limit.clamp(1, 1000);
-        let mut rows = record_store::scan(&prefix, cursor.as_deref(), limit + 1)?;
-        let more = rows.len() > limit as usize;
-        rows.truncate(limit as usize);
-        let ids: Vec<String> = rows.into_iter().map(|r| r.key).collect();
-        let next_cursor = if more { ids.last().cloned() } else { None };
-        Ok(ListPage { ids, next_cursor })
+        let rows = record_store::scan(&prefix, cursor.as_deref(), limit + 1)?;
+        Ok(ListPage::from_sorted(
+            rows.into_iter().map(|r| r.key),
+            None,
+            limit,
+        ))
     }
 
     fn reseal(id: String) -> Result<bool, Error> {

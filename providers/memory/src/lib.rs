@@ -69,28 +69,20 @@ impl Provider for Memory {
     }
 
     fn list(prefix: String, cursor: Option<String>, limit: u32) -> Result<ListPage, Error> {
-        let limit = limit.max(1) as usize;
         SECRETS.with(|secrets| {
             let secrets = secrets.borrow();
+            // Start at the cursor (or the prefix) instead of scanning from the top.
             let start = match &cursor {
                 Some(after) => Bound::Excluded(after.clone()),
                 None => Bound::Included(prefix.clone()),
             };
-            let mut ids: Vec<String> = secrets
+            let ids = secrets
                 .range((start, Bound::Unbounded))
                 .map(|(id, _)| id)
                 .skip_while(|id| !id.starts_with(&prefix) && id.as_str() < prefix.as_str())
                 .take_while(|id| id.starts_with(&prefix))
-                .take(limit + 1)
-                .cloned()
-                .collect();
-            let next_cursor = if ids.len() > limit {
-                ids.truncate(limit);
-                ids.last().cloned()
-            } else {
-                None
-            };
-            Ok(ListPage { ids, next_cursor })
+                .cloned();
+            Ok(ListPage::from_sorted(ids, None, limit))
         })
     }
 }

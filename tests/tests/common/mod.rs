@@ -155,15 +155,9 @@ pub async fn aws_provider(
         instance: which.into(),
         ..Granted::default()
     };
-    granted
-        .settings
-        .insert("prefix".into(), settings.prefix.clone());
     match which {
-        "aws-secrets-manager" => {
-            granted.aws_secrets_manager =
-                Some(secret_broker::caps::aws_secrets_manager::SecretsManagerGrant::new(base))
-        }
-        _ => granted.aws_ssm = Some(secret_broker::caps::aws_ssm::SsmGrant::new(base)),
+        "aws-secrets-manager" => granted.grant_aws_secrets_manager(base),
+        _ => granted.grant_aws_ssm(base),
     }
     ProviderHost::new(rt, &component, granted)
         .await
