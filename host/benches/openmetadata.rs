@@ -1,6 +1,10 @@
 //! OpenMetadata semantics: the schema walk alone on a Snowflake connection config
 //! (three secret fields, refs across files), and encrypting that config through the
-//! db provider on SQLite. Reads `../shared/om-schemas` beside the repository.
+//! db provider on SQLite. Then five secret fields in one document: no connection
+//! config in the schema set can hold more than four at once, so the five-field case
+//! is a test-connection workflow whose Elasticsearch config has four (password and
+//! three certificate values) and whose server connection has the fifth (the JWT).
+//! Reads `../shared/om-schemas` beside the repository.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,7 +16,7 @@ use secret_broker::caps::keyring::KeyringGrant;
 use secret_broker::caps::record_store::RecordStoreGrant;
 use secret_broker::keyring::Keyring;
 use secret_broker::openmetadata::ids::IdBuilder;
-use secret_broker::openmetadata::manager::SecretsManager;
+use secret_broker::openmetadata::manager::{Entity, SecretsManager};
 use secret_broker::openmetadata::schema::SchemaSet;
 use secret_broker::store::RecordStore;
 use secret_broker::{Granted, ProviderHost, Runtime, RuntimeOptions, builtin};
@@ -28,6 +32,22 @@ fn bench(c: &mut Criterion) {
     assert_eq!(set.secret_fields(&file, &config).unwrap().len(), 3);
     c.bench_function("openmetadata/schema_walk_snowflake", |b| {
         b.iter(|| set.secret_fields(&file, &config).unwrap())
+    });
+
+    let workflow = json!({
+        "name": "test-connection",
+        "request": {"serviceType": "Search", "connectionType": "ElasticSearch",
+            "connection": {"config": {"type": "ElasticSearch", "hostPort": "https://es:9200",
+                "authType": {"username": "elastic", "password": "es-pass"},
+                "sslConfig": {"certificates": {"caCertValue": "-----BEGIN CA-----",
+                    "clientCertValue": "-----BEGIN CERT-----", "privateKeyValue": "-----BEGIN KEY-----"}}}}},
+        "openMetadataServerConnection": {"hostPort": "http://om:8585/api", "authProvider": "openmetadata",
+            "securityConfig": {"jwtToken": "eyJ.server"}}});
+    let es = &workflow["request"]["connection"]["config"];
+    let es_file = set.connection_schema("search", "ElasticSearch").unwrap();
+    assert_eq!(set.secret_fields(&es_file, es).unwrap().len(), 4);
+    c.bench_function("openmetadata/schema_walk_elasticsearch_4_fields", |b| {
+        b.iter(|| set.secret_fields(&es_file, es).unwrap())
     });
 
     let tokio = tokio::runtime::Builder::new_current_thread()
@@ -67,6 +87,23 @@ fn bench(c: &mut Criterion) {
             cfg["password"] = json!(format!("pw-{n}"));
             tokio
                 .block_on(manager.encrypt_connection("database", "snow", cfg))
+                .unwrap()
+        })
+    });
+
+    let first = tokio
+        .block_on(manager.encrypt(Entity::Workflow, "wf", workflow.clone()))
+        .unwrap();
+    let references = first.to_string().matches("secret:/openmetadata/").count();
+    assert_eq!(references, 5, "five secret fields stored");
+    c.bench_function("openmetadata/encrypt_workflow_5_fields_db_sqlite", |b| {
+        b.iter(|| {
+            n += 1;
+            let mut doc = workflow.clone();
+            doc["request"]["connection"]["config"]["authType"]["password"] =
+                json!(format!("es-{n}"));
+            tokio
+                .block_on(manager.encrypt(Entity::Workflow, "wf", doc))
                 .unwrap()
         })
     });

@@ -633,6 +633,75 @@ fn openmetadata_yaml_configuration_is_read_and_validated() {
 }
 
 #[test]
+fn yaml_secret_broker_section_sets_the_provider_and_its_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("openmetadata.yaml");
+    let write = |limits: &str| {
+        std::fs::write(
+            &yaml,
+            format!(
+                "secretsManagerConfiguration:\n  secretsManager: db\n\
+                 secretBroker:\n  provider:\n    component: builtin:db\n    name: yamlprov\n    \
+                 grants: [keyring, record-store]\n  limits:\n{limits}"
+            ),
+        )
+        .unwrap();
+    };
+    let cfg = yaml.to_str().unwrap();
+    write("    memoryMb: 48\n    callTimeoutMs: 5000\n");
+    let put = broker(
+        dir.path(),
+        &["--config", cfg, "secret", "put", "/y/one"],
+        Some("yaml-canary-77"),
+    );
+    assert!(put.status.success(), "{}", text(&put.stderr));
+    let get = broker(
+        dir.path(),
+        &["--config", cfg, "secret", "get", "/y/one"],
+        None,
+    );
+    assert_eq!(text(&get.stdout), "yaml-canary-77\n");
+    // The instance name namespaces the rows: the default instance does not see it.
+    let other = broker(dir.path(), &["secret", "get", "/y/one"], None);
+    assert_eq!(other.status.code(), Some(2), "{}", text(&other.stderr));
+
+    write("    memoryMb: 0\n");
+    let zero = broker(
+        dir.path(),
+        &["--config", cfg, "secret", "get", "/y/one"],
+        None,
+    );
+    let msg = text(&zero.stderr);
+    assert!(
+        msg.contains("secretBroker.limits.memory_mb = 0 is out of range"),
+        "{msg}"
+    );
+    write("    memoryMB: 10\n");
+    let typo = broker(
+        dir.path(),
+        &["--config", cfg, "secret", "get", "/y/one"],
+        None,
+    );
+    assert!(
+        text(&typo.stderr).contains("unknown field `memoryMB`"),
+        "{}",
+        text(&typo.stderr)
+    );
+
+    // The limit is applied: 1 MiB is less than the provider's own memory needs.
+    write("    memoryMb: 1\n");
+    let small = broker(
+        dir.path(),
+        &["--config", cfg, "secret", "get", "/y/one"],
+        None,
+    );
+    assert!(!small.status.success());
+    let msg = text(&small.stderr);
+    assert!(msg.contains("memory has a minimum byte size"), "{msg}");
+    assert!(!msg.contains("yaml-canary-77"), "{msg}");
+}
+
+#[test]
 fn migrate_moves_everything_to_aws_and_back() {
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();

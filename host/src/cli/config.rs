@@ -14,7 +14,7 @@ use secret_broker::aws::AwsGrantBase;
 use secret_broker::caps::record_store::RecordStoreGrant;
 use secret_broker::keyring::Keyring;
 use secret_broker::store::RecordStore;
-use secret_broker::{Capability, Granted, ProviderHost, Runtime, RuntimeOptions, builtin};
+use secret_broker::{Capability, Granted, Limits, ProviderHost, Runtime, RuntimeOptions, builtin};
 
 /// The `[provider]` table.
 #[derive(Debug, Deserialize)]
@@ -49,6 +49,60 @@ struct FileConfig {
     keyring: Option<KeyringConfig>,
     #[serde(default)]
     aws: Option<AwsConfig>,
+    #[serde(default)]
+    limits: LimitsConfig,
+}
+
+/// `[limits]` (TOML) or `secretBroker.limits` (YAML): what one provider instance
+/// may use. Unset keys keep the defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Linear memory per instance, MiB (1 to 4096; default 64).
+    #[serde(default, alias = "memoryMb")]
+    pub memory_mb: Option<u64>,
+    /// Wall time per provider call, milliseconds (1 to 600000; default 10000).
+    #[serde(default, alias = "callTimeoutMs")]
+    pub call_timeout_ms: Option<u64>,
+    /// Bytes one host call may receive from a provider, KiB (default 1024).
+    #[serde(default, alias = "hostCallKib")]
+    pub host_call_kib: Option<u64>,
+    /// Bytes one provider call may pass to the host in all, KiB (default 8192).
+    #[serde(default, alias = "callKib")]
+    pub call_kib: Option<u64>,
+}
+
+impl LimitsConfig {
+    /// The limits, checked; `section` names the table in errors.
+    pub fn limits(&self, section: &str) -> anyhow::Result<Limits> {
+        let mut limits = Limits::default();
+        let check = |key: &str, value: u64, max: u64| -> anyhow::Result<u64> {
+            if value == 0 || value > max {
+                bail!("{section}.{key} = {value} is out of range: give 1 to {max}");
+            }
+            Ok(value)
+        };
+        if let Some(mb) = self.memory_mb {
+            limits.memory_bytes = (check("memory_mb", mb, 4096)? << 20) as usize;
+        }
+        if let Some(ms) = self.call_timeout_ms {
+            limits.call_timeout =
+                std::time::Duration::from_millis(check("call_timeout_ms", ms, 600_000)?);
+        }
+        if let Some(kib) = self.host_call_kib {
+            limits.host_call_bytes = (check("host_call_kib", kib, 1 << 20)? << 10) as usize;
+        }
+        if let Some(kib) = self.call_kib {
+            limits.call_bytes = (check("call_kib", kib, 1 << 20)? << 10) as usize;
+        }
+        if limits.host_call_bytes > limits.call_bytes {
+            bail!(
+                "{section}.host_call_kib is larger than {section}.call_kib: one host call \
+                 cannot carry more than the whole provider call"
+            );
+        }
+        Ok(limits)
+    }
 }
 
 /// The `[keyring]` table: where the master keys live.
@@ -85,6 +139,8 @@ pub struct Context {
     pub om_prefix: Option<String>,
     /// `tags` from the YAML file (`SECRET_MANAGER_TAGS` wins).
     pub tags: Option<String>,
+    /// What each provider instance may use.
+    pub limits: Limits,
 }
 
 impl Context {
@@ -117,7 +173,17 @@ impl Context {
             .as_ref()
             .and_then(|f| f.keyring.as_ref().map(|k| k.key_file.clone()));
         let aws = file.as_mut().and_then(|f| f.aws.take());
+        let limits = match &file {
+            Some(f) => f.limits.limits("limits").with_context(|| {
+                format!(
+                    "in config {}",
+                    config.map_or(Path::new(""), |p| p).display()
+                )
+            })?,
+            None => Limits::default(),
+        };
         Ok(Context {
+            limits,
             data_dir,
             provider: file.map(|f| f.provider),
             store_url,
@@ -145,12 +211,17 @@ impl Context {
             })?;
         }
         let broker = file.secret_broker;
+        let limits = broker
+            .limits
+            .limits("secretBroker.limits")
+            .with_context(|| format!("in config {}", path.display()))?;
         Ok(Context {
+            limits,
             data_dir: data_dir
                 .map(Path::to_path_buf)
                 .or(broker.data_dir)
                 .unwrap_or_else(default_data_dir),
-            provider: None,
+            provider: broker.provider,
             store_url: std::env::var("SECRET_BROKER_STORE_URL")
                 .ok()
                 .or(broker.store_url),
@@ -169,6 +240,7 @@ impl Context {
     pub fn runtime(&self) -> anyhow::Result<Runtime> {
         Runtime::new(RuntimeOptions {
             cache_dir: Some(self.data_dir.join("cache")),
+            limits: self.limits.clone(),
             ..RuntimeOptions::default()
         })
     }

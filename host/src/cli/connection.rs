@@ -1,6 +1,7 @@
 //! `secret-broker connection encrypt|decrypt|delete`: a service connection config
-//! on stdin, its stored form (secret fields replaced by `secret:` references) or
-//! its resolved form on stdout. The schemas come from `--schemas DIR`.
+//! (or, with `--entity`, a bot's authentication mechanism, an ingestion pipeline, a
+//! workflow) on stdin, its stored form (secret fields replaced by `secret:`
+//! references) or its resolved form on stdout. The schemas come from `--schemas DIR`.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -10,7 +11,7 @@ use anyhow::Context as _;
 use serde_json::Value;
 
 use secret_broker::openmetadata::ids::IdBuilder;
-use secret_broker::openmetadata::manager::SecretsManager;
+use secret_broker::openmetadata::manager::{Entity, SecretsManager};
 
 use super::config::Context;
 use super::print_stdout;
@@ -19,8 +20,11 @@ use super::print_stdout;
 #[derive(clap::Args)]
 pub struct Common {
     /// Service type: database, dashboard, messaging, pipeline, storage, search, mlmodel...
-    #[arg(long)]
-    service_type: String,
+    #[arg(long, required_if_eq("entity", "connection"))]
+    service_type: Option<String>,
+    /// What the document on stdin is.
+    #[arg(long, value_enum, default_value = "connection")]
+    entity: EntityKind,
     /// Directory of OpenMetadata's JSON Schemas (`openmetadata-spec/.../json/schema`).
     #[arg(long, env = "SECRET_BROKER_SCHEMAS")]
     schemas: PathBuf,
@@ -30,6 +34,21 @@ pub struct Common {
     /// OpenMetadata's secrets manager prefix, the first segment when set.
     #[arg(long, env = "SECRET_MANAGER_PREFIX")]
     prefix: Option<String>,
+}
+
+/// The kinds of document `--entity` selects.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum EntityKind {
+    /// A service connection config (needs `--service-type`).
+    Connection,
+    /// A bot's authentication mechanism.
+    Bot,
+    /// An ingestion pipeline (`sourceConfig`, `openMetadataServerConnection`).
+    Pipeline,
+    /// A workflow (test connection request, `openMetadataServerConnection`).
+    Workflow,
+    /// The ingestion pipelines' OpenMetadata server connection.
+    ServerConnection,
 }
 
 /// The `connection` subcommands.
@@ -79,20 +98,27 @@ pub async fn run(ctx: &Context, cmd: ConnectionCommand) -> anyhow::Result<ExitCo
     let runtime = ctx.runtime()?;
     let provider = ctx.provider(&runtime).await?;
     let manager = SecretsManager::new(provider, &common.schemas, ids)?;
-    let service = common.service_type.clone();
+    let service = common.service_type.clone().unwrap_or_default();
+    let entity = match common.entity {
+        EntityKind::Connection => Entity::Connection { service: &service },
+        EntityKind::Bot => Entity::Bot,
+        EntityKind::Pipeline => Entity::Pipeline,
+        EntityKind::Workflow => Entity::Workflow,
+        EntityKind::ServerConnection => Entity::ServerConnection,
+    };
     let config = read_config()?;
-    match cmd {
+    match &cmd {
         ConnectionCommand::Encrypt { name, .. } => {
-            let stored = manager.encrypt_connection(&service, &name, config).await?;
+            let stored = manager.encrypt(entity, name, config).await?;
             print_stdout(&format!("{}\n", serde_json::to_string_pretty(&stored)?))?;
         }
         ConnectionCommand::Decrypt { .. } => {
-            let plain = manager.decrypt_connection(&service, config).await?;
+            let plain = manager.decrypt(entity, config).await?;
             print_stdout(&format!("{}\n", serde_json::to_string_pretty(&plain)?))?;
         }
         ConnectionCommand::Delete { name, .. } => {
-            let deleted = manager.delete_connection(&service, &name, &config).await?;
-            eprintln!("deleted {deleted} secret(s) of {service} service {name}");
+            let deleted = manager.delete(entity, name, &config).await?;
+            eprintln!("deleted {deleted} secret(s) of {name}");
         }
     }
     Ok(ExitCode::SUCCESS)

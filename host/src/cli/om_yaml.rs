@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::aws_config::AwsConfig;
+use super::config::{LimitsConfig, ProviderConfig};
 
 /// The whole file: OpenMetadata's section, ours, and anything else of
 /// `openmetadata.yaml`, which is ignored.
@@ -60,7 +61,8 @@ impl Tags {
     }
 }
 
-/// `secretBroker`: where the embedded default keeps its files.
+/// `secretBroker`: where the embedded default keeps its files, a provider
+/// component of one's own, and limits.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BrokerSection {
@@ -73,6 +75,13 @@ pub struct BrokerSection {
     /// The master key file.
     #[serde(default)]
     pub key_file: Option<PathBuf>,
+    /// A provider component of one's own, with its grants and settings, in place
+    /// of the one `secretsManager` names.
+    #[serde(default)]
+    pub provider: Option<ProviderConfig>,
+    /// What each provider instance may use.
+    #[serde(default)]
+    pub limits: LimitsConfig,
 }
 
 /// Parses the YAML text; errors name the key and the line.

@@ -1,5 +1,6 @@
 //! The secrets manager API for entity configs: encrypt replaces every secret field
-//! of a service connection config by a `secret:` reference after storing its value
+//! of an entity (a service connection config, a bot's authentication mechanism, an
+//! ingestion pipeline, a workflow) by a `secret:` reference after storing its value
 //! in the provider; decrypt resolves the references; delete removes an entity's
 //! secrets. Behaves like OpenMetadata's secrets manager and fixes its bugs: a user
 //! written `secret:` reference is kept as it is, an empty value deletes the secret
@@ -18,6 +19,10 @@ use crate::secret::SecretValue;
 
 /// The schema of the OpenMetadata server connection in ingestion pipelines.
 const SERVER_CONNECTION: &str = "entity/services/connections/metadata/openMetadataConnection.json";
+/// The schema of a bot's authentication mechanism.
+const AUTH_MECHANISM: &str = "entity/teams/authenticationMechanism.json";
+/// The schema of an ingestion pipeline's `sourceConfig`.
+const SOURCE_CONFIG: &str = "metadataIngestion/workflow.json#/definitions/sourceConfig";
 
 /// The prefix of a stored reference.
 pub const REFERENCE: &str = "secret:";
@@ -28,6 +33,11 @@ pub enum ManagerError {
     /// The config does not fit its schema, or the type is unknown.
     #[error(transparent)]
     Schema(#[from] SchemaError),
+    /// A workflow whose test connection request names no service type.
+    #[error(
+        "the workflow's `request.serviceType` must name the service type (for example \"Database\")"
+    )]
+    NoServiceType,
     /// The config is not a JSON object with a string `type`.
     #[error(
         "the connection config must be a JSON object with a string `type` (for example \"Mysql\")"
@@ -58,6 +68,36 @@ pub struct SecretsManager {
     provider: Arc<ProviderHost>,
     schemas: Arc<SchemaSet>,
     ids: IdBuilder,
+}
+
+/// The kinds of entity whose secrets the manager keeps, as OpenMetadata names them
+/// in secret ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity<'a> {
+    /// A service connection config of a service type (`database`, `dashboard`...).
+    Connection {
+        /// The service type.
+        service: &'a str,
+    },
+    /// A bot's authentication mechanism (`{"authType": "JWT", "config": {...}}`).
+    Bot,
+    /// An ingestion pipeline: its `sourceConfig` under `pipeline`, its
+    /// `openMetadataServerConnection` under `serverconnection`.
+    Pipeline,
+    /// A workflow (test connection): `request.connection.config` under `workflow`,
+    /// its `openMetadataServerConnection` under `serverconnection`.
+    Workflow,
+    /// The ingestion pipelines' OpenMetadata server connection on its own.
+    ServerConnection,
+}
+
+/// One secret field of an entity document, with the id it is stored under.
+struct Target {
+    id: String,
+    field: SecretField,
+    /// Stored under an id other entities share (the server connection): deleting
+    /// one pipeline leaves it for the others.
+    shared: bool,
 }
 
 /// A secret field's value as found in a config.
@@ -95,63 +135,220 @@ impl SecretsManager {
         })
     }
 
-    fn fields(
+    /// The provider behind this manager.
+    pub fn provider(&self) -> &Arc<ProviderHost> {
+        &self.provider
+    }
+
+    fn connection_fields(
         &self,
         service: &str,
         config: &Value,
-    ) -> Result<(std::path::PathBuf, Vec<SecretField>), ManagerError> {
+    ) -> Result<Vec<SecretField>, ManagerError> {
         let kind = config
             .get("type")
             .and_then(Value::as_str)
             .ok_or(ManagerError::NotAConfig)?;
         let file = self.schemas.connection_schema(service, kind)?;
-        let fields = self.schemas.secret_fields(&file, config)?;
-        Ok((file, fields))
+        Ok(self.schemas.secret_fields(&file, config)?)
     }
 
-    /// Stores every secret field of a `service` connection config of entity `name`
-    /// and returns the config with `secret:` references in their place. On any
-    /// failure, every write this call made is undone and the error returned.
+    /// Every secret field of `doc`, with its id. `name` is the entity's name.
+    fn targets(
+        &self,
+        entity: Entity<'_>,
+        name: Option<&str>,
+        doc: &Value,
+    ) -> Result<Vec<Target>, ManagerError> {
+        let mut out = Vec::new();
+        let mut add = |entity_type: &str, name: Option<&str>, under: &[&str], fields: Vec<_>| {
+            let shared = entity_type == "serverconnection";
+            for SecretField {
+                location,
+                field_path,
+            } in fields
+            {
+                let location = under
+                    .iter()
+                    .map(|k| Step::Key((*k).to_owned()))
+                    .chain(location)
+                    .collect();
+                // The server connection's ids start at its own root, wherever it sits.
+                let prefix = if shared { &[][..] } else { under };
+                let field_path: Vec<String> = prefix
+                    .iter()
+                    .map(|k| (*k).to_owned())
+                    .chain(field_path)
+                    .collect();
+                out.push(Target {
+                    id: self.ids.id(entity_type, name, &field_path),
+                    shared,
+                    field: SecretField {
+                        location,
+                        field_path,
+                    },
+                });
+            }
+        };
+        let server = "openMetadataServerConnection";
+        match entity {
+            Entity::Connection { service } => {
+                add(service, name, &[], self.connection_fields(service, doc)?);
+            }
+            Entity::ServerConnection => add(
+                "serverconnection",
+                None,
+                &[],
+                self.schemas
+                    .secret_fields(Path::new(SERVER_CONNECTION), doc)?,
+            ),
+            Entity::Bot => add(
+                "bot",
+                name,
+                &[],
+                self.schemas.secret_fields_at(
+                    AUTH_MECHANISM,
+                    "a bot's authentication mechanism",
+                    doc,
+                )?,
+            ),
+            Entity::Pipeline | Entity::Workflow => {
+                if entity == Entity::Pipeline {
+                    if let Some(source) = doc.get("sourceConfig").filter(|v| !v.is_null()) {
+                        let fields = self.schemas.secret_fields_at(
+                            SOURCE_CONFIG,
+                            "an ingestion pipeline's sourceConfig",
+                            source,
+                        )?;
+                        add("pipeline", name, &["sourceConfig"], fields);
+                    }
+                } else if let Some(config) = doc.pointer("/request/connection/config") {
+                    let service = doc
+                        .pointer("/request/serviceType")
+                        .and_then(Value::as_str)
+                        .ok_or(ManagerError::NoServiceType)?
+                        .to_ascii_lowercase();
+                    let fields = self.connection_fields(&service, config)?;
+                    add(
+                        "workflow",
+                        name,
+                        &["request", "connection", "config"],
+                        fields,
+                    );
+                }
+                if let Some(conn) = doc.get(server).filter(|v| !v.is_null()) {
+                    let fields = self
+                        .schemas
+                        .secret_fields(Path::new(SERVER_CONNECTION), conn)?;
+                    add("serverconnection", None, &[server], fields);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores every secret field of an entity document and returns it with
+    /// `secret:` references in their place. `name` is the entity's name (ignored
+    /// for the server connection). On any failure, every write this call made is
+    /// undone and the error returned: a document is stored whole or not at all.
+    pub async fn encrypt(
+        &self,
+        entity: Entity<'_>,
+        name: &str,
+        doc: Value,
+    ) -> Result<Value, ManagerError> {
+        let targets = self.targets(entity, Some(name), &doc)?;
+        self.encrypt_targets(&targets, doc).await
+    }
+
+    /// Replaces every `secret:` reference among an entity document's secret fields
+    /// by its value.
+    pub async fn decrypt(&self, entity: Entity<'_>, doc: Value) -> Result<Value, ManagerError> {
+        let targets = self.targets(entity, None, &doc)?;
+        self.decrypt_targets(&targets, doc).await
+    }
+
+    /// Deletes every secret a stored entity document refers to under the entity's
+    /// own ids (references a user wrote to other secrets are left alone). Returns
+    /// how many were deleted.
+    pub async fn delete(
+        &self,
+        entity: Entity<'_>,
+        name: &str,
+        doc: &Value,
+    ) -> Result<usize, ManagerError> {
+        let mut deleted = 0;
+        for target in self.targets(entity, Some(name), doc)? {
+            if target.shared && entity != Entity::ServerConnection {
+                continue;
+            }
+            let refers = value_ref(doc, &target.field.location)
+                .and_then(Value::as_str)
+                .is_some_and(|s| s.strip_prefix(REFERENCE) == Some(target.id.as_str()));
+            if refers
+                && self.provider.delete(&target.id).await.map_err(|source| {
+                    ManagerError::Provider {
+                        field: target.field.field_path.join("/"),
+                        source,
+                    }
+                })?
+            {
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// [`Self::encrypt`] for a `service` connection config of service `name`.
     pub async fn encrypt_connection(
         &self,
         service: &str,
         name: &str,
         config: Value,
     ) -> Result<Value, ManagerError> {
-        let (_, fields) = self.fields(service, &config)?;
-        self.encrypt_fields(service, Some(name), &fields, config)
+        self.encrypt(Entity::Connection { service }, name, config)
+            .await
+    }
+
+    /// [`Self::decrypt`] for a `service` connection config.
+    pub async fn decrypt_connection(
+        &self,
+        service: &str,
+        config: Value,
+    ) -> Result<Value, ManagerError> {
+        self.decrypt(Entity::Connection { service }, config).await
+    }
+
+    /// [`Self::delete`] for a `service` connection config of service `name`.
+    pub async fn delete_connection(
+        &self,
+        service: &str,
+        name: &str,
+        config: &Value,
+    ) -> Result<usize, ManagerError> {
+        self.delete(Entity::Connection { service }, name, config)
             .await
     }
 
     /// The ingestion pipelines' OpenMetadata server connection, stored under the
     /// entity type `serverconnection` with no entity name, as OpenMetadata does.
     pub async fn encrypt_server_connection(&self, config: Value) -> Result<Value, ManagerError> {
-        let fields = self
-            .schemas
-            .secret_fields(Path::new(SERVER_CONNECTION), &config)?;
-        self.encrypt_fields("serverconnection", None, &fields, config)
-            .await
+        self.encrypt(Entity::ServerConnection, "", config).await
     }
 
     /// Resolves the references of a stored server connection.
     pub async fn decrypt_server_connection(&self, config: Value) -> Result<Value, ManagerError> {
-        let fields = self
-            .schemas
-            .secret_fields(Path::new(SERVER_CONNECTION), &config)?;
-        self.decrypt_fields(&fields, config).await
+        self.decrypt(Entity::ServerConnection, config).await
     }
 
-    async fn encrypt_fields(
+    async fn encrypt_targets(
         &self,
-        entity_type: &str,
-        name: Option<&str>,
-        fields: &[SecretField],
+        targets: &[Target],
         mut config: Value,
     ) -> Result<Value, ManagerError> {
         // What each id held before, to put back if a later field fails.
         let mut undo: Vec<(String, Option<SecretValue>)> = Vec::new();
-        for field in fields {
-            let id = self.ids.id(entity_type, name, &field.field_path);
+        for Target { id, field, .. } in targets {
             let Some(slot) = value_at(&mut config, &field.location) else {
                 continue;
             };
@@ -163,10 +360,10 @@ impl SecretsManager {
             };
             let result = match found {
                 Found::Reference => continue,
-                Found::Empty => self.delete_one(&id, &mut undo).await.map(|()| Value::Null),
+                Found::Empty => self.delete_one(id, &mut undo).await.map(|()| Value::Null),
                 Found::Plain(text) => {
                     let value = SecretValue::from_string(text);
-                    self.put_one(&id, &value, &mut undo)
+                    self.put_one(id, &value, &mut undo)
                         .await
                         .map(|()| Value::String(format!("{REFERENCE}{id}")))
                 }
@@ -184,7 +381,6 @@ impl SecretsManager {
         }
         Ok(config)
     }
-
     async fn put_one(
         &self,
         id: &str,
@@ -225,22 +421,12 @@ impl SecretsManager {
         }
     }
 
-    /// Replaces every `secret:` reference among the secret fields by its value.
-    pub async fn decrypt_connection(
+    async fn decrypt_targets(
         &self,
-        service: &str,
-        config: Value,
-    ) -> Result<Value, ManagerError> {
-        let (_, fields) = self.fields(service, &config)?;
-        self.decrypt_fields(&fields, config).await
-    }
-
-    async fn decrypt_fields(
-        &self,
-        fields: &[SecretField],
+        targets: &[Target],
         mut config: Value,
     ) -> Result<Value, ManagerError> {
-        for field in fields {
+        for Target { field, .. } in targets {
             let Some(slot) = value_at(&mut config, &field.location) else {
                 continue;
             };
@@ -278,37 +464,5 @@ impl SecretsManager {
 
     async fn resolve_id(&self, id: &str) -> Result<Option<SecretValue>, ProviderError> {
         self.provider.get(id).await
-    }
-
-    /// Deletes every secret the stored `config` refers to under this entity's ids
-    /// (references a user wrote to other secrets are left alone). Returns how
-    /// many were deleted.
-    pub async fn delete_connection(
-        &self,
-        service: &str,
-        name: &str,
-        config: &Value,
-    ) -> Result<usize, ManagerError> {
-        let (_, fields) = self.fields(service, config)?;
-        let mut deleted = 0;
-        for field in &fields {
-            let id = self.ids.id(service, Some(name), &field.field_path);
-            let refers = value_ref(config, &field.location)
-                .and_then(Value::as_str)
-                .is_some_and(|s| s.strip_prefix(REFERENCE) == Some(id.as_str()));
-            if refers
-                && self
-                    .provider
-                    .delete(&id)
-                    .await
-                    .map_err(|source| ManagerError::Provider {
-                        field: field.field_path.join("/"),
-                        source,
-                    })?
-            {
-                deleted += 1;
-            }
-        }
-        Ok(deleted)
     }
 }

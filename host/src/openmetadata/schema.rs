@@ -35,6 +35,17 @@ pub enum SchemaError {
         /// The schema file looked for.
         file: String,
     },
+    /// A schema this kind of entity needs is not in the schema directory.
+    #[error(
+        "no schema at {file} in the schema directory, needed for {needed_for}; \
+         point --schemas at OpenMetadata's json/schema directory"
+    )]
+    Missing {
+        /// The schema file, relative to the schema directory.
+        file: String,
+        /// What needs it.
+        needed_for: String,
+    },
     /// A `$ref` that points nowhere.
     #[error("schema {file}: `$ref` {reference} does not resolve")]
     BadRef {
@@ -155,6 +166,31 @@ impl SchemaSet {
             found: Vec::new(),
         };
         walk.node(file, schema, config, &mut Vec::new(), &mut Vec::new(), 0)?;
+        Ok(walk.found)
+    }
+
+    /// The secret fields of `config` under the schema at `reference`, a file
+    /// relative to the schema directory with an optional `#/json/pointer`
+    /// (`metadataIngestion/workflow.json#/definitions/sourceConfig`).
+    pub fn secret_fields_at(
+        &self,
+        reference: &str,
+        needed_for: &str,
+        config: &Value,
+    ) -> Result<Vec<SecretField>, SchemaError> {
+        let file = reference.split_once('#').map_or(reference, |(f, _)| f);
+        if !self.files.contains_key(Path::new(file)) {
+            return Err(SchemaError::Missing {
+                file: file.to_owned(),
+                needed_for: needed_for.to_owned(),
+            });
+        }
+        let (file, schema) = self.resolve(Path::new(""), reference)?;
+        let mut walk = Walk {
+            set: self,
+            found: Vec::new(),
+        };
+        walk.node(&file, schema, config, &mut Vec::new(), &mut Vec::new(), 0)?;
         Ok(walk.found)
     }
 
