@@ -23,8 +23,10 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod aws;
 mod bindings;
+pub mod broker;
 mod cache;
 pub mod caps;
 pub mod conformance;
@@ -32,11 +34,13 @@ pub mod fernet_import;
 pub mod idrules;
 pub mod keyring;
 pub mod openmetadata;
+pub mod policy;
 mod output;
 pub mod provider;
 pub mod runtime;
 pub mod scrub;
 pub mod secret;
+pub mod server;
 pub mod state;
 pub mod store;
 

@@ -13,6 +13,7 @@ use super::aws_config::{self, AwsConfig};
 use secret_broker::aws::AwsGrantBase;
 use secret_broker::caps::record_store::RecordStoreGrant;
 use secret_broker::keyring::Keyring;
+use secret_broker::policy::Policy;
 use secret_broker::store::RecordStore;
 use secret_broker::{Capability, Granted, Limits, ProviderHost, Runtime, RuntimeOptions, builtin};
 
@@ -51,6 +52,8 @@ struct FileConfig {
     aws: Option<AwsConfig>,
     #[serde(default)]
     limits: LimitsConfig,
+    #[serde(default)]
+    policy: Option<Policy>,
 }
 
 /// `[limits]` (TOML) or `secretBroker.limits` (YAML): what one provider instance
@@ -141,6 +144,8 @@ pub struct Context {
     pub tags: Option<String>,
     /// What each provider instance may use.
     pub limits: Limits,
+    /// The role table.
+    pub policy: Policy,
 }
 
 impl Context {
@@ -182,8 +187,10 @@ impl Context {
             })?,
             None => Limits::default(),
         };
+        let policy = file.as_ref().and_then(|f| f.policy).unwrap_or_default();
         Ok(Context {
             limits,
+            policy,
             data_dir,
             provider: file.map(|f| f.provider),
             store_url,
@@ -217,6 +224,7 @@ impl Context {
             .with_context(|| format!("in config {}", path.display()))?;
         Ok(Context {
             limits,
+            policy: broker.policy.unwrap_or_default(),
             data_dir: data_dir
                 .map(Path::to_path_buf)
                 .or(broker.data_dir)

@@ -11,6 +11,7 @@ mod om_yaml;
 mod provider_test;
 mod provider_verify;
 mod secret;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +54,14 @@ enum Command {
     /// Bring secrets in from an existing deployment.
     #[command(subcommand)]
     Import(import::ImportCommand),
+    /// Serve the secrets manager API over HTTP (loopback or a unix socket).
+    Serve(serve::ServeArgs),
+    /// Bearer tokens of the HTTP API.
+    #[command(subcommand)]
+    Token(serve::TokenCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(serve::AuditCommand),
 }
 
 #[derive(Subcommand)]
@@ -87,6 +96,9 @@ pub fn main() -> ExitCode {
             Command::Connection(cmd) => connection::run(&ctx, cmd).await,
             Command::Migrate(args) => migrate::run(&ctx, args).await,
             Command::Import(cmd) => import::run(&ctx, cmd).await,
+            Command::Serve(args) => serve::serve(&ctx, args).await,
+            Command::Token(cmd) => serve::token(&ctx, cmd),
+            Command::Audit(cmd) => serve::audit(&ctx, cmd),
         }
     });
     match result {

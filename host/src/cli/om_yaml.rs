@@ -82,6 +82,9 @@ pub struct BrokerSection {
     /// What each provider instance may use.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// The role table (`admin`, `user`, `bot`, each with `reveal` and `write`).
+    #[serde(default)]
+    pub policy: Option<secret_broker::policy::Policy>,
 }
 
 /// Parses the YAML text; errors name the key and the line.

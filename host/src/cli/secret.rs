@@ -122,7 +122,7 @@ pub async fn run(ctx: &Context, cmd: SecretCommand) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-fn read_stdin_value() -> anyhow::Result<SecretValue> {
+pub(crate) fn read_stdin_value() -> anyhow::Result<SecretValue> {
     let mut bytes = Vec::new();
     std::io::stdin()
         .read_to_end(&mut bytes)

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::ids::IdBuilder;
 use super::schema::{SchemaError, SchemaSet, SecretField, Step};
+use crate::policy::MASK;
 use crate::provider::{ProviderError, ProviderHost, PutOptions};
 use crate::secret::SecretValue;
 
@@ -38,6 +39,15 @@ pub enum ManagerError {
         "the workflow's `request.serviceType` must name the service type (for example \"Database\")"
     )]
     NoServiceType,
+    /// A secret field holds the mask, and there is no stored value to keep.
+    #[error(
+        "`{field}` holds the mask `*********` but no stored value was sent for it: send the \
+         stored config as `stored`, or the real value"
+    )]
+    MaskWithoutStored {
+        /// The field path.
+        field: String,
+    },
     /// The config is not a JSON object with a string `type`.
     #[error(
         "the connection config must be a JSON object with a string `type` (for example \"Mysql\")"
@@ -297,6 +307,79 @@ impl SecretsManager {
             }
         }
         Ok(deleted)
+    }
+
+    /// The ids an entity document's secret fields are stored under.
+    pub fn ids(
+        &self,
+        entity: Entity<'_>,
+        name: &str,
+        doc: &Value,
+    ) -> Result<Vec<String>, ManagerError> {
+        Ok(self
+            .targets(entity, Some(name), doc)?
+            .into_iter()
+            .map(|t| t.id)
+            .collect())
+    }
+
+    /// The ids a stored document's secret fields refer to.
+    pub fn references(&self, entity: Entity<'_>, doc: &Value) -> Result<Vec<String>, ManagerError> {
+        Ok(self
+            .targets(entity, None, doc)?
+            .into_iter()
+            .filter_map(|t| {
+                value_ref(doc, &t.field.location)
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.strip_prefix(REFERENCE))
+                    .map(str::to_owned)
+            })
+            .collect())
+    }
+
+    /// The document as someone who may not see secrets sees it: every secret field
+    /// that holds a value or a reference shows [`MASK`]. No provider call.
+    pub fn mask(&self, entity: Entity<'_>, mut doc: Value) -> Result<Value, ManagerError> {
+        for target in self.targets(entity, None, &doc)? {
+            if let Some(slot) = value_at(&mut doc, &target.field.location)
+                && slot.is_string()
+            {
+                *slot = Value::String(MASK.to_owned());
+            }
+        }
+        Ok(doc)
+    }
+
+    /// Unmask on update: every secret field of `doc` that holds [`MASK`] takes the
+    /// value of the same field in `stored` (the entity's stored form, as the
+    /// metadata server keeps it), so a client that sends a masked config back
+    /// keeps the stored secret, and a changed value replaces it.
+    pub fn unmask(
+        &self,
+        entity: Entity<'_>,
+        mut doc: Value,
+        stored: Option<&Value>,
+    ) -> Result<Value, ManagerError> {
+        for target in self.targets(entity, None, &doc)? {
+            let Some(slot) = value_at(&mut doc, &target.field.location) else {
+                continue;
+            };
+            if slot.as_str() != Some(MASK) {
+                continue;
+            }
+            let previous = stored
+                .and_then(|s| value_ref(s, &target.field.location))
+                .filter(|v| v.is_string() && v.as_str() != Some(MASK));
+            match previous {
+                Some(previous) => *slot = previous.clone(),
+                None => {
+                    return Err(ManagerError::MaskWithoutStored {
+                        field: target.field.field_path.join("/"),
+                    });
+                }
+            }
+        }
+        Ok(doc)
     }
 
     /// [`Self::encrypt`] for a `service` connection config of service `name`.
