@@ -93,9 +93,9 @@ fn outcome_of(e: &BrokerError) -> Outcome {
             | ManagerError::NoServiceType
             | ManagerError::MaskWithoutStored { .. },
         )
-        | BrokerError::Provider(ProviderError::InvalidId(_) | ProviderError::ValueTooLarge { .. }) => {
-            Outcome::Invalid
-        }
+        | BrokerError::Provider(
+            ProviderError::InvalidId(_) | ProviderError::ValueTooLarge { .. },
+        ) => Outcome::Invalid,
         _ => Outcome::Error,
     }
 }
@@ -199,7 +199,10 @@ impl Broker {
             operation,
             provider: self.provider.name(),
             outcome,
-            ids: ids.iter().map(|id| log.salt().hmac(id.as_bytes())).collect(),
+            ids: ids
+                .iter()
+                .map(|id| log.salt().hmac(id.as_bytes()))
+                .collect(),
             value: value.map(|v| log.salt().hmac(v.expose())),
             error,
         };
@@ -371,8 +374,6 @@ impl Broker {
         }
         .await;
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        self.audit(caller, "entity.delete", &ids, None, result, |_| {
-            Outcome::Ok
-        })
+        self.audit(caller, "entity.delete", &ids, None, result, |_| Outcome::Ok)
     }
 }

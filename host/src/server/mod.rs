@@ -165,13 +165,19 @@ where
         match Json::<T>::from_request(req, state).await {
             Ok(Json(value)) => Ok(ApiJson(value)),
             Err(rejection) => {
-                let status = rejection.status();
+                let status = match &rejection {
+                    // axum says 422; a body that does not fit is a bad request.
+                    JsonRejection::JsonDataError(_) => StatusCode::BAD_REQUEST,
+                    other => other.status(),
+                };
                 let (kind, message) = match &rejection {
                     JsonRejection::JsonDataError(e) => (
                         "invalid-request",
                         format!(
                             "the request body does not fit this operation: {}",
-                            without_values(&e.body_text())
+                            without_values(e.body_text().trim_start_matches(
+                                "Failed to deserialize the JSON body into the target type: "
+                            ))
                         ),
                     ),
                     JsonRejection::JsonSyntaxError(e) => (
@@ -380,7 +386,13 @@ async fn entity_encrypt(
     let name = req.name()?;
     let stored = s
         .broker
-        .encrypt(&caller, entity, name, req.config.clone(), req.stored.as_ref())
+        .encrypt(
+            &caller,
+            entity,
+            name,
+            req.config.clone(),
+            req.stored.as_ref(),
+        )
         .await?;
     Ok(Json(json!({"config": stored})))
 }
@@ -392,7 +404,10 @@ async fn entity_decrypt(
 ) -> ApiResult {
     let entity = req.entity()?;
     let masked = !s.broker.permissions(caller.role).reveal;
-    let config = s.broker.decrypt(&caller, entity, req.config.clone()).await?;
+    let config = s
+        .broker
+        .decrypt(&caller, entity, req.config.clone())
+        .await?;
     Ok(Json(json!({"config": config, "masked": masked})))
 }
 

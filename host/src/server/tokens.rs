@@ -52,8 +52,8 @@ impl Tokens {
             let [name, role, hash] = parts[..] else {
                 return Err(bad("expected three fields"));
             };
-            let role = Role::from_name(role)
-                .ok_or_else(|| bad("the role must be admin, user or bot"))?;
+            let role =
+                Role::from_name(role).ok_or_else(|| bad("the role must be admin, user or bot"))?;
             let hex_digest = hash
                 .strip_prefix("sha256:")
                 .ok_or_else(|| bad("the digest must start with `sha256:`"))?;
@@ -79,7 +79,10 @@ impl Tokens {
             Ok(text) => Tokens::parse(&text)
                 .map_err(|e| anyhow::anyhow!("in tokens file {}: {e}", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Tokens::default()),
-            Err(e) => Err(anyhow::anyhow!("reading tokens file {}: {e}", path.display())),
+            Err(e) => Err(anyhow::anyhow!(
+                "reading tokens file {}: {e}",
+                path.display()
+            )),
         }
     }
 
@@ -187,9 +190,16 @@ mod tests {
 
     #[test]
     fn bad_lines_are_named() {
-        let err = Tokens::parse("a admin sha256:00\n").unwrap_err().to_string();
+        let err = Tokens::parse("a admin sha256:00\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 1") && err.contains("64 hex"), "{err}");
-        let err = Tokens::parse("\n\na root sha256:00\n").unwrap_err().to_string();
-        assert!(err.contains("line 3") && err.contains("admin, user or bot"), "{err}");
+        let err = Tokens::parse("\n\na root sha256:00\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 3") && err.contains("admin, user or bot"),
+            "{err}"
+        );
     }
 }

@@ -1,0 +1,717 @@
+//! The HTTP API end to end on loopback: tokens and roles, masking and unmask on
+//! update, the audit log, bad input, a slow provider, metrics, and a canary value
+//! that must appear only where an admin asked for it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use secret_broker::audit::{AuditLog, Salt};
+use secret_broker::broker::Broker;
+use secret_broker::keyring::Keyring;
+use secret_broker::openmetadata::ids::IdBuilder;
+use secret_broker::openmetadata::manager::SecretsManager;
+use secret_broker::policy::{Policy, Role};
+use secret_broker::server::tokens::Tokens;
+use secret_broker::server::{self, AppState, ServerOptions};
+use secret_broker::store::RecordStore;
+use secret_broker::{Granted, Limits, ProviderHost, Runtime, RuntimeOptions};
+use secret_broker_tests::guests;
+use serde_json::{Value, json};
+
+use common::{TempDb, db_provider, runtime};
+
+const ADMIN: &str = "sbt_admin-token-for-tests";
+const USER: &str = "sbt_user-token-for-tests";
+const BOT: &str = "sbt_bot-token-for-tests";
+
+/// Everything written by `tracing` in this test binary, at TRACE.
+fn captured_logs() -> &'static Mutex<Vec<u8>> {
+    static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        struct Sink;
+        impl std::io::Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                captured_logs().lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
+            .with_writer(|| Sink)
+            .with_ansi(false)
+            .try_init();
+        Mutex::new(Vec::new())
+    })
+}
+
+struct Server {
+    addr: SocketAddr,
+    client: reqwest::Client,
+    audit_path: PathBuf,
+    salt: Salt,
+    _dir: tempfile::TempDir,
+    _db: Option<TempDb>,
+}
+
+fn schemas() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/om-schemas")
+}
+
+fn tokens() -> Tokens {
+    let mut t = Tokens::default();
+    t.insert("om-server", Role::Admin, ADMIN);
+    t.insert("alice", Role::User, USER);
+    t.insert("ingestion-bot", Role::Bot, BOT);
+    t
+}
+
+async fn start(
+    provider: Arc<ProviderHost>,
+    db: Option<TempDb>,
+    policy: Policy,
+    options: ServerOptions,
+) -> Server {
+    let _ = captured_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let salt = Salt::from_bytes(&[7; 32]);
+    let audit_path = dir.path().join("audit.log");
+    let audit = Arc::new(AuditLog::open(&audit_path, salt.clone()).unwrap());
+    let ids = IdBuilder::new(None, "openmetadata").unwrap();
+    let manager = SecretsManager::new(provider.clone(), &schemas(), ids).unwrap();
+    let broker = Broker::new(provider, Some(manager), policy, Some(audit));
+    let app = server::router(AppState::new(broker, tokens(), options));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Server {
+        addr,
+        client: reqwest::Client::new(),
+        audit_path,
+        salt,
+        _dir: dir,
+        _db: db,
+    }
+}
+
+async fn db_server(policy: Policy) -> Server {
+    let db = TempDb::sqlite();
+    let store = Arc::new(RecordStore::connect(&db.url).await.unwrap());
+    let provider = db_provider(
+        &runtime(),
+        store,
+        Arc::new(Keyring::single([4; 32])),
+        "http",
+    )
+    .await;
+    start(provider, Some(db), policy, ServerOptions::default()).await
+}
+
+impl Server {
+    async fn call(&self, token: Option<&str>, path: &str, body: Value) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .post(format!("http://{}{path}", self.addr))
+            .json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn raw(&self, path: &str, token: Option<&str>, body: Vec<u8>) -> (StatusCode, String) {
+        let mut req = self
+            .client
+            .post(format!("http://{}{path}", self.addr))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        (resp.status(), resp.text().await.unwrap())
+    }
+
+    async fn get_text(&self, path: &str, token: Option<&str>) -> (StatusCode, String) {
+        let mut req = self.client.get(format!("http://{}{path}", self.addr));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        (resp.status(), resp.text().await.unwrap())
+    }
+
+    fn audit_entries(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.audit_path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn tokens_roles_and_the_audit_log() {
+    let s = db_server(Policy::default()).await;
+    let id = "/openmetadata/database/pg/password";
+
+    // No token, a wrong token: 401, and nothing happens.
+    let (st, body) = s.call(None, "/v1/secrets/get", json!({"id": id})).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("Bearer"), "{body}");
+    let (st, _) = s
+        .call(
+            Some("sbt_not-a-token"),
+            "/v1/secrets/get",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _) = s.get_text("/metrics", None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    // Health and the OpenAPI document are open.
+    let (st, text) = s.get_text("/health", None).await;
+    assert_eq!(st, StatusCode::OK, "{text}");
+    let (st, text) = s.get_text("/openapi.json", None).await;
+    assert_eq!(st, StatusCode::OK);
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    for route in [
+        "/v1/secrets/get",
+        "/v1/secrets/put",
+        "/v1/secrets/delete",
+        "/v1/secrets/list",
+        "/v1/secrets/resolve",
+        "/v1/entities/encrypt",
+        "/v1/entities/decrypt",
+        "/v1/entities/delete",
+        "/health",
+        "/metrics",
+    ] {
+        assert!(
+            doc["paths"].get(route).is_some(),
+            "{route} in the OpenAPI document"
+        );
+    }
+
+    // Admin writes and reads.
+    let (st, body) = s
+        .call(
+            Some(ADMIN),
+            "/v1/secrets/put",
+            json!({"id": id, "value": "pg-pass"}),
+        )
+        .await;
+    assert_eq!(
+        (st, body["outcome"].as_str()),
+        (StatusCode::OK, Some("created"))
+    );
+    let (st, body) = s
+        .call(Some(ADMIN), "/v1/secrets/get", json!({"id": id}))
+        .await;
+    assert_eq!(
+        (st, body["value"].as_str()),
+        (StatusCode::OK, Some("pg-pass"))
+    );
+    let (st, body) = s
+        .call(
+            Some(ADMIN),
+            "/v1/secrets/resolve",
+            json!({"reference": format!("secret:{id}")}),
+        )
+        .await;
+    assert_eq!(
+        (st, body["value"].as_str()),
+        (StatusCode::OK, Some("pg-pass"))
+    );
+    let (st, body) = s
+        .call(
+            Some(ADMIN),
+            "/v1/secrets/list",
+            json!({"prefix": "/openmetadata/"}),
+        )
+        .await;
+    assert_eq!((st, body["ids"].clone()), (StatusCode::OK, json!([id])));
+
+    // A user and a bot may not read or write: 403, audited.
+    for token in [USER, BOT] {
+        let (st, body) = s
+            .call(Some(token), "/v1/secrets/get", json!({"id": id}))
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
+        assert!(!body.to_string().contains("pg-pass"));
+        let (st, _) = s
+            .call(
+                Some(token),
+                "/v1/secrets/put",
+                json!({"id": id, "value": "overwritten"}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN);
+    }
+    let (_, body) = s
+        .call(Some(ADMIN), "/v1/secrets/get", json!({"id": id}))
+        .await;
+    assert_eq!(
+        body["value"],
+        json!("pg-pass"),
+        "refused writes changed nothing"
+    );
+
+    let entries = s.audit_entries();
+    let hid = s.salt.hmac(id.as_bytes());
+    let denied: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["outcome"] == json!("denied"))
+        .collect();
+    assert_eq!(denied.len(), 4, "{entries:?}");
+    assert!(denied.iter().any(|e| e["actor"] == json!("alice")
+        && e["role"] == json!("user")
+        && e["operation"] == json!("secret.get")
+        && e["ids"] == json!([hid])));
+    let put = entries
+        .iter()
+        .find(|e| e["operation"] == json!("secret.put") && e["outcome"] == json!("ok"))
+        .unwrap();
+    assert_eq!(put["actor"], json!("om-server"));
+    assert_eq!(put["provider"], json!("http"));
+    assert_eq!(put["value"], json!(s.salt.hmac(b"pg-pass")));
+    assert!(put["time"].as_str().unwrap().ends_with('Z'));
+    let log = std::fs::read_to_string(&s.audit_path).unwrap();
+    assert!(!log.contains(id) && !log.contains("pg-pass"), "{log}");
+}
+
+#[tokio::test]
+async fn masked_for_users_and_bots_unmasked_on_update() {
+    let s = db_server(Policy::default()).await;
+    let config = json!({"type": "Mysql", "username": "u", "hostPort": "db:3306",
+                        "authType": {"password": "mysql-pass"}});
+    let (st, body) = s
+        .call(
+            Some(ADMIN),
+            "/v1/entities/encrypt",
+            json!({"serviceType": "database", "name": "shop", "config": config}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let stored = body["config"].clone();
+    let id = "/openmetadata/database/shop/authtype/password";
+    assert_eq!(
+        stored["authType"]["password"],
+        json!(format!("secret:{id}"))
+    );
+
+    // Users and bots see the mask; admins the value.
+    for token in [USER, BOT] {
+        let (st, body) = s
+            .call(
+                Some(token),
+                "/v1/entities/decrypt",
+                json!({"serviceType": "database", "config": stored}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+        assert_eq!(body["config"]["authType"]["password"], json!("*********"));
+        assert_eq!(body["config"]["username"], json!("u"));
+        assert_eq!(body["masked"], json!(true));
+    }
+    let (_, body) = s
+        .call(
+            Some(ADMIN),
+            "/v1/entities/decrypt",
+            json!({"serviceType": "database", "config": stored}),
+        )
+        .await;
+    assert_eq!(body["config"], config);
+
+    // The masked config sent back keeps the stored value.
+    let mut masked = config.clone();
+    masked["authType"]["password"] = json!("*********");
+    masked["username"] = json!("u2");
+    let (st, body) = s
+        .call(
+            Some(ADMIN),
+            "/v1/entities/encrypt",
+            json!({"serviceType": "database", "name": "shop", "config": masked, "stored": stored}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(body["config"]["username"], json!("u2"));
+    let (_, got) = s
+        .call(Some(ADMIN), "/v1/secrets/get", json!({"id": id}))
+        .await;
+    assert_eq!(got["value"], json!("mysql-pass"), "the mask was not stored");
+    // Without the stored form, the mask is refused rather than stored.
+    let (st, body) = s
+        .call(
+            Some(ADMIN),
+            "/v1/entities/encrypt",
+            json!({"serviceType": "database", "name": "shop", "config": masked}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("authType/password"),
+        "{body}"
+    );
+    // A changed value replaces it.
+    let mut changed = config.clone();
+    changed["authType"]["password"] = json!("rotated-pass");
+    let (st, _) = s
+        .call(
+            Some(ADMIN),
+            "/v1/entities/encrypt",
+            json!({"serviceType": "database", "name": "shop", "config": changed, "stored": stored}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, got) = s
+        .call(Some(ADMIN), "/v1/secrets/get", json!({"id": id}))
+        .await;
+    assert_eq!(got["value"], json!("rotated-pass"));
+    // The mask on a plain put keeps the value too.
+    let (_, body) = s
+        .call(
+            Some(ADMIN),
+            "/v1/secrets/put",
+            json!({"id": id, "value": "*********"}),
+        )
+        .await;
+    assert_eq!(body["outcome"], json!("unchanged"));
+    let (_, got) = s
+        .call(Some(ADMIN), "/v1/secrets/get", json!({"id": id}))
+        .await;
+    assert_eq!(got["value"], json!("rotated-pass"));
+
+    // A user may not encrypt or delete.
+    let (st, _) = s
+        .call(
+            Some(USER),
+            "/v1/entities/delete",
+            json!({"serviceType": "database", "name": "shop", "config": stored}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, body) = s
+        .call(
+            Some(ADMIN),
+            "/v1/entities/delete",
+            json!({"serviceType": "database", "name": "shop", "config": stored}),
+        )
+        .await;
+    assert_eq!((st, body["deleted"].clone()), (StatusCode::OK, json!(1)));
+    // A dangling reference is named.
+    let (st, body) = s
+        .call(
+            Some(ADMIN),
+            "/v1/entities/decrypt",
+            json!({"serviceType": "database", "config": stored}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"].as_str().unwrap().contains(id), "{body}");
+}
+
+#[tokio::test]
+async fn bots_can_be_unmasked_by_the_role_table() {
+    let policy: Policy = serde_json::from_value(json!({"bot": {"reveal": true}})).unwrap();
+    let s = db_server(policy).await;
+    s.call(
+        Some(ADMIN),
+        "/v1/secrets/put",
+        json!({"id": "/b/x", "value": "bot-visible"}),
+    )
+    .await;
+    let (st, body) = s
+        .call(Some(BOT), "/v1/secrets/get", json!({"id": "/b/x"}))
+        .await;
+    assert_eq!(
+        (st, body["value"].as_str()),
+        (StatusCode::OK, Some("bot-visible"))
+    );
+    let (st, _) = s
+        .call(Some(USER), "/v1/secrets/get", json!({"id": "/b/x"}))
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn bad_input_gets_clear_errors_that_echo_no_value() {
+    let s = db_server(Policy::default()).await;
+    let (st, text) = s
+        .raw(
+            "/v1/secrets/put",
+            Some(ADMIN),
+            b"{\"id\": \"/x\", ".to_vec(),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("not valid JSON"), "{text}");
+    let (st, body) = s
+        .call(Some(ADMIN), "/v1/secrets/put", json!({"id": "/x"}))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `value`"),
+        "{body}"
+    );
+    let (st, body) = s
+        .call(
+            Some(ADMIN),
+            "/v1/secrets/put",
+            json!({"id": "/x", "value": 1, "vaule": "typo-canary"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    let (st, body) = s
+        .call(
+            Some(ADMIN),
+            "/v1/secrets/get",
+            json!({"id": ["wrong-type-canary"]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("id"), "{body}");
+    assert!(!body.to_string().contains("wrong-type-canary"), "{body}");
+    let (st, body) = s
+        .call(
+            Some(ADMIN),
+            "/v1/secrets/put",
+            json!({"id": "no-leading-slash", "value": "v"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    let (st, body) = s
+        .call(
+            Some(ADMIN),
+            "/v1/entities/encrypt",
+            json!({"name": "x", "config": {"type": "Mysql"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"].as_str().unwrap().contains("serviceType"),
+        "{body}"
+    );
+    let (st, body) = s
+        .call(
+            Some(ADMIN),
+            "/v1/entities/encrypt",
+            json!({"serviceType": "database", "name": "x", "config": {"type": "Nosuchdb"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"].as_str().unwrap().contains("Nosuchdb"),
+        "{body}"
+    );
+    // Oversized: 413, and the previous value is still there.
+    s.call(
+        Some(ADMIN),
+        "/v1/secrets/put",
+        json!({"id": "/big", "value": "small"}),
+    )
+    .await;
+    let big = json!({"id": "/big", "value": "x".repeat(300 << 10)});
+    let (st, text) = s
+        .raw("/v1/secrets/put", Some(ADMIN), big.to_string().into_bytes())
+        .await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
+    let (_, body) = s
+        .call(Some(ADMIN), "/v1/secrets/get", json!({"id": "/big"}))
+        .await;
+    assert_eq!(body["value"], json!("small"));
+    let (st, _) = s.call(Some(ADMIN), "/v1/nothing", json!({})).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_slow_provider_answers_503_and_the_server_keeps_serving() {
+    let rt = Runtime::new(RuntimeOptions {
+        limits: Limits {
+            call_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        },
+        ..RuntimeOptions::default()
+    })
+    .unwrap();
+    let component = rt
+        .load_file(std::path::Path::new(guests::TEST_GUEST_ADVERSARY))
+        .unwrap();
+    let granted = Granted {
+        instance: "slow".into(),
+        ..Granted::default()
+    };
+    let provider = Arc::new(ProviderHost::new(&rt, &component, granted).await.unwrap());
+    let s = start(provider, None, Policy::default(), ServerOptions::default()).await;
+    let started = std::time::Instant::now();
+    let (st, body) = s
+        .call(Some(ADMIN), "/v1/secrets/get", json!({"id": "/x/loop"}))
+        .await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["kind"], json!("timeout"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("did not answer"),
+        "{body}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10), "no hang");
+    let (st, body) = s
+        .call(Some(ADMIN), "/v1/secrets/get", json!({"id": "/x/panic"}))
+        .await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let (st, _) = s.get_text("/health", None).await;
+    assert_eq!(st, StatusCode::OK);
+    let error = s
+        .audit_entries()
+        .into_iter()
+        .find(|e| e["error"] == json!("timeout"))
+        .unwrap();
+    assert_eq!(error["outcome"], json!("error"));
+}
+
+#[tokio::test]
+async fn a_canary_appears_only_where_an_admin_asked_for_it() {
+    let s = db_server(Policy::default()).await;
+    let canary = "CANARY-7f3a9e-http-value";
+    let id = "/openmetadata/database/canary/authtype/password";
+    let config = json!({"type": "Mysql", "username": "u", "hostPort": "h:1",
+                        "authType": {"password": canary}});
+    let (st, body) = s
+        .call(
+            Some(ADMIN),
+            "/v1/entities/encrypt",
+            json!({"serviceType": "database", "name": "canary", "config": config}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let stored = body["config"].clone();
+    assert!(!stored.to_string().contains(canary));
+
+    let mut seen_by_others = String::new();
+    for token in [USER, BOT] {
+        for (path, req) in [
+            ("/v1/secrets/get", json!({"id": id})),
+            (
+                "/v1/secrets/resolve",
+                json!({"reference": format!("secret:{id}")}),
+            ),
+            ("/v1/secrets/list", json!({"prefix": "/"})),
+            (
+                "/v1/entities/decrypt",
+                json!({"serviceType": "database", "config": stored}),
+            ),
+            (
+                "/v1/entities/encrypt",
+                json!({"serviceType": "database", "name": "canary", "config": config}),
+            ),
+            ("/v1/secrets/put", json!({"id": id, "value": canary})),
+        ] {
+            let (_, body) = s.call(Some(token), path, req).await;
+            seen_by_others.push_str(&body.to_string());
+        }
+    }
+    // Errors an admin gets for bad requests carrying the canary don't echo it.
+    for req in [
+        json!({"id": "no-slash", "value": canary}),
+        json!({"id": id, "value": [canary]}),
+        json!({"id": id, "value": {"nested": canary}}),
+        json!({"id": id, "value": canary, "extra": canary}),
+    ] {
+        let (st, body) = s.call(Some(ADMIN), "/v1/secrets/put", req).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+        seen_by_others.push_str(&body.to_string());
+    }
+    assert!(!seen_by_others.contains(canary), "{seen_by_others}");
+
+    // The admin sees it where asked.
+    let (_, body) = s
+        .call(Some(ADMIN), "/v1/secrets/get", json!({"id": id}))
+        .await;
+    assert_eq!(body["value"], json!(canary));
+
+    let (_, metrics) = s.get_text("/metrics", Some(ADMIN)).await;
+    assert!(
+        metrics.contains("secret_broker_http_requests_total"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("route=\"/v1/secrets/get\""), "{metrics}");
+    assert!(
+        !metrics.contains(canary) && !metrics.contains("canary/authtype"),
+        "{metrics}"
+    );
+    let audit = std::fs::read_to_string(&s.audit_path).unwrap();
+    assert!(!audit.contains(canary) && !audit.contains(id));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "logs were captured"
+    );
+    assert!(!logs.contains(canary), "a TRACE log line holds the canary");
+}
+
+#[tokio::test]
+async fn concurrent_clients_lose_no_acknowledged_write() {
+    let s = Arc::new(db_server(Policy::default()).await);
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let mut tasks = Vec::new();
+    for client in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut n = 0;
+            while std::time::Instant::now() < deadline && n < 500 {
+                let id = format!("/load/c{client}/k{}", n % 20);
+                let value = format!("v-{client}-{n}");
+                let (st, _) = s
+                    .call(
+                        Some(ADMIN),
+                        "/v1/secrets/put",
+                        json!({"id": id, "value": value}),
+                    )
+                    .await;
+                assert_eq!(st, StatusCode::OK);
+                acked.push((id.clone(), value));
+                let (st, _) = s
+                    .call(Some(ADMIN), "/v1/secrets/get", json!({"id": id}))
+                    .await;
+                assert_eq!(st, StatusCode::OK);
+                n += 1;
+            }
+            acked
+        }));
+    }
+    let mut last = std::collections::BTreeMap::new();
+    for t in tasks {
+        for (id, value) in t.await.unwrap() {
+            last.insert(id, value);
+        }
+    }
+    assert!(!last.is_empty());
+    for (id, value) in last {
+        let (_, body) = s
+            .call(Some(ADMIN), "/v1/secrets/get", json!({"id": id}))
+            .await;
+        assert_eq!(body["value"], json!(value), "{id}");
+    }
+}
