@@ -794,3 +794,192 @@ fn migrate_moves_everything_to_aws_and_back() {
     assert_eq!(text(&got.stdout), format!("v-{}\n", ids[2]));
     assert!(!dir.path().join("migration.json").exists());
 }
+
+/// `serve` on loopback and on a unix socket, `token add`, and `audit hmac`
+/// matching the entries the CLI and the server wrote.
+#[test]
+fn serve_tokens_and_audit_from_the_command_line() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let id = "/openmetadata/database/served/password";
+    let put = broker(dir.path(), &["secret", "put", id], Some(CANARY));
+    assert!(put.status.success(), "{}", text(&put.stderr));
+
+    let refused = broker(dir.path(), &["serve", "--listen", "0.0.0.0:0"], None);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("loopback only"),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    let user = broker(
+        dir.path(),
+        &["token", "add", "alice", "--role", "user"],
+        None,
+    );
+    assert!(user.status.success(), "{}", text(&user.stderr));
+    let user_token = text(&user.stdout).trim().to_owned();
+    assert!(user_token.starts_with("sbt_"));
+    let again = broker(
+        dir.path(),
+        &["token", "add", "alice", "--role", "admin"],
+        None,
+    );
+    assert!(
+        text(&again.stderr).contains("exists"),
+        "{}",
+        text(&again.stderr)
+    );
+    let admin = broker(
+        dir.path(),
+        &["token", "add", "ops", "--role", "admin"],
+        None,
+    );
+    let admin_token = text(&admin.stdout).trim().to_owned();
+    let tokens_file = std::fs::read_to_string(dir.path().join("tokens")).unwrap();
+    assert!(!tokens_file.contains(&admin_token) && !tokens_file.contains(&user_token));
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_secret-broker"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("SECRET_BROKER_DATA_DIR", dir.path())
+        .env("SECRET_BROKER_LOG", "trace")
+        .env_remove("SECRET_BROKER_CONFIG")
+        .env_remove("SECRET_BROKER_MASTER_KEY")
+        .env_remove("SECRET_BROKER_STORE_URL")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
+    let mut addr = String::new();
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            addr = rest.split_whitespace().next().unwrap().to_owned();
+            break;
+        }
+        line.clear();
+    }
+    assert!(!addr.is_empty(), "the server printed its address");
+    let logs = std::thread::spawn(move || {
+        let mut all = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut all).unwrap();
+        all
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    let call = |token: &str| {
+        rt.block_on(
+            client
+                .post(format!("http://{addr}/v1/secrets/get"))
+                .bearer_auth(token)
+                .json(&serde_json::json!({"id": id}))
+                .send(),
+        )
+        .unwrap()
+    };
+    let resp = call(&admin_token);
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = rt.block_on(resp.json()).unwrap();
+    assert_eq!(body["value"], serde_json::json!(CANARY));
+    let resp = call(&user_token);
+    assert_eq!(resp.status(), 403);
+    assert!(!rt.block_on(resp.text()).unwrap().contains(CANARY));
+    assert_eq!(call("sbt_wrong").status(), 401);
+    // SIGTERM stops it cleanly.
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(server.wait().unwrap().success());
+    let logs = logs.join().unwrap();
+    assert!(
+        !logs.contains(CANARY),
+        "server logs at TRACE hold the value"
+    );
+
+    let hmac = broker(dir.path(), &["audit", "hmac", id], None);
+    let hmac = text(&hmac.stdout).trim().to_owned();
+    assert!(hmac.starts_with("hmac-sha256:"), "{hmac}");
+    let audit = std::fs::read_to_string(dir.path().join("audit.log")).unwrap();
+    assert!(!audit.contains(CANARY) && !audit.contains(id));
+    let mine: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|e: &serde_json::Value| e["ids"][0] == serde_json::json!(hmac))
+        .collect();
+    let ops: Vec<(String, String, String)> = mine
+        .iter()
+        .map(|e| {
+            (
+                e["operation"].as_str().unwrap().to_owned(),
+                e["actor"].as_str().unwrap().to_owned(),
+                e["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        ops.iter()
+            .any(|(op, actor, _)| op == "secret.put" && actor.starts_with("cli:")),
+        "{ops:?}"
+    );
+    assert!(
+        ops.contains(&("secret.get".into(), "ops".into(), "ok".into())),
+        "{ops:?}"
+    );
+    assert!(
+        ops.contains(&("secret.get".into(), "alice".into(), "denied".into())),
+        "{ops:?}"
+    );
+}
+
+#[test]
+fn serve_on_a_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("broker.sock");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_secret-broker"))
+        .args(["serve", "--unix", socket.to_str().unwrap()])
+        .env("SECRET_BROKER_DATA_DIR", dir.path())
+        .env_remove("SECRET_BROKER_CONFIG")
+        .env_remove("SECRET_BROKER_MASTER_KEY")
+        .env_remove("SECRET_BROKER_STORE_URL")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..300 {
+        if socket.exists() && dir.path().join("admin.token").exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // No tokens were configured: the server made an admin token, readable only here.
+    let token = std::fs::read_to_string(dir.path().join("admin.token")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir.path().join("admin.token")), 0o600);
+    assert_eq!(mode(&socket), 0o600);
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "--unix-socket",
+            socket.to_str().unwrap(),
+            "-H",
+            &format!("Authorization: Bearer {}", token.trim()),
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            "{\"id\": \"/sock/x\", \"value\": \"over-a-socket\"}",
+            "http://broker/v1/secrets/put",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        text(&out.stdout).contains("\"outcome\":\"created\""),
+        "{}",
+        text(&out.stdout)
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let get = broker(dir.path(), &["secret", "get", "/sock/x"], None);
+    assert_eq!(text(&get.stdout), "over-a-socket\n");
+}

@@ -10,10 +10,14 @@ use serde::Deserialize;
 
 use super::aws_config::{self, AwsConfig};
 
+use secret_broker::audit::{AuditLog, Salt};
 use secret_broker::aws::AwsGrantBase;
+use secret_broker::broker::{Broker, Caller};
 use secret_broker::caps::record_store::RecordStoreGrant;
 use secret_broker::keyring::Keyring;
+use secret_broker::openmetadata::manager::SecretsManager;
 use secret_broker::policy::Policy;
+use secret_broker::policy::Role;
 use secret_broker::store::RecordStore;
 use secret_broker::{Capability, Granted, Limits, ProviderHost, Runtime, RuntimeOptions, builtin};
 
@@ -244,6 +248,28 @@ impl Context {
         })
     }
 
+    /// The broker on `provider`, with this context's policy and the audit log in
+    /// the data dir (`audit.log`, HMACs keyed by `audit.salt`).
+    pub fn broker(
+        &self,
+        provider: Arc<ProviderHost>,
+        manager: Option<SecretsManager>,
+    ) -> anyhow::Result<Broker> {
+        let salt = Salt::load_or_create(&self.data_dir.join("audit.salt"))?;
+        let audit = AuditLog::open(&self.audit_log(), salt)?;
+        Ok(Broker::new(
+            provider,
+            manager,
+            self.policy,
+            Some(Arc::new(audit)),
+        ))
+    }
+
+    /// The audit log file.
+    pub fn audit_log(&self) -> PathBuf {
+        self.data_dir.join("audit.log")
+    }
+
     /// The runtime, caching compiled components in the data dir.
     pub fn runtime(&self) -> anyhow::Result<Runtime> {
         Runtime::new(RuntimeOptions {
@@ -410,6 +436,18 @@ impl Context {
         Ok(Arc::new(
             ProviderHost::new(runtime, &component, granted).await?,
         ))
+    }
+}
+
+/// The CLI's caller in the audit log: the OS user, as an admin (whoever runs the
+/// CLI holds the data dir and the master key).
+pub fn cli_caller() -> Caller {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    Caller {
+        name: format!("cli:{user}"),
+        role: Role::Admin,
     }
 }
 

@@ -97,7 +97,9 @@ pub async fn run(ctx: &Context, cmd: ConnectionCommand) -> anyhow::Result<ExitCo
     let ids = IdBuilder::new(common.prefix.as_deref(), &common.cluster_name)?;
     let runtime = ctx.runtime()?;
     let provider = ctx.provider(&runtime).await?;
-    let manager = SecretsManager::new(provider, &common.schemas, ids)?;
+    let manager = SecretsManager::new(provider.clone(), &common.schemas, ids)?;
+    let broker = ctx.broker(provider, Some(manager))?;
+    let caller = super::config::cli_caller();
     let service = common.service_type.clone().unwrap_or_default();
     let entity = match common.entity {
         EntityKind::Connection => Entity::Connection { service: &service },
@@ -109,15 +111,15 @@ pub async fn run(ctx: &Context, cmd: ConnectionCommand) -> anyhow::Result<ExitCo
     let config = read_config()?;
     match &cmd {
         ConnectionCommand::Encrypt { name, .. } => {
-            let stored = manager.encrypt(entity, name, config).await?;
+            let stored = broker.encrypt(&caller, entity, name, config, None).await?;
             print_stdout(&format!("{}\n", serde_json::to_string_pretty(&stored)?))?;
         }
         ConnectionCommand::Decrypt { .. } => {
-            let plain = manager.decrypt(entity, config).await?;
+            let plain = broker.decrypt(&caller, entity, config).await?;
             print_stdout(&format!("{}\n", serde_json::to_string_pretty(&plain)?))?;
         }
         ConnectionCommand::Delete { name, .. } => {
-            let deleted = manager.delete(entity, name, &config).await?;
+            let deleted = broker.delete_entity(&caller, entity, name, &config).await?;
             eprintln!("deleted {deleted} secret(s) of {name}");
         }
     }

@@ -8,6 +8,8 @@ use anyhow::Context as _;
 
 use secret_broker::{PutOptions, SecretValue};
 
+use secret_broker::broker::{Broker, Caller};
+
 use super::config::Context;
 
 /// The `secret` subcommands.
@@ -60,6 +62,9 @@ fn parse_tag(s: &str) -> Result<(String, String), String> {
 pub async fn run(ctx: &Context, cmd: SecretCommand) -> anyhow::Result<ExitCode> {
     let runtime = ctx.runtime()?;
     let provider = ctx.provider(&runtime).await?;
+    let name = provider.name().to_owned();
+    let broker = ctx.broker(provider, None)?;
+    let caller = super::config::cli_caller();
     match cmd {
         SecretCommand::Put {
             id,
@@ -81,8 +86,8 @@ pub async fn run(ctx: &Context, cmd: SecretCommand) -> anyhow::Result<ExitCode> 
                     tags.push((k, v));
                 }
             }
-            let outcome = provider
-                .put(&id, &value, &PutOptions { description, tags })
+            let outcome = broker
+                .put(&caller, &id, &value, &PutOptions { description, tags })
                 .await?;
             eprintln!(
                 "{id}: {}",
@@ -94,11 +99,11 @@ pub async fn run(ctx: &Context, cmd: SecretCommand) -> anyhow::Result<ExitCode> 
             else {
                 anyhow::bail!("`{reference}` is not a reference: expected secret:/...");
             };
-            return print_value(&provider, id).await;
+            return print_value(&broker, &caller, &name, id).await;
         }
-        SecretCommand::Get { id } => return print_value(&provider, &id).await,
+        SecretCommand::Get { id } => return print_value(&broker, &caller, &name, &id).await,
         SecretCommand::Delete { id } => {
-            let existed = provider.delete(&id).await?;
+            let existed = broker.delete(&caller, &id).await?;
             eprintln!(
                 "{id}: {}",
                 if existed { "deleted" } else { "was not there" }
@@ -108,7 +113,9 @@ pub async fn run(ctx: &Context, cmd: SecretCommand) -> anyhow::Result<ExitCode> 
             let mut cursor: Option<String> = None;
             let mut out = std::io::stdout().lock();
             loop {
-                let page = provider.list(&prefix, cursor.as_deref(), 500).await?;
+                let page = broker
+                    .list(&caller, &prefix, cursor.as_deref(), 500)
+                    .await?;
                 for id in &page.ids {
                     writeln!(out, "{id}")?;
                 }
@@ -137,8 +144,13 @@ pub(crate) fn read_stdin_value() -> anyhow::Result<SecretValue> {
 }
 
 /// Prints the value at `id` alone on stdout; a missing secret exits 2.
-async fn print_value(provider: &secret_broker::ProviderHost, id: &str) -> anyhow::Result<ExitCode> {
-    match provider.get(id).await? {
+async fn print_value(
+    broker: &Broker,
+    caller: &Caller,
+    provider: &str,
+    id: &str,
+) -> anyhow::Result<ExitCode> {
+    match broker.get(caller, id).await? {
         Some(value) => {
             let mut out = std::io::stdout().lock();
             out.write_all(value.expose())?;
@@ -146,7 +158,7 @@ async fn print_value(provider: &secret_broker::ProviderHost, id: &str) -> anyhow
             Ok(ExitCode::SUCCESS)
         }
         None => {
-            eprintln!("error: no secret at {id} in provider `{}`", provider.name());
+            eprintln!("error: no secret at {id} in provider `{provider}`");
             Ok(ExitCode::from(2))
         }
     }

@@ -4,13 +4,11 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 
-use secret_broker::audit::{AuditLog, Salt};
-use secret_broker::broker::Broker;
+use secret_broker::audit::Salt;
 use secret_broker::openmetadata::ids::IdBuilder;
 use secret_broker::openmetadata::manager::SecretsManager;
 use secret_broker::policy::Role;
@@ -129,9 +127,8 @@ pub async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let audit_path = ctx.data_dir.join("audit.log");
-    let audit = Arc::new(AuditLog::open(&audit_path, audit_salt(ctx)?)?);
-    let broker = Broker::new(provider, manager, ctx.policy, Some(audit));
+    let audit_path = ctx.audit_log();
+    let broker = ctx.broker(provider, manager)?;
 
     let tokens_path = tokens_file(ctx);
     let mut tokens = tokens::Tokens::load(&tokens_path)?;
