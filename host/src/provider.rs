@@ -297,6 +297,10 @@ impl ProviderHost {
         value: &SecretValue,
         options: &PutOptions,
     ) -> Result<PutOutcome, ProviderError> {
+        // The value is known before the call: third-party logs during it are
+        // scrubbed of it from the start.
+        let mut in_flight = crate::scrub::InFlight::default();
+        in_flight.add(value);
         let (id, value) = (id.to_owned(), value.clone());
         let options = WitPutOptions {
             description: options.description.clone(),
@@ -461,7 +465,9 @@ impl ProviderHost {
         )
         .await;
         let touched = std::mem::take(&mut slot.store.data_mut().call.touched);
+        let in_flight = std::mem::take(&mut slot.store.data_mut().call.in_flight);
         self.flush_logs(&mut slot, &touched);
+        drop(in_flight);
         match outcome {
             Ok(Ok(value)) => {
                 if let Ok(mut idle) = self.idle.lock() {

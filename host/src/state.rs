@@ -71,6 +71,8 @@ pub struct CallState {
     /// Log lines buffered until the call ends, so they can be scrubbed of values the
     /// call touched after the line was written.
     pub logs: Vec<(tracing::Level, String)>,
+    /// The touched values, registered for the scrubbing log writer.
+    pub in_flight: crate::scrub::InFlight,
 }
 
 /// Tracks memory growth so an out-of-memory trap can be told apart from others.
@@ -136,6 +138,7 @@ impl HostState {
     /// Records a value as touched by the current call.
     pub(crate) fn touch(&mut self, value: &SecretValue) {
         self.call.touched.push(value.clone());
+        self.call.in_flight.add(value);
     }
 }
 

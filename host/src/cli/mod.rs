@@ -113,9 +113,12 @@ pub fn main() -> ExitCode {
 fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Third-party crates (the AWS SDK, sqlx, hyper) log too: every line is
+    // scrubbed of the values provider calls are handling at that moment.
+    secret_broker::scrub::enable_log_scrubbing();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| secret_broker::scrub::ScrubbingWriter(std::io::stderr()))
         .init();
 }
 
