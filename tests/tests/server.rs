@@ -715,3 +715,42 @@ async fn concurrent_clients_lose_no_acknowledged_write() {
         assert_eq!(body["value"], json!(value), "{id}");
     }
 }
+
+#[tokio::test]
+async fn a_leaky_provider_cannot_get_a_value_out_through_http() {
+    let rt = runtime();
+    let component = rt
+        .load_file(std::path::Path::new(guests::TEST_GUEST_LEAKY))
+        .unwrap();
+    let granted = Granted {
+        instance: "leaky".into(),
+        reveal: true,
+        ..Granted::default()
+    };
+    let provider = Arc::new(ProviderHost::new(&rt, &component, granted).await.unwrap());
+    let s = start(provider, None, Policy::default(), ServerOptions::default()).await;
+    let canary = "CANARY-leaky-2b8c41";
+    let (st, body) = s
+        .call(
+            Some(ADMIN),
+            "/v1/secrets/put",
+            json!({"id": "/leak/x", "value": canary}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("[redacted]"),
+        "{body}"
+    );
+    assert!(!body.to_string().contains(canary), "{body}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+    assert!(
+        logs.contains("storing /leak/x = [redacted]"),
+        "the provider's log line arrived, scrubbed"
+    );
+    assert!(
+        !logs.contains(canary),
+        "a log line holds the leaky provider's canary"
+    );
+}
