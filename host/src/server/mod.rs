@@ -304,19 +304,22 @@ fn value_text(value: &SecretValue) -> Result<String, ApiError> {
     })
 }
 
+/// `{key: name, "value": ...}`, or 404 with `missing`.
+fn answer_value(key: &str, name: String, value: Option<SecretValue>, missing: String) -> ApiResult {
+    match value {
+        Some(value) => Ok(Json(json!({key: name, "value": value_text(&value)?}))),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "not-found", missing)),
+    }
+}
+
 async fn secret_get(
     State(s): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<IdRequest>,
 ) -> ApiResult {
-    match s.broker.get(&caller, &req.id).await? {
-        Some(value) => Ok(Json(json!({"id": req.id, "value": value_text(&value)?}))),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            format!("no secret at {}", req.id),
-        )),
-    }
+    let value = s.broker.get(&caller, &req.id).await?;
+    let missing = format!("no secret at {}", req.id);
+    answer_value("id", req.id, value, missing)
 }
 
 async fn secret_resolve(
@@ -324,16 +327,9 @@ async fn secret_resolve(
     Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<ResolveRequest>,
 ) -> ApiResult {
-    match s.broker.resolve(&caller, &req.reference).await? {
-        Some(value) => Ok(Json(
-            json!({"reference": req.reference, "value": value_text(&value)?}),
-        )),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            format!("{} refers to no secret", req.reference),
-        )),
-    }
+    let value = s.broker.resolve(&caller, &req.reference).await?;
+    let missing = format!("{} refers to no secret", req.reference);
+    answer_value("reference", req.reference, value, missing)
 }
 
 async fn secret_put(
