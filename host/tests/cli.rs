@@ -886,6 +886,22 @@ fn serve_tokens_and_audit_from_the_command_line() {
     assert_eq!(resp.status(), 403);
     assert!(!rt.block_on(resp.text()).unwrap().contains(CANARY));
     assert_eq!(call("sbt_wrong").status(), 401);
+    // A token added while the server runs works without a restart.
+    let late = broker(
+        dir.path(),
+        &["token", "add", "late", "--role", "admin"],
+        None,
+    );
+    let late_token = text(&late.stdout).trim().to_owned();
+    let mut status = 0;
+    for _ in 0..100 {
+        status = call(&late_token).status().as_u16();
+        if status == 200 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(status, 200, "the tokens file was reloaded");
     // SIGTERM stops it cleanly.
     Command::new("kill")
         .args(["-TERM", &server.id().to_string()])

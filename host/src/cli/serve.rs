@@ -148,7 +148,9 @@ pub async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
         body_limit: args.body_limit_kib.max(1) << 10,
         request_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
     };
-    let app = server::router(AppState::new(broker, tokens, options));
+    let state = AppState::new(broker, tokens, options);
+    watch_tokens(state.clone(), tokens_path);
+    let app = server::router(state);
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
@@ -194,6 +196,31 @@ pub async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reloads the tokens file when it changes, so `token add` takes effect without a
+/// restart. A file that no longer parses keeps the tokens in use, with an error.
+fn watch_tokens(state: std::sync::Arc<AppState>, path: PathBuf) {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut seen = modified(&path);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            let now = modified(&path);
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            match tokens::Tokens::load(&path) {
+                Ok(tokens) => {
+                    tracing::info!(tokens = tokens.len(), "reloaded the tokens file");
+                    state.set_tokens(tokens);
+                }
+                Err(e) => tracing::error!("keeping the tokens in use: {e:#}"),
+            }
+        }
+    });
 }
 
 fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {

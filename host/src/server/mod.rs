@@ -54,17 +54,33 @@ impl Default for ServerOptions {
 /// What the handlers share.
 pub struct AppState {
     broker: Broker,
-    tokens: Tokens,
+    tokens: std::sync::RwLock<Tokens>,
     metrics: Metrics,
     options: ServerOptions,
 }
 
 impl AppState {
+    /// The caller a presented token stands for.
+    fn authenticate(&self, presented: &str) -> Option<Caller> {
+        self.tokens
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .authenticate(presented)
+    }
+
+    /// Replaces the tokens (a reloaded tokens file).
+    pub fn set_tokens(&self, tokens: Tokens) {
+        *self
+            .tokens
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = tokens;
+    }
+
     /// State for [`router`].
     pub fn new(broker: Broker, tokens: Tokens, options: ServerOptions) -> Arc<AppState> {
         Arc::new(AppState {
             broker,
-            tokens,
+            tokens: std::sync::RwLock::new(tokens),
             metrics: Metrics::default(),
             options,
         })
@@ -456,7 +472,7 @@ async fn authenticate(State(s): State<Arc<AppState>>, mut req: Request, next: Ne
         )
         .into_response();
     };
-    match s.tokens.authenticate(presented) {
+    match s.authenticate(presented) {
         Some(caller) => {
             req.extensions_mut().insert(caller);
             next.run(req).await
@@ -483,7 +499,7 @@ async fn observe(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Re
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .and_then(|t| s.tokens.authenticate(t.trim()))
+        .and_then(|t| s.authenticate(t.trim()))
         .map_or("anonymous", |c| c.role.name());
     let limit = s.options.request_timeout;
     let response = match tokio::time::timeout(limit, next.run(req)).await {
