@@ -77,16 +77,14 @@ pub struct ScrubbingWriter<W>(pub W);
 
 impl<W: std::io::Write> std::io::Write for ScrubbingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let values: Vec<SecretValue> = IN_FLIGHT
+        let idle = IN_FLIGHT
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(_, v)| v.clone())
-            .collect();
-        if values.is_empty() {
+            .is_empty();
+        if idle {
             self.0.write_all(buf)?;
         } else {
-            let clean = scrub(&String::from_utf8_lossy(buf), &values);
+            let clean = scrub_in_flight(&String::from_utf8_lossy(buf));
             self.0.write_all(clean.as_bytes())?;
         }
         Ok(buf.len())
@@ -95,6 +93,17 @@ impl<W: std::io::Write> std::io::Write for ScrubbingWriter<W> {
     fn flush(&mut self) -> std::io::Result<()> {
         self.0.flush()
     }
+}
+
+/// `text` scrubbed of every value provider calls are handling now.
+pub fn scrub_in_flight(text: &str) -> String {
+    let values: Vec<SecretValue> = IN_FLIGHT
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .map(|(_, v)| v.clone())
+        .collect();
+    scrub(text, &values)
 }
 
 /// Turns on in-flight registration; call it when installing a [`ScrubbingWriter`].

@@ -667,6 +667,10 @@ async fn a_canary_appears_only_where_an_admin_asked_for_it() {
         logs.contains("TRACE") || logs.contains("DEBUG"),
         "logs were captured"
     );
+    assert!(
+        logs.contains("panicking while holding [redacted]"),
+        "the panic message arrived, scrubbed"
+    );
     assert!(!logs.contains(canary), "a TRACE log line holds the canary");
 }
 
@@ -742,6 +746,18 @@ async fn a_leaky_provider_cannot_get_a_value_out_through_http() {
         body["error"].as_str().unwrap().contains("[redacted]"),
         "{body}"
     );
+    assert!(!body.to_string().contains(canary), "{body}");
+    // A provider that panics with the value: a trap, and the panic message it
+    // printed reaches the log scrubbed.
+    let (st, body) = s
+        .call(
+            Some(ADMIN),
+            "/v1/secrets/put",
+            json!({"id": "/leak/panic", "value": canary}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["kind"], json!("trapped"), "{body}");
     assert!(!body.to_string().contains(canary), "{body}");
     tokio::time::sleep(Duration::from_millis(100)).await;
     let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();

@@ -526,6 +526,17 @@ async fn observe(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Re
     response
 }
 
+/// A handler that panicked: 500, without the panic's message (the panic hook
+/// logs it, scrubbed).
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error; the server log has the details",
+    )
+    .into_response()
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -553,6 +564,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(api)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(DefaultBodyLimit::max(state.options.body_limit))
         .with_state(state)
 }

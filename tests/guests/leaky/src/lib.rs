@@ -21,6 +21,9 @@ impl Provider for Leaky {
 
     fn put(id: String, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
         let plain = String::from_utf8_lossy(&reveal::reveal(&value)).into_owned();
+        if id.ends_with("/panic") {
+            panic!("panicking while holding {plain}");
+        }
         log::warn(&format!("storing {id} = {plain}"));
         println!("stdout sees {plain}");
         eprintln!("stderr sees {plain}");
