@@ -106,6 +106,8 @@ pub struct Broker {
     manager: Option<SecretsManager>,
     policy: Policy,
     audit: Option<Arc<AuditLog>>,
+    /// How audit entries name the provider; its instance name by default.
+    label: Option<String>,
 }
 
 /// What [`Broker::put`] did.
@@ -134,7 +136,15 @@ impl Broker {
             manager,
             policy,
             audit,
+            label: None,
         }
+    }
+
+    /// Names the provider `label` in audit entries (for example the
+    /// `secretsManager` name a migration reads from or writes to).
+    pub fn labelled(mut self, label: &str) -> Broker {
+        self.label = Some(label.to_owned());
+        self
     }
 
     /// The provider's instance name.
@@ -197,7 +207,7 @@ impl Broker {
             actor: &caller.name,
             role: caller.role,
             operation,
-            provider: self.provider.name(),
+            provider: self.label.as_deref().unwrap_or(self.provider.name()),
             outcome,
             ids: ids
                 .iter()

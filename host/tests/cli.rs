@@ -793,6 +793,24 @@ fn migrate_moves_everything_to_aws_and_back() {
     let got = broker_env(dir.path(), &["secret", "get", ids[2]], None, &aws);
     assert_eq!(text(&got.stdout), format!("v-{}\n", ids[2]));
     assert!(!dir.path().join("migration.json").exists());
+
+    // Every move is in the audit log: put to the target, delete from the source,
+    // each under the secretsManager name it went through.
+    let audit = std::fs::read_to_string(dir.path().join("audit.log")).unwrap();
+    let entries: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let count = |op: &str, provider: &str| {
+        entries
+            .iter()
+            .filter(|e| e["operation"] == op && e["provider"] == provider && e["outcome"] == "ok")
+            .count()
+    };
+    assert_eq!(count("secret.put", "managed-aws"), 3, "{audit}");
+    assert_eq!(count("secret.delete", "db"), 3, "{audit}");
+    assert_eq!(count("secret.put", "db"), 3, "{audit}");
+    assert_eq!(count("secret.delete", "managed-aws"), 3, "{audit}");
 }
 
 /// `serve` on loopback and on a unix socket, `token add`, and `audit hmac`

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use secret_broker::{PutOptions, SecretValue};
 
+use secret_broker::broker::{Broker, Caller};
+
 use super::config::Context;
 
 /// Arguments of `migrate`.
@@ -64,6 +66,10 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         .provider_named(&runtime, &args.to)
         .await
         .with_context(|| format!("--to {}", args.to))?;
+    // Every read, write and delete is audited, as the operator at the terminal.
+    let caller = super::config::cli_caller();
+    let source = ctx.broker(source, None)?.labelled(&args.from);
+    let target = ctx.broker(target, None)?.labelled(&args.to);
     let state_path = ctx.data_dir.join("migration.json");
     let previous: Option<MigrationState> = std::fs::read_to_string(&state_path)
         .ok()
@@ -77,7 +83,9 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let mut ids = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let page = source.list(&args.prefix, cursor.as_deref(), 500).await?;
+        let page = source
+            .list(&caller, &args.prefix, cursor.as_deref(), 500)
+            .await?;
         ids.extend(page.ids);
         match page.next_cursor {
             Some(next) => cursor = Some(next),
@@ -112,14 +120,14 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let mut moved = 0usize;
     for id in &ids {
         let Some(value) = source
-            .get(id)
+            .get(&caller, id)
             .await
             .with_context(|| format!("reading {id} from {}", args.from))?
         else {
             bar.inc(1);
             continue;
         };
-        move_one(id, &value, &source, &target)
+        move_one(&caller, id, &value, &source, &target)
             .await
             .with_context(|| format!("moving {id}"))?;
         moved += 1;
@@ -139,16 +147,19 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
 
 /// Write, verify, then delete: the value is readable somewhere at every step.
 async fn move_one(
+    caller: &Caller,
     id: &str,
     value: &SecretValue,
-    source: &secret_broker::ProviderHost,
-    target: &secret_broker::ProviderHost,
+    source: &Broker,
+    target: &Broker,
 ) -> anyhow::Result<()> {
-    target.put(id, value, &PutOptions::default()).await?;
-    match target.get(id).await? {
+    target
+        .put(caller, id, value, &PutOptions::default())
+        .await?;
+    match target.get(caller, id).await? {
         Some(back) if back.ct_eq(value) => {}
         _ => bail!("the target did not return the value just written; the source still holds it"),
     }
-    source.delete(id).await?;
+    source.delete(caller, id).await?;
     Ok(())
 }
