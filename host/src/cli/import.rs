@@ -11,8 +11,9 @@ use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 
+use secret_broker::PutOptions;
+use secret_broker::broker::Written;
 use secret_broker::fernet_import::FernetKeys;
-use secret_broker::{PutOptions, PutOutcome};
 
 use super::config::Context;
 
@@ -64,6 +65,8 @@ pub async fn run(ctx: &Context, cmd: ImportCommand) -> anyhow::Result<ExitCode> 
     }
     let runtime = ctx.runtime()?;
     let provider = ctx.provider(&runtime).await?;
+    let broker = ctx.broker(provider, None)?;
+    let caller = super::config::cli_caller();
     let bar = ProgressBar::new(entries.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{spinner} importing [{bar:40}] {pos}/{len}")
@@ -72,16 +75,16 @@ pub async fn run(ctx: &Context, cmd: ImportCommand) -> anyhow::Result<ExitCode> 
     let (mut created, mut updated, mut unchanged, mut failed) = (0, 0, 0, Vec::new());
     for entry in entries {
         let result = match keys.decrypt(&entry.value) {
-            Ok(value) => provider
-                .put(&entry.id, &value, &PutOptions::default())
+            Ok(value) => broker
+                .put(&caller, &entry.id, &value, &PutOptions::default())
                 .await
                 .map_err(anyhow::Error::from),
             Err(e) => Err(e.into()),
         };
         match result {
-            Ok(PutOutcome::Created) => created += 1,
-            Ok(PutOutcome::Updated) => updated += 1,
-            Ok(PutOutcome::Unchanged) => unchanged += 1,
+            Ok(Written::Created) => created += 1,
+            Ok(Written::Updated) => updated += 1,
+            Ok(Written::Unchanged) => unchanged += 1,
             Err(e) => failed.push(format!("{}: {e}", entry.id)),
         }
         bar.inc(1);
