@@ -85,6 +85,11 @@ pub struct RecordStore {
     pool: AnyPool,
     dialect: Dialect,
     url: String,
+    /// SQLite has one writer at a time: this process's writers queue here, in
+    /// order, instead of polling in SQLite's busy handler (whose sleeps grow and
+    /// made tail latency jump under contention). Other processes still wait on
+    /// `busy_timeout`.
+    sqlite_writer: tokio::sync::Mutex<()>,
 }
 
 const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
@@ -167,6 +172,7 @@ impl RecordStore {
             pool,
             dialect,
             url: shown,
+            sqlite_writer: tokio::sync::Mutex::new(()),
         };
         store.migrate().await?;
         Ok(store)
@@ -382,6 +388,11 @@ impl RecordStore {
     async fn try_apply(&self, ns: &str, writes: &[Write]) -> Result<Vec<u64>, ApplyError> {
         // SQLite: take the write lock up front, so two writers queue on the busy
         // timeout instead of failing when a read lock cannot be upgraded.
+        let _writer = if self.dialect == Dialect::Sqlite {
+            Some(self.sqlite_writer.lock().await)
+        } else {
+            None
+        };
         let tx = if self.dialect == Dialect::Sqlite {
             self.pool.begin_with("BEGIN IMMEDIATE").await
         } else {
