@@ -89,7 +89,7 @@ pub struct RecordStore {
     /// order, instead of polling in SQLite's busy handler (whose sleeps grow and
     /// made tail latency jump under contention). Other processes still wait on
     /// `busy_timeout`.
-    sqlite_writer: tokio::sync::Mutex<()>,
+    sqlite_writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
@@ -172,7 +172,7 @@ impl RecordStore {
             pool,
             dialect,
             url: shown,
-            sqlite_writer: tokio::sync::Mutex::new(()),
+            sqlite_writer: std::sync::Arc::new(tokio::sync::Mutex::new(())),
         };
         store.migrate().await?;
         Ok(store)
