@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{PoisonError, RwLock};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -46,25 +47,65 @@ pub enum KeyringError {
     },
 }
 
-/// Master keys by version; the highest version seals.
+type Keys = BTreeMap<u32, Zeroizing<[u8; 32]>>;
+
+/// Master keys by version; the highest version seals. Versions can be added to a
+/// live keyring ([`Keyring::reload_file`]) but never removed, so a process keeps
+/// reading what another process re-sealed under a newer key.
 pub struct Keyring {
-    keys: BTreeMap<u32, Zeroizing<[u8; 32]>>,
+    keys: RwLock<Keys>,
 }
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Keyring")
-            .field("versions", &self.keys.keys().collect::<Vec<_>>())
+            .field("versions", &self.versions())
             .finish()
     }
 }
 
 impl Keyring {
+    fn from_keys(keys: Keys) -> Self {
+        Keyring {
+            keys: RwLock::new(keys),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Keys> {
+        self.keys.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds the versions of the key file at `path` this keyring does not hold yet
+    /// (another process rotated); returns them. Versions it holds are kept as
+    /// they are, so a changed or truncated file cannot take a key away.
+    pub fn reload_file(&self, path: &Path) -> Result<Vec<u32>, KeyringError> {
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
+            KeyringError::KeyFile {
+                path: path.display().to_string(),
+                source,
+            }
+        })?);
+        let fresh = Self::parse(text.trim())?;
+        let fresh = fresh
+            .keys
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        let mut added = Vec::new();
+        for (version, key) in fresh {
+            if let std::collections::btree_map::Entry::Vacant(slot) = keys.entry(version) {
+                slot.insert(key);
+                added.push(version);
+            }
+        }
+        Ok(added)
+    }
+
     /// A keyring holding one key as version 1.
     pub fn single(key: [u8; 32]) -> Self {
         let mut keys = BTreeMap::new();
         keys.insert(1, Zeroizing::new(key));
-        Keyring { keys }
+        Keyring::from_keys(keys)
     }
 
     /// Parses `version:base64` entries (or one bare base64 key, version 1),
@@ -90,7 +131,7 @@ impl Keyring {
         if keys.is_empty() {
             return Err(KeyringError::BadKey("(empty)".into()));
         }
-        Ok(Keyring { keys })
+        Ok(Keyring::from_keys(keys))
     }
 
     /// Loads the key file at `path`, creating it with a fresh random key (mode
@@ -124,7 +165,7 @@ impl Keyring {
 
     /// The key versions held, ascending.
     pub fn versions(&self) -> Vec<u32> {
-        self.keys.keys().copied().collect()
+        self.read().keys().copied().collect()
     }
 
     /// Adds a fresh random key as the next version to the key file at `path`
@@ -138,7 +179,7 @@ impl Keyring {
         let version = self.current_version() + 1;
         let mut key = Zeroizing::new([0u8; 32]);
         rand::rngs::OsRng.fill_bytes(key.as_mut());
-        let mut keys = self.keys.clone();
+        let mut keys = self.read().clone();
         keys.insert(version, key);
         let mut text = Zeroizing::new(String::new());
         for (v, k) in &keys {
@@ -151,24 +192,25 @@ impl Keyring {
         let _ = std::fs::remove_file(&tmp);
         write_private(&tmp, text.as_bytes()).map_err(io)?;
         std::fs::rename(&tmp, path).map_err(io)?;
-        Ok(Keyring { keys })
+        Ok(Keyring::from_keys(keys))
     }
 
     /// The version new values are sealed with.
     pub fn current_version(&self) -> u32 {
-        self.keys.keys().next_back().copied().unwrap_or(1)
+        self.read().keys().next_back().copied().unwrap_or(1)
     }
 
     /// Encrypts `value` under the current key, bound to `aad`.
     pub fn seal(&self, value: &SecretValue, aad: &[u8]) -> Vec<u8> {
-        let version = self.current_version();
+        let keys = self.read();
+        let version = keys.keys().next_back().copied().unwrap_or(1);
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let mut out = Vec::with_capacity(HEADER + value.len() + 16);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&version.to_be_bytes());
         out.extend_from_slice(&nonce);
-        if let Some(key) = self.keys.get(&version) {
+        if let Some(key) = keys.get(&version) {
             let cipher = Aes256Gcm::new(key.as_ref().into());
             let payload = Payload {
                 msg: value.expose(),
@@ -188,8 +230,8 @@ impl Keyring {
             return Err(KeyringError::Malformed);
         }
         let version = u32::from_be_bytes([sealed[4], sealed[5], sealed[6], sealed[7]]);
-        let key = self
-            .keys
+        let keys = self.read();
+        let key = keys
             .get(&version)
             .ok_or(KeyringError::UnknownKeyVersion(version))?;
         let cipher = Aes256Gcm::new(key.as_ref().into());
@@ -288,6 +330,32 @@ mod tests {
         let (again, created) = Keyring::load_or_create(&path)?;
         assert!(!created);
         assert_eq!(again.open(&sealed, b"c")?.expose(), b"v");
+        Ok(())
+    }
+
+    #[test]
+    fn a_live_keyring_picks_up_versions_added_to_its_file() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("master.key");
+        let (live, _) = Keyring::load_or_create(&path)?;
+        let old = live.seal(&value("before"), b"ctx");
+        // Another process rotates: its keyring seals under version 2.
+        let (other, _) = Keyring::load_or_create(&path)?;
+        let rotated = other.add_key_to_file(&path)?;
+        let resealed = rotated.seal(&value("after"), b"ctx");
+        assert!(matches!(
+            live.open(&resealed, b"ctx"),
+            Err(KeyringError::UnknownKeyVersion(2))
+        ));
+        assert_eq!(live.reload_file(&path)?, vec![2]);
+        assert_eq!(live.open(&resealed, b"ctx")?.expose_str(), Some("after"));
+        assert_eq!(live.open(&old, b"ctx")?.expose_str(), Some("before"));
+        assert_eq!(live.current_version(), 2);
+        // A file that lost a version takes nothing away.
+        std::fs::write(&path, "3:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n")?;
+        assert_eq!(live.reload_file(&path)?, vec![3]);
+        assert_eq!(live.versions(), vec![1, 2, 3]);
         Ok(())
     }
 }

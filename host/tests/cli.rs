@@ -920,6 +920,25 @@ fn serve_tokens_and_audit_from_the_command_line() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert_eq!(status, 200, "the tokens file was reloaded");
+    // A rotation run by another process while the server runs: the server picks
+    // up the new key version and keeps reading the re-sealed value.
+    let rotate = broker(dir.path(), &["keyring", "rotate"], None);
+    assert!(rotate.status.success(), "{}", text(&rotate.stderr));
+    let mut status = 0;
+    for _ in 0..100 {
+        let resp = call(&admin_token);
+        status = resp.status().as_u16();
+        if status == 200 {
+            let body: serde_json::Value = rt.block_on(resp.json()).unwrap();
+            assert_eq!(body["value"], serde_json::json!(CANARY));
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        status, 200,
+        "the server read the value re-sealed under the new key"
+    );
     // SIGTERM stops it cleanly.
     Command::new("kill")
         .args(["-TERM", &server.id().to_string()])

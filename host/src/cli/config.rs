@@ -150,6 +150,9 @@ pub struct Context {
     pub limits: Limits,
     /// The role table.
     pub policy: Policy,
+    /// The master keyring once loaded: every grant of this process shares it, so
+    /// a reload reaches them all.
+    keyring: std::sync::OnceLock<Arc<Keyring>>,
 }
 
 impl Context {
@@ -193,6 +196,7 @@ impl Context {
         };
         let policy = file.as_ref().and_then(|f| f.policy).unwrap_or_default();
         Ok(Context {
+            keyring: std::sync::OnceLock::new(),
             limits,
             policy,
             data_dir,
@@ -227,6 +231,7 @@ impl Context {
             .limits("secretBroker.limits")
             .with_context(|| format!("in config {}", path.display()))?;
         Ok(Context {
+            keyring: std::sync::OnceLock::new(),
             limits,
             policy: broker.policy.unwrap_or_default(),
             data_dir: data_dir
@@ -295,6 +300,19 @@ impl Context {
     /// The master keyring: `SECRET_BROKER_MASTER_KEY`, or the key file in the data
     /// dir, generated on first use with a warning.
     pub fn keyring(&self) -> anyhow::Result<Arc<Keyring>> {
+        if let Some(ring) = self.keyring.get() {
+            return Ok(ring.clone());
+        }
+        let ring = self.load_keyring()?;
+        Ok(self.keyring.get_or_init(|| ring).clone())
+    }
+
+    /// The keyring, if a grant has loaded it.
+    pub fn loaded_keyring(&self) -> Option<Arc<Keyring>> {
+        self.keyring.get().cloned()
+    }
+
+    fn load_keyring(&self) -> anyhow::Result<Arc<Keyring>> {
         if let Ok(spec) = std::env::var("SECRET_BROKER_MASTER_KEY") {
             return Ok(Arc::new(
                 Keyring::parse(&spec).context("in SECRET_BROKER_MASTER_KEY")?,

@@ -66,6 +66,8 @@ pub async fn run(ctx: &Context, cmd: KeyringCommand) -> anyhow::Result<ExitCode>
         }
         _ => {
             let next = keyring.add_key_to_file(&ctx.key_file())?;
+            // The grants below share this process's keyring: give it the new key.
+            keyring.reload_file(&ctx.key_file())?;
             eprintln!(
                 "added master key version {} to {}",
                 next.current_version(),

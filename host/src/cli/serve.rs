@@ -150,6 +150,9 @@ pub async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let state = AppState::new(broker, tokens, options);
     watch_tokens(state.clone(), tokens_path);
+    if let Some(keyring) = ctx.loaded_keyring().filter(|_| !ctx.master_key_from_env()) {
+        watch_key_file(keyring, ctx.key_file());
+    }
     let app = server::router(state);
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
@@ -218,6 +221,31 @@ fn watch_tokens(state: std::sync::Arc<AppState>, path: PathBuf) {
                     state.set_tokens(tokens);
                 }
                 Err(e) => tracing::error!("keeping the tokens in use: {e:#}"),
+            }
+        }
+    });
+}
+
+/// Picks up key versions another process added (`keyring rotate`), so values it
+/// re-sealed stay readable here and new values are sealed under the newest key.
+fn watch_key_file(keyring: std::sync::Arc<secret_broker::keyring::Keyring>, path: PathBuf) {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut seen = modified(&path);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            let now = modified(&path);
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            match keyring.reload_file(&path) {
+                Ok(added) if !added.is_empty() => {
+                    tracing::info!(?added, "picked up new master key versions");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!("keeping the master keys in use: {e}"),
             }
         }
     });
