@@ -77,14 +77,11 @@ pub struct ScrubbingWriter<W>(pub W);
 
 impl<W: std::io::Write> std::io::Write for ScrubbingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let idle = IN_FLIGHT
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_empty();
-        if idle {
+        let values = in_flight();
+        if values.is_empty() {
             self.0.write_all(buf)?;
         } else {
-            let clean = scrub_in_flight(&String::from_utf8_lossy(buf));
+            let clean = scrub(&String::from_utf8_lossy(buf), &values);
             self.0.write_all(clean.as_bytes())?;
         }
         Ok(buf.len())
@@ -97,13 +94,17 @@ impl<W: std::io::Write> std::io::Write for ScrubbingWriter<W> {
 
 /// `text` scrubbed of every value provider calls are handling now.
 pub fn scrub_in_flight(text: &str) -> String {
-    let values: Vec<SecretValue> = IN_FLIGHT
+    scrub(text, &in_flight())
+}
+
+/// The values registered now.
+fn in_flight() -> Vec<SecretValue> {
+    IN_FLIGHT
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .iter()
         .map(|(_, v)| v.clone())
-        .collect();
-    scrub(text, &values)
+        .collect()
 }
 
 /// Turns on in-flight registration; call it when installing a [`ScrubbingWriter`].

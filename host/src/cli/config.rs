@@ -260,14 +260,18 @@ impl Context {
         provider: Arc<ProviderHost>,
         manager: Option<SecretsManager>,
     ) -> anyhow::Result<Broker> {
-        let salt = Salt::load_or_create(&self.data_dir.join("audit.salt"))?;
-        let audit = AuditLog::open(&self.audit_log(), salt)?;
+        let audit = AuditLog::open(&self.audit_log(), self.audit_salt()?)?;
         Ok(Broker::new(
             provider,
             manager,
             self.policy,
             Some(Arc::new(audit)),
         ))
+    }
+
+    /// This deployment's audit salt (`audit.salt` in the data dir, created once).
+    pub fn audit_salt(&self) -> anyhow::Result<Salt> {
+        Ok(Salt::load_or_create(&self.data_dir.join("audit.salt"))?)
     }
 
     /// The audit log file.

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 
-use secret_broker::audit::Salt;
 use secret_broker::openmetadata::ids::IdBuilder;
 use secret_broker::openmetadata::manager::SecretsManager;
 use secret_broker::policy::Role;
@@ -77,10 +76,6 @@ fn tokens_file(ctx: &Context) -> PathBuf {
     ctx.data_dir.join("tokens")
 }
 
-fn audit_salt(ctx: &Context) -> anyhow::Result<Salt> {
-    Ok(Salt::load_or_create(&ctx.data_dir.join("audit.salt"))?)
-}
-
 /// Runs `token add`.
 pub fn token(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
     let TokenCommand::Add { name, role } = cmd;
@@ -97,7 +92,7 @@ pub fn token(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
 /// Runs `audit hmac`.
 pub fn audit(ctx: &Context, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     let AuditCommand::Hmac { id } = cmd;
-    let salt = audit_salt(ctx)?;
+    let salt = ctx.audit_salt()?;
     let line = if id == "-" {
         let value = super::secret::read_stdin_value()?;
         salt.hmac(value.expose())
@@ -201,9 +196,8 @@ pub async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reloads the tokens file when it changes, so `token add` takes effect without a
-/// restart. A file that no longer parses keeps the tokens in use, with an error.
-fn watch_tokens(state: std::sync::Arc<AppState>, path: PathBuf) {
+/// Calls `on_change` whenever the file at `path` changes (checked every 2 s).
+fn watch_file(path: PathBuf, mut on_change: impl FnMut(&Path) + Send + 'static) {
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let mut seen = modified(&path);
     tokio::spawn(async move {
@@ -211,43 +205,35 @@ fn watch_tokens(state: std::sync::Arc<AppState>, path: PathBuf) {
         loop {
             tick.tick().await;
             let now = modified(&path);
-            if now == seen {
-                continue;
-            }
-            seen = now;
-            match tokens::Tokens::load(&path) {
-                Ok(tokens) => {
-                    tracing::info!(tokens = tokens.len(), "reloaded the tokens file");
-                    state.set_tokens(tokens);
-                }
-                Err(e) => tracing::error!("keeping the tokens in use: {e:#}"),
+            if now != seen {
+                seen = now;
+                on_change(&path);
             }
         }
+    });
+}
+
+/// Reloads the tokens file when it changes, so `token add` takes effect without a
+/// restart. A file that no longer parses keeps the tokens in use, with an error.
+fn watch_tokens(state: std::sync::Arc<AppState>, path: PathBuf) {
+    watch_file(path, move |path| match tokens::Tokens::load(path) {
+        Ok(tokens) => {
+            tracing::info!(tokens = tokens.len(), "reloaded the tokens file");
+            state.set_tokens(tokens);
+        }
+        Err(e) => tracing::error!("keeping the tokens in use: {e:#}"),
     });
 }
 
 /// Picks up key versions another process added (`keyring rotate`), so values it
 /// re-sealed stay readable here and new values are sealed under the newest key.
 fn watch_key_file(keyring: std::sync::Arc<secret_broker::keyring::Keyring>, path: PathBuf) {
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let mut seen = modified(&path);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(2));
-        loop {
-            tick.tick().await;
-            let now = modified(&path);
-            if now == seen {
-                continue;
-            }
-            seen = now;
-            match keyring.reload_file(&path) {
-                Ok(added) if !added.is_empty() => {
-                    tracing::info!(?added, "picked up new master key versions");
-                }
-                Ok(_) => {}
-                Err(e) => tracing::error!("keeping the master keys in use: {e}"),
-            }
+    watch_file(path, move |path| match keyring.reload_file(path) {
+        Ok(added) if !added.is_empty() => {
+            tracing::info!(?added, "picked up new master key versions");
         }
+        Ok(_) => {}
+        Err(e) => tracing::error!("keeping the master keys in use: {e}"),
     });
 }
 

@@ -474,6 +474,9 @@ async fn authenticate(State(s): State<Arc<AppState>>, mut req: Request, next: Ne
     };
     match s.authenticate(presented) {
         Some(caller) => {
+            if let Some(slot) = req.extensions().get::<RoleSlot>() {
+                let _ = slot.0.set(caller.role);
+            }
             req.extensions_mut().insert(caller);
             next.run(req).await
         }
@@ -487,20 +490,20 @@ async fn authenticate(State(s): State<Arc<AppState>>, mut req: Request, next: Ne
 }
 
 /// Deadline and metrics around every request.
-async fn observe(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+/// Where authentication leaves the caller's role for the metrics, so a token is
+/// checked once per request.
+#[derive(Clone, Default)]
+struct RoleSlot(Arc<std::sync::OnceLock<crate::policy::Role>>);
+
+async fn observe(State(s): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = req.method().as_str().to_owned();
-    let role = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .and_then(|t| s.authenticate(t.trim()))
-        .map_or("anonymous", |c| c.role.name());
+    let role = RoleSlot::default();
+    req.extensions_mut().insert(role.clone());
     let limit = s.options.request_timeout;
     let response = match tokio::time::timeout(limit, next.run(req)).await {
         Ok(response) => response,
@@ -519,7 +522,7 @@ async fn observe(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Re
             route,
             method,
             status: response.status().as_u16(),
-            role: role.to_owned(),
+            role: role.0.get().map_or("anonymous", |r| r.name()).to_owned(),
         },
         started.elapsed().as_secs_f64(),
     );
