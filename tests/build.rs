@@ -29,7 +29,7 @@ fn main() {
             dir: guests_dir.join(n),
         })
         .collect();
-    for provider in ["memory", "db", "aws-secrets-manager", "aws-ssm"] {
+    for provider in include!("../host/builtin/src/names.rs") {
         guests.push(Guest {
             package: format!("secret-broker-provider-{provider}"),
             dir: root.join("providers").join(provider),

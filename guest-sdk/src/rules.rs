@@ -1,18 +1,56 @@
-//! Constructors for common id rules.
+//! Id rules: the provider declares them in its info, and checks ids and values
+//! with the same code the host uses (`secret-broker-idrules`), so a provider never
+//! re-codes the rules it declares.
 
-use crate::IdRules;
+use crate::{Error, IdRules, Secret, SizeLimit};
 
 impl IdRules {
     /// OpenMetadata-style ids: `/a/b/c`, characters `A-Za-z0-9/_-`, no depth limit.
     pub fn slash_separated(max_id_len: u32, max_value_bytes: u64) -> IdRules {
-        IdRules {
-            separator: "/".into(),
-            allowed_chars: "A-Za-z0-9/_-".into(),
-            leading_separator: true,
+        from_rules(secret_broker_idrules::IdRules::slash_separated(
             max_id_len,
-            max_levels: None,
-            forbidden_prefixes: Vec::new(),
             max_value_bytes,
-        }
+        ))
+    }
+
+    /// Checks `id` against these rules; the error names the rule it breaks.
+    pub fn check(&self, id: &str) -> Result<(), Error> {
+        to_rules(self).check(id).map_err(Error::InvalidId)
+    }
+
+    /// Checks a value's size against `max-value-bytes`.
+    pub fn check_value(&self, value: &Secret) -> Result<(), Error> {
+        to_rules(self)
+            .check_value_len(value.len())
+            .map_err(|t| {
+                Error::ValueTooLarge(SizeLimit {
+                    size: t.size,
+                    limit: t.limit,
+                })
+            })
+    }
+}
+
+fn to_rules(r: &IdRules) -> secret_broker_idrules::IdRules {
+    secret_broker_idrules::IdRules {
+        separator: r.separator.clone(),
+        allowed_chars: r.allowed_chars.clone(),
+        leading_separator: r.leading_separator,
+        max_id_len: r.max_id_len,
+        max_levels: r.max_levels,
+        forbidden_prefixes: r.forbidden_prefixes.clone(),
+        max_value_bytes: r.max_value_bytes,
+    }
+}
+
+fn from_rules(r: secret_broker_idrules::IdRules) -> IdRules {
+    IdRules {
+        separator: r.separator,
+        allowed_chars: r.allowed_chars,
+        leading_separator: r.leading_separator,
+        max_id_len: r.max_id_len,
+        max_levels: r.max_levels,
+        forbidden_prefixes: r.forbidden_prefixes,
+        max_value_bytes: r.max_value_bytes,
     }
 }

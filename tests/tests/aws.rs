@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::moto::Moto;
 use common::{aws_provider, runtime};
-use secret_broker::aws::AwsSettings;
+use secret_broker_aws::AwsSettings;
 use secret_broker::{ProviderError, PutOptions, PutOutcome, SecretValue, conformance};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -251,7 +251,7 @@ async fn backend_limits_are_enforced_before_any_request() {
 async fn missing_region_or_half_credentials_are_named() {
     let mut settings = AwsSettings::new("/");
     settings.access_key_id = Some("testing".into());
-    let err = secret_broker::aws::AwsGrantBase::new(&settings)
+    let err = secret_broker_aws::AwsGrantBase::new(&settings)
         .await
         .err()
         .expect("must fail");

@@ -9,10 +9,7 @@ use secret_broker_tests::guests;
 async fn memory_provider_passes_the_suite() -> anyhow::Result<()> {
     let rt = Runtime::new(RuntimeOptions::default())?;
     let component = rt.load_file(std::path::Path::new(guests::PROVIDER_MEMORY))?;
-    let granted = Granted {
-        instance: "conformance".into(),
-        ..Granted::default()
-    };
+    let granted = Granted::new("conformance");
     let host = Arc::new(ProviderHost::new(&rt, &component, granted).await?);
     let report = conformance::run(host).await;
     assert!(report.ok(), "{report}");

@@ -13,8 +13,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use secret_broker::keyring::Keyring;
-use secret_broker::store::RecordStore;
+use secret_broker_keyring::Keyring;
+use secret_broker_record_store::RecordStore;
 use secret_broker::{PutOptions, SecretValue};
 
 fn pg_bin() -> PathBuf {

@@ -8,8 +8,8 @@ mod common;
 use std::sync::Arc;
 
 use common::{TempDb, db_provider, runtime};
-use secret_broker::keyring::Keyring;
-use secret_broker::store::{Condition, RecordStore};
+use secret_broker_keyring::Keyring;
+use secret_broker_record_store::{Condition, RecordStore};
 use secret_broker::{ProviderError, PutOptions, PutOutcome, SecretValue, conformance};
 
 async fn conformance_on(db: &TempDb) {

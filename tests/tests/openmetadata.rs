@@ -197,10 +197,10 @@ mod common;
 mod manager {
     use std::sync::Arc;
 
-    use secret_broker::keyring::Keyring;
+    use secret_broker_keyring::Keyring;
     use secret_broker::openmetadata::ids::IdBuilder;
     use secret_broker::openmetadata::manager::{ManagerError, SecretsManager};
-    use secret_broker::store::RecordStore;
+    use secret_broker_record_store::RecordStore;
     use secret_broker::{ProviderHost, PutOptions, SecretValue};
     use serde_json::json;
 
@@ -389,10 +389,10 @@ mod manager {
 mod server_connection {
     use std::sync::Arc;
 
-    use secret_broker::keyring::Keyring;
+    use secret_broker_keyring::Keyring;
     use secret_broker::openmetadata::ids::IdBuilder;
     use secret_broker::openmetadata::manager::SecretsManager;
-    use secret_broker::store::RecordStore;
+    use secret_broker_record_store::RecordStore;
     use serde_json::json;
 
     use super::common::{TempDb, db_provider, runtime};
@@ -438,11 +438,11 @@ mod entities {
     use std::sync::Arc;
 
     use secret_broker::ProviderHost;
-    use secret_broker::keyring::Keyring;
+    use secret_broker_keyring::Keyring;
     use secret_broker::openmetadata::ids::IdBuilder;
     use secret_broker::openmetadata::manager::{Entity, ManagerError, SecretsManager};
     use secret_broker::openmetadata::schema::SchemaError;
-    use secret_broker::store::RecordStore;
+    use secret_broker_record_store::RecordStore;
     use serde_json::{Value, json};
 
     use super::common::{TempDb, db_provider, runtime};

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use secret_broker::keyring::Keyring;
+use secret_broker_keyring::Keyring;
 use secret_broker::{
     Granted, Limits, ProviderError, ProviderHost, PutOptions, Runtime, RuntimeOptions, SecretValue,
 };
@@ -45,10 +45,7 @@ async fn host(rt: &Runtime, path: &str, granted: Granted) -> Result<ProviderHost
 }
 
 fn grant(name: &str) -> Granted {
-    Granted {
-        instance: name.into(),
-        ..Granted::default()
-    }
+    Granted::new(name)
 }
 
 /// After any abuse, a well-behaved provider in the same process still works.
@@ -221,17 +218,13 @@ mod adversary {
 
 mod keyring_user {
     use super::*;
-    use secret_broker::caps::keyring::KeyringGrant;
+    use secret_broker_keyring::KeyringCtx;
 
     fn keyring_grant(instance: &str, ring: &Arc<Keyring>) -> Granted {
-        Granted {
-            instance: instance.into(),
-            keyring: Some(KeyringGrant::new(
-                ring.clone(),
-                &format!("provider/{instance}"),
-            )),
-            ..Granted::default()
-        }
+        Granted::new(instance).with(KeyringCtx::new(
+            ring.clone(),
+            &format!("provider/{instance}"),
+        ))
     }
 
     #[tokio::test]
@@ -352,11 +345,8 @@ mod leaky {
     async fn every_leak_path_is_scrubbed() {
         let log = captured();
         let rt = runtime();
-        let granted = Granted {
-            instance: "leaky".into(),
-            reveal: true,
-            ..Granted::default()
-        };
+        let granted = Granted::new("leaky")
+            .with(secret_broker_runtime::caps::reveal::Reveal);
         let p = host(&rt, guests::TEST_GUEST_LEAKY, granted)
             .await
             .expect("reveal granted");
@@ -413,5 +403,40 @@ mod leaky {
                 .contains("`secret-broker:provider/reveal@0.1.0`"),
             "{err}"
         );
+    }
+}
+
+/// The example embedder, built here and run on its guest.
+#[path = "../../host/runtime/examples/embedder.rs"]
+mod embedder_example;
+
+/// A capability of an embedder's own (the example embedder's inventory): linked
+/// only when granted, refused by name otherwise.
+mod inventory {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_example_embedder_grants_its_own_capability() {
+        let path = std::path::Path::new(guests::TEST_GUEST_INVENTORY);
+        let events = super::embedder_example::run(path).await.expect("example");
+        let id = "/openmetadata/database/mysql_prod/password";
+        assert_eq!(
+            events,
+            [(id.to_owned(), "put".to_owned()), (id.to_owned(), "delete".to_owned())]
+        );
+    }
+
+    #[tokio::test]
+    async fn without_the_grant_the_import_is_named() {
+        let rt = runtime();
+        let err = host(&rt, guests::TEST_GUEST_INVENTORY, grant("nogrant"))
+            .await
+            .expect_err("ungranted");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("`example:embedder/inventory@0.1.0`"),
+            "{msg}"
+        );
+        still_serves(&rt).await;
     }
 }

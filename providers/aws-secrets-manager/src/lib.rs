@@ -4,7 +4,7 @@
 //! request; the host checks the grant's prefix. Values are handles throughout.
 
 use secret_broker_guest_sdk::{
-    Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret, SizeLimit,
+    Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret,
     aws_secrets_manager as sm, collect_sorted, export_provider,
 };
 
@@ -27,27 +27,11 @@ fn rules() -> IdRules {
     }
 }
 
+/// The declared rules, checked with the host's own code.
 fn check(id: &str, value: Option<&Secret>) -> Result<(), Error> {
-    if id.is_empty() || id.len() > MAX_NAME as usize {
-        return Err(Error::InvalidId(format!(
-            "AWS Secrets Manager names are 1 to {MAX_NAME} characters"
-        )));
-    }
-    if let Some(c) = id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "/_+=.@-".contains(*c)))
-    {
-        return Err(Error::InvalidId(format!(
-            "AWS Secrets Manager names may not contain {c:?} (allowed: {CHARSET})"
-        )));
-    }
-    if let Some(size) = value.map(Secret::len).filter(|&s| s > MAX_VALUE) {
-        return Err(Error::ValueTooLarge(SizeLimit {
-            size,
-            limit: MAX_VALUE,
-        }));
-    }
-    Ok(())
+    let rules = rules();
+    rules.check(id)?;
+    value.map_or(Ok(()), |v| rules.check_value(v))
 }
 
 /// All names under `prefix`, sorted: AWS lists in no useful order, so a page of

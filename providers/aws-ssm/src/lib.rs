@@ -4,7 +4,7 @@
 //! Name and size rules (standard tier) are checked before any request.
 
 use secret_broker_guest_sdk::{
-    Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret, SizeLimit,
+    Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret,
     aws_ssm as ssm, collect_sorted, export_provider,
 };
 
@@ -29,40 +29,11 @@ fn rules() -> IdRules {
     }
 }
 
+/// The declared rules, checked with the host's own code.
 fn check(id: &str, value: Option<&Secret>) -> Result<(), Error> {
-    if id.is_empty() || id.len() > MAX_NAME as usize {
-        return Err(Error::InvalidId(format!(
-            "SSM parameter names are 1 to {MAX_NAME} characters here"
-        )));
-    }
-    if let Some(c) = id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "/_.-".contains(*c)))
-    {
-        return Err(Error::InvalidId(format!(
-            "SSM parameter names may not contain {c:?} (allowed: {CHARSET})"
-        )));
-    }
-    let body = id.strip_prefix('/').unwrap_or(id);
-    let levels = body.split('/').count() as u32;
-    if levels > MAX_LEVELS {
-        return Err(Error::InvalidId(format!(
-            "SSM allows {MAX_LEVELS} levels; this name has {levels}"
-        )));
-    }
-    let lower = body.to_ascii_lowercase();
-    if lower.starts_with("aws") || lower.starts_with("ssm") {
-        return Err(Error::InvalidId(
-            "SSM parameter names may not start with `aws` or `ssm`".into(),
-        ));
-    }
-    if let Some(size) = value.map(Secret::len).filter(|&s| s > MAX_VALUE) {
-        return Err(Error::ValueTooLarge(SizeLimit {
-            size,
-            limit: MAX_VALUE,
-        }));
-    }
-    Ok(())
+    let rules = rules();
+    rules.check(id)?;
+    value.map_or(Ok(()), |v| rules.check_value(v))
 }
 
 /// All names under `prefix`, sorted: GetParametersByPath on the deepest path that

@@ -8,7 +8,7 @@
 
 use secret_broker_guest_sdk::record_store::{self, Condition, Row};
 use secret_broker_guest_sdk::{
-    Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret, SizeLimit,
+    Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret,
     export_provider, keyring,
 };
 
@@ -21,22 +21,15 @@ const CAS_ATTEMPTS: usize = 8;
 
 struct Db;
 
+fn rules() -> IdRules {
+    IdRules::slash_separated(MAX_ID_LEN, MAX_VALUE_BYTES)
+}
+
+/// The declared rules, checked with the host's own code.
 fn check(id: &str, value: Option<&Secret>) -> Result<(), Error> {
-    if id.is_empty() || id.len() > MAX_ID_LEN as usize {
-        return Err(Error::InvalidId(format!(
-            "ids are 1 to {MAX_ID_LEN} bytes long"
-        )));
-    }
-    if let Some(value) = value {
-        let size = value.len();
-        if size > MAX_VALUE_BYTES {
-            return Err(Error::ValueTooLarge(SizeLimit {
-                size,
-                limit: MAX_VALUE_BYTES,
-            }));
-        }
-    }
-    Ok(())
+    let rules = rules();
+    rules.check(id)?;
+    value.map_or(Ok(()), |v| rules.check_value(v))
 }
 
 fn open(row: &Row) -> Result<Secret, Error> {
@@ -48,7 +41,7 @@ impl Provider for Db {
         ProviderInfo {
             name: "db".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            id_rules: IdRules::slash_separated(MAX_ID_LEN, MAX_VALUE_BYTES),
+            id_rules: rules(),
             stateful: false,
         }
     }

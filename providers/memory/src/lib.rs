@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use secret_broker_guest_sdk::{
-    Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret, SizeLimit,
+    Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret,
     export_provider,
 };
 
@@ -34,18 +34,9 @@ impl Provider for Memory {
 
     fn put(id: String, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
         // The host checks these first; a provider still enforces what it declares.
-        if id.len() > MAX_ID_LEN as usize {
-            return Err(Error::InvalidId(format!(
-                "ids are at most {MAX_ID_LEN} bytes"
-            )));
-        }
-        let size = value.len();
-        if size > MAX_VALUE_BYTES {
-            return Err(Error::ValueTooLarge(SizeLimit {
-                size,
-                limit: MAX_VALUE_BYTES,
-            }));
-        }
+        let rules = IdRules::slash_separated(MAX_ID_LEN, MAX_VALUE_BYTES);
+        rules.check(&id)?;
+        rules.check_value(&value)?;
         SECRETS.with(|secrets| {
             let mut secrets = secrets.borrow_mut();
             let outcome = match secrets.get(&id) {

@@ -8,10 +8,10 @@ pub mod moto;
 use std::path::Path;
 use std::sync::Arc;
 
-use secret_broker::caps::keyring::KeyringGrant;
-use secret_broker::caps::record_store::RecordStoreGrant;
-use secret_broker::keyring::Keyring;
-use secret_broker::store::RecordStore;
+use secret_broker_keyring::KeyringCtx;
+use secret_broker_record_store::RecordStoreCtx;
+use secret_broker_keyring::Keyring;
+use secret_broker_record_store::RecordStore;
 use secret_broker::{Granted, ProviderHost, Runtime, RuntimeOptions};
 use sqlx::{AssertSqlSafe, Connection};
 
@@ -119,12 +119,9 @@ pub async fn db_provider(
         .load_file(Path::new(secret_broker_tests::guests::PROVIDER_DB))
         .unwrap();
     let ns = format!("provider/{instance}");
-    let granted = Granted {
-        instance: instance.into(),
-        keyring: Some(KeyringGrant::new(keyring, &ns)),
-        records: Some(RecordStoreGrant::new(store, &ns)),
-        ..Granted::default()
-    };
+    let granted = Granted::new(instance)
+        .with(KeyringCtx::new(keyring, &ns))
+        .with(RecordStoreCtx::new(store, &ns));
     Arc::new(ProviderHost::new(rt, &component, granted).await.unwrap())
 }
 
@@ -140,9 +137,9 @@ pub fn free_port() -> u16 {
 pub async fn aws_provider(
     rt: &Runtime,
     which: &str,
-    settings: &secret_broker::aws::AwsSettings,
+    settings: &secret_broker_aws::AwsSettings,
 ) -> Result<Arc<ProviderHost>, String> {
-    use secret_broker::aws::AwsGrantBase;
+    use secret_broker_aws::AwsGrantBase;
     let path = match which {
         "aws-secrets-manager" => secret_broker_tests::guests::PROVIDER_AWS_SECRETS_MANAGER,
         _ => secret_broker_tests::guests::PROVIDER_AWS_SSM,
@@ -151,13 +148,10 @@ pub async fn aws_provider(
     let base = AwsGrantBase::new(settings)
         .await
         .map_err(|e| e.to_string())?;
-    let mut granted = Granted {
-        instance: which.into(),
-        ..Granted::default()
-    };
+    let mut granted = Granted::new(which);
     match which {
-        "aws-secrets-manager" => granted.grant_aws_secrets_manager(base),
-        _ => granted.grant_aws_ssm(base),
+        "aws-secrets-manager" => granted.grant(secret_broker_aws::SecretsManagerCtx::new(base)),
+        _ => granted.grant(secret_broker_aws::SsmCtx::new(base)),
     }
     ProviderHost::new(rt, &component, granted)
         .await

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use secret_broker::SecretValue;
-use secret_broker::aws::AwsSettings;
+use secret_broker_aws::AwsSettings;
 
 pub const REGION: &str = "us-east-1";
 

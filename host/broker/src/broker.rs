@@ -1,0 +1,389 @@
+//! The broker: the secrets manager API as callers use it, with the host's policy
+//! and audit around every operation. The HTTP server and the CLI both go through
+//! it, and so does a metadata server that embeds this crate. Providers never see
+//! who asks: the role table and the audit log live here.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::audit::{AuditError, AuditLog, Entry, Outcome};
+use crate::openmetadata::manager::{Entity, ManagerError, REFERENCE, SecretsManager};
+use crate::policy::{MASK, Permissions, Policy, Role};
+use secret_broker_runtime::provider::{ListPage, ProviderError, ProviderHost, PutOptions, PutOutcome};
+use secret_broker_runtime::SecretValue;
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// A token's name, or the OS user for the CLI.
+    pub name: String,
+    /// The caller's role.
+    pub role: Role,
+}
+
+/// Why an operation failed. Never carries a secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The policy does not allow it.
+    #[error("role `{role}` may not {action} (operation {operation})")]
+    Denied {
+        /// The caller's role.
+        role: Role,
+        /// What was refused, in words.
+        action: &'static str,
+        /// The operation.
+        operation: &'static str,
+    },
+    /// Entity operations need the JSON Schemas.
+    #[error(
+        "entity operations need OpenMetadata's JSON Schemas: start with --schemas DIR \
+         (or SECRET_BROKER_SCHEMAS)"
+    )]
+    NoSchemas,
+    /// The entity layer refused or failed.
+    #[error(transparent)]
+    Manager(#[from] ManagerError),
+    /// The provider refused or failed.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// The audit entry could not be written; no value was returned.
+    #[error("the audit log could not be written, so the result is withheld: {0}")]
+    Audit(#[from] AuditError),
+}
+
+impl BrokerError {
+    /// A short kind for audit entries and metrics, never the message.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BrokerError::Denied { .. } => "denied",
+            BrokerError::NoSchemas => "no-schemas",
+            BrokerError::Manager(ManagerError::Provider { source, .. })
+            | BrokerError::Provider(source) => provider_kind(source),
+            BrokerError::Manager(ManagerError::Dangling { .. }) => "dangling-reference",
+            BrokerError::Manager(_) => "invalid-config",
+            BrokerError::Audit(_) => "audit",
+        }
+    }
+}
+
+fn provider_kind(e: &ProviderError) -> &'static str {
+    match e {
+        ProviderError::InvalidId(_) => "invalid-id",
+        ProviderError::ValueTooLarge { .. } => "value-too-large",
+        ProviderError::AccessDenied(_) => "access-denied",
+        ProviderError::Unavailable(_) => "unavailable",
+        ProviderError::Conflict(_) => "conflict",
+        ProviderError::Backend(_) => "backend",
+        ProviderError::Timeout { .. } => "timeout",
+        ProviderError::MemoryLimit { .. } => "memory-limit",
+        ProviderError::DataLimit { .. } => "data-limit",
+        ProviderError::Trapped { .. } => "trapped",
+        _ => "provider",
+    }
+}
+
+fn outcome_of(e: &BrokerError) -> Outcome {
+    match e {
+        BrokerError::Denied { .. } => Outcome::Denied,
+        BrokerError::NoSchemas
+        | BrokerError::Manager(
+            ManagerError::Schema(_)
+            | ManagerError::NotAConfig
+            | ManagerError::NoServiceType
+            | ManagerError::MaskWithoutStored { .. },
+        )
+        | BrokerError::Provider(
+            ProviderError::InvalidId(_) | ProviderError::ValueTooLarge { .. },
+        ) => Outcome::Invalid,
+        _ => Outcome::Error,
+    }
+}
+
+/// The secrets manager API with policy and audit.
+pub struct Broker {
+    provider: Arc<ProviderHost>,
+    manager: Option<SecretsManager>,
+    policy: Policy,
+    audit: Option<Arc<AuditLog>>,
+    /// How audit entries name the provider; its instance name by default.
+    label: Option<String>,
+}
+
+/// What [`Broker::put`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Written {
+    /// The id was new.
+    Created,
+    /// The id held another value.
+    Updated,
+    /// The id held this value, or the mask was sent back: nothing changed.
+    Unchanged,
+}
+
+impl Broker {
+    /// A broker on `provider`; `manager` (with the schemas) enables the entity
+    /// operations; `audit` records every operation.
+    pub fn new(
+        provider: Arc<ProviderHost>,
+        manager: Option<SecretsManager>,
+        policy: Policy,
+        audit: Option<Arc<AuditLog>>,
+    ) -> Broker {
+        Broker {
+            provider,
+            manager,
+            policy,
+            audit,
+            label: None,
+        }
+    }
+
+    /// Names the provider `label` in audit entries (for example the
+    /// `secretsManager` name a migration reads from or writes to).
+    pub fn labelled(mut self, label: &str) -> Broker {
+        self.label = Some(label.to_owned());
+        self
+    }
+
+    /// The provider's instance name.
+    pub fn provider_name(&self) -> &str {
+        self.provider.name()
+    }
+
+    /// What `role` may do.
+    pub fn permissions(&self, role: Role) -> Permissions {
+        self.policy.of(role)
+    }
+
+    fn require(
+        &self,
+        caller: &Caller,
+        operation: &'static str,
+        reveal: bool,
+    ) -> Result<(), BrokerError> {
+        let p = self.policy.of(caller.role);
+        let allowed = if reveal { p.reveal } else { p.write };
+        if allowed {
+            Ok(())
+        } else {
+            Err(BrokerError::Denied {
+                role: caller.role,
+                action: if reveal {
+                    "see secret values"
+                } else {
+                    "create, change or delete secrets"
+                },
+                operation,
+            })
+        }
+    }
+
+    fn manager(&self) -> Result<&SecretsManager, BrokerError> {
+        self.manager.as_ref().ok_or(BrokerError::NoSchemas)
+    }
+
+    /// Writes the audit entry of an operation, and turns a failure to write it
+    /// into the operation's failure.
+    fn audit<T>(
+        &self,
+        caller: &Caller,
+        operation: &str,
+        ids: &[&str],
+        value: Option<&SecretValue>,
+        result: Result<T, BrokerError>,
+        outcome_ok: impl FnOnce(&T) -> Outcome,
+    ) -> Result<T, BrokerError> {
+        let Some(log) = &self.audit else {
+            return result;
+        };
+        let (outcome, error) = match &result {
+            Ok(t) => (outcome_ok(t), None),
+            Err(e) => (outcome_of(e), Some(e.kind())),
+        };
+        let entry = Entry {
+            time: crate::audit::now(),
+            actor: &caller.name,
+            role: caller.role,
+            operation,
+            provider: self.label.as_deref().unwrap_or(self.provider.name()),
+            outcome,
+            ids: ids
+                .iter()
+                .map(|id| log.salt().hmac(id.as_bytes()))
+                .collect(),
+            value: value.map(|v| log.salt().hmac(v.expose())),
+            error,
+        };
+        log.write(&entry)?;
+        result
+    }
+
+    /// The value of `id`; needs `reveal`.
+    pub async fn get(&self, caller: &Caller, id: &str) -> Result<Option<SecretValue>, BrokerError> {
+        let result = match self.require(caller, "secret.get", true) {
+            Ok(()) => self.provider.get(id).await.map_err(BrokerError::from),
+            Err(e) => Err(e),
+        };
+        self.audit(caller, "secret.get", &[id], None, result, |v| {
+            if v.is_some() {
+                Outcome::Ok
+            } else {
+                Outcome::NotFound
+            }
+        })
+    }
+
+    /// The value behind a `secret:/...` reference (or a bare id); needs `reveal`.
+    pub async fn resolve(
+        &self,
+        caller: &Caller,
+        reference: &str,
+    ) -> Result<Option<SecretValue>, BrokerError> {
+        let id = reference.strip_prefix(REFERENCE).unwrap_or(reference);
+        self.get(caller, id).await
+    }
+
+    /// Stores `value` at `id`; needs `write`. The mask sent back keeps the stored
+    /// value (unmask on update).
+    pub async fn put(
+        &self,
+        caller: &Caller,
+        id: &str,
+        value: &SecretValue,
+        options: &PutOptions,
+    ) -> Result<Written, BrokerError> {
+        let masked = value.expose() == MASK.as_bytes();
+        let result = match self.require(caller, "secret.put", false) {
+            Err(e) => Err(e),
+            Ok(()) if masked => Ok(Written::Unchanged),
+            Ok(()) => match self.provider.put(id, value, options).await {
+                Ok(PutOutcome::Created) => Ok(Written::Created),
+                Ok(PutOutcome::Updated) => Ok(Written::Updated),
+                Ok(PutOutcome::Unchanged) => Ok(Written::Unchanged),
+                Err(e) => Err(e.into()),
+            },
+        };
+        let written = (!masked).then_some(value);
+        self.audit(caller, "secret.put", &[id], written, result, |_| {
+            Outcome::Ok
+        })
+    }
+
+    /// Deletes `id`; needs `write`. True when it existed.
+    pub async fn delete(&self, caller: &Caller, id: &str) -> Result<bool, BrokerError> {
+        let result = match self.require(caller, "secret.delete", false) {
+            Ok(()) => self.provider.delete(id).await.map_err(BrokerError::from),
+            Err(e) => Err(e),
+        };
+        self.audit(caller, "secret.delete", &[id], None, result, |existed| {
+            if *existed {
+                Outcome::Ok
+            } else {
+                Outcome::NotFound
+            }
+        })
+    }
+
+    /// One page of the ids under `prefix`; needs `reveal` or `write`.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<ListPage, BrokerError> {
+        let p = self.policy.of(caller.role);
+        let result = if p.reveal || p.write {
+            self.provider
+                .list(prefix, cursor, limit)
+                .await
+                .map_err(BrokerError::from)
+        } else {
+            Err(BrokerError::Denied {
+                role: caller.role,
+                action: "list secret ids",
+                operation: "secret.list",
+            })
+        };
+        self.audit(caller, "secret.list", &[prefix], None, result, |_| {
+            Outcome::Ok
+        })
+    }
+
+    /// Stores an entity document's secrets and returns its stored form; needs
+    /// `write`. Secret fields that hold the mask keep the value of the same field
+    /// in `stored` (the stored form the metadata server kept).
+    pub async fn encrypt(
+        &self,
+        caller: &Caller,
+        entity: Entity<'_>,
+        name: &str,
+        doc: Value,
+        stored: Option<&Value>,
+    ) -> Result<Value, BrokerError> {
+        let mut ids = Vec::new();
+        let result = async {
+            self.require(caller, "entity.encrypt", false)?;
+            let manager = self.manager()?;
+            let doc = manager.unmask(entity, doc, stored)?;
+            ids = manager.ids(entity, name, &doc)?;
+            Ok(manager.encrypt(entity, name, doc).await?)
+        }
+        .await;
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        self.audit(caller, "entity.encrypt", &ids, None, result, |_| {
+            Outcome::Ok
+        })
+    }
+
+    /// An entity document as `caller` may see it: resolved for roles with
+    /// `reveal`, masked for everyone else (without reading any secret).
+    pub async fn decrypt(
+        &self,
+        caller: &Caller,
+        entity: Entity<'_>,
+        doc: Value,
+    ) -> Result<Value, BrokerError> {
+        let reveal = self.policy.of(caller.role).reveal;
+        let operation = if reveal {
+            "entity.decrypt"
+        } else {
+            "entity.view-masked"
+        };
+        let mut ids = Vec::new();
+        let result = async {
+            let manager = self.manager()?;
+            ids = manager.references(entity, &doc)?;
+            if reveal {
+                Ok(manager.decrypt(entity, doc).await?)
+            } else {
+                Ok(manager.mask(entity, doc)?)
+            }
+        }
+        .await;
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        self.audit(caller, operation, &ids, None, result, |_| Outcome::Ok)
+    }
+
+    /// Deletes an entity's secrets; needs `write`. Returns how many were deleted.
+    pub async fn delete_entity(
+        &self,
+        caller: &Caller,
+        entity: Entity<'_>,
+        name: &str,
+        doc: &Value,
+    ) -> Result<usize, BrokerError> {
+        let mut ids = Vec::new();
+        let result = async {
+            self.require(caller, "entity.delete", false)?;
+            let manager = self.manager()?;
+            ids = manager.ids(entity, name, doc)?;
+            Ok(manager.delete(entity, name, doc).await?)
+        }
+        .await;
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        self.audit(caller, "entity.delete", &ids, None, result, |_| Outcome::Ok)
+    }
+}

@@ -1,0 +1,1 @@
+["memory", "db", "aws-secrets-manager", "aws-ssm"]

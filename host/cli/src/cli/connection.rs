@@ -1,0 +1,115 @@
+//! `secret-broker connection encrypt|decrypt|delete`: a service connection config
+//! (or, with `--entity`, a bot's authentication mechanism, an ingestion pipeline, a
+//! workflow) on stdin, its stored form (secret fields replaced by `secret:`
+//! references) or its resolved form on stdout. The schemas come from `--schemas DIR`.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use serde_json::Value;
+
+use secret_broker::openmetadata::ids::IdBuilder;
+use secret_broker::openmetadata::manager::{EntityKind, SecretsManager};
+
+use super::deployment::Deployment;
+use super::print_stdout;
+
+/// Options every `connection` subcommand takes.
+#[derive(clap::Args)]
+pub struct Common {
+    /// Service type: database, dashboard, messaging, pipeline, storage, search, mlmodel...
+    #[arg(long, required_if_eq("entity", "connection"))]
+    service_type: Option<String>,
+    /// What the document on stdin is.
+    #[arg(long, default_value = "connection", value_parser = entity_kind())]
+    entity: EntityKind,
+    /// Directory of OpenMetadata's JSON Schemas (`openmetadata-spec/.../json/schema`).
+    #[arg(long, env = "SECRET_BROKER_SCHEMAS")]
+    schemas: PathBuf,
+    /// OpenMetadata's cluster name, the second segment of every id.
+    #[arg(long, env = "CLUSTER_NAME", default_value = "openmetadata")]
+    cluster_name: String,
+    /// OpenMetadata's secrets manager prefix, the first segment when set.
+    #[arg(long, env = "SECRET_MANAGER_PREFIX")]
+    prefix: Option<String>,
+}
+
+/// `--entity`: the broker's entity kinds, by their names.
+fn entity_kind() -> impl clap::builder::TypedValueParser<Value = EntityKind> {
+    use clap::builder::TypedValueParser as _;
+    let names = EntityKind::ALL.map(EntityKind::name);
+    clap::builder::PossibleValuesParser::new(names).try_map(|s| s.parse::<EntityKind>())
+}
+
+/// The `connection` subcommands.
+#[derive(clap::Subcommand)]
+pub enum ConnectionCommand {
+    /// Store the secret fields of the config on stdin; print the stored form.
+    Encrypt {
+        #[command(flatten)]
+        common: Common,
+        /// The service's name (the entity name in the ids).
+        #[arg(long)]
+        name: String,
+    },
+    /// Resolve the references of a stored config on stdin; print the config.
+    Decrypt {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Delete the secrets a stored config on stdin refers to.
+    Delete {
+        #[command(flatten)]
+        common: Common,
+        /// The service's name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+fn read_config() -> anyhow::Result<Value> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .context("reading the config from stdin")?;
+    // serde_json's message gives line and column, never the content.
+    serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("the config on stdin is not valid JSON: {e}"))
+}
+
+/// Runs a `connection` subcommand.
+pub async fn run(ctx: &Deployment, cmd: ConnectionCommand) -> anyhow::Result<ExitCode> {
+    let common = match &cmd {
+        ConnectionCommand::Encrypt { common, .. }
+        | ConnectionCommand::Decrypt { common }
+        | ConnectionCommand::Delete { common, .. } => common,
+    };
+    let ids = IdBuilder::new(common.prefix.as_deref(), &common.cluster_name)?;
+    let runtime = ctx.runtime()?;
+    let provider = ctx.provider(&runtime).await?;
+    let manager = SecretsManager::new(provider.clone(), &common.schemas, ids)?;
+    let broker = ctx.broker(provider, Some(manager))?;
+    let caller = super::deployment::cli_caller();
+    let entity = common
+        .entity
+        .entity(common.service_type.as_deref())
+        .context("--service-type is required with --entity connection")?;
+    let config = read_config()?;
+    match &cmd {
+        ConnectionCommand::Encrypt { name, .. } => {
+            let stored = broker.encrypt(&caller, entity, name, config, None).await?;
+            print_stdout(&format!("{}\n", serde_json::to_string_pretty(&stored)?))?;
+        }
+        ConnectionCommand::Decrypt { .. } => {
+            let plain = broker.decrypt(&caller, entity, config).await?;
+            print_stdout(&format!("{}\n", serde_json::to_string_pretty(&plain)?))?;
+        }
+        ConnectionCommand::Delete { name, .. } => {
+            let deleted = broker.delete_entity(&caller, entity, name, &config).await?;
+            eprintln!("deleted {deleted} secret(s) of {name}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

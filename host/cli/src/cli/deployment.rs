@@ -1,0 +1,299 @@
+//! `Deployment`: what the commands build from [`Settings`]: the runtime, the
+//! master keyring (loaded once and shared by every grant of the process, so a
+//! reload reaches them all), the record store, grants, providers and the broker.
+//! The grants a configuration may name are registered in one list, [`GRANTS`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+
+use secret_broker::audit::{AuditLog, Salt};
+use secret_broker::broker::{Broker, Caller};
+use secret_broker::openmetadata::manager::SecretsManager;
+use secret_broker::policy::Role;
+use secret_broker::{Granted, ProviderHost, Runtime, RuntimeOptions};
+use secret_broker_aws::{AwsGrantBase, SecretsManagerCtx, SsmCtx};
+use secret_broker_keyring::{Keyring, KeyringCtx};
+use secret_broker_record_store::{RecordStore, RecordStoreCtx};
+use secret_broker_runtime::caps::reveal::Reveal;
+
+use super::aws_config;
+use super::settings::{ProviderConfig, Settings};
+
+/// Every grant a configuration may name: adding a capability to the binary is
+/// one entry here and one arm in [`Deployment::grant`].
+pub const GRANTS: [&str; 5] = [
+    "keyring",
+    "record-store",
+    "aws-secrets-manager",
+    "aws-ssm",
+    "reveal",
+];
+
+/// The configured deployment.
+pub struct Deployment {
+    /// What it is configured with.
+    pub settings: Settings,
+    keyring: std::sync::OnceLock<Arc<Keyring>>,
+}
+
+impl Deployment {
+    /// The deployment `settings` describe.
+    pub fn new(settings: Settings) -> Self {
+        Deployment {
+            settings,
+            keyring: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.settings.data_dir
+    }
+
+    /// The broker on `provider`, with the configured policy and the audit log in
+    /// the data dir (`audit.log`, HMACs keyed by `audit.salt`).
+    pub fn broker(
+        &self,
+        provider: Arc<ProviderHost>,
+        manager: Option<SecretsManager>,
+    ) -> anyhow::Result<Broker> {
+        let audit = AuditLog::open(&self.audit_log(), self.audit_salt()?)?;
+        Ok(Broker::new(
+            provider,
+            manager,
+            self.settings.policy,
+            Some(Arc::new(audit)),
+        ))
+    }
+
+    /// This deployment's audit salt (`audit.salt` in the data dir, created once).
+    pub fn audit_salt(&self) -> anyhow::Result<Salt> {
+        Ok(Salt::load_or_create(&self.data_dir().join("audit.salt"))?)
+    }
+
+    /// The audit log file.
+    pub fn audit_log(&self) -> PathBuf {
+        self.data_dir().join("audit.log")
+    }
+
+    /// The runtime, caching compiled components in the data dir.
+    pub fn runtime(&self) -> anyhow::Result<Runtime> {
+        Runtime::new(RuntimeOptions {
+            cache_dir: Some(self.data_dir().join("cache")),
+            limits: self.settings.limits.clone(),
+            ..RuntimeOptions::default()
+        })
+    }
+
+    /// Whether the master keys come from `SECRET_BROKER_MASTER_KEY`.
+    pub fn master_key_from_env(&self) -> bool {
+        self.settings.master_key.is_some()
+    }
+
+    /// The key file used when the environment supplies no key: `[keyring] key_file`
+    /// from the configuration, else `master.key` in the data dir.
+    pub fn key_file(&self) -> PathBuf {
+        self.settings
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir().join("master.key"))
+    }
+
+    /// The master keyring: `SECRET_BROKER_MASTER_KEY`, or the key file, generated
+    /// on first use with a warning.
+    pub fn keyring(&self) -> anyhow::Result<Arc<Keyring>> {
+        if let Some(ring) = self.keyring.get() {
+            return Ok(ring.clone());
+        }
+        let ring = self.load_keyring()?;
+        Ok(self.keyring.get_or_init(|| ring).clone())
+    }
+
+    /// The keyring, if a grant has loaded it.
+    pub fn loaded_keyring(&self) -> Option<Arc<Keyring>> {
+        self.keyring.get().cloned()
+    }
+
+    fn load_keyring(&self) -> anyhow::Result<Arc<Keyring>> {
+        if let Some(spec) = &self.settings.master_key {
+            return Ok(Arc::new(
+                Keyring::parse(spec).context("in SECRET_BROKER_MASTER_KEY")?,
+            ));
+        }
+        let path = self.key_file();
+        let (ring, created) = Keyring::load_or_create(&path)?;
+        if created && self.settings.key_file.is_none() {
+            tracing::warn!(
+                path = %path.display(),
+                "generated a new master key; production deployments should supply their own \
+                 (SECRET_BROKER_MASTER_KEY) and keep it outside the data dir"
+            );
+        }
+        Ok(Arc::new(ring))
+    }
+
+    /// The SQLite file of the embedded default.
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir().join("secrets.db")
+    }
+
+    /// The record store: the configured URL, or SQLite in the data dir.
+    pub async fn record_store(&self) -> anyhow::Result<Arc<RecordStore>> {
+        let url = match &self.settings.store_url {
+            Some(url) => url.clone(),
+            None => {
+                let path = self.sqlite_path();
+                // The store and its WAL are private to this user from the start.
+                match secret_broker_runtime::fs::write_private(&path, b"") {
+                    Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                        return Err(e).with_context(|| format!("creating {}", path.display()));
+                    }
+                    _ => {}
+                }
+                format!("sqlite://{}?mode=rwc", path.display())
+            }
+        };
+        Ok(Arc::new(RecordStore::connect(&url).await?))
+    }
+
+    /// Adds the grant `name` for `instance` to `granted`.
+    async fn grant(&self, granted: &mut Granted, name: &str) -> anyhow::Result<()> {
+        let namespace = format!("provider/{}", granted.instance);
+        match name {
+            "keyring" => granted.grant(KeyringCtx::new(self.keyring()?, &namespace)),
+            "record-store" => {
+                granted.grant(RecordStoreCtx::new(self.record_store().await?, &namespace));
+            }
+            "aws-secrets-manager" => granted.grant(SecretsManagerCtx::new(self.aws().await?)),
+            "aws-ssm" => granted.grant(SsmCtx::new(self.aws().await?)),
+            "reveal" => granted.grant(Reveal),
+            other => bail!(
+                "grants: unknown capability `{other}`; known: {}",
+                GRANTS.join(", ")
+            ),
+        }
+        Ok(())
+    }
+
+    async fn aws(&self) -> anyhow::Result<AwsGrantBase> {
+        let settings =
+            aws_config::settings(&self.settings.aws, self.settings.prefix.as_deref())?;
+        Ok(AwsGrantBase::new(&settings).await?)
+    }
+
+    /// The grants named in configuration, for the instance `instance`.
+    pub async fn grants(
+        &self,
+        instance: &str,
+        names: &[String],
+        settings: &std::collections::BTreeMap<String, String>,
+    ) -> anyhow::Result<Granted> {
+        let mut granted = Granted::new(instance);
+        granted.settings = settings.clone();
+        for name in names {
+            self.grant(&mut granted, name).await?;
+        }
+        Ok(granted)
+    }
+
+    /// The built-in provider a `SECRET_MANAGER` name selects (`db`, `managed-aws`,
+    /// `managed-aws-ssm`, `aws`, `aws-ssm`), configured from these settings.
+    pub async fn provider_named(
+        &self,
+        runtime: &Runtime,
+        manager: &str,
+    ) -> anyhow::Result<Arc<ProviderHost>> {
+        let builtin = aws_config::provider_for(manager.trim())?;
+        let config = ProviderConfig {
+            component: builtin.source(),
+            name: "default".into(),
+            grants: builtin.grants.iter().map(|g| (*g).to_owned()).collect(),
+            settings: Default::default(),
+        };
+        self.start(runtime, &config).await
+    }
+
+    /// The configured provider, ready for calls.
+    pub async fn provider(&self, runtime: &Runtime) -> anyhow::Result<Arc<ProviderHost>> {
+        match &self.settings.provider {
+            Some(config) => self.start(runtime, config).await,
+            None => {
+                self.provider_named(runtime, &self.settings.secrets_manager)
+                    .await
+            }
+        }
+    }
+
+    /// Loads `config.component` (`builtin:NAME` or a path) and starts it with its grants.
+    async fn start(
+        &self,
+        runtime: &Runtime,
+        config: &ProviderConfig,
+    ) -> anyhow::Result<Arc<ProviderHost>> {
+        let component = load_component(runtime, &config.component)?;
+        let granted = self
+            .grants(&config.name, &config.grants, &config.settings)
+            .await?;
+        Ok(Arc::new(
+            ProviderHost::new(runtime, &component, granted).await?,
+        ))
+    }
+}
+
+/// The grants `component` needs, by name; an import no registered grant
+/// provides is an error naming it.
+pub fn needed_grants(component: &secret_broker::LoadedComponent) -> anyhow::Result<Vec<String>> {
+    let names = component.grant_names();
+    for (name, import) in names.iter().zip(&component.needs) {
+        if !GRANTS.contains(&name.as_str()) {
+            bail!(
+                "{} imports `{import}`, which this host does not provide (it provides: {})",
+                component.source,
+                GRANTS.join(", ")
+            );
+        }
+    }
+    Ok(names)
+}
+
+/// A component by how configuration names it: `builtin:NAME` or a path.
+pub fn load_component(
+    runtime: &Runtime,
+    component: &str,
+) -> anyhow::Result<secret_broker::LoadedComponent> {
+    if let Some(builtin) = secret_broker_builtin::lookup(component)
+        .filter(|_| component.starts_with("builtin:"))
+    {
+        if builtin.name == "memory" {
+            tracing::warn!(
+                "the in-memory provider persists nothing: values vanish when this process exits"
+            );
+        }
+        return Ok(runtime.load_bytes(&builtin.source(), builtin.wasm)?);
+    }
+    if let Some(name) = component.strip_prefix("builtin:") {
+        let known: Vec<String> = secret_broker_builtin::ALL
+            .iter()
+            .map(|b| b.source())
+            .collect();
+        bail!(
+            "there is no built-in provider `{name}`: use one of {}, or a path to a .wasm file",
+            known.join(", ")
+        );
+    }
+    Ok(runtime.load_file(Path::new(component))?)
+}
+
+/// The CLI's caller in the audit log: the OS user, as an admin (whoever runs the
+/// CLI holds the data dir and the master key).
+pub fn cli_caller() -> Caller {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    Caller {
+        name: format!("cli:{user}"),
+        role: Role::Admin,
+    }
+}

@@ -1,0 +1,129 @@
+//! `secret-broker keyring rotate`: add a master key and re-seal every stored value
+//! under it, online, with a progress bar. Resumable: progress is saved in the data
+//! dir and a second run continues where the first stopped. Old keys stay in the
+//! key file, so values not yet re-sealed stay readable throughout.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use super::deployment::Deployment;
+
+/// The `keyring` subcommands.
+#[derive(clap::Subcommand)]
+pub enum KeyringCommand {
+    /// Add a new master key and re-seal every value under it.
+    Rotate,
+}
+
+/// Saved between runs so a rotation interrupted at any point resumes.
+#[derive(Serialize, Deserialize)]
+struct RotationState {
+    target_version: u32,
+    /// Every id up to and including this one is re-sealed.
+    done_through: Option<String>,
+}
+
+fn load_state(path: &Path) -> anyhow::Result<Option<RotationState>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(
+            serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn save_state(path: &Path, state: &RotationState) -> anyhow::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec(state)?)?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Runs a `keyring` subcommand.
+pub async fn run(ctx: &Deployment, cmd: KeyringCommand) -> anyhow::Result<ExitCode> {
+    let KeyringCommand::Rotate = cmd;
+    let state_path = ctx.data_dir().join("rotation.json");
+    let keyring = ctx.keyring()?;
+    let target_version = match load_state(&state_path)? {
+        Some(state) if keyring.versions().contains(&state.target_version) => {
+            eprintln!(
+                "resuming the rotation to key version {}",
+                state.target_version
+            );
+            state.target_version
+        }
+        _ if ctx.master_key_from_env() => {
+            let version = keyring.current_version();
+            eprintln!(
+                "SECRET_BROKER_MASTER_KEY holds the keys: re-sealing under its newest, version {version} \
+                 (add a new `VERSION:KEY` entry there first to rotate to a new key)"
+            );
+            version
+        }
+        _ => {
+            let next = keyring.add_key_to_file(&ctx.key_file())?;
+            // The grants below share this process's keyring: give it the new key.
+            keyring.reload_file(&ctx.key_file())?;
+            eprintln!(
+                "added master key version {} to {}",
+                next.current_version(),
+                ctx.key_file().display()
+            );
+            next.current_version()
+        }
+    };
+    let mut state = load_state(&state_path)?
+        .filter(|s| s.target_version == target_version)
+        .unwrap_or(RotationState {
+            target_version,
+            done_through: None,
+        });
+    save_state(&state_path, &state)?;
+
+    let runtime = ctx.runtime()?;
+    let provider = ctx.provider(&runtime).await?;
+    let ids = secret_broker_runtime::paging::collect_all(|cursor| {
+        let provider = &provider;
+        async move { provider.list("", cursor.as_deref(), 1000).await }
+    })
+    .await?;
+    let todo: Vec<&String> = ids
+        .iter()
+        .filter(|id| state.done_through.as_ref().is_none_or(|d| *id > d))
+        .collect();
+    let bar = ProgressBar::new(todo.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} re-sealing [{bar:40}] {pos}/{len} ({eta} left)")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let (mut rewritten, mut current) = (0usize, 0usize);
+    for (i, id) in todo.iter().enumerate() {
+        if provider
+            .reseal(id)
+            .await
+            .with_context(|| format!("re-sealing {id}"))?
+        {
+            rewritten += 1;
+        } else {
+            current += 1;
+        }
+        bar.inc(1);
+        if i % 100 == 99 || i + 1 == todo.len() {
+            state.done_through = Some((*id).clone());
+            save_state(&state_path, &state)?;
+        }
+    }
+    bar.finish_and_clear();
+    std::fs::remove_file(&state_path)
+        .with_context(|| format!("removing {}", state_path.display()))?;
+    eprintln!(
+        "rotation to key version {target_version} complete: {rewritten} re-sealed, {current} already current, \
+         {} skipped as done by an earlier run; older key versions stay in the key file",
+        ids.len() - todo.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}

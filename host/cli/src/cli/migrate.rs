@@ -1,0 +1,159 @@
+//! `secret-broker migrate --from X --to Y`: move every secret from one secrets
+//! manager to another (`db`, `managed-aws`, `managed-aws-ssm`), under the same ids.
+//! Each secret is written to the target, read back and compared, and only then
+//! deleted from the source, so a crash at any point leaves every value readable in
+//! one of the two; progress is saved in the data dir and a second run resumes.
+//! `--dry-run` lists what would move and changes nothing.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use secret_broker::{PutOptions, SecretValue};
+
+use secret_broker::broker::{Broker, Caller};
+use secret_broker_runtime::paging::collect_all;
+
+use super::deployment::Deployment;
+
+/// Arguments of `migrate`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The secrets manager to move from.
+    #[arg(long)]
+    from: String,
+    /// The secrets manager to move to.
+    #[arg(long)]
+    to: String,
+    /// Only ids starting with this.
+    #[arg(long, default_value = "/")]
+    prefix: String,
+    /// Show what would move; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Serialize, Deserialize, PartialEq)]
+struct MigrationState {
+    from: String,
+    to: String,
+    /// Every id up to and including this one has moved.
+    done_through: Option<String>,
+}
+
+fn save(path: &Path, state: &MigrationState) -> anyhow::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec(state)?)?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Runs the migration.
+pub async fn run(ctx: &Deployment, args: Args) -> anyhow::Result<ExitCode> {
+    if args.from.trim() == args.to.trim() {
+        bail!(
+            "--from and --to are both {:?}: nothing to migrate",
+            args.from
+        );
+    }
+    let runtime = ctx.runtime()?;
+    let source = ctx
+        .provider_named(&runtime, &args.from)
+        .await
+        .with_context(|| format!("--from {}", args.from))?;
+    let target = ctx
+        .provider_named(&runtime, &args.to)
+        .await
+        .with_context(|| format!("--to {}", args.to))?;
+    // Every read, write and delete is audited, as the operator at the terminal.
+    let caller = super::deployment::cli_caller();
+    let source = ctx.broker(source, None)?.labelled(&args.from);
+    let target = ctx.broker(target, None)?.labelled(&args.to);
+    let state_path = ctx.data_dir().join("migration.json");
+    let previous: Option<MigrationState> = std::fs::read_to_string(&state_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .filter(|s: &MigrationState| s.from == args.from && s.to == args.to);
+    let done_through = previous.and_then(|s| s.done_through);
+    if done_through.is_some() {
+        eprintln!("resuming the migration from {} to {}", args.from, args.to);
+    }
+
+    let ids = collect_all(|cursor| {
+        let (source, caller, prefix) = (&source, &caller, &args.prefix);
+        async move { source.list(caller, prefix, cursor.as_deref(), 500).await }
+    })
+    .await?;
+    // What an earlier run moved is already gone from the source; the cursor only
+    // matters when a crash left an id in both places.
+    if args.dry_run {
+        for id in &ids {
+            println!("{id}");
+        }
+        eprintln!(
+            "dry run: {} secret(s) would move from {} to {}; nothing was written",
+            ids.len(),
+            args.from,
+            args.to
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut state = MigrationState {
+        from: args.from.clone(),
+        to: args.to.clone(),
+        done_through,
+    };
+    save(&state_path, &state)?;
+    let bar = ProgressBar::new(ids.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} migrating [{bar:40}] {pos}/{len} ({eta} left)")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut moved = 0usize;
+    for id in &ids {
+        let Some(value) = source
+            .get(&caller, id)
+            .await
+            .with_context(|| format!("reading {id} from {}", args.from))?
+        else {
+            bar.inc(1);
+            continue;
+        };
+        move_one(&caller, id, &value, &source, &target)
+            .await
+            .with_context(|| format!("moving {id}"))?;
+        moved += 1;
+        state.done_through = Some(id.clone());
+        save(&state_path, &state)?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    std::fs::remove_file(&state_path)
+        .with_context(|| format!("removing {}", state_path.display()))?;
+    eprintln!(
+        "migrated {moved} secret(s) from {} to {}; the source holds none of them any more",
+        args.from, args.to
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Write, verify, then delete: the value is readable somewhere at every step.
+async fn move_one(
+    caller: &Caller,
+    id: &str,
+    value: &SecretValue,
+    source: &Broker,
+    target: &Broker,
+) -> anyhow::Result<()> {
+    target
+        .put(caller, id, value, &PutOptions::default())
+        .await?;
+    match target.get(caller, id).await? {
+        Some(back) if back.ct_eq(value) => {}
+        _ => bail!("the target did not return the value just written; the source still holds it"),
+    }
+    source.delete(caller, id).await?;
+    Ok(())
+}

@@ -1,0 +1,258 @@
+//! `secret-broker serve`, `token add` and `audit hmac`: the HTTP API on loopback or
+//! a unix socket, its bearer tokens, and finding an id's audit entries.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+
+use secret_broker::openmetadata::ids::IdBuilder;
+use secret_broker::openmetadata::manager::SecretsManager;
+use secret_broker::policy::Role;
+use secret_broker_server::{self as server, AppState, ServerOptions, tokens};
+
+use super::deployment::Deployment;
+use super::print_stdout;
+
+/// `serve` options.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on; loopback only (127.0.0.1 or ::1).
+    #[arg(long, default_value = "127.0.0.1:8686", conflicts_with = "unix")]
+    listen: SocketAddr,
+    /// Listen on a unix socket at this path instead (created mode 0600).
+    #[arg(long)]
+    unix: Option<PathBuf>,
+    /// OpenMetadata's JSON Schemas; enables the /v1/entities routes.
+    #[arg(long, env = "SECRET_BROKER_SCHEMAS")]
+    schemas: Option<PathBuf>,
+    /// OpenMetadata's cluster name, the second segment of every id.
+    #[arg(long, env = "CLUSTER_NAME", default_value = "openmetadata")]
+    cluster_name: String,
+    /// OpenMetadata's secrets manager prefix, the first segment when set.
+    #[arg(long, env = "SECRET_MANAGER_PREFIX")]
+    prefix: Option<String>,
+    /// Largest request body accepted, KiB.
+    #[arg(long, default_value_t = 256)]
+    body_limit_kib: usize,
+    /// Deadline of one request, milliseconds (503 after it).
+    #[arg(long, default_value_t = 15_000)]
+    request_timeout_ms: u64,
+}
+
+/// `token` subcommands.
+#[derive(clap::Subcommand)]
+pub enum TokenCommand {
+    /// Create a bearer token for the HTTP API; prints it once on stdout and keeps
+    /// only its SHA-256 in the tokens file.
+    Add {
+        /// The token's name, as it appears in the audit log.
+        name: String,
+        /// admin, user or bot.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+    },
+}
+
+/// `audit` subcommands.
+#[derive(clap::Subcommand)]
+pub enum AuditCommand {
+    /// Print the `hmac-sha256:<hex>` an id (or value, from stdin with `-`) has in
+    /// this deployment's audit log, to find its entries.
+    Hmac {
+        /// The secret id, or `-` to read a value from stdin.
+        id: String,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::from_name(s).ok_or_else(|| format!("unknown role {s:?}: use admin, user or bot"))
+}
+
+/// The tokens file in the data dir.
+fn tokens_file(ctx: &Deployment) -> PathBuf {
+    ctx.data_dir().join("tokens")
+}
+
+/// Runs `token add`.
+pub fn token(ctx: &Deployment, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
+    let TokenCommand::Add { name, role } = cmd;
+    let token = tokens::generate();
+    tokens::append(&tokens_file(ctx), &name, role, &token)?;
+    print_stdout(&format!("{}\n", token.as_str()))?;
+    eprintln!(
+        "token {name:?} ({role}) added to {}; it is shown only now",
+        tokens_file(ctx).display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `audit hmac`.
+pub fn audit(ctx: &Deployment, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
+    let AuditCommand::Hmac { id } = cmd;
+    let salt = ctx.audit_salt()?;
+    let line = if id == "-" {
+        let value = super::secret::read_stdin_value()?;
+        salt.hmac(value.expose())
+    } else {
+        salt.hmac(id.as_bytes())
+    };
+    print_stdout(&format!("{line}\n"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `serve` until Ctrl-C or SIGTERM.
+pub async fn serve(ctx: &Deployment, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    if args.unix.is_none() && !args.listen.ip().is_loopback() {
+        bail!(
+            "--listen {}: the server listens on loopback only (127.0.0.1 or [::1]) or on a \
+             unix socket (--unix PATH); put a TLS-terminating proxy in front to reach it \
+             from elsewhere",
+            args.listen
+        );
+    }
+    let runtime = ctx.runtime()?;
+    let provider = ctx.provider(&runtime).await?;
+    let manager = match &args.schemas {
+        Some(dir) => {
+            let ids = IdBuilder::new(args.prefix.as_deref(), &args.cluster_name)?;
+            Some(SecretsManager::new(provider.clone(), dir, ids)?)
+        }
+        None => None,
+    };
+    let audit_path = ctx.audit_log();
+    let broker = ctx.broker(provider, manager)?;
+
+    let tokens_path = tokens_file(ctx);
+    let mut tokens = tokens::Tokens::load(&tokens_path)?;
+    if tokens.is_empty() {
+        let token = tokens::generate();
+        tokens::append(&tokens_path, "admin", Role::Admin, &token)?;
+        let token_file = ctx.data_dir().join("admin.token");
+        write_private(&token_file, token.as_str())?;
+        eprintln!(
+            "no tokens were configured: created the admin token in {} (mode 0600); \
+             add others with `secret-broker token add NAME --role user`",
+            token_file.display()
+        );
+        tokens = tokens::Tokens::load(&tokens_path)?;
+    }
+    let options = ServerOptions {
+        body_limit: args.body_limit_kib.max(1) << 10,
+        request_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
+    };
+    let state = AppState::new(broker, tokens, options);
+    watch_tokens(state.clone(), tokens_path);
+    if let Some(keyring) = ctx.loaded_keyring().filter(|_| !ctx.master_key_from_env()) {
+        watch_key_file(keyring, ctx.key_file());
+    }
+    let app = server::router(state);
+    let shutdown = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => return ctrl_c.await.unwrap_or(()),
+                };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+    };
+    match &args.unix {
+        Some(path) => {
+            let _ = std::fs::remove_file(path);
+            let listener = tokio::net::UnixListener::bind(path)
+                .with_context(|| format!("binding unix socket {}", path.display()))?;
+            set_mode(path, 0o600)?;
+            eprintln!(
+                "secret-broker listening on unix:{} (audit log {})",
+                path.display(),
+                audit_path.display()
+            );
+            axum::serve(listener, app.into_make_service())
+                .with_graceful_shutdown(shutdown)
+                .await?;
+        }
+        None => {
+            let listener = tokio::net::TcpListener::bind(args.listen)
+                .await
+                .with_context(|| format!("binding {}", args.listen))?;
+            eprintln!(
+                "secret-broker listening on http://{} (audit log {})",
+                listener.local_addr()?,
+                audit_path.display()
+            );
+            axum::serve(listener, app.into_make_service())
+                .with_graceful_shutdown(shutdown)
+                .await?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Calls `on_change` whenever the file at `path` changes (checked every 2 s).
+fn watch_file(path: PathBuf, mut on_change: impl FnMut(&Path) + Send + 'static) {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut seen = modified(&path);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            let now = modified(&path);
+            if now != seen {
+                seen = now;
+                on_change(&path);
+            }
+        }
+    });
+}
+
+/// Reloads the tokens file when it changes, so `token add` takes effect without a
+/// restart. A file that no longer parses keeps the tokens in use, with an error.
+fn watch_tokens(state: std::sync::Arc<AppState>, path: PathBuf) {
+    watch_file(path, move |path| match tokens::Tokens::load(path) {
+        Ok(tokens) => {
+            tracing::info!(tokens = tokens.len(), "reloaded the tokens file");
+            state.set_tokens(tokens);
+        }
+        Err(e) => tracing::error!("keeping the tokens in use: {e:#}"),
+    });
+}
+
+/// Picks up key versions another process added (`keyring rotate`), so values it
+/// re-sealed stay readable here and new values are sealed under the newest key.
+fn watch_key_file(keyring: std::sync::Arc<secret_broker_keyring::Keyring>, path: PathBuf) {
+    watch_file(path, move |path| match keyring.reload_file(path) {
+        Ok(added) if !added.is_empty() => {
+            tracing::info!(?added, "picked up new master key versions");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!("keeping the master keys in use: {e}"),
+    });
+}
+
+fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting the mode of {}", path.display()))
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(format!("{text}\n").as_bytes())?;
+    Ok(())
+}

@@ -1,0 +1,366 @@
+//! `Settings`: everything a deployment is configured with, as one type. It is read
+//! from a TOML file or from OpenMetadata's YAML (`secretsManagerConfiguration` plus
+//! our `secretBroker` section), both parsed into the same [`FileSettings`], and then
+//! overlaid by the environment in one place ([`Settings::overlay_env`]), so
+//! OpenMetadata's variables (`SECRET_MANAGER`, `SECRET_MANAGER_PREFIX`,
+//! `SECRET_MANAGER_TAGS`, `OM_SM_*`) and ours (`SECRET_BROKER_*`) win over any file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use serde::Deserialize;
+
+use secret_broker::Limits;
+use secret_broker::policy::Policy;
+
+use super::aws_config::{self, AwsConfig};
+
+/// A provider component of one's own: `[provider]` (TOML) or
+/// `secretBroker.provider` (YAML).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Path of the component, or `builtin:NAME`.
+    pub component: String,
+    /// Instance name; namespaces its rows and keyring context.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Capabilities granted, by name (`keyring`, `reveal`, ...).
+    #[serde(default)]
+    pub grants: Vec<String>,
+    /// Settings the provider reads through its `config` import.
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+}
+
+fn default_name() -> String {
+    "default".into()
+}
+
+/// `[limits]` (TOML) or `secretBroker.limits` (YAML): what one provider instance
+/// may use. Unset keys keep the defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Linear memory per instance, MiB (1 to 4096; default 64).
+    #[serde(default, alias = "memoryMb")]
+    pub memory_mb: Option<u64>,
+    /// Wall time per provider call, milliseconds (1 to 600000; default 10000).
+    #[serde(default, alias = "callTimeoutMs")]
+    pub call_timeout_ms: Option<u64>,
+    /// Bytes one host call may receive from a provider, KiB (default 1024).
+    #[serde(default, alias = "hostCallKib")]
+    pub host_call_kib: Option<u64>,
+    /// Bytes one provider call may pass to the host in all, KiB (default 8192).
+    #[serde(default, alias = "callKib")]
+    pub call_kib: Option<u64>,
+}
+
+impl LimitsConfig {
+    /// The limits, checked; `section` names the table in errors.
+    pub fn limits(&self, section: &str) -> anyhow::Result<Limits> {
+        let mut limits = Limits::default();
+        let check = |key: &str, value: u64, max: u64| -> anyhow::Result<u64> {
+            if value == 0 || value > max {
+                bail!("{section}.{key} = {value} is out of range: give 1 to {max}");
+            }
+            Ok(value)
+        };
+        if let Some(mb) = self.memory_mb {
+            limits.memory_bytes = (check("memory_mb", mb, 4096)? << 20) as usize;
+        }
+        if let Some(ms) = self.call_timeout_ms {
+            limits.call_timeout =
+                std::time::Duration::from_millis(check("call_timeout_ms", ms, 600_000)?);
+        }
+        if let Some(kib) = self.host_call_kib {
+            limits.host_call_bytes = (check("host_call_kib", kib, 1 << 20)? << 10) as usize;
+        }
+        if let Some(kib) = self.call_kib {
+            limits.call_bytes = (check("call_kib", kib, 1 << 20)? << 10) as usize;
+        }
+        if limits.host_call_bytes > limits.call_bytes {
+            bail!(
+                "{section}.host_call_kib is larger than {section}.call_kib: one host call \
+                 cannot carry more than the whole provider call"
+            );
+        }
+        Ok(limits)
+    }
+}
+
+/// What a configuration file says, whichever its format; every key optional.
+#[derive(Debug, Default)]
+pub struct FileSettings {
+    /// The data directory.
+    pub data_dir: Option<PathBuf>,
+    /// A provider component of one's own.
+    pub provider: Option<ProviderConfig>,
+    /// OpenMetadata's `secretsManager`.
+    pub secrets_manager: Option<String>,
+    /// OpenMetadata's `prefix`.
+    pub prefix: Option<String>,
+    /// OpenMetadata's `tags`, as its `[k1:v1,k2:v2]` string.
+    pub tags: Option<String>,
+    /// The record store URL.
+    pub store_url: Option<String>,
+    /// The master key file.
+    pub key_file: Option<PathBuf>,
+    /// The AWS grants' parameters.
+    pub aws: Option<AwsConfig>,
+    /// The limits, checked.
+    pub limits: Limits,
+    /// The role table.
+    pub policy: Option<Policy>,
+}
+
+/// The TOML file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlFile {
+    provider: ProviderConfig,
+    #[serde(default)]
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    store: Option<StoreTable>,
+    #[serde(default)]
+    keyring: Option<KeyringTable>,
+    #[serde(default)]
+    aws: Option<AwsConfig>,
+    #[serde(default)]
+    limits: LimitsConfig,
+    #[serde(default)]
+    policy: Option<Policy>,
+}
+
+/// `[keyring]`: where the master keys live.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyringTable {
+    /// A key file (`VERSION:BASE64` per line, mode 0600), created if missing.
+    key_file: PathBuf,
+}
+
+/// `[store]`: the database behind the `record-store` grant.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreTable {
+    /// `sqlite://PATH?mode=rwc`, `postgres://...` or `mysql://...`.
+    url: String,
+}
+
+impl FileSettings {
+    /// Reads `path`: OpenMetadata's YAML for `.yaml`/`.yml`, TOML otherwise.
+    pub fn read(path: &Path) -> anyhow::Result<FileSettings> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        let yaml = path
+            .extension()
+            .is_some_and(|e| e == "yaml" || e == "yml");
+        let parsed = if yaml {
+            Self::from_yaml(&text)
+        } else {
+            Self::from_toml(&text)
+        };
+        parsed.with_context(|| format!("in config {}", path.display()))
+    }
+
+    fn from_toml(text: &str) -> anyhow::Result<FileSettings> {
+        let file: TomlFile = toml::from_str(text)?;
+        Ok(FileSettings {
+            data_dir: file.data_dir,
+            provider: Some(file.provider),
+            store_url: file.store.map(|s| s.url),
+            key_file: file.keyring.map(|k| k.key_file),
+            aws: file.aws,
+            limits: file.limits.limits("limits")?,
+            policy: file.policy,
+            ..FileSettings::default()
+        })
+    }
+
+    fn from_yaml(text: &str) -> anyhow::Result<FileSettings> {
+        let file = super::om_yaml::parse(text)?;
+        let sm = file.secrets_manager_configuration;
+        let broker = file.secret_broker;
+        let secrets_manager = sm
+            .secrets_manager
+            .map(|m| m.trim().to_owned())
+            .filter(|m| !m.is_empty());
+        if let Some(manager) = &secrets_manager {
+            aws_config::provider_for(manager)
+                .context("secretsManagerConfiguration.secretsManager")?;
+        }
+        Ok(FileSettings {
+            data_dir: broker.data_dir,
+            provider: broker.provider,
+            secrets_manager,
+            prefix: sm.prefix.filter(|p| !p.trim().is_empty()),
+            tags: sm.tags.map(|t| t.as_text()),
+            store_url: broker.store_url,
+            key_file: broker.key_file,
+            aws: sm.parameters,
+            limits: broker.limits.limits("secretBroker.limits")?,
+            policy: broker.policy,
+        })
+    }
+}
+
+/// Everything a deployment is configured with: the file, then the environment.
+#[derive(Debug)]
+pub struct Settings {
+    /// The data directory (store, master key, compiled cache, audit log, tokens).
+    pub data_dir: PathBuf,
+    /// A provider component of one's own; `None` runs the built-in provider
+    /// `secrets_manager` names.
+    pub provider: Option<ProviderConfig>,
+    /// OpenMetadata's secrets manager name (`db` unless configured).
+    pub secrets_manager: String,
+    /// OpenMetadata's prefix (first segment of every id; the AWS grants' scope).
+    pub prefix: Option<String>,
+    /// OpenMetadata's tags, `[k1:v1,k2:v2]`.
+    pub tags: Option<String>,
+    /// The record store URL; `None` means SQLite in the data dir.
+    pub store_url: Option<String>,
+    /// The key file; `None` means `master.key` in the data dir.
+    pub key_file: Option<PathBuf>,
+    /// The master keys themselves (`SECRET_BROKER_MASTER_KEY`), in place of a file.
+    pub master_key: Option<String>,
+    /// The AWS grants' parameters.
+    pub aws: AwsConfig,
+    /// What each provider instance may use.
+    pub limits: Limits,
+    /// The role table.
+    pub policy: Policy,
+}
+
+impl Settings {
+    /// The configuration file at `config` (if any) overlaid by the environment;
+    /// `data_dir` (the command line's) wins over both.
+    pub fn load(config: Option<&Path>, data_dir: Option<&Path>) -> anyhow::Result<Settings> {
+        let file = match config {
+            Some(path) => FileSettings::read(path)?,
+            None => FileSettings::default(),
+        };
+        let mut settings = Settings::from_file(file);
+        settings.overlay_env(&|name| std::env::var(name).ok());
+        if let Some(dir) = data_dir {
+            settings.data_dir = dir.to_path_buf();
+        }
+        Ok(settings)
+    }
+
+    fn from_file(file: FileSettings) -> Settings {
+        Settings {
+            data_dir: file.data_dir.unwrap_or_else(default_data_dir),
+            provider: file.provider,
+            secrets_manager: file.secrets_manager.unwrap_or_else(|| "db".into()),
+            prefix: file.prefix,
+            tags: file.tags,
+            store_url: file.store_url,
+            key_file: file.key_file,
+            master_key: None,
+            aws: file.aws.unwrap_or_default(),
+            limits: file.limits,
+            policy: file.policy.unwrap_or_default(),
+        }
+    }
+
+    /// The one environment overlay. Unset or blank variables change nothing
+    /// (OpenMetadata's deployment files export empty ones).
+    pub fn overlay_env(&mut self, var: &dyn Fn(&str) -> Option<String>) {
+        let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        if let Some(m) = get("SECRET_MANAGER") {
+            self.secrets_manager = m.trim().to_owned();
+        }
+        if let Some(p) = get("SECRET_MANAGER_PREFIX") {
+            self.prefix = Some(p.clone());
+            self.aws.prefix = Some(p);
+        }
+        if let Some(t) = get("SECRET_MANAGER_TAGS") {
+            self.tags = Some(t);
+        }
+        if let Some(url) = get("SECRET_BROKER_STORE_URL") {
+            self.store_url = Some(url);
+        }
+        if let Some(key) = get("SECRET_BROKER_MASTER_KEY") {
+            self.master_key = Some(key);
+        }
+        self.aws.overlay_env(&get);
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(xdg).join("secret-broker");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/secret-broker"),
+        None => PathBuf::from(".secret-broker"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn toml_and_yaml_fill_the_same_settings() {
+        let toml = FileSettings::from_toml(
+            "[provider]\ncomponent = \"builtin:db\"\nname = \"main\"\ngrants = [\"keyring\"]\n\
+             [store]\nurl = \"sqlite://x.db\"\n[limits]\nmemory_mb = 32\n",
+        )
+        .unwrap();
+        let yaml = FileSettings::from_yaml(
+            "secretsManagerConfiguration:\n  secretsManager: db\nsecretBroker:\n  storeUrl: sqlite://x.db\n  \
+             provider:\n    component: builtin:db\n    name: main\n    grants: [keyring]\n  limits:\n    memoryMb: 32\n",
+        )
+        .unwrap();
+        for file in [toml, yaml] {
+            let s = Settings::from_file(file);
+            assert_eq!(s.store_url.as_deref(), Some("sqlite://x.db"));
+            assert_eq!(s.provider.as_ref().map(|p| p.name.as_str()), Some("main"));
+            assert_eq!(s.limits.memory_bytes, 32 << 20);
+            assert_eq!(s.secrets_manager, "db");
+        }
+    }
+
+    #[test]
+    fn the_environment_wins_and_blank_variables_do_not() {
+        let file = FileSettings::from_yaml(
+            "secretsManagerConfiguration:\n  secretsManager: managed-aws\n  prefix: file\n  tags: \"[a:b]\"\n",
+        )
+        .unwrap();
+        let mut s = Settings::from_file(file);
+        s.overlay_env(&env(&[
+            ("SECRET_MANAGER", "managed-aws-ssm"),
+            ("SECRET_MANAGER_PREFIX", "env"),
+            ("SECRET_MANAGER_TAGS", "  "),
+        ]));
+        assert_eq!(s.secrets_manager, "managed-aws-ssm");
+        assert_eq!(s.prefix.as_deref(), Some("env"));
+        assert_eq!(s.tags.as_deref(), Some("[a:b]"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_limits_are_named() {
+        let err = FileSettings::from_toml("[provider]\ncomponent = \"x\"\nbogus = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bogus"), "{err}");
+        let err = FileSettings::from_toml("[provider]\ncomponent = \"x\"\n[limits]\nmemory_mb = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("limits.memory_mb = 0"), "{err}");
+    }
+}

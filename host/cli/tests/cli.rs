@@ -1,0 +1,1038 @@
+//! End-to-end runs of the `secret-broker` binary on the embedded default.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const CANARY: &str = "canary-cli-4f9d2e71";
+
+fn broker(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    broker_env(data_dir, args, stdin, &[])
+}
+
+fn broker_env(data_dir: &Path, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_secret-broker"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env("SECRET_BROKER_DATA_DIR", data_dir)
+        .env("SECRET_BROKER_LOG", "trace")
+        .env_remove("SECRET_BROKER_CONFIG")
+        .env_remove("SECRET_BROKER_MASTER_KEY")
+        .env_remove("SECRET_BROKER_STORE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    if let Some(input) = stdin {
+        pipe.write_all(input.as_bytes()).unwrap();
+    }
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn put_list_get_delete_on_the_embedded_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = "/openmetadata/database/mysql_prod/password";
+    let put = broker(
+        dir.path(),
+        &["secret", "put", id],
+        Some(&format!("{CANARY}\n")),
+    );
+    assert!(put.status.success(), "{}", text(&put.stderr));
+    assert!(text(&put.stderr).contains("created"));
+
+    let again = broker(dir.path(), &["secret", "put", id], Some(CANARY));
+    assert!(
+        text(&again.stderr).contains("unchanged"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    let list = broker(dir.path(), &["secret", "list", "/openmetadata/"], None);
+    assert_eq!(text(&list.stdout), format!("{id}\n"));
+
+    let get = broker(dir.path(), &["secret", "get", id], None);
+    assert!(get.status.success());
+    assert_eq!(
+        text(&get.stdout),
+        format!("{CANARY}\n"),
+        "get prints the value alone"
+    );
+
+    // The value appears nowhere but in the admin's own `get` output: not in any
+    // log line at trace level, not at rest.
+    for out in [&put, &again, &list, &get] {
+        assert!(
+            !text(&out.stderr).contains(CANARY),
+            "canary in stderr: {}",
+            text(&out.stderr)
+        );
+    }
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(CANARY.len()).any(|w| w == CANARY.as_bytes()),
+                "canary in {}",
+                path.display()
+            );
+        }
+    }
+    use std::os::unix::fs::PermissionsExt;
+    for private in ["master.key", "secrets.db"] {
+        let mode = std::fs::metadata(dir.path().join(private))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{private} must be private");
+    }
+
+    let del = broker(dir.path(), &["secret", "delete", id], None);
+    assert!(del.status.success());
+    let missing = broker(dir.path(), &["secret", "get", id], None);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        text(&missing.stderr).contains(&format!("no secret at {id}")),
+        "{}",
+        text(&missing.stderr)
+    );
+    assert!(missing.stdout.is_empty());
+}
+
+#[test]
+fn a_value_is_never_taken_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = broker(dir.path(), &["secret", "put", "/a/b", CANARY], None);
+    assert!(!out.status.success(), "an extra argument must be refused");
+    assert!(
+        !text(&out.stderr).contains(CANARY),
+        "the refused argument is echoed: {}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn bad_ids_are_refused_with_the_rule_they_break() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = broker(dir.path(), &["secret", "put", "/has space/x"], Some("v"));
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("outside the allowed characters"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn verify_rejects_what_is_not_a_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[u8], &str); 3] = [
+        (
+            "text.wasm",
+            b"definitely not wasm",
+            "is not a WebAssembly file",
+        ),
+        (
+            "core.wasm",
+            b"\0asm\x01\0\0\0",
+            "is a core WebAssembly module, not a component",
+        ),
+        (
+            "empty.wasm",
+            b"\0asm\x0d\0\x01\0",
+            "does not export `secret-broker:provider/provider@0.1.0`",
+        ),
+    ];
+    for (name, bytes, want) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let out = broker(
+            dir.path(),
+            &["provider", "verify", path.to_str().unwrap()],
+            None,
+        );
+        assert!(!out.status.success(), "{name} verified");
+        assert!(
+            text(&out.stderr).contains(want),
+            "{name}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+fn put(dir: &Path, id: &str, value: &str) {
+    let out = broker(dir, &["secret", "put", id], Some(value));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+fn get(dir: &Path, id: &str) -> Output {
+    broker(dir, &["secret", "get", id], None)
+}
+
+/// Drops key version `version` from the key file, as an operator retiring it would.
+fn retire_key(dir: &Path, version: u32) {
+    let path = dir.join("master.key");
+    let kept: String = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with(&format!("{version}:")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&path, kept).unwrap();
+}
+
+#[test]
+fn rotation_reseals_every_value_under_the_new_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..5 {
+        put(dir.path(), &format!("/rot/k{i}"), &format!("value-{i}"));
+    }
+    let out = broker(dir.path(), &["keyring", "rotate"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("5 re-sealed"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !dir.path().join("rotation.json").exists(),
+        "state file left behind"
+    );
+    // With the old key gone, every value still opens: all were re-sealed.
+    retire_key(dir.path(), 1);
+    for i in 0..5 {
+        let out = get(dir.path(), &format!("/rot/k{i}"));
+        assert_eq!(
+            text(&out.stdout),
+            format!("value-{i}\n"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn an_interrupted_rotation_resumes_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    for id in ["/r/a", "/r/b", "/r/c"] {
+        put(dir.path(), id, id);
+    }
+    // A rotation to version 2 that got through /r/b before it was killed: the
+    // key was added and the progress saved, but nothing was re-sealed yet.
+    let key_file = dir.path().join("master.key");
+    let mut keys = std::fs::read_to_string(&key_file).unwrap();
+    keys.push_str("2:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n");
+    std::fs::write(&key_file, keys).unwrap();
+    std::fs::write(
+        dir.path().join("rotation.json"),
+        r#"{"target_version":2,"done_through":"/r/b"}"#,
+    )
+    .unwrap();
+    let out = broker(dir.path(), &["keyring", "rotate"], None);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("resuming the rotation to key version 2"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 re-sealed") && stderr.contains("2 skipped"),
+        "{stderr}"
+    );
+    // Only /r/c moved to version 2; the others still need version 1.
+    retire_key(dir.path(), 1);
+    assert_eq!(text(&get(dir.path(), "/r/c").stdout), "/r/c\n");
+    let stuck = get(dir.path(), "/r/a");
+    assert!(!stuck.status.success());
+    assert!(
+        text(&stuck.stderr).contains("key version 1"),
+        "{}",
+        text(&stuck.stderr)
+    );
+}
+
+#[test]
+fn fernet_values_from_python_cryptography_are_imported() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "jJ/9sz0g0OHxsfxOoSfdFdmk3ysNmPRnH3TUAbz3IHA=";
+    let script = r#"
+import base64, json, sys
+from cryptography.fernet import Fernet
+old = Fernet(base64.urlsafe_b64encode(base64.b64decode(sys.argv[1])))
+print(json.dumps({"id": "/openmetadata/database/mysql_prod/password", "value": "fernet:" + old.encrypt(b"mysql-pw").decode()}))
+print(json.dumps({"id": "/openmetadata/bot/ingestion-bot/config/jwttoken", "value": "fernet:" + old.encrypt("jwt-\u00e9".encode()).decode()}))
+print(json.dumps({"id": "/openmetadata/database/other/password", "value": "fernet:" + Fernet(Fernet.generate_key()).encrypt(b"x").decode()}))
+"#;
+    let py = Command::new("python3")
+        .args(["-c", script, key])
+        .output()
+        .expect("python3 with cryptography (tests/setup)");
+    assert!(py.status.success(), "{}", text(&py.stderr));
+    let lines = text(&py.stdout);
+    // The newest key first (it would encrypt), OpenMetadata's default after it.
+    let keys = format!("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=,{key}");
+    let out = broker_env(
+        dir.path(),
+        &["import", "fernet"],
+        Some(&lines),
+        &[("FERNET_KEY", &keys)],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("2 created, 0 updated, 0 unchanged, 1 failed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("failed /openmetadata/database/other/password: the token does not decrypt"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("published default key"), "{stderr}");
+    assert!(!stderr.contains("gAAAA"), "a token was echoed: {stderr}");
+    let got = get(
+        dir.path(),
+        "/openmetadata/bot/ingestion-bot/config/jwttoken",
+    );
+    assert_eq!(text(&got.stdout), "jwt-\u{e9}\n");
+    // Running it again is harmless.
+    let again = broker_env(
+        dir.path(),
+        &["import", "fernet"],
+        Some(&lines),
+        &[("FERNET_KEY", &keys)],
+    );
+    assert!(
+        text(&again.stderr).contains("0 created, 0 updated, 2 unchanged"),
+        "{}",
+        text(&again.stderr)
+    );
+}
+
+#[test]
+fn a_config_file_picks_store_key_file_and_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("elsewhere/secrets.sqlite");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let key = dir.path().join("keys/master.key");
+    let config = dir.path().join("broker.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[provider]\ncomponent = \"builtin:db\"\nname = \"main\"\ngrants = [\"keyring\", \"record-store\"]\n\n\
+             [store]\nurl = \"sqlite://{}?mode=rwc\"\n\n[keyring]\nkey_file = \"{}\"\n",
+            db.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let data = dir.path().join("data");
+    let out = broker(
+        &data,
+        &["--config", cfg, "secret", "put", "/c/one"],
+        Some("configured"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got = broker(&data, &["--config", cfg, "secret", "get", "/c/one"], None);
+    assert_eq!(text(&got.stdout), "configured\n");
+    assert!(
+        db.exists() && key.exists(),
+        "store and key file where the config says"
+    );
+    assert!(!data.join("secrets.db").exists());
+
+    std::fs::write(
+        &config,
+        "[provider]\ncomponent = \"builtin:db\"\ngrants = [\"keyring\", \"telepathy\"]\n",
+    )
+    .unwrap();
+    let bad = broker(&data, &["--config", cfg, "secret", "get", "/c/one"], None);
+    assert!(
+        text(&bad.stderr).contains("unknown capability `telepathy`"),
+        "{}",
+        text(&bad.stderr)
+    );
+    std::fs::write(
+        &config,
+        "[provider]\ncomponent = \"builtin:db\"\ngrant = [\"keyring\"]\n",
+    )
+    .unwrap();
+    let typo = broker(&data, &["--config", cfg, "secret", "get", "/c/one"], None);
+    assert!(
+        text(&typo.stderr).contains("unknown field `grant`"),
+        "{}",
+        text(&typo.stderr)
+    );
+    std::fs::write(
+        &config,
+        "[provider]\ncomponent = \"builtin:db\"\ngrants = [\"keyring\"]\n",
+    )
+    .unwrap();
+    let missing = broker(&data, &["--config", cfg, "secret", "get", "/c/one"], None);
+    let msg = text(&missing.stderr);
+    assert!(
+        msg.contains("`secret-broker:provider/record-store@0.1.0`")
+            && msg.contains("grants = [\"record-store\"]"),
+        "{msg}"
+    );
+}
+
+/// A moto server for one test, stopped on drop.
+struct Moto(std::process::Child, u16);
+
+impl Moto {
+    fn start() -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server (tests/setup installs it)");
+        // Owned from here: a panic below stops it through Drop.
+        let moto = Moto(child, port);
+        for _ in 0..300 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return moto;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("moto did not start");
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn openmetadata_env_variables_alone_configure_aws_and_trace_logs_hold_no_value() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("http://127.0.0.1:{}", moto.1);
+    for manager in ["managed-aws", "managed-aws-ssm"] {
+        let env = [
+            ("SECRET_MANAGER", manager),
+            ("SECRET_MANAGER_PREFIX", "prod"),
+            ("OM_SM_REGION", "us-east-1"),
+            ("OM_SM_ACCESS_KEY_ID", "testing"),
+            ("OM_SM_ACCESS_KEY", "testing"),
+            ("SECRET_BROKER_AWS_ENDPOINT", endpoint.as_str()),
+            ("SECRET_MANAGER_TAGS", "[team:data,malformed]"),
+        ];
+        let id = "/prod/openmetadata/database/mysql_prod/password";
+        let put = broker_env(dir.path(), &["secret", "put", id], Some(CANARY), &env);
+        assert!(put.status.success(), "{manager}: {}", text(&put.stderr));
+        let get = broker_env(dir.path(), &["secret", "get", id], None, &env);
+        assert_eq!(
+            text(&get.stdout),
+            format!("{CANARY}\n"),
+            "{manager}: {}",
+            text(&get.stderr)
+        );
+        // Logged at TRACE (the AWS SDK included), the value is nowhere in stderr.
+        assert!(
+            !text(&put.stderr).contains(CANARY) && !text(&get.stderr).contains(CANARY),
+            "{manager}: canary logged"
+        );
+        assert!(
+            text(&put.stderr).contains("dropping a malformed entry"),
+            "{}",
+            text(&put.stderr)
+        );
+        if manager == "managed-aws" {
+            let script = format!(
+                "import boto3\nsm = boto3.client('secretsmanager', region_name='us-east-1', endpoint_url='{endpoint}', \
+                 aws_access_key_id='testing', aws_secret_access_key='testing')\n\
+                 print(sm.describe_secret(SecretId='{id}')['Tags'])"
+            );
+            let tags = Command::new("python3")
+                .args(["-c", &script])
+                .output()
+                .unwrap();
+            assert_eq!(
+                text(&tags.stdout).trim(),
+                "[{'Key': 'team', 'Value': 'data'}]",
+                "{}",
+                text(&tags.stderr)
+            );
+        }
+        let outside = broker_env(dir.path(), &["secret", "put", "/other/x"], Some("v"), &env);
+        assert!(
+            text(&outside.stderr).contains("outside this grant's prefix `/prod/`"),
+            "{}",
+            text(&outside.stderr)
+        );
+    }
+    let bad = broker_env(
+        dir.path(),
+        &["secret", "get", "/x"],
+        None,
+        &[("SECRET_MANAGER", "vault")],
+    );
+    assert!(
+        text(&bad.stderr).contains("SECRET_MANAGER=\"vault\" is not a secrets manager"),
+        "{}",
+        text(&bad.stderr)
+    );
+    let no_region = broker_env(
+        dir.path(),
+        &["secret", "get", "/x"],
+        None,
+        &[
+            ("SECRET_MANAGER", "managed-aws"),
+            ("OM_SM_ACCESS_KEY_ID", "a"),
+            ("OM_SM_ACCESS_KEY", "b"),
+            ("AWS_REGION", ""),
+            ("AWS_DEFAULT_REGION", ""),
+            ("AWS_CONFIG_FILE", "/nonexistent"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+    );
+    assert!(
+        text(&no_region.stderr).contains("no AWS region: set `region`"),
+        "{}",
+        text(&no_region.stderr)
+    );
+}
+
+#[test]
+fn connection_encrypt_decrypt_and_resolve_on_the_embedded_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let schemas =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/om-schemas");
+    let schemas = schemas.to_str().unwrap();
+    let config = format!(
+        r#"{{"type": "Mysql", "username": "u", "hostPort": "h:3306", "authType": {{"password": "{CANARY}"}}}}"#
+    );
+    let common = ["--service-type", "database", "--schemas", schemas];
+    let mut args = vec!["connection", "encrypt", "--name", "mysql_prod"];
+    args.extend(common);
+    let enc = broker(dir.path(), &args, Some(&config));
+    assert!(enc.status.success(), "{}", text(&enc.stderr));
+    let stored = text(&enc.stdout);
+    assert!(
+        !stored.contains(CANARY),
+        "the stored form holds the value: {stored}"
+    );
+    let id = "/openmetadata/database/mysql_prod/authtype/password";
+    assert!(stored.contains(&format!("\"secret:{id}\"")), "{stored}");
+
+    let mut args = vec!["connection", "decrypt"];
+    args.extend(common);
+    let dec = broker(dir.path(), &args, Some(&stored));
+    let plain: serde_json::Value = serde_json::from_str(&text(&dec.stdout)).unwrap();
+    assert_eq!(plain["authType"]["password"], CANARY);
+
+    let resolved = broker(
+        dir.path(),
+        &["secret", "resolve", &format!("secret:{id}")],
+        None,
+    );
+    assert_eq!(text(&resolved.stdout), format!("{CANARY}\n"));
+    let not_ref = broker(dir.path(), &["secret", "resolve", id], None);
+    assert!(
+        text(&not_ref.stderr).contains("is not a reference: expected secret:/"),
+        "{}",
+        text(&not_ref.stderr)
+    );
+    for out in [&enc, &dec, &resolved] {
+        assert!(!text(&out.stderr).contains(CANARY), "canary in stderr");
+    }
+
+    let mut args = vec!["connection", "encrypt", "--name", "x"];
+    args.extend(common);
+    let bad = broker(
+        dir.path(),
+        &args,
+        Some("{\"type\": \"Mysql\", \"authType\": {\"token\": 1}"),
+    );
+    assert!(
+        text(&bad.stderr).contains("not valid JSON: EOF while parsing"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
+
+#[test]
+fn openmetadata_yaml_configuration_is_read_and_validated() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("openmetadata.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "clusterName: openmetadata\n\
+             secretsManagerConfiguration:\n  secretsManager: managed-aws-ssm\n  prefix: team\n  tags: [owner:data, broken]\n  \
+             parameters:\n    region: us-east-1\n    accessKeyId: testing\n    secretAccessKey: testing\n    endpoint: http://127.0.0.1:{}\n",
+            moto.1
+        ),
+    )
+    .unwrap();
+    let cfg = yaml.to_str().unwrap();
+    let id = "/team/openmetadata/database/pg/password";
+    let put = broker(
+        dir.path(),
+        &["--config", cfg, "secret", "put", id],
+        Some("yaml-configured"),
+    );
+    assert!(put.status.success(), "{}", text(&put.stderr));
+    assert!(
+        text(&put.stderr).contains("dropping a malformed entry"),
+        "{}",
+        text(&put.stderr)
+    );
+    let get = broker(dir.path(), &["--config", cfg, "secret", "get", id], None);
+    assert_eq!(text(&get.stdout), "yaml-configured\n");
+    let outside = broker(
+        dir.path(),
+        &["--config", cfg, "secret", "put", "/openmetadata/x"],
+        Some("v"),
+    );
+    assert!(
+        text(&outside.stderr).contains("outside this grant's prefix `/team/`"),
+        "{}",
+        text(&outside.stderr)
+    );
+
+    std::fs::write(&yaml, "secretsManagerConfiguration:\n  secretsManager: managed-aws\n  parameters:\n    regoin: us-east-1\n").unwrap();
+    let typo = broker(dir.path(), &["--config", cfg, "secret", "get", id], None);
+    assert!(
+        text(&typo.stderr).contains("unknown field `regoin`"),
+        "{}",
+        text(&typo.stderr)
+    );
+    std::fs::write(
+        &yaml,
+        "secretsManagerConfiguration:\n  secretsManager: vault\n",
+    )
+    .unwrap();
+    let bad = broker(dir.path(), &["--config", cfg, "secret", "get", id], None);
+    let msg = text(&bad.stderr);
+    assert!(
+        msg.contains("secretsManagerConfiguration.secretsManager") && msg.contains("\"vault\""),
+        "{msg}"
+    );
+}
+
+#[test]
+fn yaml_secret_broker_section_sets_the_provider_and_its_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("openmetadata.yaml");
+    let write = |limits: &str| {
+        std::fs::write(
+            &yaml,
+            format!(
+                "secretsManagerConfiguration:\n  secretsManager: db\n\
+                 secretBroker:\n  provider:\n    component: builtin:db\n    name: yamlprov\n    \
+                 grants: [keyring, record-store]\n  limits:\n{limits}"
+            ),
+        )
+        .unwrap();
+    };
+    let cfg = yaml.to_str().unwrap();
+    write("    memoryMb: 48\n    callTimeoutMs: 5000\n");
+    let put = broker(
+        dir.path(),
+        &["--config", cfg, "secret", "put", "/y/one"],
+        Some("yaml-canary-77"),
+    );
+    assert!(put.status.success(), "{}", text(&put.stderr));
+    let get = broker(
+        dir.path(),
+        &["--config", cfg, "secret", "get", "/y/one"],
+        None,
+    );
+    assert_eq!(text(&get.stdout), "yaml-canary-77\n");
+    // The instance name namespaces the rows: the default instance does not see it.
+    let other = broker(dir.path(), &["secret", "get", "/y/one"], None);
+    assert_eq!(other.status.code(), Some(2), "{}", text(&other.stderr));
+
+    write("    memoryMb: 0\n");
+    let zero = broker(
+        dir.path(),
+        &["--config", cfg, "secret", "get", "/y/one"],
+        None,
+    );
+    let msg = text(&zero.stderr);
+    assert!(
+        msg.contains("secretBroker.limits.memory_mb = 0 is out of range"),
+        "{msg}"
+    );
+    write("    memoryMB: 10\n");
+    let typo = broker(
+        dir.path(),
+        &["--config", cfg, "secret", "get", "/y/one"],
+        None,
+    );
+    assert!(
+        text(&typo.stderr).contains("unknown field `memoryMB`"),
+        "{}",
+        text(&typo.stderr)
+    );
+
+    // The limit is applied: 1 MiB is less than the provider's own memory needs.
+    write("    memoryMb: 1\n");
+    let small = broker(
+        dir.path(),
+        &["--config", cfg, "secret", "get", "/y/one"],
+        None,
+    );
+    assert!(!small.status.success());
+    let msg = text(&small.stderr);
+    assert!(msg.contains("memory has a minimum byte size"), "{msg}");
+    assert!(!msg.contains("yaml-canary-77"), "{msg}");
+}
+
+#[test]
+fn migrate_moves_everything_to_aws_and_back() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("http://127.0.0.1:{}", moto.1);
+    let aws = [
+        ("OM_SM_REGION", "us-east-1"),
+        ("OM_SM_ACCESS_KEY_ID", "testing"),
+        ("OM_SM_ACCESS_KEY", "testing"),
+        ("SECRET_BROKER_AWS_ENDPOINT", endpoint.as_str()),
+    ];
+    let ids = [
+        "/openmetadata/database/a/password",
+        "/openmetadata/database/b/password",
+        "/openmetadata/bot/c/config/jwttoken",
+    ];
+    for id in ids {
+        let put = broker_env(
+            dir.path(),
+            &["secret", "put", id],
+            Some(&format!("v-{id}")),
+            &aws,
+        );
+        assert!(put.status.success(), "{}", text(&put.stderr));
+    }
+    let dry = broker_env(
+        dir.path(),
+        &[
+            "migrate",
+            "--from",
+            "db",
+            "--to",
+            "managed-aws",
+            "--dry-run",
+        ],
+        None,
+        &aws,
+    );
+    assert!(
+        text(&dry.stderr).contains("3 secret(s) would move"),
+        "{}",
+        text(&dry.stderr)
+    );
+    assert_eq!(text(&dry.stdout).lines().count(), 3);
+    let still = broker_env(dir.path(), &["secret", "list", "/"], None, &aws);
+    assert_eq!(
+        text(&still.stdout).lines().count(),
+        3,
+        "a dry run changes nothing"
+    );
+
+    let run = broker_env(
+        dir.path(),
+        &["migrate", "--from", "db", "--to", "managed-aws"],
+        None,
+        &aws,
+    );
+    assert!(
+        text(&run.stderr).contains("migrated 3 secret(s)"),
+        "{}",
+        text(&run.stderr)
+    );
+    assert!(
+        text(&broker_env(dir.path(), &["secret", "list", "/"], None, &aws).stdout).is_empty(),
+        "the source is empty"
+    );
+    let mut in_aws = aws.to_vec();
+    in_aws.push(("SECRET_MANAGER", "managed-aws"));
+    for id in ids {
+        let got = broker_env(dir.path(), &["secret", "get", id], None, &in_aws);
+        assert_eq!(
+            text(&got.stdout),
+            format!("v-{id}\n"),
+            "{}",
+            text(&got.stderr)
+        );
+    }
+
+    let back = broker_env(
+        dir.path(),
+        &["migrate", "--from", "managed-aws", "--to", "db"],
+        None,
+        &aws,
+    );
+    assert!(
+        text(&back.stderr).contains("migrated 3 secret(s)"),
+        "{}",
+        text(&back.stderr)
+    );
+    let got = broker_env(dir.path(), &["secret", "get", ids[2]], None, &aws);
+    assert_eq!(text(&got.stdout), format!("v-{}\n", ids[2]));
+    assert!(!dir.path().join("migration.json").exists());
+
+    // Every move is in the audit log: put to the target, delete from the source,
+    // each under the secretsManager name it went through.
+    let audit = std::fs::read_to_string(dir.path().join("audit.log")).unwrap();
+    let entries: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let count = |op: &str, provider: &str| {
+        entries
+            .iter()
+            .filter(|e| e["operation"] == op && e["provider"] == provider && e["outcome"] == "ok")
+            .count()
+    };
+    assert_eq!(count("secret.put", "managed-aws"), 3, "{audit}");
+    assert_eq!(count("secret.delete", "db"), 3, "{audit}");
+    assert_eq!(count("secret.put", "db"), 3, "{audit}");
+    assert_eq!(count("secret.delete", "managed-aws"), 3, "{audit}");
+}
+
+/// `serve` on loopback and on a unix socket, `token add`, and `audit hmac`
+/// matching the entries the CLI and the server wrote.
+#[test]
+fn serve_tokens_and_audit_from_the_command_line() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let id = "/openmetadata/database/served/password";
+    let put = broker(dir.path(), &["secret", "put", id], Some(CANARY));
+    assert!(put.status.success(), "{}", text(&put.stderr));
+
+    let refused = broker(dir.path(), &["serve", "--listen", "0.0.0.0:0"], None);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("loopback only"),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    let user = broker(
+        dir.path(),
+        &["token", "add", "alice", "--role", "user"],
+        None,
+    );
+    assert!(user.status.success(), "{}", text(&user.stderr));
+    let user_token = text(&user.stdout).trim().to_owned();
+    assert!(user_token.starts_with("sbt_"));
+    let again = broker(
+        dir.path(),
+        &["token", "add", "alice", "--role", "admin"],
+        None,
+    );
+    assert!(
+        text(&again.stderr).contains("exists"),
+        "{}",
+        text(&again.stderr)
+    );
+    let admin = broker(
+        dir.path(),
+        &["token", "add", "ops", "--role", "admin"],
+        None,
+    );
+    let admin_token = text(&admin.stdout).trim().to_owned();
+    let tokens_file = std::fs::read_to_string(dir.path().join("tokens")).unwrap();
+    assert!(!tokens_file.contains(&admin_token) && !tokens_file.contains(&user_token));
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_secret-broker"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("SECRET_BROKER_DATA_DIR", dir.path())
+        .env("SECRET_BROKER_LOG", "trace")
+        .env_remove("SECRET_BROKER_CONFIG")
+        .env_remove("SECRET_BROKER_MASTER_KEY")
+        .env_remove("SECRET_BROKER_STORE_URL")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
+    let mut addr = String::new();
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            addr = rest.split_whitespace().next().unwrap().to_owned();
+            break;
+        }
+        line.clear();
+    }
+    assert!(!addr.is_empty(), "the server printed its address");
+    let logs = std::thread::spawn(move || {
+        let mut all = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut all).unwrap();
+        all
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    let call = |token: &str| {
+        rt.block_on(
+            client
+                .post(format!("http://{addr}/v1/secrets/get"))
+                .bearer_auth(token)
+                .json(&serde_json::json!({"id": id}))
+                .send(),
+        )
+        .unwrap()
+    };
+    let resp = call(&admin_token);
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = rt.block_on(resp.json()).unwrap();
+    assert_eq!(body["value"], serde_json::json!(CANARY));
+    let resp = call(&user_token);
+    assert_eq!(resp.status(), 403);
+    assert!(!rt.block_on(resp.text()).unwrap().contains(CANARY));
+    assert_eq!(call("sbt_wrong").status(), 401);
+    // A token added while the server runs works without a restart.
+    let late = broker(
+        dir.path(),
+        &["token", "add", "late", "--role", "admin"],
+        None,
+    );
+    let late_token = text(&late.stdout).trim().to_owned();
+    let mut status = 0;
+    for _ in 0..100 {
+        status = call(&late_token).status().as_u16();
+        if status == 200 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(status, 200, "the tokens file was reloaded");
+    // A rotation run by another process while the server runs: the server picks
+    // up the new key version and keeps reading the re-sealed value.
+    let rotate = broker(dir.path(), &["keyring", "rotate"], None);
+    assert!(rotate.status.success(), "{}", text(&rotate.stderr));
+    let mut status = 0;
+    for _ in 0..100 {
+        let resp = call(&admin_token);
+        status = resp.status().as_u16();
+        if status == 200 {
+            let body: serde_json::Value = rt.block_on(resp.json()).unwrap();
+            assert_eq!(body["value"], serde_json::json!(CANARY));
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        status, 200,
+        "the server read the value re-sealed under the new key"
+    );
+    // SIGTERM stops it cleanly.
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(server.wait().unwrap().success());
+    let logs = logs.join().unwrap();
+    assert!(
+        !logs.contains(CANARY),
+        "server logs at TRACE hold the value"
+    );
+
+    let hmac = broker(dir.path(), &["audit", "hmac", id], None);
+    let hmac = text(&hmac.stdout).trim().to_owned();
+    assert!(hmac.starts_with("hmac-sha256:"), "{hmac}");
+    let audit = std::fs::read_to_string(dir.path().join("audit.log")).unwrap();
+    assert!(!audit.contains(CANARY) && !audit.contains(id));
+    let mine: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|e: &serde_json::Value| e["ids"][0] == serde_json::json!(hmac))
+        .collect();
+    let ops: Vec<(String, String, String)> = mine
+        .iter()
+        .map(|e| {
+            (
+                e["operation"].as_str().unwrap().to_owned(),
+                e["actor"].as_str().unwrap().to_owned(),
+                e["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        ops.iter()
+            .any(|(op, actor, _)| op == "secret.put" && actor.starts_with("cli:")),
+        "{ops:?}"
+    );
+    assert!(
+        ops.contains(&("secret.get".into(), "ops".into(), "ok".into())),
+        "{ops:?}"
+    );
+    assert!(
+        ops.contains(&("secret.get".into(), "alice".into(), "denied".into())),
+        "{ops:?}"
+    );
+}
+
+#[test]
+fn serve_on_a_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("broker.sock");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_secret-broker"))
+        .args(["serve", "--unix", socket.to_str().unwrap()])
+        .env("SECRET_BROKER_DATA_DIR", dir.path())
+        .env_remove("SECRET_BROKER_CONFIG")
+        .env_remove("SECRET_BROKER_MASTER_KEY")
+        .env_remove("SECRET_BROKER_STORE_URL")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..300 {
+        if socket.exists() && dir.path().join("admin.token").exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // No tokens were configured: the server made an admin token, readable only here.
+    let token = std::fs::read_to_string(dir.path().join("admin.token")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir.path().join("admin.token")), 0o600);
+    assert_eq!(mode(&socket), 0o600);
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "--unix-socket",
+            socket.to_str().unwrap(),
+            "-H",
+            &format!("Authorization: Bearer {}", token.trim()),
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            "{\"id\": \"/sock/x\", \"value\": \"over-a-socket\"}",
+            "http://broker/v1/secrets/put",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        text(&out.stdout).contains("\"outcome\":\"created\""),
+        "{}",
+        text(&out.stdout)
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let get = broker(dir.path(), &["secret", "get", "/sock/x"], None);
+    assert_eq!(text(&get.stdout), "over-a-socket\n");
+}

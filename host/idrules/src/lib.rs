@@ -1,0 +1,200 @@
+//! A provider's id rules: the one definition of what they mean. The host checks
+//! every id against the rules a provider declares before calling it, and a
+//! provider checks with the same code (through the guest SDK) instead of
+//! re-coding its rules. Dependency-free, so it builds for the host and for Wasm.
+#![deny(missing_docs)]
+
+/// The id and size rules of a provider.
+///
+/// ```
+/// use secret_broker_idrules::IdRules;
+///
+/// let rules = IdRules::slash_separated(512, 65_536);
+/// assert_eq!(rules.check("/openmetadata/database/mysql_prod/password"), Ok(()));
+/// assert!(rules.check("/openmetadata/a b").unwrap_err().contains("' '"));
+/// assert!(rules.check_value_len(70_000).is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdRules {
+    /// Separator between segments.
+    pub separator: String,
+    /// Allowed characters, as a character-class body (`A-Za-z0-9/_-`).
+    pub allowed_chars: String,
+    /// Whether ids start with the separator.
+    pub leading_separator: bool,
+    /// Maximum id length in bytes.
+    pub max_id_len: u32,
+    /// Maximum number of segments.
+    pub max_levels: Option<u32>,
+    /// Prefixes ids may not start with.
+    pub forbidden_prefixes: Vec<String>,
+    /// Maximum value size in bytes.
+    pub max_value_bytes: u64,
+}
+
+/// A value over a provider's size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLarge {
+    /// Size of the value in bytes.
+    pub size: u64,
+    /// The limit in bytes.
+    pub limit: u64,
+}
+
+impl IdRules {
+    /// OpenMetadata-style ids: `/a/b/c`, characters `A-Za-z0-9/_-`, no depth limit.
+    pub fn slash_separated(max_id_len: u32, max_value_bytes: u64) -> IdRules {
+        IdRules {
+            separator: "/".into(),
+            allowed_chars: "A-Za-z0-9/_-".into(),
+            leading_separator: true,
+            max_id_len,
+            max_levels: None,
+            forbidden_prefixes: Vec::new(),
+            max_value_bytes,
+        }
+    }
+
+    /// Whether `c` is allowed in an id.
+    pub fn allows(&self, c: char) -> bool {
+        class_allows(&self.allowed_chars, c)
+    }
+
+    /// Checks a value's size against `max_value_bytes`.
+    pub fn check_value_len(&self, size: u64) -> Result<(), TooLarge> {
+        if size > self.max_value_bytes {
+            return Err(TooLarge {
+                size,
+                limit: self.max_value_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks `id`, returning a message naming the rule it breaks.
+    pub fn check(&self, id: &str) -> Result<(), String> {
+        if id.is_empty() {
+            return Err("the id is empty".into());
+        }
+        if id.len() > self.max_id_len as usize {
+            return Err(format!(
+                "the id is {} bytes long, over the limit of {}",
+                id.len(),
+                self.max_id_len
+            ));
+        }
+        let ranges = parse_class(&self.allowed_chars);
+        let allowed = |c: char| ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi);
+        if let Some(c) = id.chars().find(|&c| !allowed(c)) {
+            return Err(format!(
+                "the id contains {c:?}, outside the allowed characters [{}]",
+                self.allowed_chars
+            ));
+        }
+        let body = match id.strip_prefix(self.separator.as_str()) {
+            Some(rest) => rest,
+            None if self.leading_separator => {
+                return Err(format!("the id must start with {:?}", self.separator));
+            }
+            None => id,
+        };
+        if !self.separator.is_empty() {
+            if body.split(self.separator.as_str()).any(str::is_empty) {
+                return Err(format!(
+                    "the id has an empty segment (a doubled or trailing {:?})",
+                    self.separator
+                ));
+            }
+            let levels = body.split(self.separator.as_str()).count();
+            if let Some(max) = self.max_levels.filter(|&m| levels > m as usize) {
+                return Err(format!(
+                    "the id has {levels} levels, over the limit of {max}"
+                ));
+            }
+        }
+        let lower = body.to_ascii_lowercase();
+        if let Some(p) = self
+            .forbidden_prefixes
+            .iter()
+            .find(|p| lower.starts_with(&p.to_ascii_lowercase()))
+        {
+            return Err(format!("ids may not start with {p:?}"));
+        }
+        Ok(())
+    }
+}
+
+fn class_allows(class: &str, c: char) -> bool {
+    parse_class(class)
+        .iter()
+        .any(|&(lo, hi)| lo <= c && c <= hi)
+}
+
+/// Parses a character-class body: `a-z` ranges, other characters literal, a
+/// leading or trailing `-` literal.
+fn parse_class(class: &str) -> Vec<(char, char)> {
+    let chars: Vec<char> = class.chars().collect();
+    let mut ranges = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if i + 2 < chars.len() && chars[i + 1] == '-' {
+            ranges.push((chars[i], chars[i + 2]));
+            i += 3;
+        } else {
+            ranges.push((chars[i], chars[i]));
+            i += 1;
+        }
+    }
+    ranges
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(allowed: &str, max_levels: Option<u32>) -> IdRules {
+        IdRules {
+            separator: "/".into(),
+            allowed_chars: allowed.into(),
+            leading_separator: true,
+            max_id_len: 40,
+            max_levels,
+            forbidden_prefixes: vec!["aws".into(), "ssm".into()],
+            max_value_bytes: 10,
+        }
+    }
+
+    #[test]
+    fn openmetadata_ids_pass() {
+        let r = rules("A-Za-z0-9/_-", None);
+        assert_eq!(r.check("/openmetadata/bot/ingestion-bot/x"), Ok(()));
+    }
+
+    #[test]
+    fn each_rule_names_itself() {
+        let r = rules("A-Za-z0-9/_-", Some(3));
+        assert!(r.check("no-slash").unwrap_err().contains("must start with"));
+        assert!(r.check("/a b").unwrap_err().contains("' '"));
+        assert!(r.check("/a//b").unwrap_err().contains("empty segment"));
+        assert!(r.check("/a/b/c/d").unwrap_err().contains("4 levels"));
+        assert!(r.check("/AWS/x").unwrap_err().contains("may not start"));
+        assert!(
+            r.check(&format!("/{}", "a".repeat(40)))
+                .unwrap_err()
+                .contains("over the limit of 40")
+        );
+    }
+
+    #[test]
+    fn value_size() {
+        let r = rules("a-z/", None);
+        assert_eq!(r.check_value_len(10), Ok(()));
+        assert_eq!(r.check_value_len(11), Err(TooLarge { size: 11, limit: 10 }));
+    }
+
+    #[test]
+    fn class_with_symbols() {
+        let r = rules("A-Za-z0-9/_+=.@-", None);
+        assert!(r.allows('@') && r.allows('-') && r.allows('=') && !r.allows(' '));
+    }
+}

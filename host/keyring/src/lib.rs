@@ -1,0 +1,354 @@
+//! The `keyring` capability: the deployment's master keys and AES-256-GCM
+//! envelope encryption ([`Keyring`]), granted to a provider instance as a
+//! [`KeyringCtx`] that binds every ciphertext to the instance's namespace.
+//!
+//! A sealed value is `b"sbk1" | key version (u32 BE) | nonce (12) | ciphertext+tag`.
+//! The key version travels with the ciphertext so old values stay readable after a
+//! new key is added; the associated data binds the ciphertext to its context.
+
+#![deny(missing_docs)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{PoisonError, RwLock};
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine as _;
+use rand::RngCore;
+use zeroize::Zeroizing;
+
+use secret_broker_runtime::SecretValue;
+use secret_broker_runtime::fs::write_private;
+
+mod cap;
+pub use cap::{KeyringCtx, KeyringView, add_to_linker};
+
+const MAGIC: &[u8; 4] = b"sbk1";
+const HEADER: usize = 4 + 4 + 12;
+
+/// Why sealing or opening failed. Never carries plaintext or key material.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyringError {
+    /// The ciphertext names a key version this keyring does not hold.
+    #[error("sealed with key version {0}, which this keyring does not hold")]
+    UnknownKeyVersion(u32),
+    /// Authentication failed: wrong key, tampered ciphertext or wrong context.
+    #[error(
+        "integrity check failed opening a value sealed with key version {0}: wrong key, \
+         corrupted ciphertext, or a ciphertext moved to another secret"
+    )]
+    Integrity(u32),
+    /// Not something `seal` produced.
+    #[error("not a sealed value (bad header or too short)")]
+    Malformed,
+    /// A key that is not 32 bytes of standard base64.
+    #[error("master key {0}: expected 32 bytes as standard base64")]
+    BadKey(String),
+    /// The key file could not be read or written.
+    #[error("master key file {path}: {source}")]
+    KeyFile {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+}
+
+type Keys = BTreeMap<u32, Zeroizing<[u8; 32]>>;
+
+/// Master keys by version; the highest version seals. Versions can be added to a
+/// live keyring ([`Keyring::reload_file`]) but never removed, so a process keeps
+/// reading what another process re-sealed under a newer key.
+pub struct Keyring {
+    keys: RwLock<Keys>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring")
+            .field("versions", &self.versions())
+            .finish()
+    }
+}
+
+impl Keyring {
+    fn from_keys(keys: Keys) -> Self {
+        Keyring {
+            keys: RwLock::new(keys),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Keys> {
+        self.keys.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds the versions of the key file at `path` this keyring does not hold yet
+    /// (another process rotated); returns them. Versions it holds are kept as
+    /// they are, so a changed or truncated file cannot take a key away.
+    pub fn reload_file(&self, path: &Path) -> Result<Vec<u32>, KeyringError> {
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
+            KeyringError::KeyFile {
+                path: path.display().to_string(),
+                source,
+            }
+        })?);
+        let fresh = Self::parse(text.trim())?;
+        let fresh = fresh
+            .keys
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        let mut added = Vec::new();
+        for (version, key) in fresh {
+            if let std::collections::btree_map::Entry::Vacant(slot) = keys.entry(version) {
+                slot.insert(key);
+                added.push(version);
+            }
+        }
+        Ok(added)
+    }
+
+    /// A keyring holding one key as version 1.
+    pub fn single(key: [u8; 32]) -> Self {
+        let mut keys = BTreeMap::new();
+        keys.insert(1, Zeroizing::new(key));
+        Keyring::from_keys(keys)
+    }
+
+    /// Parses `version:base64` entries (or one bare base64 key, version 1),
+    /// separated by commas or newlines (the key file has one per line).
+    pub fn parse(spec: &str) -> Result<Self, KeyringError> {
+        let mut keys = BTreeMap::new();
+        for (i, entry) in spec
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .enumerate()
+        {
+            let (version, b64) = match entry.split_once(':') {
+                Some((v, k)) => (
+                    v.parse()
+                        .map_err(|_| KeyringError::BadKey(format!("entry {}", i + 1)))?,
+                    k,
+                ),
+                None => (i as u32 + 1, entry),
+            };
+            keys.insert(version, decode_key(b64, &format!("version {version}"))?);
+        }
+        if keys.is_empty() {
+            return Err(KeyringError::BadKey("(empty)".into()));
+        }
+        Ok(Keyring::from_keys(keys))
+    }
+
+    /// Loads the key file at `path`, creating it with a fresh random key (mode
+    /// 0600) when missing. Returns the keyring and whether it was created.
+    pub fn load_or_create(path: &Path) -> Result<(Self, bool), KeyringError> {
+        let io = |source| KeyringError::KeyFile {
+            path: path.display().to_string(),
+            source,
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok((Self::parse(text.trim())?, false)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut key = Zeroizing::new([0u8; 32]);
+                rand::rngs::OsRng.fill_bytes(key.as_mut());
+                let text = Zeroizing::new(format!(
+                    "1:{}\n",
+                    base64::engine::general_purpose::STANDARD.encode(key.as_ref())
+                ));
+                write_private(path, text.as_bytes()).map_err(io)?;
+                Ok((Keyring::single(*key), true))
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    /// The key version a sealed value names, if it is well formed.
+    pub fn sealed_version(sealed: &[u8]) -> Option<u32> {
+        (sealed.len() >= HEADER + 16 && &sealed[..4] == MAGIC)
+            .then(|| u32::from_be_bytes([sealed[4], sealed[5], sealed[6], sealed[7]]))
+    }
+
+    /// The key versions held, ascending.
+    pub fn versions(&self) -> Vec<u32> {
+        self.read().keys().copied().collect()
+    }
+
+    /// Adds a fresh random key as the next version to the key file at `path`
+    /// (written whole to a temporary file, then renamed, mode 0600) and returns
+    /// the new keyring. The old keys stay: values sealed with them stay readable.
+    pub fn add_key_to_file(&self, path: &Path) -> Result<Keyring, KeyringError> {
+        let io = |source| KeyringError::KeyFile {
+            path: path.display().to_string(),
+            source,
+        };
+        let version = self.current_version() + 1;
+        let mut key = Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(key.as_mut());
+        let mut keys = self.read().clone();
+        keys.insert(version, key);
+        let mut text = Zeroizing::new(String::new());
+        for (v, k) in &keys {
+            text.push_str(&format!(
+                "{v}:{}\n",
+                base64::engine::general_purpose::STANDARD.encode(k.as_ref())
+            ));
+        }
+        let tmp = path.with_extension("key.new");
+        let _ = std::fs::remove_file(&tmp);
+        write_private(&tmp, text.as_bytes()).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)?;
+        Ok(Keyring::from_keys(keys))
+    }
+
+    /// The version new values are sealed with.
+    pub fn current_version(&self) -> u32 {
+        self.read().keys().next_back().copied().unwrap_or(1)
+    }
+
+    /// Encrypts `value` under the current key, bound to `aad`.
+    pub fn seal(&self, value: &SecretValue, aad: &[u8]) -> Vec<u8> {
+        let keys = self.read();
+        let version = keys.keys().next_back().copied().unwrap_or(1);
+        let mut nonce = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let mut out = Vec::with_capacity(HEADER + value.len() + 16);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&version.to_be_bytes());
+        out.extend_from_slice(&nonce);
+        if let Some(key) = keys.get(&version) {
+            let cipher = Aes256Gcm::new(key.as_ref().into());
+            let payload = Payload {
+                msg: value.expose(),
+                aad,
+            };
+            // Encryption with a valid key and nonce cannot fail for inputs this size.
+            if let Ok(ct) = cipher.encrypt(Nonce::from_slice(&nonce), payload) {
+                out.extend_from_slice(&ct);
+            }
+        }
+        out
+    }
+
+    /// Decrypts what [`Keyring::seal`] produced with the same `aad`.
+    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<SecretValue, KeyringError> {
+        if sealed.len() < HEADER + 16 || &sealed[..4] != MAGIC {
+            return Err(KeyringError::Malformed);
+        }
+        let version = u32::from_be_bytes([sealed[4], sealed[5], sealed[6], sealed[7]]);
+        let keys = self.read();
+        let key = keys
+            .get(&version)
+            .ok_or(KeyringError::UnknownKeyVersion(version))?;
+        let cipher = Aes256Gcm::new(key.as_ref().into());
+        let payload = Payload {
+            msg: &sealed[HEADER..],
+            aad,
+        };
+        cipher
+            .decrypt(Nonce::from_slice(&sealed[8..HEADER]), payload)
+            .map(SecretValue::new)
+            .map_err(|_| KeyringError::Integrity(version))
+    }
+}
+
+fn decode_key(b64: &str, what: &str) -> Result<Zeroizing<[u8; 32]>, KeyringError> {
+    let bytes = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|_| KeyringError::BadKey(what.into()))?,
+    );
+    let key: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| KeyringError::BadKey(what.into()))?;
+    Ok(Zeroizing::new(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(s: &str) -> SecretValue {
+        SecretValue::from_string(s.into())
+    }
+
+    #[test]
+    fn round_trip_and_context_binding() -> Result<(), KeyringError> {
+        let ring = Keyring::single([7; 32]);
+        let sealed = ring.seal(&value("hunter2"), b"ctx-a");
+        assert_eq!(ring.open(&sealed, b"ctx-a")?.expose(), b"hunter2");
+        assert!(matches!(
+            ring.open(&sealed, b"ctx-b"),
+            Err(KeyringError::Integrity(1))
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn corruption_and_wrong_key_are_integrity_errors() {
+        let ring = Keyring::single([7; 32]);
+        let mut sealed = ring.seal(&value("hunter2"), b"c");
+        let last = sealed.len() - 1;
+        sealed[last] ^= 1;
+        assert!(matches!(
+            ring.open(&sealed, b"c"),
+            Err(KeyringError::Integrity(1))
+        ));
+        let other = Keyring::single([8; 32]);
+        assert!(matches!(
+            other.open(&ring.seal(&value("x"), b"c"), b"c"),
+            Err(KeyringError::Integrity(1))
+        ));
+        assert!(matches!(
+            ring.open(b"garbage", b"c"),
+            Err(KeyringError::Malformed)
+        ));
+    }
+
+    #[test]
+    fn key_file_is_created_private_and_reloaded() -> Result<(), Box<dyn std::error::Error>> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("keys/master.key");
+        let (ring, created) = Keyring::load_or_create(&path)?;
+        assert!(created);
+        assert_eq!(
+            std::fs::metadata(&path)?.permissions().mode() & 0o777,
+            0o600
+        );
+        let sealed = ring.seal(&value("v"), b"c");
+        let (again, created) = Keyring::load_or_create(&path)?;
+        assert!(!created);
+        assert_eq!(again.open(&sealed, b"c")?.expose(), b"v");
+        Ok(())
+    }
+
+    #[test]
+    fn a_live_keyring_picks_up_versions_added_to_its_file() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("master.key");
+        let (live, _) = Keyring::load_or_create(&path)?;
+        let old = live.seal(&value("before"), b"ctx");
+        // Another process rotates: its keyring seals under version 2.
+        let (other, _) = Keyring::load_or_create(&path)?;
+        let rotated = other.add_key_to_file(&path)?;
+        let resealed = rotated.seal(&value("after"), b"ctx");
+        assert!(matches!(
+            live.open(&resealed, b"ctx"),
+            Err(KeyringError::UnknownKeyVersion(2))
+        ));
+        assert_eq!(live.reload_file(&path)?, vec![2]);
+        assert_eq!(live.open(&resealed, b"ctx")?.expose_str(), Some("after"));
+        assert_eq!(live.open(&old, b"ctx")?.expose_str(), Some("before"));
+        assert_eq!(live.current_version(), 2);
+        // A file that lost a version takes nothing away.
+        std::fs::write(&path, "3:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n")?;
+        assert_eq!(live.reload_file(&path)?, vec![3]);
+        assert_eq!(live.versions(), vec![1, 2, 3]);
+        Ok(())
+    }
+}

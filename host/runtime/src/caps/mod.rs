@@ -1,0 +1,283 @@
+//! Capabilities: the host interfaces a provider may import, and the shape every
+//! capability crate follows.
+//!
+//! `types`, `log` and `config` are linked for every provider and live here, as
+//! does `reveal`, which is about handles alone. Every other capability lives in a
+//! crate of its own (`secret-broker-keyring`, `secret-broker-record-store`,
+//! `secret-broker-aws`, or an embedder's) in wasmtime's WASI-crate shape: a
+//! context (`KeyringCtx`), a view borrowing that context plus the call's
+//! [`HostCalls`] (`KeyringView<'a>`), the WIT host trait implemented for the view,
+//! and an `add_to_linker(linker, |state| view)`. The context implements [`Grant`],
+//! which is how a [`Granted`] set links exactly what was granted.
+
+pub mod config;
+pub mod log;
+pub mod reveal;
+pub mod types;
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use wasmtime::component::{Linker, Resource, ResourceTable};
+
+use crate::secret::SecretValue;
+use crate::state::{CallState, HostState, HostTrap, Limits};
+
+/// The WIT package every first-party capability and the provider interface belong to.
+pub const PACKAGE: &str = "secret-broker:provider";
+
+/// The version of that package this host serves: read from the WIT files the
+/// bindings are generated from, so it is defined in one place.
+pub const VERSION: &str = package_version(include_str!("../../../../wit/v0.1.0/types.wit"));
+
+/// The version in a WIT file's `package NAME@VERSION;` line.
+const fn package_version(wit: &str) -> &str {
+    let bytes = wit.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() && bytes[at] != b'@' {
+        at += 1;
+    }
+    let mut end = at;
+    while end < bytes.len() && bytes[end] != b';' {
+        end += 1;
+    }
+    if at + 1 >= end {
+        panic!("the WIT file has no `package NAME@VERSION;` line");
+    }
+    let (_, rest) = bytes.split_at(at + 1);
+    let (version, _) = rest.split_at(end - at - 1);
+    match std::str::from_utf8(version) {
+        Ok(v) => v,
+        Err(_) => panic!("the WIT package version is not UTF-8"),
+    }
+}
+
+/// Interfaces of the package linked for every provider.
+pub const ALWAYS_LINKED: [&str; 3] = ["types", "log", "config"];
+
+/// The fully qualified import name of `interface` in this host's package.
+pub fn import_name(interface: &str) -> String {
+    format!("{PACKAGE}/{interface}@{VERSION}")
+}
+
+/// A capability's context as granted to one provider instance (shared by every
+/// Wasm instance of that provider). Implemented by each capability crate's
+/// `...Ctx` type; [`Granted::grant`] takes it.
+pub trait Grant: Any + Send + Sync {
+    /// The grant's key in configuration, which is also its WIT interface name
+    /// (`keyring`, `aws-ssm`).
+    fn name(&self) -> &str;
+
+    /// The import this grant satisfies, as it appears in a component. First-party
+    /// capabilities are interfaces of this host's package; an embedder's own
+    /// capability names its own package here.
+    fn import(&self) -> String {
+        import_name(self.name())
+    }
+
+    /// Settings the provider should read through `config` (for example the
+    /// scope of an AWS grant as `prefix`).
+    fn settings(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    /// Links the capability's interface for the provider's instances.
+    fn add_to_linker(&self, linker: &mut Linker<HostState>) -> wasmtime::Result<()>;
+}
+
+/// What one provider instance was granted: its name, its settings, and the
+/// capability contexts that are linked for it. Nothing else is linked.
+///
+/// ```
+/// use secret_broker_runtime::{Granted, caps::reveal::Reveal};
+///
+/// let granted = Granted::new("main").with(Reveal);
+/// assert_eq!(granted.names(), ["reveal"]);
+/// assert!(granted.get::<Reveal>().is_some());
+/// ```
+#[derive(Default)]
+pub struct Granted {
+    /// The instance name: it namespaces rows and keyring contexts, and names the
+    /// provider in logs and errors.
+    pub instance: String,
+    /// Settings readable through the `config` interface.
+    pub settings: BTreeMap<String, String>,
+    grants: Vec<Arc<dyn Grant>>,
+}
+
+impl Granted {
+    /// Nothing granted yet to the instance `instance`.
+    pub fn new(instance: &str) -> Self {
+        Granted {
+            instance: instance.to_owned(),
+            ..Granted::default()
+        }
+    }
+
+    /// Adds a setting.
+    pub fn setting(mut self, key: &str, value: &str) -> Self {
+        self.settings.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Grants `grant` (replacing a grant of the same name) and returns the set.
+    pub fn with(mut self, grant: impl Grant) -> Self {
+        self.grant(grant);
+        self
+    }
+
+    /// Grants `grant`, replacing a grant of the same name; its settings are added.
+    pub fn grant(&mut self, grant: impl Grant) {
+        for (k, v) in grant.settings() {
+            self.settings.insert(k, v);
+        }
+        self.grants.retain(|g| g.name() != grant.name());
+        self.grants.push(Arc::new(grant));
+    }
+
+    /// The context of the grant of type `G`, if granted.
+    pub fn get<G: Grant>(&self) -> Option<&G> {
+        self.grants
+            .iter()
+            .find_map(|g| (g.as_ref() as &dyn Any).downcast_ref::<G>())
+    }
+
+    /// The names of the grants, in the order given.
+    pub fn names(&self) -> Vec<&str> {
+        self.grants.iter().map(|g| g.name()).collect()
+    }
+
+    /// The grant that satisfies the import `import`.
+    pub fn satisfies(&self, import: &str) -> bool {
+        self.grants.iter().any(|g| g.import() == import)
+    }
+
+    /// Splits the store data into the context of grant `G` and the call's host
+    /// side: what a capability's `add_to_linker` projection hands its view.
+    pub fn view<G: Grant>(state: &mut HostState) -> (Option<&G>, HostCalls<'_>) {
+        let HostState {
+            granted,
+            table,
+            call,
+            limits,
+            ..
+        } = state;
+        (
+            granted.get::<G>(),
+            HostCalls {
+                table,
+                call,
+                limits,
+            },
+        )
+    }
+
+    pub(crate) fn link(&self, linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+        for grant in &self.grants {
+            grant.add_to_linker(linker)?;
+        }
+        Ok(())
+    }
+}
+
+/// The host side of the call in progress, as a capability's view borrows it: the
+/// resource table holding the call's secret handles, and the call's accounting.
+pub struct HostCalls<'a> {
+    table: &'a mut ResourceTable,
+    call: &'a mut CallState,
+    limits: &'a Limits,
+}
+
+impl HostCalls<'_> {
+    /// Counts `size` bytes received from the guest against the per-host-call and
+    /// per-export-call limits; over either, the call traps.
+    pub fn charge(&mut self, size: usize) -> wasmtime::Result<()> {
+        if size > self.limits.host_call_bytes {
+            return Err(wasmtime::Error::new(HostTrap::HostCallData {
+                size,
+                limit: self.limits.host_call_bytes,
+            }));
+        }
+        self.call.bytes_in = self.call.bytes_in.saturating_add(size);
+        if self.call.bytes_in > self.limits.call_bytes {
+            return Err(wasmtime::Error::new(HostTrap::CallData {
+                size: self.call.bytes_in,
+                limit: self.limits.call_bytes,
+            }));
+        }
+        Ok(())
+    }
+
+    /// The value behind a guest's handle; an unknown handle traps.
+    pub fn secret(&self, handle: &Resource<SecretValue>) -> wasmtime::Result<SecretValue> {
+        self.table
+            .get(handle)
+            .cloned()
+            .map_err(|_| wasmtime::Error::new(HostTrap::BadHandle))
+    }
+
+    /// A new guest handle for `value`, which the call now touches.
+    pub fn new_handle(&mut self, value: SecretValue) -> wasmtime::Result<Resource<SecretValue>> {
+        self.touch(&value);
+        Ok(self.table.push(value)?)
+    }
+
+    /// Records `value` as touched by the call: the scrubber removes it from any
+    /// text the provider produces, and from third-party log lines meanwhile.
+    pub fn touch(&mut self, value: &SecretValue) {
+        self.call.touched.push(value.clone());
+        self.call.in_flight.add(value);
+    }
+
+    /// Drops a guest's handle.
+    pub fn drop_handle(&mut self, handle: Resource<SecretValue>) -> wasmtime::Result<()> {
+        self.table
+            .delete(handle)
+            .map_err(|_| wasmtime::Error::new(HostTrap::BadHandle))?;
+        Ok(())
+    }
+}
+
+/// Inside a host function returning `wasmtime::Result<Result<T, Error>>`: the
+/// value of an `Ok`, or the guest-visible error returned as is.
+#[macro_export]
+macro_rules! try_grant {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        }
+    };
+}
+
+/// Builds the linker for one grant set: locked-down WASI, the always-linked
+/// interfaces, and exactly the granted capabilities.
+pub(crate) fn linker(
+    engine: &wasmtime::Engine,
+    granted: &Granted,
+) -> wasmtime::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    types::add_to_linker(&mut linker, HostState::calls)?;
+    log::add_to_linker(&mut linker)?;
+    config::add_to_linker(&mut linker)?;
+    granted.link(&mut linker)?;
+    Ok(linker)
+}
+
+/// The name of a guest-visible "not granted" error, shared by every capability.
+pub fn not_granted(name: &str) -> String {
+    format!("{name} is not granted")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_is_the_wit_package_version() {
+        assert_eq!(VERSION, "0.1.0");
+        assert_eq!(import_name("keyring"), "secret-broker:provider/keyring@0.1.0");
+    }
+}

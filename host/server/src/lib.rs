@@ -1,0 +1,111 @@
+//! The secrets manager API over HTTP for the metadata
+//! server, JSON in and out. Every `/v1` route needs a bearer token mapped to a role;
+//! the broker applies the policy and writes the audit log. Bodies are size-limited,
+//! every request has a deadline (a slow or broken provider answers 503 with a clear
+//! body, never a hang), and errors never carry a secret value. Handlers, error
+//! mapping, extractors and middleware live in files of their own.
+#![deny(missing_docs)]
+
+mod errors;
+mod extractors;
+mod handlers;
+pub mod metrics;
+mod middleware;
+pub mod tokens;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use secret_broker::broker::{Broker, Caller};
+
+pub use self::errors::ApiError;
+pub use self::extractors::ApiJson;
+use self::metrics::Metrics;
+use self::tokens::Tokens;
+
+/// The OpenAPI document, served at [`OPENAPI_PATH`].
+pub const OPENAPI: &str = include_str!("openapi.json");
+/// Where the OpenAPI document is served.
+pub const OPENAPI_PATH: &str = "/openapi.json";
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Largest request body accepted, bytes (413 above).
+    pub body_limit: usize,
+    /// Deadline of one request (503 after it).
+    pub request_timeout: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            body_limit: 256 << 10,
+            request_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// What the handlers share.
+pub struct AppState {
+    pub(crate) broker: Broker,
+    tokens: std::sync::RwLock<Tokens>,
+    pub(crate) metrics: Metrics,
+    pub(crate) options: ServerOptions,
+}
+
+impl AppState {
+    /// The caller a presented token stands for.
+    pub(crate) fn authenticate(&self, presented: &str) -> Option<Caller> {
+        self.tokens
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .authenticate(presented)
+    }
+
+    /// Replaces the tokens (a reloaded tokens file).
+    pub fn set_tokens(&self, tokens: Tokens) {
+        *self
+            .tokens
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = tokens;
+    }
+
+    /// State for [`router`].
+    pub fn new(broker: Broker, tokens: Tokens, options: ServerOptions) -> Arc<AppState> {
+        Arc::new(AppState {
+            broker,
+            tokens: std::sync::RwLock::new(tokens),
+            metrics: Metrics::default(),
+            options,
+        })
+    }
+}
+
+/// The HTTP API.
+pub fn router(state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .route("/v1/secrets/get", post(handlers::secret_get))
+        .route("/v1/secrets/put", post(handlers::secret_put))
+        .route("/v1/secrets/delete", post(handlers::secret_delete))
+        .route("/v1/secrets/list", post(handlers::secret_list))
+        .route("/v1/secrets/resolve", post(handlers::secret_resolve))
+        .route("/v1/entities/encrypt", post(handlers::entity_encrypt))
+        .route("/v1/entities/decrypt", post(handlers::entity_decrypt))
+        .route("/v1/entities/delete", post(handlers::entity_delete))
+        .route("/metrics", get(handlers::metrics_text))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::authenticate));
+    Router::new()
+        .route("/health", get(handlers::health))
+        .route(OPENAPI_PATH, get(handlers::openapi))
+        .merge(api)
+        .fallback(handlers::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::observe))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(middleware::panicked))
+        .layer(DefaultBodyLimit::max(state.options.body_limit))
+        .with_state(state)
+}
+
