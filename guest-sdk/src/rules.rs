@@ -20,14 +20,12 @@ impl IdRules {
 
     /// Checks a value's size against `max-value-bytes`.
     pub fn check_value(&self, value: &Secret) -> Result<(), Error> {
-        to_rules(self)
-            .check_value_len(value.len())
-            .map_err(|t| {
-                Error::ValueTooLarge(SizeLimit {
-                    size: t.size,
-                    limit: t.limit,
-                })
+        to_rules(self).check_value_len(value.len()).map_err(|t| {
+            Error::ValueTooLarge(SizeLimit {
+                size: t.size,
+                limit: t.limit,
             })
+        })
     }
 }
 

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use common::moto::Moto;
 use common::{aws_provider, runtime};
-use secret_broker_aws::AwsSettings;
 use secret_broker::{ProviderError, PutOptions, PutOutcome, SecretValue, conformance};
+use secret_broker_aws::AwsSettings;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SM: &str = "aws-secrets-manager";

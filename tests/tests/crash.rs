@@ -13,9 +13,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use secret_broker::{PutOptions, SecretValue};
 use secret_broker_keyring::Keyring;
 use secret_broker_record_store::RecordStore;
-use secret_broker::{PutOptions, SecretValue};
 
 fn pg_bin() -> PathBuf {
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")

@@ -8,9 +8,9 @@ mod common;
 use std::sync::Arc;
 
 use common::{TempDb, db_provider, runtime};
+use secret_broker::{ProviderError, PutOptions, PutOutcome, SecretValue, conformance};
 use secret_broker_keyring::Keyring;
 use secret_broker_record_store::{Condition, RecordStore};
-use secret_broker::{ProviderError, PutOptions, PutOutcome, SecretValue, conformance};
 
 async fn conformance_on(db: &TempDb) {
     let rt = runtime();

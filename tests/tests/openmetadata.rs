@@ -197,11 +197,11 @@ mod common;
 mod manager {
     use std::sync::Arc;
 
-    use secret_broker_keyring::Keyring;
     use secret_broker::openmetadata::ids::IdBuilder;
     use secret_broker::openmetadata::manager::{ManagerError, SecretsManager};
-    use secret_broker_record_store::RecordStore;
     use secret_broker::{ProviderHost, PutOptions, SecretValue};
+    use secret_broker_keyring::Keyring;
+    use secret_broker_record_store::RecordStore;
     use serde_json::json;
 
     use super::common::{TempDb, db_provider, runtime};
@@ -389,9 +389,9 @@ mod manager {
 mod server_connection {
     use std::sync::Arc;
 
-    use secret_broker_keyring::Keyring;
     use secret_broker::openmetadata::ids::IdBuilder;
     use secret_broker::openmetadata::manager::SecretsManager;
+    use secret_broker_keyring::Keyring;
     use secret_broker_record_store::RecordStore;
     use serde_json::json;
 
@@ -438,10 +438,10 @@ mod entities {
     use std::sync::Arc;
 
     use secret_broker::ProviderHost;
-    use secret_broker_keyring::Keyring;
     use secret_broker::openmetadata::ids::IdBuilder;
     use secret_broker::openmetadata::manager::{Entity, ManagerError, SecretsManager};
     use secret_broker::openmetadata::schema::SchemaError;
+    use secret_broker_keyring::Keyring;
     use secret_broker_record_store::RecordStore;
     use serde_json::{Value, json};
 

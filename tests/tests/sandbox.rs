@@ -6,10 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use secret_broker_keyring::Keyring;
 use secret_broker::{
     Granted, Limits, ProviderError, ProviderHost, PutOptions, Runtime, RuntimeOptions, SecretValue,
 };
+use secret_broker_keyring::Keyring;
 use secret_broker_tests::guests;
 
 macro_rules! assert_test_exists {
@@ -345,8 +345,7 @@ mod leaky {
     async fn every_leak_path_is_scrubbed() {
         let log = captured();
         let rt = runtime();
-        let granted = Granted::new("leaky")
-            .with(secret_broker_runtime::caps::reveal::Reveal);
+        let granted = Granted::new("leaky").with(secret_broker_runtime::caps::reveal::Reveal);
         let p = host(&rt, guests::TEST_GUEST_LEAKY, granted)
             .await
             .expect("reveal granted");
@@ -422,7 +421,10 @@ mod inventory {
         let id = "/openmetadata/database/mysql_prod/password";
         assert_eq!(
             events,
-            [(id.to_owned(), "put".to_owned()), (id.to_owned(), "delete".to_owned())]
+            [
+                (id.to_owned(), "put".to_owned()),
+                (id.to_owned(), "delete".to_owned())
+            ]
         );
     }
 
@@ -433,10 +435,7 @@ mod inventory {
             .await
             .expect_err("ungranted");
         let msg = err.to_string();
-        assert!(
-            msg.contains("`example:embedder/inventory@0.1.0`"),
-            "{msg}"
-        );
+        assert!(msg.contains("`example:embedder/inventory@0.1.0`"), "{msg}");
         still_serves(&rt).await;
     }
 }

@@ -14,14 +14,14 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use secret_broker::audit::{AuditLog, Salt};
 use secret_broker::broker::Broker;
-use secret_broker_keyring::Keyring;
 use secret_broker::openmetadata::ids::IdBuilder;
 use secret_broker::openmetadata::manager::SecretsManager;
 use secret_broker::policy::{Policy, Role};
+use secret_broker::{Granted, Limits, ProviderHost, Runtime, RuntimeOptions};
+use secret_broker_keyring::Keyring;
+use secret_broker_record_store::RecordStore;
 use secret_broker_server::tokens::Tokens;
 use secret_broker_server::{self as server, AppState, ServerOptions};
-use secret_broker_record_store::RecordStore;
-use secret_broker::{Granted, Limits, ProviderHost, Runtime, RuntimeOptions};
 use secret_broker_tests::guests;
 use serde_json::{Value, json};
 
@@ -723,8 +723,7 @@ async fn a_leaky_provider_cannot_get_a_value_out_through_http() {
     let component = rt
         .load_file(std::path::Path::new(guests::TEST_GUEST_LEAKY))
         .unwrap();
-    let granted = Granted::new("leaky")
-        .with(secret_broker_runtime::caps::reveal::Reveal);
+    let granted = Granted::new("leaky").with(secret_broker_runtime::caps::reveal::Reveal);
     let provider = Arc::new(ProviderHost::new(&rt, &component, granted).await.unwrap());
     let s = start(provider, None, Policy::default(), ServerOptions::default()).await;
     let canary = "CANARY-leaky-2b8c41";

@@ -38,7 +38,13 @@ pub struct Guest {
 /// Panics with instructions when no toolchain can build them: a build script has
 /// no better way to fail.
 pub fn build(workspace_root: &Path, guests: &[Guest]) -> Vec<PathBuf> {
-    for watched in ["wit", "guest-sdk/src", "host/idrules/src", "Cargo.toml", "Cargo.lock"] {
+    for watched in [
+        "wit",
+        "guest-sdk/src",
+        "host/idrules/src",
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
         println!(
             "cargo:rerun-if-changed={}",
             workspace_root.join(watched).display()

@@ -26,7 +26,9 @@ mod secrets_manager;
 #[cfg(feature = "ssm")]
 mod ssm;
 #[cfg(feature = "secrets-manager")]
-pub use secrets_manager::{SecretsManagerCtx, SecretsManagerView, add_to_linker as add_secrets_manager_to_linker};
+pub use secrets_manager::{
+    SecretsManagerCtx, SecretsManagerView, add_to_linker as add_secrets_manager_to_linker,
+};
 #[cfg(feature = "ssm")]
 pub use ssm::{SsmCtx, SsmView, add_to_linker as add_ssm_to_linker};
 

@@ -8,7 +8,9 @@ use aws_sdk_secretsmanager::primitives::Blob;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
 
 use crate::{AwsGrantBase, code_of, map_sdk_error};
-use secret_broker_runtime::bindings::secret_broker::provider::aws_secrets_manager::{Host, add_to_linker as link};
+use secret_broker_runtime::bindings::secret_broker::provider::aws_secrets_manager::{
+    Host, add_to_linker as link,
+};
 use secret_broker_runtime::bindings::secret_broker::provider::types::{Error, Tag as WitTag};
 use secret_broker_runtime::caps::not_granted;
 use secret_broker_runtime::wasmtime;
@@ -94,7 +96,8 @@ impl Host for SecretsManagerView<'_> {
         description: Option<String>,
         tag_list: Vec<WitTag>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        self.host.charge(name.len() + description.as_ref().map_or(0, String::len))?;
+        self.host
+            .charge(name.len() + description.as_ref().map_or(0, String::len))?;
         let value = self.host.secret(&value)?;
         self.host.touch(&value);
         let (grant, ()) = try_grant!(self.secrets_manager(&name));
@@ -190,7 +193,8 @@ impl Host for SecretsManagerView<'_> {
         next_token: Option<String>,
         max_results: u32,
     ) -> wasmtime::Result<Result<(Vec<String>, Option<String>), Error>> {
-        self.host.charge(prefix.len() + next_token.as_ref().map_or(0, String::len))?;
+        self.host
+            .charge(prefix.len() + next_token.as_ref().map_or(0, String::len))?;
         let (grant, ()) = try_grant!(self.secrets_manager(&prefix));
         let filter = Filter::builder()
             .key(FilterNameStringType::Name)

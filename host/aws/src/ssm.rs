@@ -6,7 +6,9 @@ use aws_sdk_ssm::Client;
 use aws_sdk_ssm::types::{ParameterType, Tag};
 
 use crate::{AwsGrantBase, code_of, map_sdk_error};
-use secret_broker_runtime::bindings::secret_broker::provider::aws_ssm::{Host, add_to_linker as link};
+use secret_broker_runtime::bindings::secret_broker::provider::aws_ssm::{
+    Host, add_to_linker as link,
+};
 use secret_broker_runtime::bindings::secret_broker::provider::types::{Error, Tag as WitTag};
 use secret_broker_runtime::caps::not_granted;
 use secret_broker_runtime::wasmtime;
@@ -87,7 +89,8 @@ impl Host for SsmView<'_> {
         tags: Vec<WitTag>,
         overwrite: bool,
     ) -> wasmtime::Result<Result<u64, Error>> {
-        self.host.charge(name.len() + description.as_ref().map_or(0, String::len))?;
+        self.host
+            .charge(name.len() + description.as_ref().map_or(0, String::len))?;
         let value = self.host.secret(&value)?;
         self.host.touch(&value);
         let grant = try_grant!(self.ssm(&name));
@@ -169,7 +172,8 @@ impl Host for SsmView<'_> {
         next_token: Option<String>,
         max_results: u32,
     ) -> wasmtime::Result<Result<(Vec<String>, Option<String>), Error>> {
-        self.host.charge(path.len() + next_token.as_ref().map_or(0, String::len))?;
+        self.host
+            .charge(path.len() + next_token.as_ref().map_or(0, String::len))?;
         let grant = try_grant!(self.ssm(&path));
         let req = grant
             .client

@@ -76,8 +76,7 @@ impl Salt {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut bytes = vec![0u8; SALT_BYTES];
                 rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
-                write_private(path, format!("{}\n", hex::encode(&bytes)).as_bytes())
-                    .map_err(io)?;
+                write_private(path, format!("{}\n", hex::encode(&bytes)).as_bytes()).map_err(io)?;
                 Ok(Salt(Zeroizing::new(bytes)))
             }
             Err(e) => Err(io(e)),
@@ -162,9 +161,9 @@ impl AuditLog {
     /// Opens (creating, mode 0600) `path` for appending.
     pub fn open(path: &Path, salt: Salt) -> Result<AuditLog, AuditError> {
         let file = open_private(path, Mode::Append).map_err(|source| AuditError::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
+            path: path.display().to_string(),
+            source,
+        })?;
         Ok(AuditLog {
             path: path.to_path_buf(),
             file: Mutex::new(file),

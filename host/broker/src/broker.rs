@@ -10,8 +10,10 @@ use serde_json::Value;
 use crate::audit::{AuditError, AuditLog, Entry, Outcome};
 use crate::openmetadata::manager::{Entity, ManagerError, REFERENCE, SecretsManager};
 use crate::policy::{MASK, Permissions, Policy, Role};
-use secret_broker_runtime::provider::{ListPage, ProviderError, ProviderHost, PutOptions, PutOutcome};
 use secret_broker_runtime::SecretValue;
+use secret_broker_runtime::provider::{
+    ListPage, ProviderError, ProviderHost, PutOptions, PutOutcome,
+};
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]

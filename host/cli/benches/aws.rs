@@ -9,10 +9,8 @@ use std::process::{Child, Command, Stdio};
 
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use criterion::{Criterion, criterion_group, criterion_main};
+use secret_broker::{Granted, ProviderHost, PutOptions, Runtime, RuntimeOptions, SecretValue};
 use secret_broker_aws::{AwsGrantBase, AwsSettings};
-use secret_broker::{
-    Granted, ProviderHost, PutOptions, Runtime, RuntimeOptions, SecretValue,
-};
 use secret_broker_builtin as builtin;
 
 const ID: &str = "/openmetadata/database/mysql_prod/password";
@@ -91,7 +89,9 @@ fn bench(c: &mut Criterion) {
             .load_bytes("sm", builtin::AWS_SECRETS_MANAGER)
             .unwrap();
         let mut granted = Granted::new("bench-sm");
-        granted.grant(secret_broker_aws::SecretsManagerCtx::new(AwsGrantBase::new(&settings(&moto.1)).await.unwrap()));
+        granted.grant(secret_broker_aws::SecretsManagerCtx::new(
+            AwsGrantBase::new(&settings(&moto.1)).await.unwrap(),
+        ));
         let p = ProviderHost::new(&runtime, &component, granted)
             .await
             .unwrap();
@@ -148,7 +148,9 @@ fn bench(c: &mut Criterion) {
     let ssm = tokio.block_on(async {
         let component = runtime.load_bytes("ssm", builtin::AWS_SSM).unwrap();
         let mut granted = Granted::new("bench-ssm");
-        granted.grant(secret_broker_aws::SsmCtx::new(AwsGrantBase::new(&settings(&moto.1)).await.unwrap()));
+        granted.grant(secret_broker_aws::SsmCtx::new(
+            AwsGrantBase::new(&settings(&moto.1)).await.unwrap(),
+        ));
         let p = ProviderHost::new(&runtime, &component, granted)
             .await
             .unwrap();

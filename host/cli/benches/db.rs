@@ -8,14 +8,12 @@
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use secret_broker::{Granted, ProviderHost, PutOptions, Runtime, RuntimeOptions, SecretValue};
+use secret_broker_builtin as builtin;
+use secret_broker_keyring::Keyring;
 use secret_broker_keyring::KeyringCtx;
 use secret_broker_record_store::RecordStoreCtx;
-use secret_broker_keyring::Keyring;
 use secret_broker_record_store::{Condition, RecordStore};
-use secret_broker::{
-    Granted, ProviderHost, PutOptions, Runtime, RuntimeOptions, SecretValue,
-};
-use secret_broker_builtin as builtin;
 use sqlx::{AssertSqlSafe, Connection};
 
 const NS: &str = "provider/bench";

@@ -12,15 +12,15 @@ use std::time::{Duration, Instant};
 
 use secret_broker::audit::{AuditLog, Salt};
 use secret_broker::broker::Broker;
-use secret_broker_keyring::KeyringCtx;
-use secret_broker_record_store::RecordStoreCtx;
-use secret_broker_keyring::Keyring;
 use secret_broker::policy::{Policy, Role};
-use secret_broker_server::tokens::Tokens;
-use secret_broker_server::{self as server, AppState, ServerOptions};
-use secret_broker_record_store::RecordStore;
 use secret_broker::{Granted, ProviderHost, Runtime, RuntimeOptions};
 use secret_broker_builtin as builtin;
+use secret_broker_keyring::Keyring;
+use secret_broker_keyring::KeyringCtx;
+use secret_broker_record_store::RecordStore;
+use secret_broker_record_store::RecordStoreCtx;
+use secret_broker_server::tokens::Tokens;
+use secret_broker_server::{self as server, AppState, ServerOptions};
 use serde_json::json;
 
 const TOKEN: &str = "sbt_load-test-admin";

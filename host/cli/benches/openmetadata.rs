@@ -12,15 +12,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use secret_broker_keyring::KeyringCtx;
-use secret_broker_record_store::RecordStoreCtx;
-use secret_broker_keyring::Keyring;
 use secret_broker::openmetadata::ids::IdBuilder;
 use secret_broker::openmetadata::manager::{Entity, SecretsManager};
 use secret_broker::openmetadata::schema::SchemaSet;
-use secret_broker_record_store::RecordStore;
 use secret_broker::{Granted, ProviderHost, Runtime, RuntimeOptions};
 use secret_broker_builtin as builtin;
+use secret_broker_keyring::Keyring;
+use secret_broker_keyring::KeyringCtx;
+use secret_broker_record_store::RecordStore;
+use secret_broker_record_store::RecordStoreCtx;
 use serde_json::json;
 
 fn bench(c: &mut Criterion) {

@@ -8,9 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use secret_broker::{
-    Granted, ProviderHost, PutOptions, Runtime, RuntimeOptions, SecretValue,
-};
+use secret_broker::{Granted, ProviderHost, PutOptions, Runtime, RuntimeOptions, SecretValue};
 use secret_broker_builtin as builtin;
 
 fn rt() -> tokio::runtime::Runtime {
@@ -70,7 +68,7 @@ fn instantiate(c: &mut Criterion) {
 
 /// A native map behind the same host-side checks a provider call gets.
 struct NativeMap {
-    rules: secret_broker_idrules::IdRules,
+    rules: secret_broker_runtime::IdRules,
     map: Mutex<BTreeMap<String, SecretValue>>,
 }
 

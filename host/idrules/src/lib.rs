@@ -189,7 +189,13 @@ mod tests {
     fn value_size() {
         let r = rules("a-z/", None);
         assert_eq!(r.check_value_len(10), Ok(()));
-        assert_eq!(r.check_value_len(11), Err(TooLarge { size: 11, limit: 10 }));
+        assert_eq!(
+            r.check_value_len(11),
+            Err(TooLarge {
+                size: 11,
+                limit: 10
+            })
+        );
     }
 
     #[test]

@@ -116,7 +116,10 @@ impl Grant for KeyringCtx {
         "keyring"
     }
 
-    fn add_to_linker(&self, linker: &mut Linker<HostState>) -> secret_broker_runtime::wasmtime::Result<()> {
+    fn add_to_linker(
+        &self,
+        linker: &mut Linker<HostState>,
+    ) -> secret_broker_runtime::wasmtime::Result<()> {
         add_to_linker(linker, |state| {
             let (ctx, host) = Granted::view::<KeyringCtx>(state);
             KeyringView { ctx, host }
@@ -127,7 +130,11 @@ impl Grant for KeyringCtx {
 type HostResult<T> = secret_broker_runtime::wasmtime::Result<Result<T, Error>>;
 
 impl Host for KeyringView<'_> {
-    async fn seal(&mut self, value: Resource<SecretValue>, context: Vec<u8>) -> HostResult<Vec<u8>> {
+    async fn seal(
+        &mut self,
+        value: Resource<SecretValue>,
+        context: Vec<u8>,
+    ) -> HostResult<Vec<u8>> {
         self.host.charge(context.len())?;
         let value = self.host.secret(&value)?;
         self.host.touch(&value);
@@ -139,7 +146,11 @@ impl Host for KeyringView<'_> {
         Ok(self.ctx().and_then(|ctx| ctx.reseal(&sealed, &context)))
     }
 
-    async fn open(&mut self, sealed: Vec<u8>, context: Vec<u8>) -> HostResult<Resource<SecretValue>> {
+    async fn open(
+        &mut self,
+        sealed: Vec<u8>,
+        context: Vec<u8>,
+    ) -> HostResult<Resource<SecretValue>> {
         self.host.charge(sealed.len() + context.len())?;
         let value = try_grant!(self.ctx().and_then(|ctx| ctx.open(&sealed, &context)));
         Ok(Ok(self.host.new_handle(value)?))

@@ -37,7 +37,7 @@ wasmtime::component::bindgen!({
 
         interface inventory {
             /// Records that `id` saw `event` (put, delete); never a value.
-            record: func(id: string, event: string);
+            report: func(id: string, event: string);
         }
 
         world inventory-host {
@@ -78,7 +78,7 @@ impl HasData for InventoryData {
 }
 
 impl Host for InventoryView<'_> {
-    async fn record(&mut self, id: String, event: String) -> wasmtime::Result<()> {
+    async fn report(&mut self, id: String, event: String) -> wasmtime::Result<()> {
         // Guest data counts against the call's limits like any capability's.
         self.host.charge(id.len() + event.len())?;
         if let Some(ctx) = self.ctx {
@@ -149,7 +149,9 @@ pub async fn run(component: &Path) -> anyhow::Result<Vec<(String, String)>> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let Some(path) = std::env::args_os().nth(1) else {
-        anyhow::bail!("usage: embedder PATH/TO/PROVIDER.wasm (for example test_guest_inventory.wasm)");
+        anyhow::bail!(
+            "usage: embedder PATH/TO/PROVIDER.wasm (for example test_guest_inventory.wasm)"
+        );
     };
     run(Path::new(&path)).await.map(drop)
 }

@@ -15,12 +15,12 @@ use crate::bindings::{
     ProviderWorld, ProviderWorldPre, WitError, WitListPage, WitPutOptions, WitPutOutcome, WitTag,
 };
 use crate::caps::{self, Granted};
-use secret_broker_idrules::IdRules;
 use crate::output::{CapturedOutput, OutputBuffer};
 use crate::runtime::{EPOCH_TICK, LoadedComponent, Runtime};
 use crate::scrub::scrub;
 use crate::secret::SecretValue;
 use crate::state::{CallState, HostState, HostTrap, MemoryLimiter};
+use secret_broker_idrules::IdRules;
 
 /// Most instances a stateless provider runs at once.
 const MAX_INSTANCES: usize = 16;

@@ -19,7 +19,7 @@ use crate::{AppState, OPENAPI, OPENAPI_PATH};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct EntityRequest {
+pub(crate) struct EntityRequest {
     #[serde(default)]
     entity: EntityKind,
     #[serde(default)]
@@ -57,13 +57,13 @@ impl EntityRequest {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct IdRequest {
+pub(crate) struct IdRequest {
     id: String,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PutRequest {
+pub(crate) struct PutRequest {
     id: String,
     value: String,
     #[serde(default)]
@@ -72,7 +72,7 @@ struct PutRequest {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ListRequest {
+pub(crate) struct ListRequest {
     #[serde(default)]
     prefix: String,
     #[serde(default)]
@@ -83,7 +83,7 @@ struct ListRequest {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ResolveRequest {
+pub(crate) struct ResolveRequest {
     reference: String,
 }
 
@@ -242,4 +242,3 @@ pub(crate) async fn not_found() -> ApiError {
         format!("no such route; the API is described at {OPENAPI_PATH}"),
     )
 }
-

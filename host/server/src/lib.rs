@@ -97,15 +97,22 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/entities/decrypt", post(handlers::entity_decrypt))
         .route("/v1/entities/delete", post(handlers::entity_delete))
         .route("/metrics", get(handlers::metrics_text))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::authenticate));
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::authenticate,
+        ));
     Router::new()
         .route("/health", get(handlers::health))
         .route(OPENAPI_PATH, get(handlers::openapi))
         .merge(api)
         .fallback(handlers::not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::observe))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(middleware::panicked))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::observe,
+        ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            middleware::panicked,
+        ))
         .layer(DefaultBodyLimit::max(state.options.body_limit))
         .with_state(state)
 }
-

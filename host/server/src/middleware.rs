@@ -14,7 +14,11 @@ use crate::errors::ApiError;
 use crate::metrics::RequestLabels;
 
 /// Bearer token to caller; 401 without a valid one.
-pub(crate) async fn authenticate(State(s): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+pub(crate) async fn authenticate(
+    State(s): State<Arc<AppState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -52,7 +56,11 @@ pub(crate) async fn authenticate(State(s): State<Arc<AppState>>, mut req: Reques
 struct RoleSlot(Arc<std::sync::OnceLock<secret_broker::policy::Role>>);
 
 /// Deadline and metrics around every request.
-pub(crate) async fn observe(State(s): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+pub(crate) async fn observe(
+    State(s): State<Arc<AppState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let route = req
         .extensions()
@@ -96,4 +104,3 @@ pub(crate) fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     )
     .into_response()
 }
-

@@ -148,8 +148,9 @@ pub fn append(path: &Path, name: &str, role: Role, token: &str) -> anyhow::Resul
             path.display()
         );
     }
-    let mut file = secret_broker_runtime::fs::open_private(path, secret_broker_runtime::fs::Mode::Append)
-        .map_err(|e| anyhow::anyhow!("opening tokens file {}: {e}", path.display()))?;
+    let mut file =
+        secret_broker_runtime::fs::open_private(path, secret_broker_runtime::fs::Mode::Append)
+            .map_err(|e| anyhow::anyhow!("opening tokens file {}: {e}", path.display()))?;
     writeln!(
         file,
         "{name} {role} sha256:{}",

@@ -8,11 +8,11 @@ pub mod moto;
 use std::path::Path;
 use std::sync::Arc;
 
-use secret_broker_keyring::KeyringCtx;
-use secret_broker_record_store::RecordStoreCtx;
-use secret_broker_keyring::Keyring;
-use secret_broker_record_store::RecordStore;
 use secret_broker::{Granted, ProviderHost, Runtime, RuntimeOptions};
+use secret_broker_keyring::Keyring;
+use secret_broker_keyring::KeyringCtx;
+use secret_broker_record_store::RecordStore;
+use secret_broker_record_store::RecordStoreCtx;
 use sqlx::{AssertSqlSafe, Connection};
 
 pub const POSTGRES_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";

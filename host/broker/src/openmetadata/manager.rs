@@ -15,8 +15,8 @@ use serde_json::Value;
 use super::ids::IdBuilder;
 use super::schema::{SchemaError, SchemaSet, SecretField, Step};
 use crate::policy::MASK;
-use secret_broker_runtime::provider::{ProviderError, ProviderHost, PutOptions};
 use secret_broker_runtime::SecretValue;
+use secret_broker_runtime::provider::{ProviderError, ProviderHost, PutOptions};
 
 /// The schema of the OpenMetadata server connection in ingestion pipelines.
 const SERVER_CONNECTION: &str = "entity/services/connections/metadata/openMetadataConnection.json";

@@ -178,8 +178,7 @@ impl Deployment {
     }
 
     async fn aws(&self) -> anyhow::Result<AwsGrantBase> {
-        let settings =
-            aws_config::settings(&self.settings.aws, self.settings.prefix.as_deref())?;
+        let settings = aws_config::settings(&self.settings.aws, self.settings.prefix.as_deref())?;
         Ok(AwsGrantBase::new(&settings).await?)
     }
 
@@ -263,8 +262,8 @@ pub fn load_component(
     runtime: &Runtime,
     component: &str,
 ) -> anyhow::Result<secret_broker::LoadedComponent> {
-    if let Some(builtin) = secret_broker_builtin::lookup(component)
-        .filter(|_| component.starts_with("builtin:"))
+    if let Some(builtin) =
+        secret_broker_builtin::lookup(component).filter(|_| component.starts_with("builtin:"))
     {
         if builtin.name == "memory" {
             tracing::warn!(

@@ -155,9 +155,7 @@ impl FileSettings {
     pub fn read(path: &Path) -> anyhow::Result<FileSettings> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
-        let yaml = path
-            .extension()
-            .is_some_and(|e| e == "yaml" || e == "yml");
+        let yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
         let parsed = if yaml {
             Self::from_yaml(&text)
         } else {
@@ -358,9 +356,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("bogus"), "{err}");
-        let err = FileSettings::from_toml("[provider]\ncomponent = \"x\"\n[limits]\nmemory_mb = 0\n")
-            .unwrap_err()
-            .to_string();
+        let err =
+            FileSettings::from_toml("[provider]\ncomponent = \"x\"\n[limits]\nmemory_mb = 0\n")
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("limits.memory_mb = 0"), "{err}");
     }
 }

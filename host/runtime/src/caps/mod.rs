@@ -278,6 +278,9 @@ mod tests {
     #[test]
     fn the_version_is_the_wit_package_version() {
         assert_eq!(VERSION, "0.1.0");
-        assert_eq!(import_name("keyring"), "secret-broker:provider/keyring@0.1.0");
+        assert_eq!(
+            import_name("keyring"),
+            "secret-broker:provider/keyring@0.1.0"
+        );
     }
 }

@@ -18,7 +18,7 @@ mod inventory {
 
             interface inventory {
                 /// Records that `id` saw `event` (put, delete); never a value.
-                record: func(id: string, event: string);
+                report: func(id: string, event: string);
             }
 
             world inventory-user {
@@ -26,7 +26,7 @@ mod inventory {
             }
         ",
     });
-    pub use self::example::embedder::inventory::record;
+    pub use self::example::embedder::inventory::report;
 }
 
 thread_local! {
@@ -46,7 +46,7 @@ impl Provider for Inventoried {
     }
 
     fn put(id: String, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
-        inventory::record(&id, "put");
+        inventory::report(&id, "put");
         let old = SECRETS.with(|s| s.borrow_mut().insert(id, value));
         Ok(if old.is_some() {
             PutOutcome::Updated
@@ -60,7 +60,7 @@ impl Provider for Inventoried {
     }
 
     fn delete(id: String) -> Result<bool, Error> {
-        inventory::record(&id, "delete");
+        inventory::report(&id, "delete");
         Ok(SECRETS.with(|s| s.borrow_mut().remove(&id)).is_some())
     }
 
