@@ -19,7 +19,7 @@ use rand::RngCore;
 use zeroize::Zeroizing;
 
 use secret_broker_runtime::SecretValue;
-use secret_broker_runtime::fs::write_private;
+use secret_broker_runtime::fs::{replace_private, write_private};
 
 mod cap;
 pub use cap::{KeyringCtx, KeyringView, add_to_linker};
@@ -196,10 +196,7 @@ impl Keyring {
                 base64::engine::general_purpose::STANDARD.encode(k.as_ref())
             ));
         }
-        let tmp = path.with_extension("key.new");
-        let _ = std::fs::remove_file(&tmp);
-        write_private(&tmp, text.as_bytes()).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)?;
+        replace_private(path, text.as_bytes()).map_err(io)?;
         Ok(Keyring::from_keys(keys))
     }
 

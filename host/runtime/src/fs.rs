@@ -47,6 +47,25 @@ pub fn overwrite_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// Replaces `path` with `bytes` atomically: a private temporary file beside it,
+/// synced, then renamed over it, and the directory synced. A crash leaves either
+/// the old contents or the new, never a mix.
+pub fn replace_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(name);
+    let _ = std::fs::remove_file(&tmp);
+    write_private(&tmp, bytes)?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
 /// Creates `dir` and its parents, mode 0700 for the ones created.
 pub fn private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new()
@@ -73,6 +92,14 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"one");
         overwrite_private(&path, b"three").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"three");
+        replace_private(&path, b"four").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"four");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+            1
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -38,9 +38,8 @@ fn load_state(path: &Path) -> anyhow::Result<Option<RotationState>> {
 }
 
 fn save_state(path: &Path, state: &RotationState) -> anyhow::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec(state)?)?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    secret_broker_runtime::fs::replace_private(path, &serde_json::to_vec(state)?)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Runs a `keyring` subcommand.

@@ -45,9 +45,8 @@ struct MigrationState {
 }
 
 fn save(path: &Path, state: &MigrationState) -> anyhow::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec(state)?)?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    secret_broker_runtime::fs::replace_private(path, &serde_json::to_vec(state)?)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Runs the migration.

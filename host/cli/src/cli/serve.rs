@@ -131,7 +131,11 @@ pub async fn serve(ctx: &Deployment, args: ServeArgs) -> anyhow::Result<ExitCode
         let token = tokens::generate();
         tokens::append(&tokens_path, "admin", Role::Admin, &token)?;
         let token_file = ctx.data_dir().join("admin.token");
-        write_private(&token_file, token.as_str())?;
+        secret_broker_runtime::fs::overwrite_private(
+            &token_file,
+            format!("{}\n", token.as_str()).as_bytes(),
+        )
+        .with_context(|| format!("writing {}", token_file.display()))?;
         eprintln!(
             "no tokens were configured: created the admin token in {} (mode 0600); \
              add others with `secret-broker token add NAME --role user`",
@@ -241,18 +245,4 @@ fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("setting the mode of {}", path.display()))
-}
-
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(format!("{text}\n").as_bytes())?;
-    Ok(())
 }
