@@ -5,6 +5,11 @@
 //! SDK errors to the WIT error variant.
 
 #![deny(missing_docs)]
+// Without a client feature only the shared settings remain.
+#![cfg_attr(
+    not(any(feature = "secrets-manager", feature = "ssm")),
+    allow(dead_code)
+)]
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
