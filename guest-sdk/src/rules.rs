@@ -15,12 +15,12 @@ impl IdRules {
 
     /// Checks `id` against these rules; the error names the rule it breaks.
     pub fn check(&self, id: &str) -> Result<(), Error> {
-        to_rules(self).check(id).map_err(Error::InvalidId)
+        borrowed(self).check(id).map_err(Error::InvalidId)
     }
 
     /// Checks a value's size against `max-value-bytes`.
     pub fn check_value(&self, value: &Secret) -> Result<(), Error> {
-        to_rules(self).check_value_len(value.len()).map_err(|t| {
+        borrowed(self).check_value_len(value.len()).map_err(|t| {
             Error::ValueTooLarge(SizeLimit {
                 size: t.size,
                 limit: t.limit,
@@ -29,14 +29,14 @@ impl IdRules {
     }
 }
 
-fn to_rules(r: &IdRules) -> secret_broker_idrules::IdRules {
-    secret_broker_idrules::IdRules {
-        separator: r.separator.clone(),
-        allowed_chars: r.allowed_chars.clone(),
+fn borrowed(r: &IdRules) -> secret_broker_idrules::Rules<'_> {
+    secret_broker_idrules::Rules {
+        separator: &r.separator,
+        allowed_chars: &r.allowed_chars,
         leading_separator: r.leading_separator,
         max_id_len: r.max_id_len,
         max_levels: r.max_levels,
-        forbidden_prefixes: r.forbidden_prefixes.clone(),
+        forbidden_prefixes: &r.forbidden_prefixes,
         max_value_bytes: r.max_value_bytes,
     }
 }

@@ -57,9 +57,54 @@ impl IdRules {
 
     /// Whether `c` is allowed in an id.
     pub fn allows(&self, c: char) -> bool {
-        class_allows(&self.allowed_chars, c)
+        CharClass::new(&self.allowed_chars).allows(c)
     }
 
+    /// Checks a value's size against `max_value_bytes`.
+    pub fn check_value_len(&self, size: u64) -> Result<(), TooLarge> {
+        self.borrowed().check_value_len(size)
+    }
+
+    /// Checks `id`, returning a message naming the rule it breaks.
+    pub fn check(&self, id: &str) -> Result<(), String> {
+        self.borrowed().check(id)
+    }
+
+    /// The same rules, borrowed.
+    pub fn borrowed(&self) -> Rules<'_> {
+        Rules {
+            separator: &self.separator,
+            allowed_chars: &self.allowed_chars,
+            leading_separator: self.leading_separator,
+            max_id_len: self.max_id_len,
+            max_levels: self.max_levels,
+            forbidden_prefixes: &self.forbidden_prefixes,
+            max_value_bytes: self.max_value_bytes,
+        }
+    }
+}
+
+/// [`IdRules`] borrowed from wherever they are kept (the guest SDK borrows its
+/// WIT record), so a check never copies or allocates unless it fails.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    /// Separator between segments.
+    pub separator: &'a str,
+    /// Allowed characters, as a character-class body.
+    pub allowed_chars: &'a str,
+    /// Whether ids start with the separator.
+    pub leading_separator: bool,
+    /// Maximum id length in bytes.
+    pub max_id_len: u32,
+    /// Maximum number of segments.
+    pub max_levels: Option<u32>,
+    /// Prefixes ids may not start with (ASCII case-insensitive).
+    pub forbidden_prefixes: &'a [String],
+    /// Maximum value size in bytes.
+    pub max_value_bytes: u64,
+}
+
+impl Rules<'_> {
     /// Checks a value's size against `max_value_bytes`.
     pub fn check_value_len(&self, size: u64) -> Result<(), TooLarge> {
         if size > self.max_value_bytes {
@@ -83,15 +128,14 @@ impl IdRules {
                 self.max_id_len
             ));
         }
-        let ranges = parse_class(&self.allowed_chars);
-        let allowed = |c: char| ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi);
-        if let Some(c) = id.chars().find(|&c| !allowed(c)) {
+        let class = CharClass::new(self.allowed_chars);
+        if let Some(c) = id.chars().find(|&c| !class.allows(c)) {
             return Err(format!(
                 "the id contains {c:?}, outside the allowed characters [{}]",
                 self.allowed_chars
             ));
         }
-        let body = match id.strip_prefix(self.separator.as_str()) {
+        let body = match id.strip_prefix(self.separator) {
             Some(rest) => rest,
             None if self.leading_separator => {
                 return Err(format!("the id must start with {:?}", self.separator));
@@ -99,53 +143,72 @@ impl IdRules {
             None => id,
         };
         if !self.separator.is_empty() {
-            if body.split(self.separator.as_str()).any(str::is_empty) {
+            if body.split(self.separator).any(str::is_empty) {
                 return Err(format!(
                     "the id has an empty segment (a doubled or trailing {:?})",
                     self.separator
                 ));
             }
-            let levels = body.split(self.separator.as_str()).count();
+            let levels = body.split(self.separator).count();
             if let Some(max) = self.max_levels.filter(|&m| levels > m as usize) {
                 return Err(format!(
                     "the id has {levels} levels, over the limit of {max}"
                 ));
             }
         }
-        let lower = body.to_ascii_lowercase();
-        if let Some(p) = self
-            .forbidden_prefixes
-            .iter()
-            .find(|p| lower.starts_with(&p.to_ascii_lowercase()))
-        {
+        let starts_with = |p: &str| {
+            body.len() >= p.len() && body.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+        };
+        if let Some(p) = self.forbidden_prefixes.iter().find(|p| starts_with(p)) {
             return Err(format!("ids may not start with {p:?}"));
         }
         Ok(())
     }
 }
 
-fn class_allows(class: &str, c: char) -> bool {
-    parse_class(class)
-        .iter()
-        .any(|&(lo, hi)| lo <= c && c <= hi)
+/// A character-class body (`A-Za-z0-9/_-`: `a-z` ranges, other characters
+/// literal, a leading or trailing `-` literal), with its ASCII part as a bitmap.
+struct CharClass<'a> {
+    class: &'a str,
+    ascii: u128,
 }
 
-/// Parses a character-class body: `a-z` ranges, other characters literal, a
-/// leading or trailing `-` literal.
-fn parse_class(class: &str) -> Vec<(char, char)> {
-    let chars: Vec<char> = class.chars().collect();
-    let mut ranges = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        if i + 2 < chars.len() && chars[i + 1] == '-' {
-            ranges.push((chars[i], chars[i + 2]));
-            i += 3;
-        } else {
-            ranges.push((chars[i], chars[i]));
-            i += 1;
+impl<'a> CharClass<'a> {
+    fn new(class: &'a str) -> Self {
+        let mut ascii = 0u128;
+        for_each_range(class, |lo, hi| {
+            for c in (lo as u32)..=(hi as u32).min(127) {
+                ascii |= 1 << c;
+            }
+            false
+        });
+        CharClass { class, ascii }
+    }
+
+    fn allows(&self, c: char) -> bool {
+        if c.is_ascii() {
+            return self.ascii & (1 << c as u32) != 0;
+        }
+        for_each_range(self.class, |lo, hi| lo <= c && c <= hi)
+    }
+}
+
+/// Calls `f` with each range of the class (a single character as `(c, c)`) until
+/// it returns true; returns whether it did.
+fn for_each_range(class: &str, mut f: impl FnMut(char, char) -> bool) -> bool {
+    let mut chars = class.chars();
+    while let Some(lo) = chars.next() {
+        let mut ahead = chars.clone();
+        if let (Some('-'), Some(hi)) = (ahead.next(), ahead.next()) {
+            if f(lo, hi) {
+                return true;
+            }
+            chars = ahead;
+        } else if f(lo, lo) {
+            return true;
         }
     }
-    ranges
+    false
 }
 
 #[cfg(test)]
@@ -196,6 +259,15 @@ mod tests {
                 limit: 10
             })
         );
+    }
+
+    #[test]
+    fn classes_parse_ranges_literals_and_non_ascii() {
+        let r = rules("a-c-x\u{e9}\u{100}-\u{17f}", None);
+        assert!(r.allows('b') && r.allows('-') && r.allows('x') && !r.allows('d'));
+        assert!(r.allows('\u{e9}') && r.allows('\u{101}') && !r.allows('\u{e8}'));
+        let r = rules("-a", None);
+        assert!(r.allows('-') && r.allows('a') && !r.allows('b'));
     }
 
     #[test]

@@ -8,12 +8,13 @@
 //! crates of their own, and an embedder adds its own the same way (see
 //! `examples/embedder.rs`).
 //!
-//! ```no_run
-//! # async fn demo(component_bytes: &[u8]) -> anyhow::Result<()> {
+//! ```
+//! # async fn demo() -> anyhow::Result<()> {
 //! use secret_broker_runtime::{Granted, ProviderHost, PutOptions, Runtime, RuntimeOptions, SecretValue};
 //!
 //! let runtime = Runtime::new(RuntimeOptions::default())?;
-//! let component = runtime.load_bytes("memory", component_bytes)?;
+//! // Any provider component: here the in-memory one that ships with the binary.
+//! let component = runtime.load_bytes("memory", secret_broker_builtin::MEMORY)?;
 //! let provider = ProviderHost::new(&runtime, &component, Granted::new("demo")).await?;
 //!
 //! let value = SecretValue::from_string("s3cr3t".into());
@@ -21,6 +22,7 @@
 //! let back = provider.get("/openmetadata/database/mysql_prod/password").await?;
 //! assert!(back.is_some_and(|v| v.ct_eq(&value)));
 //! # Ok(()) }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
 //! ```
 #![deny(missing_docs)]
 

@@ -27,9 +27,12 @@ fn rules() -> IdRules {
     }
 }
 
+/// The declared rules, built once.
+static RULES: std::sync::LazyLock<IdRules> = std::sync::LazyLock::new(rules);
+
 /// The declared rules, checked with the host's own code.
 fn check(id: &str, value: Option<&Secret>) -> Result<(), Error> {
-    let rules = rules();
+    let rules = &*RULES;
     rules.check(id)?;
     value.map_or(Ok(()), |v| rules.check_value(v))
 }
@@ -45,7 +48,7 @@ impl Provider for SecretsManager {
         ProviderInfo {
             name: "aws-secrets-manager".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            id_rules: rules(),
+            id_rules: RULES.clone(),
             stateful: false,
         }
     }

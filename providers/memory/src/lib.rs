@@ -20,6 +20,10 @@ thread_local! {
     static SECRETS: RefCell<BTreeMap<String, Secret>> = const { RefCell::new(BTreeMap::new()) };
 }
 
+/// The declared rules, built once.
+static RULES: std::sync::LazyLock<IdRules> =
+    std::sync::LazyLock::new(|| IdRules::slash_separated(MAX_ID_LEN, MAX_VALUE_BYTES));
+
 struct Memory;
 
 impl Provider for Memory {
@@ -27,16 +31,15 @@ impl Provider for Memory {
         ProviderInfo {
             name: "memory".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            id_rules: IdRules::slash_separated(MAX_ID_LEN, MAX_VALUE_BYTES),
+            id_rules: RULES.clone(),
             stateful: true,
         }
     }
 
     fn put(id: String, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
         // The host checks these first; a provider still enforces what it declares.
-        let rules = IdRules::slash_separated(MAX_ID_LEN, MAX_VALUE_BYTES);
-        rules.check(&id)?;
-        rules.check_value(&value)?;
+        RULES.check(&id)?;
+        RULES.check_value(&value)?;
         SECRETS.with(|secrets| {
             let mut secrets = secrets.borrow_mut();
             let outcome = match secrets.get(&id) {
