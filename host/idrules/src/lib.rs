@@ -143,13 +143,16 @@ impl Rules<'_> {
             None => id,
         };
         if !self.separator.is_empty() {
-            if body.split(self.separator).any(str::is_empty) {
-                return Err(format!(
-                    "the id has an empty segment (a doubled or trailing {:?})",
-                    self.separator
-                ));
+            let mut levels = 0usize;
+            for segment in body.split(self.separator) {
+                if segment.is_empty() {
+                    return Err(format!(
+                        "the id has an empty segment (a doubled or trailing {:?})",
+                        self.separator
+                    ));
+                }
+                levels += 1;
             }
-            let levels = body.split(self.separator).count();
             if let Some(max) = self.max_levels.filter(|&m| levels > m as usize) {
                 return Err(format!(
                     "the id has {levels} levels, over the limit of {max}"
@@ -177,8 +180,10 @@ impl<'a> CharClass<'a> {
     fn new(class: &'a str) -> Self {
         let mut ascii = 0u128;
         for_each_range(class, |lo, hi| {
-            for c in (lo as u32)..=(hi as u32).min(127) {
-                ascii |= 1 << c;
+            let (lo, hi) = (lo as u32, (hi as u32).min(127));
+            if lo <= hi {
+                // Bits lo..=hi in two shifts, whatever the width of the range.
+                ascii |= (u128::MAX >> (127 - hi)) & (u128::MAX << lo);
             }
             false
         });
@@ -268,6 +273,10 @@ mod tests {
         assert!(r.allows('\u{e9}') && r.allows('\u{101}') && !r.allows('\u{e8}'));
         let r = rules("-a", None);
         assert!(r.allows('-') && r.allows('a') && !r.allows('b'));
+        let r = rules("\u{0}-\u{7f}", None);
+        assert!(r.allows('\u{0}') && r.allows('\u{7f}') && !r.allows('\u{80}'));
+        let r = rules("z-a", None);
+        assert!(!r.allows('m') && !r.allows('z'));
     }
 
     #[test]
