@@ -129,7 +129,9 @@ impl Rules<'_> {
             ));
         }
         let class = CharClass::new(self.allowed_chars);
-        if let Some(c) = id.chars().find(|&c| !class.allows(c)) {
+        // Most ids are ASCII: bytes against the bitmap, characters only otherwise.
+        let ascii_ok = id.bytes().all(|b| b < 128 && class.ascii & (1 << b) != 0);
+        if let Some(c) = id.chars().find(|&c| !ascii_ok && !class.allows(c)) {
             return Err(format!(
                 "the id contains {c:?}, outside the allowed characters [{}]",
                 self.allowed_chars
@@ -143,15 +145,22 @@ impl Rules<'_> {
             None => id,
         };
         if !self.separator.is_empty() {
-            let mut levels = 0usize;
-            for segment in body.split(self.separator) {
-                if segment.is_empty() {
-                    return Err(format!(
-                        "the id has an empty segment (a doubled or trailing {:?})",
-                        self.separator
-                    ));
-                }
+            let (mut levels, mut empty) = (0usize, false);
+            let mut visit = |segment: &str| {
                 levels += 1;
+                empty |= segment.is_empty();
+            };
+            // A one-character separator splits by `char`: no substring searcher.
+            let mut sep = self.separator.chars();
+            match (sep.next(), sep.next()) {
+                (Some(c), None) => body.split(c).for_each(&mut visit),
+                _ => body.split(self.separator).for_each(&mut visit),
+            }
+            if empty {
+                return Err(format!(
+                    "the id has an empty segment (a doubled or trailing {:?})",
+                    self.separator
+                ));
             }
             if let Some(max) = self.max_levels.filter(|&m| levels > m as usize) {
                 return Err(format!(
