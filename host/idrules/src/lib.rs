@@ -130,7 +130,7 @@ impl Rules<'_> {
         }
         let class = CharClass::new(self.allowed_chars);
         // Most ids are ASCII: bytes against the bitmap, characters only otherwise.
-        let ascii_ok = id.bytes().all(|b| b < 128 && class.ascii & (1 << b) != 0);
+        let ascii_ok = id.bytes().all(|b| class.allows_byte(b));
         if let Some(c) = id.chars().find(|&c| !ascii_ok && !class.allows(c)) {
             return Err(format!(
                 "the id contains {c:?}, outside the allowed characters [{}]",
@@ -179,29 +179,39 @@ impl Rules<'_> {
 }
 
 /// A character-class body (`A-Za-z0-9/_-`: `a-z` ranges, other characters
-/// literal, a leading or trailing `-` literal), with its ASCII part as a bitmap.
+/// literal, a leading or trailing `-` literal), with its ASCII part as a bitmap in
+/// two `u64` halves (Wasm has no native 128-bit shifts).
 struct CharClass<'a> {
     class: &'a str,
-    ascii: u128,
+    ascii: [u64; 2],
 }
 
 impl<'a> CharClass<'a> {
     fn new(class: &'a str) -> Self {
-        let mut ascii = 0u128;
+        let mut ascii = [0u64; 2];
         for_each_range(class, |lo, hi| {
             let (lo, hi) = (lo as u32, (hi as u32).min(127));
-            if lo <= hi {
-                // Bits lo..=hi in two shifts, whatever the width of the range.
-                ascii |= (u128::MAX >> (127 - hi)) & (u128::MAX << lo);
+            for (half, word) in ascii.iter_mut().enumerate() {
+                let base = half as u32 * 64;
+                if lo > base + 63 || hi < base || lo > hi {
+                    continue;
+                }
+                let (from, to) = (lo.max(base) - base, hi.min(base + 63) - base);
+                // Bits from..=to in two shifts, whatever the width of the range.
+                *word |= (u64::MAX >> (63 - to)) & (u64::MAX << from);
             }
             false
         });
         CharClass { class, ascii }
     }
 
+    fn allows_byte(&self, b: u8) -> bool {
+        b < 128 && self.ascii[usize::from(b >> 6)] & (1 << (b & 63)) != 0
+    }
+
     fn allows(&self, c: char) -> bool {
         if c.is_ascii() {
-            return self.ascii & (1 << c as u32) != 0;
+            return self.allows_byte(c as u8);
         }
         for_each_range(self.class, |lo, hi| lo <= c && c <= hi)
     }
