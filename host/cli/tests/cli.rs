@@ -1036,3 +1036,63 @@ fn serve_on_a_unix_socket() {
     let get = broker(dir.path(), &["secret", "get", "/sock/x"], None);
     assert_eq!(text(&get.stdout), "over-a-socket\n");
 }
+
+#[test]
+fn a_component_that_is_not_built_in_cannot_share_the_built_in_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    put(&data, "/iso/one", "built-in-canary-7c1e");
+    // The same code as the built-in db provider, loaded as a stranger's file.
+    let wasm = dir.path().join("stranger.wasm");
+    std::fs::write(&wasm, secret_broker_builtin::DB).unwrap();
+    let config = dir.path().join("broker.toml");
+    let cfg = config.to_str().unwrap();
+    let with_name = |name: Option<&str>| {
+        let name = name.map_or_else(String::new, |n| format!("name = \"{n}\"\n"));
+        std::fs::write(
+            &config,
+            format!(
+                "[provider]\ncomponent = \"{}\"\n{name}grants = [\"keyring\", \"record-store\"]\n",
+                wasm.display()
+            ),
+        )
+        .unwrap();
+    };
+
+    with_name(None);
+    let out = broker(&data, &["--config", cfg, "secret", "get", "/iso/one"], None);
+    assert!(!out.status.success());
+    assert!(!text(&out.stdout).contains("canary"));
+    assert!(
+        text(&out.stderr).contains("has no `name`"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    with_name(Some("default"));
+    let out = broker(&data, &["--config", cfg, "secret", "get", "/iso/one"], None);
+    assert!(!out.status.success());
+    assert!(!text(&out.stdout).contains("canary"));
+    assert!(
+        text(&out.stderr).contains("belongs to the built-in providers"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A name of its own: its own namespace and key scope, the built-in's row unseen.
+    with_name(Some("stranger"));
+    let out = broker(&data, &["--config", cfg, "secret", "get", "/iso/one"], None);
+    assert!(
+        !text(&out.stdout).contains("canary"),
+        "{}",
+        text(&out.stdout)
+    );
+    let list = broker(&data, &["--config", cfg, "secret", "list", "/"], None);
+    assert!(list.status.success(), "{}", text(&list.stderr));
+    assert!(!text(&list.stdout).contains("/iso/one"));
+    // The built-in still reads its own.
+    assert_eq!(
+        text(&get(&data, "/iso/one").stdout),
+        "built-in-canary-7c1e\n"
+    );
+}

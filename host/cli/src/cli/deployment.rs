@@ -207,7 +207,7 @@ impl Deployment {
         let builtin = aws_config::provider_for(manager.trim())?;
         let config = ProviderConfig {
             component: builtin.source(),
-            name: "default".into(),
+            name: None,
             grants: builtin.grants.iter().map(|g| (*g).to_owned()).collect(),
             settings: Default::default(),
         };
@@ -231,9 +231,10 @@ impl Deployment {
         runtime: &Runtime,
         config: &ProviderConfig,
     ) -> anyhow::Result<Arc<ProviderHost>> {
+        let instance = config.instance()?;
         let component = load_component(runtime, &config.component)?;
         let granted = self
-            .grants(&config.name, &config.grants, &config.settings)
+            .grants(&instance, &config.grants, &config.settings)
             .await?;
         Ok(Arc::new(
             ProviderHost::new(runtime, &component, granted).await?,

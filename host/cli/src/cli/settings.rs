@@ -23,9 +23,11 @@ use super::aws_config::{self, AwsConfig};
 pub struct ProviderConfig {
     /// Path of the component, or `builtin:NAME`.
     pub component: String,
-    /// Instance name; namespaces its rows and keyring context.
-    #[serde(default = "default_name")]
-    pub name: String,
+    /// Instance name; namespaces its rows and keyring context. Optional for a
+    /// built-in component (`default`, shared with the built-in the secrets
+    /// manager name selects); required for any other ([`ProviderConfig::instance`]).
+    #[serde(default)]
+    pub name: Option<String>,
     /// Capabilities granted, by name (`keyring`, `reveal`, ...).
     #[serde(default)]
     pub grants: Vec<String>,
@@ -34,8 +36,44 @@ pub struct ProviderConfig {
     pub settings: BTreeMap<String, String>,
 }
 
-fn default_name() -> String {
-    "default".into()
+/// The instance name of the built-in provider a secrets manager name selects.
+pub const BUILTIN_INSTANCE: &str = "default";
+
+impl ProviderConfig {
+    /// The instance name, checked. Rows and keyring contexts are namespaced by
+    /// it, so a component that is not built in must be given a name of its own:
+    /// without one, or named `default`, it would read the built-in provider's
+    /// secrets in clear.
+    pub fn instance(&self) -> anyhow::Result<String> {
+        let builtin = self.component.starts_with("builtin:");
+        let name = match (&self.name, builtin) {
+            (Some(name), _) => name.clone(),
+            (None, true) => return Ok(BUILTIN_INSTANCE.to_owned()),
+            (None, false) => bail!(
+                "the provider `{}` has no `name`: give it one of its own (letters, digits, `_`, \
+                 `-`); the name namespaces its rows and keys, and without one it would share \
+                 the built-in provider's",
+                self.component
+            ),
+        };
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            bail!("provider name {name:?}: use 1 to 64 letters, digits, `_` or `-`");
+        }
+        if name == BUILTIN_INSTANCE && !builtin {
+            bail!(
+                "provider name `{BUILTIN_INSTANCE}` belongs to the built-in providers: the \
+                 component `{}` is not built in, so it cannot share their rows and keys; give \
+                 it a name of its own",
+                self.component
+            );
+        }
+        Ok(name)
+    }
 }
 
 /// `[limits]` (TOML) or `secretBroker.limits` (YAML): what one provider instance
@@ -327,7 +365,10 @@ mod tests {
         for file in [toml, yaml] {
             let s = Settings::from_file(file);
             assert_eq!(s.store_url.as_deref(), Some("sqlite://x.db"));
-            assert_eq!(s.provider.as_ref().map(|p| p.name.as_str()), Some("main"));
+            assert_eq!(
+                s.provider.as_ref().map(|p| p.instance().unwrap()),
+                Some("main".to_owned())
+            );
             assert_eq!(s.limits.memory_bytes, 32 << 20);
             assert_eq!(s.secrets_manager, "db");
         }
@@ -348,6 +389,40 @@ mod tests {
         assert_eq!(s.secrets_manager, "managed-aws-ssm");
         assert_eq!(s.prefix.as_deref(), Some("env"));
         assert_eq!(s.tags.as_deref(), Some("[a:b]"));
+    }
+
+    #[test]
+    fn only_built_in_components_share_the_default_instance() {
+        let config = |component: &str, name: Option<&str>| ProviderConfig {
+            component: component.into(),
+            name: name.map(str::to_owned),
+            grants: Vec::new(),
+            settings: BTreeMap::new(),
+        };
+        assert_eq!(config("builtin:db", None).instance().unwrap(), "default");
+        assert_eq!(
+            config("builtin:db", Some("default")).instance().unwrap(),
+            "default"
+        );
+        assert_eq!(
+            config("/p/x.wasm", Some("mine")).instance().unwrap(),
+            "mine"
+        );
+        let err = config("/p/x.wasm", None)
+            .instance()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("has no `name`"), "{err}");
+        let err = config("/p/x.wasm", Some("default"))
+            .instance()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("belongs to the built-in providers"), "{err}");
+        let err = config("builtin:db", Some("../x"))
+            .instance()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("1 to 64 letters"), "{err}");
     }
 
     #[test]
