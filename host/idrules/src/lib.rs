@@ -131,7 +131,10 @@ impl Rules<'_> {
         let class = CharClass::new(self.allowed_chars);
         // Most ids are ASCII: bytes against the bitmap, characters only otherwise.
         let ascii_ok = id.bytes().all(|b| class.allows_byte(b));
-        if let Some(c) = id.chars().find(|&c| !ascii_ok && !class.allows(c)) {
+        if let Some(c) = (!ascii_ok)
+            .then(|| id.chars().find(|&c| !class.allows(c)))
+            .flatten()
+        {
             return Err(format!(
                 "the id contains {c:?}, outside the allowed characters [{}]",
                 self.allowed_chars

@@ -7,7 +7,7 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::caps::Granted;
+use crate::caps::{Granted, HostCalls};
 use crate::output::OutputBuffer;
 use crate::secret::SecretValue;
 
@@ -119,8 +119,21 @@ pub struct HostState {
 impl HostState {
     /// The host side of the call in progress, for the interfaces linked for every
     /// provider.
-    pub(crate) fn calls(&mut self) -> crate::caps::HostCalls<'_> {
-        crate::caps::Granted::view::<crate::caps::reveal::Reveal>(self).1
+    pub(crate) fn calls(&mut self) -> HostCalls<'_> {
+        self.split().1
+    }
+
+    /// What was granted, beside the host side of the call: the two halves a
+    /// capability's view borrows at once.
+    pub(crate) fn split(&mut self) -> (&Granted, HostCalls<'_>) {
+        let HostState {
+            granted,
+            table,
+            call,
+            limits,
+            ..
+        } = self;
+        (granted, HostCalls::new(table, call, limits))
     }
 }
 

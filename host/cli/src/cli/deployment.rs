@@ -263,17 +263,10 @@ pub fn load_component(
     runtime: &Runtime,
     component: &str,
 ) -> anyhow::Result<secret_broker::LoadedComponent> {
-    if let Some(builtin) =
-        secret_broker_builtin::lookup(component).filter(|_| component.starts_with("builtin:"))
-    {
-        if builtin.name == "memory" {
-            tracing::warn!(
-                "the in-memory provider persists nothing: values vanish when this process exits"
-            );
-        }
-        return Ok(runtime.load_bytes(&builtin.source(), builtin.wasm)?);
-    }
-    if let Some(name) = component.strip_prefix("builtin:") {
+    let Some(name) = component.strip_prefix("builtin:") else {
+        return Ok(runtime.load_file(Path::new(component))?);
+    };
+    let Some(builtin) = secret_broker_builtin::lookup(name) else {
         let known: Vec<String> = secret_broker_builtin::ALL
             .iter()
             .map(|b| b.source())
@@ -282,8 +275,13 @@ pub fn load_component(
             "there is no built-in provider `{name}`: use one of {}, or a path to a .wasm file",
             known.join(", ")
         );
+    };
+    if builtin.name == "memory" {
+        tracing::warn!(
+            "the in-memory provider persists nothing: values vanish when this process exits"
+        );
     }
-    Ok(runtime.load_file(Path::new(component))?)
+    Ok(runtime.load_bytes(&builtin.source(), builtin.wasm)?)
 }
 
 /// The CLI's caller in the audit log: the OS user, as an admin (whoever runs the

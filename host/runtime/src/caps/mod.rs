@@ -115,12 +115,6 @@ impl Granted {
         }
     }
 
-    /// Adds a setting.
-    pub fn setting(mut self, key: &str, value: &str) -> Self {
-        self.settings.insert(key.to_owned(), value.to_owned());
-        self
-    }
-
     /// Grants `grant` (replacing a grant of the same name) and returns the set.
     pub fn with(mut self, grant: impl Grant) -> Self {
         self.grant(grant);
@@ -156,21 +150,8 @@ impl Granted {
     /// Splits the store data into the context of grant `G` and the call's host
     /// side: what a capability's `add_to_linker` projection hands its view.
     pub fn view<G: Grant>(state: &mut HostState) -> (Option<&G>, HostCalls<'_>) {
-        let HostState {
-            granted,
-            table,
-            call,
-            limits,
-            ..
-        } = state;
-        (
-            granted.get::<G>(),
-            HostCalls {
-                table,
-                call,
-                limits,
-            },
-        )
+        let (granted, host) = state.split();
+        (granted.get::<G>(), host)
     }
 
     pub(crate) fn link(&self, linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
@@ -189,7 +170,19 @@ pub struct HostCalls<'a> {
     limits: &'a Limits,
 }
 
-impl HostCalls<'_> {
+impl<'a> HostCalls<'a> {
+    pub(crate) fn new(
+        table: &'a mut ResourceTable,
+        call: &'a mut CallState,
+        limits: &'a Limits,
+    ) -> Self {
+        HostCalls {
+            table,
+            call,
+            limits,
+        }
+    }
+
     /// Counts `size` bytes received from the guest against the per-host-call and
     /// per-export-call limits; over either, the call traps.
     pub fn charge(&mut self, size: usize) -> wasmtime::Result<()> {
@@ -266,7 +259,8 @@ pub(crate) fn linker(
     Ok(linker)
 }
 
-/// The name of a guest-visible "not granted" error, shared by every capability.
+/// The message of the guest-visible error a capability's host function returns
+/// when its grant is missing, shared by every capability.
 pub fn not_granted(name: &str) -> String {
     format!("{name} is not granted")
 }

@@ -4,7 +4,7 @@
 use wasmtime::component::{HasData, Linker, Resource};
 
 use crate::bindings::secret_broker::provider::reveal::{Host, add_to_linker as link};
-use crate::caps::{Grant, Granted, HostCalls};
+use crate::caps::{Grant, HostCalls};
 use crate::secret::SecretValue;
 use crate::state::HostState;
 
@@ -32,7 +32,7 @@ impl Grant for Reveal {
     }
 
     fn add_to_linker(&self, linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-        add_to_linker(linker, |s| Granted::view::<Reveal>(s).1)
+        add_to_linker(linker, HostState::calls)
     }
 }
 
