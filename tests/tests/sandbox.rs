@@ -124,7 +124,7 @@ mod adversary {
         assert!(matches!(err, ProviderError::DataLimit { .. }), "{err}");
         assert!(
             err.to_string()
-                .contains("over the limit of 1048576 bytes per call"),
+                .contains("over the limit of 1048576 bytes per host call (configured as `limits.host_call_kib`)"),
             "{err}"
         );
         still_serves(&rt).await;
@@ -213,6 +213,227 @@ mod adversary {
             ),
             "{err}"
         );
+    }
+}
+
+/// Attacks of a provider granted nothing: each gets a clear error, and the host
+/// keeps serving.
+mod hostile {
+    use super::*;
+
+    async fn adversary(rt: &Runtime) -> ProviderHost {
+        host(rt, guests::TEST_GUEST_ADVERSARY, grant("adversary"))
+            .await
+            .expect("adversary instantiates")
+    }
+
+    fn pin(p: &str) -> SecretValue {
+        SecretValue::from_string(p.into())
+    }
+
+    #[tokio::test]
+    async fn equals_is_no_oracle_for_a_provider_without_reveal() {
+        let rt = runtime();
+        let p = adversary(&rt).await;
+        let err = p
+            .put("/x/oracle", &pin("4242"), &PutOptions::default())
+            .await
+            .expect_err("the compare must be refused");
+        let msg = err.to_string();
+        assert!(matches!(err, ProviderError::Forbidden { .. }), "{msg}");
+        assert!(msg.contains("compared a secret it made itself"), "{msg}");
+        assert!(!msg.contains("4-2-4-2"), "{msg}");
+        // Its own values it compares freely.
+        assert!(p.get("/x/equal-own").await.expect("own compare").is_some());
+        still_serves(&rt).await;
+    }
+
+    #[tokio::test]
+    async fn guesses_in_its_text_are_withheld_not_marked() {
+        let rt = runtime();
+        let p = adversary(&rt).await;
+        let err = p
+            .put("/x/guess-error", &pin("4242"), &PutOptions::default())
+            .await
+            .expect_err("fails");
+        let msg = err.to_string();
+        // Marking where the value matched would answer the guess.
+        assert!(msg.contains("provider text withheld"), "{msg}");
+        assert!(!msg.contains("[redacted]"), "{msg}");
+        assert!(!msg.contains("4241"), "{msg}");
+        // A log line of guesses completes too (its text is withheld).
+        p.put("/x/guess-log", &pin("4242"), &PutOptions::default())
+            .await
+            .expect("the call itself succeeds");
+        still_serves(&rt).await;
+    }
+
+    #[tokio::test]
+    async fn clone_and_drop_in_a_loop_hits_the_handle_budget() {
+        let rt = runtime();
+        let p = adversary(&rt).await;
+        let err = p.get("/x/clone-drop").await.expect_err("budget");
+        let msg = err.to_string();
+        assert!(matches!(err, ProviderError::DataLimit { .. }), "{msg}");
+        assert!(msg.contains("more than 1000 secret handles"), "{msg}");
+        assert!(msg.contains("`limits.handles_per_call`"), "{msg}");
+        still_serves(&rt).await;
+    }
+
+    #[tokio::test]
+    async fn empty_log_lines_count_against_the_line_budget() {
+        let rt = runtime();
+        let p = adversary(&rt).await;
+        let err = p.get("/x/empty-logs").await.expect_err("budget");
+        let msg = err.to_string();
+        assert!(msg.contains("more than 1000 log lines"), "{msg}");
+        assert!(msg.contains("`limits.log_lines_per_call`"), "{msg}");
+        still_serves(&rt).await;
+    }
+
+    #[tokio::test]
+    async fn values_spelling_the_marker_cannot_blow_up_the_scrubber() {
+        let rt = runtime();
+        let p = adversary(&rt).await;
+        let err = p.get("/x/marker").await.expect_err("fails");
+        assert!(err.to_string().len() < 1024, "{err}");
+        still_serves(&rt).await;
+    }
+
+    #[tokio::test]
+    async fn a_huge_error_message_is_cut() {
+        let rt = runtime();
+        let p = adversary(&rt).await;
+        let err = p.get("/x/big-error").await.expect_err("fails");
+        let msg = err.to_string();
+        assert!(msg.len() < 4096 + 200, "{} bytes", msg.len());
+        assert!(msg.contains("more bytes cut"), "{}", &msg[msg.len() - 60..]);
+        still_serves(&rt).await;
+    }
+
+    #[tokio::test]
+    async fn what_it_says_cannot_forge_lines_or_escape_sequences() {
+        let rt = runtime();
+        let p = adversary(&rt).await;
+        let err = p.get("/x/forge").await.expect_err("fails");
+        let msg = err.to_string();
+        assert!(!msg.contains('\n') && !msg.contains('\u{1b}') && !msg.contains('\u{202e}'), "{msg:?}");
+        assert!(msg.contains("refused\\n\\u{1b}[2J"), "{msg}");
+        still_serves(&rt).await;
+    }
+
+    #[tokio::test]
+    async fn list_pages_are_bounded_by_count_and_must_advance() {
+        let rt = runtime();
+        let p = adversary(&rt).await;
+        let err = p.list("/empty-ids", None, 10).await.expect_err("count");
+        assert!(err.to_string().contains("100000 ids, more than the 10 asked for"), "{err}");
+        // A cursor that repeats, or goes back, is an error, not an endless walk.
+        let err = secret_broker_runtime::paging::collect_all(|c| {
+            let p = &p;
+            async move { p.list("/stuck", c.as_deref(), 10).await }
+        })
+        .await
+        .expect_err("stuck");
+        assert!(err.to_string().contains("does not advance"), "{err}");
+        let err = secret_broker_runtime::paging::collect_all(|c| {
+            let p = &p;
+            async move { p.list("/backwards", c.as_deref(), 10).await }
+        })
+        .await
+        .expect_err("backwards");
+        assert!(err.to_string().contains("does not advance"), "{err}");
+        still_serves(&rt).await;
+    }
+
+    #[tokio::test]
+    async fn insane_info_is_refused_at_load() {
+        let rt = runtime();
+        for (mode, expect) in [
+            ("zero-max", "max-id-len is 0"),
+            ("huge-value", "max-value-bytes is 18446744073709551615"),
+            ("escape-name", "the name adversary\\u{1b}[2K\\r"),
+            ("many-prefixes", "forbidden-prefixes has 5000 entries"),
+            ("bad-class", "whose start is after its end"),
+        ] {
+            let mut granted = grant("adversary");
+            granted.settings.insert("info".into(), mode.into());
+            let err = host(&rt, guests::TEST_GUEST_ADVERSARY, granted)
+                .await
+                .expect_err(mode);
+            let msg = err.to_string();
+            assert!(msg.contains("its info is not acceptable"), "{mode}: {msg}");
+            assert!(msg.contains(expect), "{mode}: {msg}");
+            assert!(!msg.contains('\u{1b}'), "{mode}: {msg:?}");
+        }
+        still_serves(&rt).await;
+    }
+
+    #[tokio::test]
+    async fn inspect_runs_info_with_nothing_granted() {
+        let rt = runtime();
+        // The adversary needs nothing: its info reads fine.
+        let path = std::path::Path::new(guests::TEST_GUEST_ADVERSARY);
+        let info = ProviderHost::inspect(&rt, &rt.load_file(path).unwrap())
+            .await
+            .expect("inspect");
+        assert_eq!(info.name, "adversary");
+        // The keyring user imports the keyring, which is a trap during inspection:
+        // its info() does not touch it, so it still reads.
+        let path = std::path::Path::new(guests::TEST_GUEST_KEYRING_USER);
+        let info = ProviderHost::inspect(&rt, &rt.load_file(path).unwrap())
+            .await
+            .expect("inspect keyring user");
+        assert_eq!(info.name, "keyring-user");
+    }
+
+    /// Looping calls occupy both worker threads; a call through another provider
+    /// still answers while they run, because guest code yields every epoch tick.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn looping_providers_do_not_stall_the_host() {
+        let limits = Limits {
+            call_timeout: Duration::from_secs(6),
+            ..Limits::default()
+        };
+        let rt = Runtime::new(RuntimeOptions {
+            cache_dir: None,
+            pooling: true,
+            limits,
+        })
+        .unwrap();
+        let looper = Arc::new(adversary(&rt).await);
+        let memory = Arc::new(
+            host(&rt, guests::PROVIDER_MEMORY, grant("healthy"))
+                .await
+                .unwrap(),
+        );
+        let v = SecretValue::from_string("still-answering".into());
+        memory
+            .put("/ok", &v, &PutOptions::default())
+            .await
+            .unwrap();
+        let loops: Vec<_> = (0..4)
+            .map(|_| {
+                let looper = looper.clone();
+                tokio::spawn(async move { looper.get("/x/loop").await })
+            })
+            .collect();
+        // Give the looping calls time to reach guest code (not an assertion).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let get = tokio::spawn({
+            let memory = memory.clone();
+            async move { memory.get("/ok").await }
+        });
+        let got = get.await.unwrap().unwrap().unwrap();
+        assert!(got.ct_eq(&v));
+        assert!(
+            loops.iter().all(|l| !l.is_finished()),
+            "the get answered only after the looping calls ended"
+        );
+        for l in loops {
+            let err = l.await.unwrap().expect_err("loop");
+            assert!(matches!(err, ProviderError::Timeout { .. }), "{err}");
+        }
     }
 }
 
@@ -310,6 +531,35 @@ mod keyring_user {
     }
 }
 
+mod laundering {
+    use super::*;
+    use secret_broker_keyring::KeyringCtx;
+
+    #[tokio::test]
+    async fn a_guess_sealed_and_opened_is_still_the_providers_own() {
+        let rt = runtime();
+        let ring = Arc::new(Keyring::single([4; 32]));
+        let granted = Granted::new("launder").with(KeyringCtx::new(ring, "provider/launder"));
+        let p = host(&rt, guests::TEST_GUEST_KEYRING_USER, granted)
+            .await
+            .expect("granted");
+        let err = p
+            .put(
+                "/oracle/seal",
+                &SecretValue::from_string("4242".into()),
+                &PutOptions::default(),
+            )
+            .await
+            .expect_err("refused");
+        assert!(matches!(err, ProviderError::Forbidden { .. }), "{err}");
+        assert!(!err.to_string().contains("104242"), "{err}");
+        // The ordinary seal and open of host values still work.
+        let v = SecretValue::from_string("sealed-after-attack".into());
+        p.put("/s/fine", &v, &PutOptions::default()).await.unwrap();
+        assert!(p.get("/s/fine").await.unwrap().unwrap().ct_eq(&v));
+    }
+}
+
 mod leaky {
     use super::*;
     use std::sync::{Mutex, OnceLock};
@@ -384,6 +634,12 @@ mod leaky {
             logged.contains("stderr sees [redacted]"),
             "stderr missing: {logged}"
         );
+        // A value from an earlier call, raw or hex-encoded, is scrubbed too.
+        let err = p.get("/l/earlier").await.expect_err("fails");
+        let msg = err.to_string();
+        assert!(!msg.contains(canary), "{msg}");
+        assert!(!msg.contains(&hex::encode(canary)), "{msg}");
+        assert!(msg.contains("earlier: [redacted] hex [redacted]"), "{msg}");
         assert!(!logged.contains(canary), "canary in the log: {logged}");
         assert!(
             !logged.contains("made-up-/l/two"),

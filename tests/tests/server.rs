@@ -586,6 +586,55 @@ async fn a_slow_provider_answers_503_and_the_server_keeps_serving() {
     assert_eq!(error["outcome"], json!("error"));
 }
 
+/// Looping calls on every worker thread: `/health` still answers while they run
+/// (guest code yields at every epoch tick), and they end as timeouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn looping_provider_calls_do_not_stall_the_server() {
+    let rt = Runtime::new(RuntimeOptions {
+        limits: Limits {
+            call_timeout: Duration::from_secs(6),
+            ..Limits::default()
+        },
+        ..RuntimeOptions::default()
+    })
+    .unwrap();
+    let component = rt
+        .load_file(std::path::Path::new(guests::TEST_GUEST_ADVERSARY))
+        .unwrap();
+    let provider = Arc::new(
+        ProviderHost::new(&rt, &component, Granted::new("looper"))
+            .await
+            .unwrap(),
+    );
+    let s = Arc::new(start(provider, None, Policy::default(), ServerOptions::default()).await);
+    let loops: Vec<_> = (0..4)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.call(Some(ADMIN), "/v1/secrets/get", json!({"id": "/x/loop"}))
+                    .await
+            })
+        })
+        .collect();
+    // Give the looping calls time to reach guest code (not an assertion).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let health = tokio::spawn({
+        let s = s.clone();
+        async move { s.get_text("/health", None).await }
+    });
+    let (st, _) = health.await.unwrap();
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        loops.iter().all(|l| !l.is_finished()),
+        "/health answered only after the looping calls ended"
+    );
+    for l in loops {
+        let (st, body) = l.await.unwrap();
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["kind"], json!("timeout"), "{body}");
+    }
+}
+
 #[tokio::test]
 async fn a_canary_appears_only_where_an_admin_asked_for_it() {
     let s = db_server(Policy::default()).await;

@@ -98,8 +98,7 @@ impl Host for SecretsManagerView<'_> {
     ) -> wasmtime::Result<Result<(), Error>> {
         self.host
             .charge(name.len() + description.as_ref().map_or(0, String::len))?;
-        let value = self.host.secret(&value)?;
-        self.host.touch(&value);
+        let value = self.host.backend_value(&value)?;
         let (grant, ()) = try_grant!(self.secrets_manager(&name));
         grant.base.write_permit().await;
         let mut req = grant
@@ -127,8 +126,7 @@ impl Host for SecretsManagerView<'_> {
         value: Resource<SecretValue>,
     ) -> wasmtime::Result<Result<bool, Error>> {
         self.host.charge(name.len())?;
-        let value = self.host.secret(&value)?;
-        self.host.touch(&value);
+        let value = self.host.backend_value(&value)?;
         let (grant, ()) = try_grant!(self.secrets_manager(&name));
         grant.base.write_permit().await;
         let mut req = grant.client.update_secret().secret_id(&name);

@@ -91,8 +91,7 @@ impl Host for SsmView<'_> {
     ) -> wasmtime::Result<Result<u64, Error>> {
         self.host
             .charge(name.len() + description.as_ref().map_or(0, String::len))?;
-        let value = self.host.secret(&value)?;
-        self.host.touch(&value);
+        let value = self.host.backend_value(&value)?;
         let grant = try_grant!(self.ssm(&name));
         let Some(text) = value.expose_str() else {
             return Ok(Err(Error::Backend(format!(

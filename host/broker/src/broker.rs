@@ -81,6 +81,7 @@ fn provider_kind(e: &ProviderError) -> &'static str {
         ProviderError::MemoryLimit { .. } => "memory-limit",
         ProviderError::DataLimit { .. } => "data-limit",
         ProviderError::Trapped { .. } => "trapped",
+        ProviderError::Forbidden { .. } => "forbidden",
         _ => "provider",
     }
 }

@@ -170,6 +170,27 @@ fn verify_rejects_what_is_not_a_provider() {
     }
 }
 
+#[test]
+fn verify_runs_nothing_against_the_users_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let wasm = dir.path().join("db.wasm");
+    std::fs::write(&wasm, secret_broker_builtin::DB).unwrap();
+    let out = broker(&data, &["provider", "verify", wasm.to_str().unwrap()], None);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("needs grants: keyring, record-store"), "{stdout}");
+    assert!(
+        stdout.contains("info() ran with nothing granted: no store, no keys, no network"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("provider:    db "), "{stdout}");
+    // No store, no key file, no cache: the data dir is as it was.
+    let left: Vec<_> = std::fs::read_dir(&data).unwrap().collect();
+    assert!(left.is_empty(), "verify wrote {left:?}");
+}
+
 fn put(dir: &Path, id: &str, value: &str) {
     let out = broker(dir, &["secret", "put", id], Some(value));
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -65,6 +65,11 @@ impl IdRules {
         self.borrowed().check_value_len(size)
     }
 
+    /// Checks the rules themselves: see [`Rules::validate`].
+    pub fn validate(&self, max_id_len: u32, max_value_bytes: u64) -> Result<(), String> {
+        self.borrowed().validate(max_id_len, max_value_bytes)
+    }
+
     /// Checks `id`, returning a message naming the rule it breaks.
     pub fn check(&self, id: &str) -> Result<(), String> {
         self.borrowed().check(id)
@@ -112,6 +117,76 @@ impl Rules<'_> {
                 size,
                 limit: self.max_value_bytes,
             });
+        }
+        Ok(())
+    }
+
+    /// Checks that the rules themselves are sane for a host that accepts ids of at
+    /// most `max_id_len` bytes and values of at most `max_value_bytes`: sizes within
+    /// those limits and above zero, a well-formed character class, a short
+    /// separator, and few, short forbidden prefixes. The message names the field.
+    pub fn validate(&self, max_id_len: u32, max_value_bytes: u64) -> Result<(), String> {
+        const MAX_CLASS: usize = 1024;
+        const MAX_SEPARATOR: usize = 4;
+        const MAX_PREFIXES: usize = 64;
+        const MAX_PREFIX_LEN: usize = 256;
+        if self.max_id_len == 0 || self.max_id_len > max_id_len {
+            return Err(format!(
+                "max-id-len is {}: give 1 to {max_id_len}",
+                self.max_id_len
+            ));
+        }
+        if self.max_value_bytes == 0 || self.max_value_bytes > max_value_bytes {
+            return Err(format!(
+                "max-value-bytes is {}: give 1 to {max_value_bytes}",
+                self.max_value_bytes
+            ));
+        }
+        if self.allowed_chars.is_empty() || self.allowed_chars.len() > MAX_CLASS {
+            return Err(format!(
+                "allowed-chars is {} bytes: give a class of 1 to {MAX_CLASS} bytes",
+                self.allowed_chars.len()
+            ));
+        }
+        let mut reversed = None;
+        for_each_range(self.allowed_chars, |lo, hi| {
+            if lo > hi {
+                reversed = Some((lo, hi));
+            }
+            reversed.is_some()
+        });
+        if let Some((lo, hi)) = reversed {
+            return Err(format!(
+                "allowed-chars has the range {lo:?}-{hi:?}, whose start is after its end"
+            ));
+        }
+        if self.separator.len() > MAX_SEPARATOR || self.separator.chars().any(char::is_control) {
+            return Err(format!(
+                "the separator is {} bytes: give at most {MAX_SEPARATOR} printable bytes",
+                self.separator.len()
+            ));
+        }
+        if self.leading_separator && self.separator.is_empty() {
+            return Err("leading-separator is set but the separator is empty".into());
+        }
+        if self.max_levels == Some(0) {
+            return Err("max-levels is 0: give at least 1, or none".into());
+        }
+        if self.forbidden_prefixes.len() > MAX_PREFIXES {
+            return Err(format!(
+                "forbidden-prefixes has {} entries: give at most {MAX_PREFIXES}",
+                self.forbidden_prefixes.len()
+            ));
+        }
+        if let Some(p) = self
+            .forbidden_prefixes
+            .iter()
+            .find(|p| p.is_empty() || p.len() > MAX_PREFIX_LEN)
+        {
+            return Err(format!(
+                "a forbidden prefix is {} bytes: give 1 to {MAX_PREFIX_LEN}",
+                p.len()
+            ));
         }
         Ok(())
     }
@@ -252,6 +327,27 @@ mod tests {
             forbidden_prefixes: vec!["aws".into(), "ssm".into()],
             max_value_bytes: 10,
         }
+    }
+
+    #[test]
+    fn validate_refuses_insane_rules() {
+        let ok = rules("A-Za-z0-9/_-", None);
+        assert_eq!(ok.validate(4096, 1 << 20), Ok(()));
+        let mut r = ok.clone();
+        r.max_id_len = 0;
+        assert!(r.validate(4096, 1 << 20).unwrap_err().contains("max-id-len"));
+        let mut r = ok.clone();
+        r.max_value_bytes = u64::MAX;
+        assert!(r.validate(4096, 1 << 20).unwrap_err().contains("max-value-bytes"));
+        let mut r = ok.clone();
+        r.allowed_chars = "z-a".into();
+        assert!(r.validate(4096, 1 << 20).unwrap_err().contains("range"));
+        let mut r = ok.clone();
+        r.forbidden_prefixes = vec!["p".into(); 65];
+        assert!(r.validate(4096, 1 << 20).unwrap_err().contains("forbidden-prefixes"));
+        let mut r = ok;
+        r.separator = "\u{1b}[2J".into();
+        assert!(r.validate(4096, 1 << 20).unwrap_err().contains("separator"));
     }
 
     #[test]

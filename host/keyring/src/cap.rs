@@ -17,6 +17,8 @@ use sha2::{Digest, Sha256};
 use crate::{Keyring, KeyringError};
 
 const TAG_LEN: usize = 8;
+/// Prefix of the associated data of a value a provider made itself.
+const GUEST_MADE: &[u8; 16] = b"\xffguest-made\0\0\0\0\0";
 
 /// The keyring as granted to one provider instance: the shared master keys and
 /// the instance's namespace.
@@ -39,8 +41,15 @@ impl KeyringCtx {
         }
     }
 
-    fn aad(&self, context: &[u8]) -> Vec<u8> {
-        let mut aad = Vec::with_capacity(16 + self.namespace.len() + context.len());
+    /// The associated data: namespace and context, and for a value the provider
+    /// made itself a marker in front (never a valid namespace length), so that
+    /// what it opens again is still known as its own making: sealing cannot
+    /// launder a guess into a value `equals` would compare with the host's.
+    fn aad(&self, context: &[u8], guest_made: bool) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(32 + self.namespace.len() + context.len());
+        if guest_made {
+            aad.extend_from_slice(GUEST_MADE);
+        }
         aad.extend_from_slice(&(self.namespace.len() as u64).to_be_bytes());
         aad.extend_from_slice(self.namespace.as_bytes());
         aad.extend_from_slice(context);
@@ -50,7 +59,10 @@ impl KeyringCtx {
     /// Seals for this namespace: the namespace tag, then the keyring's envelope.
     pub fn seal(&self, value: &SecretValue, context: &[u8]) -> Vec<u8> {
         let mut out = self.tag.to_vec();
-        out.extend(self.keyring.seal(value, &self.aad(context)));
+        out.extend(
+            self.keyring
+                .seal(value, &self.aad(context, value.is_guest_made())),
+        );
         out
     }
 
@@ -76,9 +88,15 @@ impl KeyringCtx {
                 "the ciphertext was sealed by another provider instance: outside this keyring grant's scope".into(),
             ));
         }
-        self.keyring
-            .open(&sealed[TAG_LEN..], &self.aad(context))
-            .map_err(|e| Error::Backend(e.to_string()))
+        let inner = &sealed[TAG_LEN..];
+        match self.keyring.open(inner, &self.aad(context, false)) {
+            Err(KeyringError::Integrity(_)) => self
+                .keyring
+                .open(inner, &self.aad(context, true))
+                .map(SecretValue::marked_guest_made),
+            other => other,
+        }
+        .map_err(|e| Error::Backend(e.to_string()))
     }
 }
 

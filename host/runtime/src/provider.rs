@@ -17,7 +17,7 @@ use crate::bindings::{
 use crate::caps::{self, Granted};
 use crate::output::{CapturedOutput, OutputBuffer};
 use crate::runtime::{EPOCH_TICK, LoadedComponent, Runtime};
-use crate::scrub::scrub;
+use crate::scrub::{Remembered, Scrubber, printable};
 use crate::secret::SecretValue;
 use crate::state::{CallState, HostState, HostTrap, MemoryLimiter};
 use secret_broker_idrules::IdRules;
@@ -26,6 +26,17 @@ use secret_broker_idrules::IdRules;
 const MAX_INSTANCES: usize = 16;
 /// Bytes an export may return (ids of a list page, info strings).
 const MAX_RESULT_BYTES: usize = 4 << 20;
+/// The longest id a provider may declare, bytes.
+pub const MAX_ID_LEN: u32 = 8192;
+/// The largest value a provider may declare, bytes.
+pub const MAX_VALUE_BYTES: u64 = 64 << 20;
+/// Bytes of a provider's error message kept; the rest is cut.
+const MAX_MESSAGE_BYTES: usize = 4096;
+/// What replaces the text of a provider without `reveal` that held a value the
+/// call handled: it cannot know such a value, so the text is a guess, and marking
+/// where it matched would answer the guess.
+const GUESS_WITHHELD: &str = "[provider text withheld: it held a value the call handled, which a \
+                              provider without the `reveal` grant cannot know]";
 
 /// Why a provider call failed. Messages never carry secret values.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +88,15 @@ pub enum ProviderError {
         /// Instance name.
         provider: String,
         /// Which limit.
+        detail: String,
+    },
+    /// The instance asked for something its grants do not allow (comparing its
+    /// own guess with a host-held value, storing a value it made); discarded.
+    #[error("provider `{provider}` was stopped: {detail}; its instance was discarded")]
+    Forbidden {
+        /// Instance name.
+        provider: String,
+        /// What it tried.
         detail: String,
     },
     /// The instance trapped (a panic, for example); it was discarded.
@@ -177,6 +197,44 @@ pub struct ProviderHost {
     info: ProviderInfo,
     idle: Mutex<Vec<Slot>>,
     permits: Semaphore,
+    /// Whether the provider was granted `reveal`.
+    may_reveal: bool,
+    /// For a provider granted `reveal`: values it touched in earlier calls.
+    remembered: Mutex<Remembered>,
+}
+
+/// The values a call handled, for cleaning what the provider said during it.
+pub(crate) struct CallValues {
+    values: Vec<SecretValue>,
+    may_reveal: bool,
+}
+
+impl CallValues {
+    fn scrubber(&self) -> Scrubber {
+        Scrubber::new(&self.values)
+    }
+
+    /// A provider's message made safe to show: cut to size, scrubbed (withheld
+    /// whole if a provider without `reveal` guessed a value), escaped.
+    fn clean(&self, message: String) -> String {
+        clean_with(&self.scrubber(), self.may_reveal, message)
+    }
+}
+
+fn clean_with(scrubber: &Scrubber, may_reveal: bool, mut message: String) -> String {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let cut = message.len() - MAX_MESSAGE_BYTES;
+        let mut end = MAX_MESSAGE_BYTES;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str(&format!("… ({cut} more bytes cut)"));
+    }
+    if !may_reveal && scrubber.matches(&message) {
+        return GUESS_WITHHELD.to_owned();
+    }
+    printable(&scrubber.scrub(&message)).into_owned()
 }
 
 impl std::fmt::Debug for ProviderHost {
@@ -201,12 +259,40 @@ impl ProviderHost {
         if let Some(missing) = component.needs.iter().find(|n| !granted.satisfies(n)) {
             return Err(not_granted(&name, missing));
         }
+        Self::build(runtime, component, granted, false).await
+    }
+
+    /// Instantiates `component` with nothing granted, every capability it imports
+    /// linked as a trap, and reads its info: what `provider verify` shows. No
+    /// store, no keys, no network: a component whose `info()` reaches for a
+    /// capability traps instead of touching anything.
+    pub async fn inspect(
+        runtime: &Runtime,
+        component: &LoadedComponent,
+    ) -> Result<ProviderInfo, ProviderError> {
+        let host = Self::build(runtime, component, Granted::new("verify"), true).await?;
+        Ok(host.info)
+    }
+
+    async fn build(
+        runtime: &Runtime,
+        component: &LoadedComponent,
+        granted: Granted,
+        traps_for_the_rest: bool,
+    ) -> Result<Self, ProviderError> {
+        let name = granted.instance.clone();
+        let may_reveal = granted.satisfies(&caps::import_name("reveal"));
         let granted = Arc::new(granted);
         let inst_err = |e: wasmtime::Error| ProviderError::Instantiate {
             provider: name.clone(),
             detail: format!("{e:#}"),
         };
-        let linker = caps::linker(&runtime.engine, &granted).map_err(inst_err)?;
+        let mut linker = caps::linker(&runtime.engine, &granted).map_err(inst_err)?;
+        if traps_for_the_rest {
+            linker
+                .define_unknown_imports_as_traps(&component.component)
+                .map_err(inst_err)?;
+        }
         let pre = linker
             .instantiate_pre(&component.component)
             .map_err(inst_err)?;
@@ -214,7 +300,7 @@ impl ProviderHost {
         let placeholder = ProviderInfo {
             name: String::new(),
             version: String::new(),
-            id_rules: IdRules::slash_separated(0, 0),
+            id_rules: IdRules::slash_separated(1, 1),
             stateful: true,
         };
         let mut host = ProviderHost {
@@ -225,19 +311,15 @@ impl ProviderHost {
             info: placeholder,
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(1),
+            may_reveal,
+            remembered: Mutex::new(Remembered::default()),
         };
         let (info, _) = host
             .call(|b, s| {
                 Box::pin(async move { b.secret_broker_provider_provider().call_info(s).await })
             })
             .await?;
-        check_info_size(&host.name, &info)?;
-        host.info = ProviderInfo {
-            name: info.name,
-            version: info.version,
-            id_rules: id_rules(info.id_rules),
-            stateful: info.stateful,
-        };
+        host.info = check_info(&host.name, info)?;
         if !host.info.stateful {
             host.permits = Semaphore::new(MAX_INSTANCES);
         }
@@ -382,6 +464,7 @@ impl ProviderHost {
         limit: u32,
     ) -> Result<ListPage, ProviderError> {
         let (prefix, cursor) = (prefix.to_owned(), cursor.map(str::to_owned));
+        let (prefix_copy, cursor_copy) = (prefix.clone(), cursor.clone());
         let page: WitListPage = self
             .call(move |b, s| {
                 Box::pin(async move {
@@ -392,26 +475,81 @@ impl ProviderHost {
             })
             .await
             .and_then(finish)?;
-        let size: usize = page.ids.iter().map(String::len).sum::<usize>()
-            + page.next_cursor.as_ref().map_or(0, String::len);
-        if size > MAX_RESULT_BYTES {
-            return Err(ProviderError::DataLimit {
-                provider: self.name.clone(),
-                detail: format!(
-                    "a list page of {size} bytes, over the limit of {MAX_RESULT_BYTES} bytes"
-                ),
-            });
-        }
+        self.check_page(&prefix_copy, cursor_copy.as_deref(), limit, &page)?;
         Ok(ListPage {
             ids: page.ids,
             next_cursor: page.next_cursor,
         })
     }
 
+    /// A list page must keep the contract: at most `limit` ids, each under the
+    /// prefix and within the declared id length, in strictly ascending order after
+    /// the cursor given, and a next cursor that sorts after both: a walk then
+    /// always advances and never repeats.
+    fn check_page(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+        page: &WitListPage,
+    ) -> Result<(), ProviderError> {
+        let size: usize = page.ids.iter().map(String::len).sum::<usize>()
+            + page.next_cursor.as_ref().map_or(0, String::len);
+        let broke = |detail: String| ProviderError::DataLimit {
+            provider: self.name.clone(),
+            detail,
+        };
+        if size > MAX_RESULT_BYTES {
+            return Err(broke(format!(
+                "a list page of {size} bytes, over the limit of {MAX_RESULT_BYTES} bytes"
+            )));
+        }
+        if page.ids.len() > limit.max(1) as usize {
+            return Err(broke(format!(
+                "a list page of {} ids, more than the {limit} asked for",
+                page.ids.len()
+            )));
+        }
+        let max_len = self.info.id_rules.max_id_len as usize;
+        let mut previous = cursor;
+        for id in &page.ids {
+            if id.is_empty() || id.len() > max_len || !id.starts_with(prefix) {
+                return Err(broke(format!(
+                    "a listed id ({} bytes) is empty, longer than its declared {max_len} bytes, \
+                     or outside the prefix asked for",
+                    id.len()
+                )));
+            }
+            if previous.is_some_and(|p| id.as_str() <= p) {
+                return Err(broke(
+                    "listed ids are not in strictly ascending order after the cursor".into(),
+                ));
+            }
+            previous = Some(id);
+        }
+        if let Some(next) = &page.next_cursor {
+            if next.len() > max_len.saturating_mul(2) || previous.is_some_and(|p| next.as_str() < p)
+            {
+                return Err(broke(
+                    "the next cursor is too long or sorts before the last id of the page".into(),
+                ));
+            }
+            if cursor.is_some_and(|c| next.as_str() <= c) {
+                return Err(broke(
+                    "the next cursor does not advance past the cursor given: a listing must \
+                     move forward"
+                        .into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Creates a fresh instance and drops it: a health check of instantiation,
     /// and what the benchmarks time.
     pub async fn probe_instantiate(&self) -> Result<(), ProviderError> {
-        self.instantiate().await.map(drop)
+        let deadline = std::time::Instant::now() + self.runtime.limits.call_timeout;
+        self.instantiate(deadline).await.map(drop)
     }
 
     fn check_id(&self, id: &str) -> Result<(), ProviderError> {
@@ -422,8 +560,40 @@ impl ProviderHost {
     }
 
     /// Runs `f` on an idle or fresh instance under the call deadline, then returns
-    /// the instance to the pool unless the call failed at the Wasm level.
-    async fn call<R, F>(&self, f: F) -> Result<(R, Vec<SecretValue>), ProviderError>
+    /// the instance to the pool unless the call failed at the Wasm level. The
+    /// deadline covers everything: waiting for an instance, instantiating it,
+    /// guest code (which yields to the executor every epoch tick and traps at the
+    /// deadline) and host capabilities it awaits (a slow backend).
+    async fn call<R, F>(&self, f: F) -> Result<(R, CallValues), ProviderError>
+    where
+        R: Send + 'static,
+        F: for<'a> FnOnce(
+                &'a ProviderWorld,
+                &'a mut Store<HostState>,
+            ) -> std::pin::Pin<
+                Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
+            > + Send,
+    {
+        let limit = self.runtime.limits.call_timeout;
+        let deadline = tokio::time::Instant::now() + limit;
+        // Guest code stops at the first tick after the deadline; the grace lets
+        // that trap be the usual way a looping call ends.
+        match tokio::time::timeout_at(deadline + 2 * EPOCH_TICK, self.run(f, deadline.into_std()))
+            .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(ProviderError::Timeout {
+                provider: self.name.clone(),
+                limit,
+            }),
+        }
+    }
+
+    async fn run<R, F>(
+        &self,
+        f: F,
+        deadline: std::time::Instant,
+    ) -> Result<(R, CallValues), ProviderError>
     where
         R: Send + 'static,
         F: for<'a> FnOnce(
@@ -441,40 +611,54 @@ impl ProviderHost {
         let popped = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let mut slot = match popped {
             Some(slot) => slot,
-            None => self.instantiate().await?,
+            None => self.instantiate(deadline).await?,
         };
-        let limit = self.runtime.limits.call_timeout;
-        let ticks = (limit.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
-        slot.store.set_epoch_deadline(ticks);
-        slot.store.data_mut().call = CallState::default();
+        slot.store.data_mut().call = CallState {
+            deadline: Some(deadline),
+            ..CallState::default()
+        };
         slot.store.data_mut().limiter.hit = false;
-        // The epoch deadline stops guest code; the timeout also covers time spent
-        // awaiting host capabilities (a slow backend).
-        let outcome = tokio::time::timeout(
-            limit + Duration::from_secs(1),
-            f(&slot.bindings, &mut slot.store),
-        )
-        .await;
+        slot.store.set_epoch_deadline(1);
+        let outcome = f(&slot.bindings, &mut slot.store).await;
         let touched = std::mem::take(&mut slot.store.data_mut().call.touched);
         let in_flight = std::mem::take(&mut slot.store.data_mut().call.in_flight);
-        self.flush_logs(&mut slot, &touched);
+        let values = self.call_values(touched);
+        // Released before the call's own lines are written: flush_logs scrubs them
+        // of these values, and the log writer should not scrub them twice.
         drop(in_flight);
+        self.flush_logs(&mut slot, &values);
         match outcome {
-            Ok(Ok(value)) => {
+            Ok(value) => {
                 if let Ok(mut idle) = self.idle.lock() {
                     idle.push(slot);
                 }
-                Ok((value, touched))
+                Ok((value, values))
             }
-            Ok(Err(e)) => Err(self.classify(&slot, e, &touched)),
-            Err(_) => Err(ProviderError::Timeout {
-                provider: self.name.clone(),
-                limit,
-            }),
+            Err(e) => Err(self.classify(&slot, e, &values)),
         }
     }
 
-    async fn instantiate(&self) -> Result<Slot, ProviderError> {
+    /// The values to scrub from what the provider says about a call: those it
+    /// touched, and for a provider granted `reveal` those of earlier calls too.
+    fn call_values(&self, touched: Vec<SecretValue>) -> CallValues {
+        if !self.may_reveal {
+            return CallValues {
+                values: touched,
+                may_reveal: false,
+            };
+        }
+        let mut remembered = self
+            .remembered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        remembered.extend(&touched);
+        CallValues {
+            values: remembered.values().cloned().collect(),
+            may_reveal: true,
+        }
+    }
+
+    async fn instantiate(&self, deadline: std::time::Instant) -> Result<Slot, ProviderError> {
         let stdout = Arc::new(Mutex::new(OutputBuffer::default()));
         let mut wasi = WasiCtx::builder();
         wasi.stdout(CapturedOutput(stdout.clone()))
@@ -493,35 +677,51 @@ impl ProviderHost {
             },
             limits,
             granted: self.granted.clone(),
-            call: CallState::default(),
+            call: CallState {
+                deadline: Some(deadline),
+                ..CallState::default()
+            },
             stdout,
+            may_reveal: self.may_reveal,
         };
         let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_trap();
-        let ticks =
-            (self.runtime.limits.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
+        // Every tick, guest code yields to the executor (so a looping guest never
+        // holds a worker thread), and traps once the call's deadline has passed.
+        store.epoch_deadline_callback(|ctx| {
+            let late = ctx
+                .data()
+                .call
+                .deadline
+                .is_some_and(|d| std::time::Instant::now() >= d);
+            Ok(if late {
+                wasmtime::UpdateDeadline::Interrupt
+            } else {
+                wasmtime::UpdateDeadline::Yield(1)
+            })
+        });
+        store.set_epoch_deadline(1);
         match self.pre.instantiate_async(&mut store).await {
             Ok(bindings) => Ok(Slot { store, bindings }),
             Err(e) => Err(ProviderError::Instantiate {
                 provider: self.name.clone(),
-                detail: format!("{e:#}"),
+                detail: printable(&format!("{e:#}")).into_owned(),
             }),
         }
     }
 
-    fn classify(
-        &self,
-        slot: &Slot,
-        error: wasmtime::Error,
-        touched: &[SecretValue],
-    ) -> ProviderError {
+    fn classify(&self, slot: &Slot, error: wasmtime::Error, values: &CallValues) -> ProviderError {
         let provider = self.name.clone();
         if slot.store.data().limiter.hit {
             return ProviderError::MemoryLimit {
                 provider,
                 limit: slot.store.data().limits.memory_bytes,
+            };
+        }
+        if let Some(HostTrap::Refused(detail)) = error.downcast_ref::<HostTrap>() {
+            return ProviderError::Forbidden {
+                provider,
+                detail: (*detail).to_owned(),
             };
         }
         if let Some(trap) = error.downcast_ref::<HostTrap>() {
@@ -536,7 +736,7 @@ impl ProviderHost {
                 limit: self.runtime.limits.call_timeout,
             };
         }
-        let detail = scrub(&format!("{error:#}"), touched);
+        let detail = values.clean(format!("{error:#}"));
         tracing::warn!(provider = %self.name, %detail, "provider instance trapped and was discarded");
         ProviderError::Trapped { provider, detail }
     }
@@ -548,12 +748,32 @@ impl ProviderHost {
         }
     }
 
-    /// Writes the call's buffered log lines and output to the host log, scrubbed.
-    fn flush_logs(&self, slot: &mut Slot, touched: &[SecretValue]) {
+    /// Writes the call's buffered log lines and output to the host log: scrubbed
+    /// (every line withheld if a provider without `reveal` wrote a value the call
+    /// handled) and escaped, so a line can neither leak a value nor forge an entry.
+    fn flush_logs(&self, slot: &mut Slot, values: &CallValues) {
         let logs = std::mem::take(&mut slot.store.data_mut().call.logs);
+        let (bytes, dropped) = match slot.store.data().stdout.lock() {
+            Ok(mut out) => out.drain(),
+            Err(_) => (Vec::new(), 0),
+        };
+        let provider = self.name.as_str();
+        if dropped > 0 {
+            tracing::warn!(provider, dropped, "provider output over the per-call limit was dropped");
+        }
+        if logs.is_empty() && bytes.is_empty() {
+            return;
+        }
+        let scrubber = values.scrubber();
+        let output = String::from_utf8_lossy(&bytes);
+        if !values.may_reveal
+            && (scrubber.matches(&output) || logs.iter().any(|(_, l)| scrubber.matches(l)))
+        {
+            tracing::warn!(target: "provider", provider, "{GUESS_WITHHELD}");
+            return;
+        }
         for (level, line) in logs {
-            let line = scrub(&line, touched);
-            let provider = self.name.as_str();
+            let line = printable(&scrubber.scrub(&line)).into_owned();
             match level {
                 tracing::Level::ERROR => tracing::error!(target: "provider", provider, "{line}"),
                 tracing::Level::WARN => tracing::warn!(target: "provider", provider, "{line}"),
@@ -562,18 +782,10 @@ impl ProviderHost {
                 _ => tracing::trace!(target: "provider", provider, "{line}"),
             }
         }
-        let (bytes, dropped) = match slot.store.data().stdout.lock() {
-            Ok(mut out) => out.drain(),
-            Err(_) => return,
-        };
-        if !bytes.is_empty() {
-            let text = scrub(&String::from_utf8_lossy(&bytes), touched);
-            for line in text.lines() {
-                tracing::info!(target: "provider::stdout", provider = %self.name, "{line}");
-            }
-        }
-        if dropped > 0 {
-            tracing::warn!(provider = %self.name, dropped, "provider output over the per-call limit was dropped");
+        let text = scrubber.scrub(&output);
+        for line in text.lines() {
+            let line = printable(line);
+            tracing::info!(target: "provider::stdout", provider, "{line}");
         }
     }
 }
@@ -589,21 +801,44 @@ fn take_handle(
         .map_err(|_| wasmtime::Error::new(HostTrap::BadHandle))
 }
 
-fn check_info_size(
+/// Validates what a provider says about itself: short printable name and
+/// version, and id rules within the host's own limits.
+fn check_info(
     provider: &str,
-    info: &crate::bindings::WitProviderInfo,
-) -> Result<(), ProviderError> {
-    let size = info.name.len()
-        + info.version.len()
-        + info.id_rules.allowed_chars.len()
-        + info.id_rules.separator.len();
-    if size > 4096 {
-        return Err(ProviderError::DataLimit {
-            provider: provider.to_owned(),
-            detail: format!("its info is {size} bytes, over the limit of 4096"),
-        });
+    info: crate::bindings::WitProviderInfo,
+) -> Result<ProviderInfo, ProviderError> {
+    let bad = |detail: String| ProviderError::DataLimit {
+        provider: provider.to_owned(),
+        detail: format!("its info is not acceptable: {detail}"),
+    };
+    let label_ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
+    };
+    if !label_ok(&info.name) {
+        return Err(bad(format!(
+            "the name {} must be 1 to 64 characters of A-Z a-z 0-9 . _ - +",
+            printable(&info.name.chars().take(80).collect::<String>())
+        )));
     }
-    Ok(())
+    if !label_ok(&info.version) {
+        return Err(bad(format!(
+            "the version {} must be 1 to 64 characters of A-Z a-z 0-9 . _ - +",
+            printable(&info.version.chars().take(80).collect::<String>())
+        )));
+    }
+    let rules = id_rules(info.id_rules);
+    rules
+        .validate(MAX_ID_LEN, MAX_VALUE_BYTES)
+        .map_err(|e| bad(format!("its id rules: {e}")))?;
+    Ok(ProviderInfo {
+        name: info.name,
+        version: info.version,
+        id_rules: rules,
+        stateful: info.stateful,
+    })
 }
 
 fn not_granted(provider: &str, import: &str) -> ProviderError {
@@ -626,15 +861,14 @@ fn id_rules(wit: crate::bindings::WitIdRules) -> IdRules {
     }
 }
 
-/// Maps a provider's error variant, scrubbing its message of the call's values.
-fn finish<T>(
-    (result, touched): (Result<T, WitError>, Vec<SecretValue>),
-) -> Result<T, ProviderError> {
-    result.map_err(|e| map_wit_error(e, &touched))
+/// Maps a provider's error variant; its message is cut to size, scrubbed of the
+/// call's values and escaped.
+fn finish<T>((result, values): (Result<T, WitError>, CallValues)) -> Result<T, ProviderError> {
+    result.map_err(|e| map_wit_error(e, &values))
 }
 
-fn map_wit_error(e: WitError, touched: &[SecretValue]) -> ProviderError {
-    let clean = |m: String| scrub(&m, touched);
+fn map_wit_error(e: WitError, values: &CallValues) -> ProviderError {
+    let clean = |m: String| values.clean(m);
     match e {
         WitError::InvalidId(m) => ProviderError::InvalidId(clean(m)),
         WitError::ValueTooLarge(l) => ProviderError::ValueTooLarge {

@@ -164,7 +164,11 @@ impl Runtime {
             .cache_dir
             .as_deref()
             .map(|dir| ArtifactCache::new(dir, &engine));
-        let ticker = Arc::new(EpochTicker::start(&engine));
+        // Without the ticker no call could ever time out: refuse to run at all.
+        let ticker = Arc::new(
+            EpochTicker::start(&engine)
+                .map_err(|e| anyhow::anyhow!("starting the epoch thread that bounds every provider call: {e}"))?,
+        );
         Ok(Runtime {
             engine,
             cache,
@@ -313,7 +317,7 @@ struct EpochTicker {
 }
 
 impl EpochTicker {
-    fn start(engine: &Engine) -> Self {
+    fn start(engine: &Engine) -> std::io::Result<Self> {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let weak = engine.weak();
         let flag = stop.clone();
@@ -327,10 +331,8 @@ impl EpochTicker {
                         None => break,
                     }
                 }
-            })
-            .map(|_| ())
-            .unwrap_or_else(|e| tracing::error!(error = %e, "could not start the epoch thread"));
-        EpochTicker { stop }
+            })?;
+        Ok(EpochTicker { stop })
     }
 }
 

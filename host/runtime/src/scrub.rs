@@ -1,43 +1,287 @@
 //! The scrubber: removes secret values from provider-originated text (errors, log
-//! lines, stdout) before it reaches a log or a caller.
+//! lines, stdout) before it reaches a log or a caller, and makes that text safe to
+//! print.
+//!
+//! One Aho-Corasick automaton per set of values matches every value and its common
+//! encodings (hex, base64, URL, JSON-escaped) in one pass over the text, leftmost
+//! longest first: the work is linear in the text and the needles, and the output is
+//! never matched again, so a value that spells part of [`REDACTED`] cannot make the
+//! text grow more than once. A value too short to hide by marking its place (under
+//! [`MIN_SCRUB_LEN`] bytes, in any encoding) withholds the whole text instead.
 
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use base64::Engine as _;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 
 use crate::secret::SecretValue;
 
 /// What replaces a scrubbed value.
 pub const REDACTED: &str = "[redacted]";
 
-/// Replaces every occurrence of each value in `text`. Values are matched as their
-/// UTF-8 text; the longest first, so a value containing another is removed whole.
-pub fn scrub(text: &str, values: &[SecretValue]) -> String {
-    let mut needles: Vec<&str> = values
-        .iter()
-        .filter_map(SecretValue::expose_str)
-        .filter(|s| !s.is_empty())
-        .collect();
-    needles.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    needles.dedup();
-    let mut out = text.to_owned();
-    for needle in needles {
-        if out.contains(needle) {
-            out = out.replace(needle, REDACTED);
+/// What replaces a whole text that holds a value too short to scrub in place.
+pub const WITHHELD: &str = "[provider text withheld: it held a secret value too short to redact]";
+
+/// Needles shorter than this withhold the whole text rather than being marked.
+pub const MIN_SCRUB_LEN: usize = 4;
+
+/// RFC 3986 unreserved characters stay as they are in URL encoding.
+const URL_RESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The forms of `value` the scrubber looks for: the bytes, and their encodings.
+fn needles(value: &[u8], out: &mut Vec<Vec<u8>>) {
+    if value.is_empty() {
+        return;
+    }
+    out.push(value.to_vec());
+    out.push(hex::encode(value).into_bytes());
+    out.push(hex::encode_upper(value).into_bytes());
+    out.push(base64::engine::general_purpose::STANDARD_NO_PAD.encode(value).into_bytes());
+    out.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value).into_bytes());
+    let url = percent_encoding::percent_encode(value, URL_RESERVED).to_string();
+    out.push(url.replace("%20", "+").into_bytes());
+    out.push(url.into_bytes());
+    out.push(percent_encoding::percent_encode(value, NON_ALPHANUMERIC).to_string().into_bytes());
+    if let Ok(text) = std::str::from_utf8(value) {
+        if let Ok(json) = serde_json::to_string(text) {
+            out.push(json.as_bytes()[1..json.len() - 1].to_vec());
+        }
+        // JSON with every non-ASCII character escaped, as some encoders write it.
+        let ascii: String = text
+            .chars()
+            .flat_map(|c| {
+                if c.is_ascii() {
+                    vec![c.to_string()]
+                } else {
+                    let mut units = [0u16; 2];
+                    c.encode_utf16(&mut units)
+                        .iter()
+                        .map(|u| format!("\\u{u:04x}"))
+                        .collect()
+                }
+            })
+            .collect();
+        out.push(ascii.into_bytes());
+    }
+}
+
+/// Bytes of a needle the automaton holds: a longer needle is matched by its
+/// first and last this many bytes (and removed whole where it occurs whole), so
+/// the automaton stays small however large the values.
+const WINDOW: usize = 64;
+
+/// One pattern of the automaton.
+struct Pattern {
+    /// Too short to mark in place: the whole text is withheld.
+    short: bool,
+    /// For the leading window of a long needle: the whole needle, removed whole
+    /// where it occurs whole.
+    whole: Option<Vec<u8>>,
+}
+
+/// A compiled set of values to remove from text.
+pub struct Scrubber {
+    automaton: Option<AhoCorasick>,
+    patterns: Vec<Pattern>,
+}
+
+impl Scrubber {
+    /// A scrubber for `values` and their encodings.
+    pub fn new(values: &[SecretValue]) -> Self {
+        let mut all = Vec::new();
+        for value in values {
+            needles(value.expose(), &mut all);
+        }
+        let mut seen = HashSet::new();
+        all.retain(|n| seen.insert(n.clone()));
+        let mut windows: Vec<Vec<u8>> = Vec::new();
+        let mut patterns = Vec::new();
+        let mut placed = HashSet::new();
+        for needle in all {
+            if needle.len() <= WINDOW {
+                if placed.insert(needle.clone()) {
+                    patterns.push(Pattern {
+                        short: needle.len() < MIN_SCRUB_LEN,
+                        whole: None,
+                    });
+                    windows.push(needle);
+                }
+                continue;
+            }
+            let head = needle[..WINDOW].to_vec();
+            let tail = needle[needle.len() - WINDOW..].to_vec();
+            if placed.insert(head.clone()) {
+                windows.push(head);
+                patterns.push(Pattern {
+                    short: false,
+                    whole: Some(needle),
+                });
+            }
+            if placed.insert(tail.clone()) {
+                windows.push(tail);
+                patterns.push(Pattern {
+                    short: false,
+                    whole: None,
+                });
+            }
+        }
+        let automaton = if windows.is_empty() {
+            None
+        } else {
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(&windows)
+                .ok()
+        };
+        Scrubber {
+            automaton,
+            patterns,
         }
     }
-    out
+
+    /// Whether the scrubber has nothing to look for.
+    pub fn is_empty(&self) -> bool {
+        self.automaton.is_none()
+    }
+
+    /// `text` with every value replaced by [`REDACTED`], or [`WITHHELD`] if a value
+    /// too short to mark occurs in it. Borrowed when nothing matched.
+    pub fn scrub<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        let Some(ac) = &self.automaton else {
+            return Cow::Borrowed(text);
+        };
+        let bytes = text.as_bytes();
+        let mut out: Option<Vec<u8>> = None;
+        let mut last = 0;
+        for m in ac.find_iter(bytes) {
+            if m.start() < last {
+                // Inside a long value already removed whole.
+                continue;
+            }
+            let Some(pattern) = self.patterns.get(m.pattern().as_usize()) else {
+                return Cow::Borrowed(WITHHELD);
+            };
+            if pattern.short {
+                return Cow::Borrowed(WITHHELD);
+            }
+            let end = match &pattern.whole {
+                Some(whole) if bytes[m.start()..].starts_with(whole) => m.start() + whole.len(),
+                _ => m.end(),
+            };
+            let buf = out.get_or_insert_with(|| Vec::with_capacity(bytes.len()));
+            buf.extend_from_slice(&bytes[last..m.start()]);
+            buf.extend_from_slice(REDACTED.as_bytes());
+            last = end;
+        }
+        match out {
+            None => Cow::Borrowed(text),
+            Some(mut buf) => {
+                buf.extend_from_slice(&bytes[last..]);
+                // A needle that is not UTF-8 may have cut a character: what is left
+                // of it is replaced, never passed on.
+                Cow::Owned(String::from_utf8_lossy(&buf).into_owned())
+            }
+        }
+    }
+
+    /// Whether any value occurs in `text`.
+    pub fn matches(&self, text: &str) -> bool {
+        self.automaton
+            .as_ref()
+            .is_some_and(|ac| ac.is_match(text.as_bytes()))
+    }
+}
+
+/// Replaces every occurrence of each value (and its encodings) in `text`.
+pub fn scrub(text: &str, values: &[SecretValue]) -> String {
+    Scrubber::new(values).scrub(text).into_owned()
+}
+
+/// `text` made safe for a terminal or a log line: control characters (newlines,
+/// escape sequences) and bidirectional overrides are written as escapes, so what a
+/// provider says can neither forge a log entry nor redraw what an operator sees.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Values an instance granted `reveal` touched in earlier calls, most recent last:
+/// it holds their plaintext, so what it says later is scrubbed of them too.
+#[derive(Default)]
+pub struct Remembered {
+    values: VecDeque<SecretValue>,
+    ids: HashSet<usize>,
+}
+
+impl Remembered {
+    /// How many values are kept.
+    pub const CAPACITY: usize = 1024;
+
+    /// Remembers `values`, forgetting the oldest beyond [`Remembered::CAPACITY`].
+    pub fn extend(&mut self, values: &[SecretValue]) {
+        for value in values {
+            if self.ids.insert(value.buffer_id()) {
+                self.values.push_back(value.clone());
+            }
+        }
+        while self.values.len() > Self::CAPACITY {
+            if let Some(old) = self.values.pop_front() {
+                self.ids.remove(&old.buffer_id());
+            }
+        }
+    }
+
+    /// The values remembered.
+    pub fn values(&self) -> impl Iterator<Item = &SecretValue> {
+        self.values.iter()
+    }
 }
 
 /// Whether a scrubbing log writer is installed; until then nothing is registered.
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static NEXT: AtomicU64 = AtomicU64::new(1);
-/// Values provider calls are handling right now, for the log writer.
-static IN_FLIGHT: Mutex<Vec<(u64, SecretValue)>> = Mutex::new(Vec::new());
+
+/// Values provider calls are handling right now, for the log writer, and the
+/// scrubber compiled from them (rebuilt after a change, when first needed).
+#[derive(Default)]
+struct Registry {
+    values: HashMap<u64, SecretValue>,
+    compiled: Option<Arc<Scrubber>>,
+}
+
+static IN_FLIGHT: Mutex<Option<Registry>> = Mutex::new(None);
+
+fn with_registry<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
+    let mut guard = IN_FLIGHT.lock().unwrap_or_else(PoisonError::into_inner);
+    f(guard.get_or_insert_with(Registry::default))
+}
 
 /// Values a provider call is handling, registered for [`ScrubbingWriter`] while
 /// the guard lives: log lines that third-party code (the AWS SDK, sqlx, wasmtime)
 /// writes during the call are scrubbed of them. A no-op until a scrubbing writer
-/// is installed.
+/// is installed. Registering and releasing cost O(1) per value.
 #[derive(Default)]
 pub struct InFlight {
     ids: Vec<u64>,
@@ -50,10 +294,10 @@ impl InFlight {
             return;
         }
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
-        IN_FLIGHT
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((id, value.clone()));
+        with_registry(|r| {
+            r.values.insert(id, value.clone());
+            r.compiled = None;
+        });
         self.ids.push(id);
     }
 }
@@ -63,11 +307,27 @@ impl Drop for InFlight {
         if self.ids.is_empty() {
             return;
         }
-        IN_FLIGHT
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|(id, _)| !self.ids.contains(id));
+        with_registry(|r| {
+            for id in &self.ids {
+                r.values.remove(id);
+            }
+            r.compiled = None;
+        });
     }
+}
+
+/// The scrubber of every value in flight now.
+fn in_flight() -> Option<Arc<Scrubber>> {
+    with_registry(|r| {
+        if r.values.is_empty() {
+            return None;
+        }
+        if r.compiled.is_none() {
+            let values: Vec<SecretValue> = r.values.values().cloned().collect();
+            r.compiled = Some(Arc::new(Scrubber::new(&values)));
+        }
+        r.compiled.clone()
+    })
 }
 
 /// A log writer that removes every in-flight value from each line it writes.
@@ -77,12 +337,18 @@ pub struct ScrubbingWriter<W>(pub W);
 
 impl<W: std::io::Write> std::io::Write for ScrubbingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let values = in_flight();
-        if values.is_empty() {
-            self.0.write_all(buf)?;
-        } else {
-            let clean = scrub(&String::from_utf8_lossy(buf), &values);
-            self.0.write_all(clean.as_bytes())?;
+        match in_flight() {
+            None => self.0.write_all(buf)?,
+            Some(scrubber) => {
+                let text = String::from_utf8_lossy(buf);
+                let clean = scrubber.scrub(&text);
+                if matches!(clean, Cow::Borrowed(WITHHELD)) {
+                    self.0.write_all(WITHHELD.as_bytes())?;
+                    self.0.write_all(b"\n")?;
+                } else {
+                    self.0.write_all(clean.as_bytes())?;
+                }
+            }
         }
         Ok(buf.len())
     }
@@ -94,17 +360,10 @@ impl<W: std::io::Write> std::io::Write for ScrubbingWriter<W> {
 
 /// `text` scrubbed of every value provider calls are handling now.
 pub fn scrub_in_flight(text: &str) -> String {
-    scrub(text, &in_flight())
-}
-
-/// The values registered now.
-fn in_flight() -> Vec<SecretValue> {
-    IN_FLIGHT
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .map(|(_, v)| v.clone())
-        .collect()
+    match in_flight() {
+        None => text.to_owned(),
+        Some(s) => s.scrub(text).into_owned(),
+    }
 }
 
 /// Turns on in-flight registration; call it when installing a [`ScrubbingWriter`].
@@ -116,17 +375,97 @@ pub fn enable_log_scrubbing() {
 mod tests {
     use super::*;
 
+    fn values(list: &[&str]) -> Vec<SecretValue> {
+        list.iter()
+            .map(|s| SecretValue::from_string((*s).to_owned()))
+            .collect()
+    }
+
     #[test]
     fn removes_every_touched_value() {
-        let values = [
-            SecretValue::from_string("pa55".into()),
-            SecretValue::from_string("xpa55y".into()),
-        ];
-        let out = scrub("failed for xpa55y and pa55, twice: pa55", &values);
+        let out = scrub(
+            "failed for xpa55y and pa55, twice: pa55",
+            &values(&["pa55", "xpa55y"]),
+        );
         assert_eq!(
             out,
             "failed for [redacted] and [redacted], twice: [redacted]"
         );
+    }
+
+    #[test]
+    fn never_rematches_its_own_output() {
+        // Values that spell pieces of the marker: one pass, so the text grows at
+        // most once, never again on the marker it wrote.
+        let pieces = values(&["[red", "[reda", "acted]", "dacted]", "redacted"]);
+        let once = scrub("[redacted] [redacted]", &pieces);
+        assert!(once.len() <= 4 * REDACTED.len() + 1, "{once}");
+        let twice = scrub(&once, &pieces);
+        assert!(twice.len() <= 2 * once.len() + 1, "{twice}");
+    }
+
+    #[test]
+    fn linear_in_text_and_needles() {
+        // 2,000 needles over 1 MB: the old replace-per-needle took quadratic time;
+        // here it is one pass (the test only checks the result).
+        let many: Vec<SecretValue> = (0..2000)
+            .map(|i| SecretValue::from_string(format!("needle-{i:05}")))
+            .collect();
+        let text = "needle-00042 ".repeat(80_000);
+        let out = scrub(&text, &many);
+        assert_eq!(out, "[redacted] ".repeat(80_000));
+    }
+
+    #[test]
+    fn removes_common_encodings() {
+        let v = values(&["s3cr\u{e9}t \"pw\"/+?"]);
+        let raw = "s3cr\u{e9}t \"pw\"/+?";
+        let forms = [
+            hex::encode(raw),
+            hex::encode_upper(raw),
+            base64::engine::general_purpose::STANDARD.encode(raw),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw),
+            percent_encoding::percent_encode(raw.as_bytes(), NON_ALPHANUMERIC).to_string(),
+            serde_json::to_string(raw).unwrap(),
+            "s3cr\\u00e9t \\\"pw\\\"/+?".to_owned(),
+        ];
+        for form in forms {
+            let out = scrub(&format!("value={form};"), &v);
+            assert!(out.contains(REDACTED), "{form} survived: {out}");
+            assert!(!out.contains("s3cr"), "{out}");
+        }
+    }
+
+    #[test]
+    fn non_utf8_values_are_removed_in_their_encodings() {
+        let v = [SecretValue::new(vec![0xff, 0xfe, 0x00, 0x81, 0x42])];
+        let out = scrub("got fffe008142 and //4AgUI", &v);
+        assert_eq!(out, "got [redacted] and [redacted]");
+    }
+
+    #[test]
+    fn long_values_are_removed_whole_or_by_either_end() {
+        let long: String = (0..300).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        let v = values(&[&long]);
+        assert_eq!(scrub(&format!("x {long} y"), &v), "x [redacted] y");
+        // Its first or last 64 bytes alone are removed too.
+        let head = &long[..100];
+        assert!(!scrub(head, &v).contains(&long[..64]));
+        let tail = &long[200..];
+        assert!(!scrub(tail, &v).contains(&long[236..]));
+    }
+
+    #[test]
+    fn short_values_withhold_the_whole_text() {
+        let out = scrub("pin is 42 and more", &values(&["42"]));
+        assert_eq!(out, WITHHELD);
+        assert_eq!(scrub("no digits here", &values(&["42"])), "no digits here");
+    }
+
+    #[test]
+    fn printable_escapes_controls_and_bidi() {
+        assert_eq!(printable("a\nb\u{1b}[2J\u{202e}c"), "a\\nb\\u{1b}[2J\\u{202e}c");
+        assert!(matches!(printable("plain text"), Cow::Borrowed(_)));
     }
 
     #[test]
@@ -142,6 +481,17 @@ mod tests {
         out.write_all(b"later: in-flight-canary\n").unwrap();
         let text = String::from_utf8(out.0).unwrap();
         assert_eq!(text, "sdk: body=[redacted]\nlater: in-flight-canary\n");
+    }
+
+    #[test]
+    fn remembered_values_are_bounded() {
+        let mut r = Remembered::default();
+        let all: Vec<SecretValue> = (0..Remembered::CAPACITY + 10)
+            .map(|i| SecretValue::from_string(format!("value-{i}")))
+            .collect();
+        r.extend(&all);
+        r.extend(&all[all.len() - 5..]);
+        assert_eq!(r.values().count(), Remembered::CAPACITY);
     }
 
     #[test]

@@ -9,13 +9,45 @@ use subtle::ConstantTimeEq;
 /// A secret value. Cloning shares the same zeroize-on-drop buffer; `Debug` shows the
 /// length only; there is no `Display`. This is also the host side of the WIT
 /// `secret` resource: a provider holds handles to these, never the bytes.
+///
+/// A value remembers whether a provider chose its bytes (the `secret` constructor,
+/// or a ciphertext the keyring sealed from such a value): a provider without
+/// `reveal` may not compare those with values the host holds, which would let it
+/// guess plaintext.
 #[derive(Clone)]
-pub struct SecretValue(Arc<SecretSlice<u8>>);
+pub struct SecretValue {
+    bytes: Arc<SecretSlice<u8>>,
+    guest_made: bool,
+}
 
 impl SecretValue {
-    /// Takes ownership of `bytes`.
+    /// Takes ownership of `bytes`: a value the host holds.
     pub fn new(bytes: Vec<u8>) -> Self {
-        SecretValue(Arc::new(SecretSlice::from(bytes)))
+        SecretValue {
+            bytes: Arc::new(SecretSlice::from(bytes)),
+            guest_made: false,
+        }
+    }
+
+    /// Takes ownership of bytes a provider chose.
+    pub fn made_by_guest(bytes: Vec<u8>) -> Self {
+        SecretValue::new(bytes).marked_guest_made()
+    }
+
+    /// The same value, marked as chosen by a provider.
+    pub fn marked_guest_made(mut self) -> Self {
+        self.guest_made = true;
+        self
+    }
+
+    /// Whether a provider chose these bytes.
+    pub fn is_guest_made(&self) -> bool {
+        self.guest_made
+    }
+
+    /// An identity of the shared buffer: equal for clones of one value.
+    pub fn buffer_id(&self) -> usize {
+        Arc::as_ptr(&self.bytes) as *const u8 as usize
     }
 
     /// Copies a string value.
@@ -26,7 +58,7 @@ impl SecretValue {
     /// The plaintext. Every caller of this is a place where a value may leave the
     /// host's care: keep them few and audited.
     pub fn expose(&self) -> &[u8] {
-        self.0.expose_secret()
+        self.bytes.expose_secret()
     }
 
     /// The plaintext as UTF-8, if it is.

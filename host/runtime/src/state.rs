@@ -23,6 +23,11 @@ pub struct Limits {
     /// Bytes one export call may pass to the host in total (arguments of host
     /// calls, log lines and its result).
     pub call_bytes: usize,
+    /// Secret handles one export call may create (constructor, clone, every
+    /// capability that returns a handle).
+    pub handles_per_call: usize,
+    /// Log lines one export call may write, empty ones included.
+    pub log_lines_per_call: usize,
 }
 
 impl Default for Limits {
@@ -32,6 +37,8 @@ impl Default for Limits {
             call_timeout: std::time::Duration::from_secs(10),
             host_call_bytes: 1 << 20,
             call_bytes: 8 << 20,
+            handles_per_call: 1_000,
+            log_lines_per_call: 1_000,
         }
     }
 }
@@ -40,7 +47,10 @@ impl Default for Limits {
 #[derive(Debug, thiserror::Error)]
 pub enum HostTrap {
     /// One host call carried more data than allowed.
-    #[error("a host call passed {size} bytes, over the limit of {limit} bytes per call")]
+    #[error(
+        "a host call passed {size} bytes, over the limit of {limit} bytes per host call \
+         (configured as `limits.host_call_kib`)"
+    )]
     HostCallData {
         /// Bytes passed.
         size: usize,
@@ -48,24 +58,56 @@ pub enum HostTrap {
         limit: usize,
     },
     /// The export call as a whole passed too much data.
-    #[error("the call passed {size} bytes to the host, over the limit of {limit} bytes")]
+    #[error(
+        "the call passed {size} bytes to the host, over the limit of {limit} bytes per call \
+         (configured as `limits.call_kib`)"
+    )]
     CallData {
         /// Bytes passed so far.
         size: usize,
         /// The limit.
         limit: usize,
     },
+    /// The call created more secret handles than allowed.
+    #[error(
+        "the call created more than {limit} secret handles, the limit per call (configured as \
+         `limits.handles_per_call`)"
+    )]
+    Handles {
+        /// The limit.
+        limit: usize,
+    },
+    /// The call wrote more log lines than allowed.
+    #[error(
+        "the call wrote more than {limit} log lines, the limit per call (configured as \
+         `limits.log_lines_per_call`)"
+    )]
+    LogLines {
+        /// The limit.
+        limit: usize,
+    },
     /// A handle that is not in the table.
     #[error("the provider used an invalid secret handle")]
     BadHandle,
+    /// The provider asked for something its grants do not allow.
+    #[error("{0}")]
+    Refused(&'static str),
 }
 
 /// Bookkeeping for the export call in progress; reset before each call.
 #[derive(Default)]
 pub struct CallState {
-    /// Secret values this call touched: the scrubber removes them from any text the
-    /// provider produces.
+    /// Secret values this call touched, each once: the scrubber removes them from
+    /// any text the provider produces.
     pub touched: Vec<SecretValue>,
+    /// The buffers of `touched`, so a value touched again is not recorded twice.
+    pub touched_ids: std::collections::HashSet<usize>,
+    /// Handles this call created.
+    pub handles: usize,
+    /// Log lines this call wrote.
+    pub log_lines: usize,
+    /// When the call must end: guest code traps at the first epoch tick after it.
+    pub deadline: Option<std::time::Instant>,
     /// Bytes the guest passed to the host during this call.
     pub bytes_in: usize,
     /// Log lines buffered until the call ends, so they can be scrubbed of values the
@@ -114,6 +156,8 @@ pub struct HostState {
     pub(crate) granted: Arc<Granted>,
     pub(crate) call: CallState,
     pub(crate) stdout: Arc<Mutex<OutputBuffer>>,
+    /// Whether the instance was granted `reveal` (it may compare any handles).
+    pub(crate) may_reveal: bool,
 }
 
 impl HostState {
@@ -131,9 +175,10 @@ impl HostState {
             table,
             call,
             limits,
+            may_reveal,
             ..
         } = self;
-        (granted, HostCalls::new(table, call, limits))
+        (granted, HostCalls::new(table, call, limits, *may_reveal))
     }
 }
 

@@ -87,6 +87,15 @@ impl Deployment {
         })
     }
 
+    /// The engine without the artifact cache: writes nothing to the data dir.
+    pub fn runtime_without_cache(&self) -> anyhow::Result<Runtime> {
+        Runtime::new(RuntimeOptions {
+            cache_dir: None,
+            limits: self.settings.limits.clone(),
+            ..RuntimeOptions::default()
+        })
+    }
+
     /// Whether the master keys come from `SECRET_BROKER_MASTER_KEY`.
     pub fn master_key_from_env(&self) -> bool {
         self.settings.master_key.is_some()

@@ -109,7 +109,14 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors may quote what a provider said: escaped, never raw (the
+            // host's own line breaks kept).
+            let message = format!("{e:#}");
+            let lines: Vec<_> = message
+                .split('\n')
+                .map(secret_broker_runtime::scrub::printable)
+                .collect();
+            eprintln!("error: {}", lines.join("\n"));
             ExitCode::FAILURE
         }
     }

@@ -1,11 +1,14 @@
 //! `secret-broker provider verify PATH.wasm`: load, check the world, print the
-//! provider's info and the grants it needs.
+//! provider's info and the grants it needs. It has no side effects: the
+//! component's `info()` runs with nothing granted (every capability it imports
+//! is a trap), so no store is opened, no key read and no network reached.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use secret_broker::ProviderHost;
+use secret_broker_runtime::scrub::printable;
 
 use super::deployment::Deployment;
 
@@ -19,7 +22,7 @@ pub struct Args {
 /// Runs the command.
 pub async fn run(ctx: &Deployment, args: Args) -> anyhow::Result<ExitCode> {
     let mut out = String::new();
-    let runtime = ctx.runtime()?;
+    let runtime = ctx.runtime_without_cache()?;
     let component = runtime.load_file(&args.path)?;
     writeln!(out, "component:   {}", component.source)?;
     writeln!(out, "sha256:      {}", component.sha256)?;
@@ -43,17 +46,19 @@ pub async fn run(ctx: &Deployment, args: Args) -> anyhow::Result<ExitCode> {
         "wasi imports: {} (linked locked down: no files, env, args, sockets)",
         component.wasi_imports.len()
     )?;
-    let granted = ctx.grants("verify", &needs, &Default::default()).await?;
-    let host = ProviderHost::new(&runtime, &component, granted).await?;
-    let info = host.info();
+    let info = ProviderHost::inspect(&runtime, &component).await?;
     let rules = &info.id_rules;
+    writeln!(
+        out,
+        "sandbox:     info() ran with nothing granted: no store, no keys, no network"
+    )?;
     writeln!(out, "provider:    {} {}", info.name, info.version)?;
     writeln!(out, "stateful:    {}", info.stateful)?;
     writeln!(
         out,
         "id rules:    separator {:?}, characters [{}], leading separator {}, max {} bytes, max levels {}",
         rules.separator,
-        rules.allowed_chars,
+        printable(&rules.allowed_chars),
         rules.leading_separator,
         rules.max_id_len,
         rules
@@ -61,7 +66,11 @@ pub async fn run(ctx: &Deployment, args: Args) -> anyhow::Result<ExitCode> {
             .map_or("none".to_owned(), |l| l.to_string())
     )?;
     if !rules.forbidden_prefixes.is_empty() {
-        writeln!(out, "forbidden:   {}", rules.forbidden_prefixes.join(", "))?;
+        writeln!(
+            out,
+            "forbidden:   {}",
+            printable(&rules.forbidden_prefixes.join(", "))
+        )?;
     }
     writeln!(out, "max value:   {} bytes", rules.max_value_bytes)?;
     super::print_stdout(&out)?;

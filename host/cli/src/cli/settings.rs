@@ -93,6 +93,12 @@ pub struct LimitsConfig {
     /// Bytes one provider call may pass to the host in all, KiB (default 8192).
     #[serde(default, alias = "callKib")]
     pub call_kib: Option<u64>,
+    /// Secret handles one provider call may create (default 1000).
+    #[serde(default, alias = "handlesPerCall")]
+    pub handles_per_call: Option<u64>,
+    /// Log lines one provider call may write (default 1000).
+    #[serde(default, alias = "logLinesPerCall")]
+    pub log_lines_per_call: Option<u64>,
 }
 
 impl LimitsConfig {
@@ -117,6 +123,12 @@ impl LimitsConfig {
         }
         if let Some(kib) = self.call_kib {
             limits.call_bytes = (check("call_kib", kib, 1 << 20)? << 10) as usize;
+        }
+        if let Some(n) = self.handles_per_call {
+            limits.handles_per_call = check("handles_per_call", n, 1_000_000)? as usize;
+        }
+        if let Some(n) = self.log_lines_per_call {
+            limits.log_lines_per_call = check("log_lines_per_call", n, 1_000_000)? as usize;
         }
         if limits.host_call_bytes > limits.call_bytes {
             bail!(

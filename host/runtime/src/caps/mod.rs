@@ -168,6 +168,7 @@ pub struct HostCalls<'a> {
     table: &'a mut ResourceTable,
     call: &'a mut CallState,
     limits: &'a Limits,
+    may_reveal: bool,
 }
 
 impl<'a> HostCalls<'a> {
@@ -175,11 +176,13 @@ impl<'a> HostCalls<'a> {
         table: &'a mut ResourceTable,
         call: &'a mut CallState,
         limits: &'a Limits,
+        may_reveal: bool,
     ) -> Self {
         HostCalls {
             table,
             call,
             limits,
+            may_reveal,
         }
     }
 
@@ -210,17 +213,73 @@ impl<'a> HostCalls<'a> {
             .map_err(|_| wasmtime::Error::new(HostTrap::BadHandle))
     }
 
-    /// A new guest handle for `value`, which the call now touches.
+    /// The value behind a guest's handle, to be written to a backend: the call
+    /// now touches it. A value the provider made itself is refused unless it was
+    /// granted `reveal`: written out and read back, it would come back as a value
+    /// the host holds, and `equals` would become an oracle again.
+    pub fn backend_value(&mut self, handle: &Resource<SecretValue>) -> wasmtime::Result<SecretValue> {
+        let value = self.secret(handle)?;
+        if value.is_guest_made() && !self.may_reveal {
+            return Err(wasmtime::Error::new(HostTrap::Refused(
+                "the provider passed a secret it made itself to a backend: without the `reveal` \
+                 grant a provider may store only values the host handed it",
+            )));
+        }
+        self.touch(&value);
+        Ok(value)
+    }
+
+    /// Whether two handles hold the same bytes. A provider without `reveal` may not
+    /// compare a value it made with one the host holds: that is a guessing oracle.
+    pub fn equals(
+        &self,
+        a: &Resource<SecretValue>,
+        b: &Resource<SecretValue>,
+    ) -> wasmtime::Result<bool> {
+        let (a, b) = (self.secret(a)?, self.secret(b)?);
+        if a.is_guest_made() != b.is_guest_made() && !self.may_reveal {
+            return Err(wasmtime::Error::new(HostTrap::Refused(
+                "the provider compared a secret it made itself with one the host holds: \
+                 without the `reveal` grant that comparison is refused, as it would let a \
+                 provider guess plaintext",
+            )));
+        }
+        Ok(a.ct_eq(&b))
+    }
+
+    /// A new guest handle for `value`, which the call now touches. Counts against
+    /// the call's handle budget.
     pub fn new_handle(&mut self, value: SecretValue) -> wasmtime::Result<Resource<SecretValue>> {
+        self.call.handles += 1;
+        if self.call.handles > self.limits.handles_per_call {
+            return Err(wasmtime::Error::new(HostTrap::Handles {
+                limit: self.limits.handles_per_call,
+            }));
+        }
         self.touch(&value);
         Ok(self.table.push(value)?)
     }
 
+    /// Counts one log line against the call's budget.
+    pub fn charge_log_line(&mut self, size: usize) -> wasmtime::Result<()> {
+        self.charge(size)?;
+        self.call.log_lines += 1;
+        if self.call.log_lines > self.limits.log_lines_per_call {
+            return Err(wasmtime::Error::new(HostTrap::LogLines {
+                limit: self.limits.log_lines_per_call,
+            }));
+        }
+        Ok(())
+    }
+
     /// Records `value` as touched by the call: the scrubber removes it from any
-    /// text the provider produces, and from third-party log lines meanwhile.
+    /// text the provider produces, and from third-party log lines meanwhile. A
+    /// value touched again (a clone) is recorded once.
     pub fn touch(&mut self, value: &SecretValue) {
-        self.call.touched.push(value.clone());
-        self.call.in_flight.add(value);
+        if self.call.touched_ids.insert(value.buffer_id()) {
+            self.call.touched.push(value.clone());
+            self.call.in_flight.add(value);
+        }
     }
 
     /// Drops a guest's handle.

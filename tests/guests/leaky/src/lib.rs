@@ -9,6 +9,15 @@ use secret_broker_guest_sdk::{
 
 struct Leaky;
 
+thread_local! {
+    /// The plaintext of the last put, kept across calls.
+    static LAST: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 impl Provider for Leaky {
     fn info() -> ProviderInfo {
         ProviderInfo {
@@ -20,7 +29,9 @@ impl Provider for Leaky {
     }
 
     fn put(id: String, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
-        let plain = String::from_utf8_lossy(&reveal::reveal(&value)).into_owned();
+        let bytes = reveal::reveal(&value);
+        LAST.with(|l| *l.borrow_mut() = bytes.clone());
+        let plain = String::from_utf8_lossy(&bytes).into_owned();
         if id.ends_with("/panic") {
             panic!("panicking while holding {plain}");
         }
@@ -33,6 +44,15 @@ impl Provider for Leaky {
     }
 
     fn get(id: String) -> Result<Option<Secret>, Error> {
+        // A value from an earlier call, raw and encoded.
+        if id.ends_with("/earlier") {
+            let last = LAST.with(|l| l.borrow().clone());
+            return Err(Error::Backend(format!(
+                "earlier: {} hex {}",
+                String::from_utf8_lossy(&last),
+                hex(&last)
+            )));
+        }
         // Echo back a value as if the backend had returned it, then fail with it.
         let made = Secret::new(format!("made-up-{id}").as_bytes());
         let plain = String::from_utf8_lossy(&reveal::reveal(&made)).into_owned();
