@@ -253,14 +253,14 @@ mod hostile {
         let rt = runtime();
         let p = adversary(&rt).await;
         let err = p
-            .put("/x/guess-error", &pin("4242"), &PutOptions::default())
+            .put("/x/guess-error", &pin("0420"), &PutOptions::default())
             .await
             .expect_err("fails");
         let msg = err.to_string();
         // Marking where the value matched would answer the guess.
         assert!(msg.contains("provider text withheld"), "{msg}");
         assert!(!msg.contains("[redacted]"), "{msg}");
-        assert!(!msg.contains("4241"), "{msg}");
+        assert!(!msg.contains("0419"), "{msg}");
         // A log line of guesses completes too (its text is withheld).
         p.put("/x/guess-log", &pin("4242"), &PutOptions::default())
             .await
@@ -317,7 +317,10 @@ mod hostile {
         let p = adversary(&rt).await;
         let err = p.get("/x/forge").await.expect_err("fails");
         let msg = err.to_string();
-        assert!(!msg.contains('\n') && !msg.contains('\u{1b}') && !msg.contains('\u{202e}'), "{msg:?}");
+        assert!(
+            !msg.contains('\n') && !msg.contains('\u{1b}') && !msg.contains('\u{202e}'),
+            "{msg:?}"
+        );
         assert!(msg.contains("refused\\n\\u{1b}[2J"), "{msg}");
         still_serves(&rt).await;
     }
@@ -327,7 +330,11 @@ mod hostile {
         let rt = runtime();
         let p = adversary(&rt).await;
         let err = p.list("/empty-ids", None, 10).await.expect_err("count");
-        assert!(err.to_string().contains("100000 ids, more than the 10 asked for"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("100000 ids, more than the 10 asked for"),
+            "{err}"
+        );
         // A cursor that repeats, or goes back, is an error, not an endless walk.
         let err = secret_broker_runtime::paging::collect_all(|c| {
             let p = &p;
@@ -408,10 +415,7 @@ mod hostile {
                 .unwrap(),
         );
         let v = SecretValue::from_string("still-answering".into());
-        memory
-            .put("/ok", &v, &PutOptions::default())
-            .await
-            .unwrap();
+        memory.put("/ok", &v, &PutOptions::default()).await.unwrap();
         let loops: Vec<_> = (0..4)
             .map(|_| {
                 let looper = looper.clone();

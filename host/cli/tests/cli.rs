@@ -180,7 +180,10 @@ fn verify_runs_nothing_against_the_users_data() {
     let out = broker(&data, &["provider", "verify", wasm.to_str().unwrap()], None);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(stdout.contains("needs grants: keyring, record-store"), "{stdout}");
+    assert!(
+        stdout.contains("needs grants: keyring, record-store"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("info() ran with nothing granted: no store, no keys, no network"),
         "{stdout}"

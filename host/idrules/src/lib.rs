@@ -335,16 +335,28 @@ mod tests {
         assert_eq!(ok.validate(4096, 1 << 20), Ok(()));
         let mut r = ok.clone();
         r.max_id_len = 0;
-        assert!(r.validate(4096, 1 << 20).unwrap_err().contains("max-id-len"));
+        assert!(
+            r.validate(4096, 1 << 20)
+                .unwrap_err()
+                .contains("max-id-len")
+        );
         let mut r = ok.clone();
         r.max_value_bytes = u64::MAX;
-        assert!(r.validate(4096, 1 << 20).unwrap_err().contains("max-value-bytes"));
+        assert!(
+            r.validate(4096, 1 << 20)
+                .unwrap_err()
+                .contains("max-value-bytes")
+        );
         let mut r = ok.clone();
         r.allowed_chars = "z-a".into();
         assert!(r.validate(4096, 1 << 20).unwrap_err().contains("range"));
         let mut r = ok.clone();
         r.forbidden_prefixes = vec!["p".into(); 65];
-        assert!(r.validate(4096, 1 << 20).unwrap_err().contains("forbidden-prefixes"));
+        assert!(
+            r.validate(4096, 1 << 20)
+                .unwrap_err()
+                .contains("forbidden-prefixes")
+        );
         let mut r = ok;
         r.separator = "\u{1b}[2J".into();
         assert!(r.validate(4096, 1 << 20).unwrap_err().contains("separator"));

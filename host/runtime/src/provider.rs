@@ -289,9 +289,7 @@ impl ProviderHost {
         };
         let mut linker = caps::linker(&runtime.engine, &granted).map_err(inst_err)?;
         if traps_for_the_rest {
-            linker
-                .define_unknown_imports_as_traps(&component.component)
-                .map_err(inst_err)?;
+            link_traps(&runtime.engine, &mut linker, component).map_err(inst_err)?;
         }
         let pre = linker
             .instantiate_pre(&component.component)
@@ -528,17 +526,17 @@ impl ProviderHost {
             previous = Some(id);
         }
         if let Some(next) = &page.next_cursor {
-            if next.len() > max_len.saturating_mul(2) || previous.is_some_and(|p| next.as_str() < p)
-            {
-                return Err(broke(
-                    "the next cursor is too long or sorts before the last id of the page".into(),
-                ));
-            }
             if cursor.is_some_and(|c| next.as_str() <= c) {
                 return Err(broke(
                     "the next cursor does not advance past the cursor given: a listing must \
                      move forward"
                         .into(),
+                ));
+            }
+            if next.len() > max_len.saturating_mul(2) || previous.is_some_and(|p| next.as_str() < p)
+            {
+                return Err(broke(
+                    "the next cursor is too long or sorts before the last id of the page".into(),
                 ));
             }
         }
@@ -759,7 +757,11 @@ impl ProviderHost {
         };
         let provider = self.name.as_str();
         if dropped > 0 {
-            tracing::warn!(provider, dropped, "provider output over the per-call limit was dropped");
+            tracing::warn!(
+                provider,
+                dropped,
+                "provider output over the per-call limit was dropped"
+            );
         }
         if logs.is_empty() && bytes.is_empty() {
             return;
@@ -799,6 +801,39 @@ fn take_handle(
         .table
         .delete(handle)
         .map_err(|_| wasmtime::Error::new(HostTrap::BadHandle))
+}
+
+/// Links every capability `component` imports as functions that trap, naming the
+/// capability: what `inspect` runs `info()` with. WASI and the always-linked
+/// interfaces are linked as usual.
+fn link_traps(
+    engine: &wasmtime::Engine,
+    linker: &mut wasmtime::component::Linker<HostState>,
+    component: &LoadedComponent,
+) -> wasmtime::Result<()> {
+    use wasmtime::component::types::ComponentItem;
+    let ty = component.component.component_type();
+    for name in &component.needs {
+        let Some(ComponentItem::ComponentInstance(instance)) =
+            ty.get_import(engine, name).map(|import| import.ty)
+        else {
+            continue;
+        };
+        let mut inner = linker.instance(name)?;
+        for (export, item) in instance.exports(engine) {
+            if let ComponentItem::ComponentFunc(_) = item.ty {
+                let message = format!(
+                    "`{}#{export}` was called while the provider was being inspected, with \
+                     nothing granted: info() must not use a capability",
+                    printable(name)
+                );
+                inner.func_new(export, move |_, _, _, _| {
+                    Err(wasmtime::Error::msg(message.clone()))
+                })?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Validates what a provider says about itself: short printable name and

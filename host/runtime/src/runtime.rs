@@ -165,10 +165,9 @@ impl Runtime {
             .as_deref()
             .map(|dir| ArtifactCache::new(dir, &engine));
         // Without the ticker no call could ever time out: refuse to run at all.
-        let ticker = Arc::new(
-            EpochTicker::start(&engine)
-                .map_err(|e| anyhow::anyhow!("starting the epoch thread that bounds every provider call: {e}"))?,
-        );
+        let ticker = Arc::new(EpochTicker::start(&engine).map_err(|e| {
+            anyhow::anyhow!("starting the epoch thread that bounds every provider call: {e}")
+        })?);
         Ok(Runtime {
             engine,
             cache,

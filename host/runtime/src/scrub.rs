@@ -44,32 +44,43 @@ fn needles(value: &[u8], out: &mut Vec<Vec<u8>>) {
     out.push(value.to_vec());
     out.push(hex::encode(value).into_bytes());
     out.push(hex::encode_upper(value).into_bytes());
-    out.push(base64::engine::general_purpose::STANDARD_NO_PAD.encode(value).into_bytes());
-    out.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value).into_bytes());
+    out.push(
+        base64::engine::general_purpose::STANDARD_NO_PAD
+            .encode(value)
+            .into_bytes(),
+    );
+    out.push(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(value)
+            .into_bytes(),
+    );
     let url = percent_encoding::percent_encode(value, URL_RESERVED).to_string();
     out.push(url.replace("%20", "+").into_bytes());
     out.push(url.into_bytes());
-    out.push(percent_encoding::percent_encode(value, NON_ALPHANUMERIC).to_string().into_bytes());
+    out.push(
+        percent_encoding::percent_encode(value, NON_ALPHANUMERIC)
+            .to_string()
+            .into_bytes(),
+    );
     if let Ok(text) = std::str::from_utf8(value) {
         if let Ok(json) = serde_json::to_string(text) {
             out.push(json.as_bytes()[1..json.len() - 1].to_vec());
         }
-        // JSON with every non-ASCII character escaped, as some encoders write it.
-        let ascii: String = text
-            .chars()
-            .flat_map(|c| {
+        // JSON with every non-ASCII character escaped too, as some encoders write it.
+        if let Ok(json) = serde_json::to_string(text) {
+            let mut ascii = String::with_capacity(json.len());
+            for c in json[1..json.len() - 1].chars() {
                 if c.is_ascii() {
-                    vec![c.to_string()]
+                    ascii.push(c);
                 } else {
                     let mut units = [0u16; 2];
-                    c.encode_utf16(&mut units)
-                        .iter()
-                        .map(|u| format!("\\u{u:04x}"))
-                        .collect()
+                    for unit in c.encode_utf16(&mut units) {
+                        ascii.push_str(&format!("\\u{unit:04x}"));
+                    }
                 }
-            })
-            .collect();
-        out.push(ascii.into_bytes());
+            }
+            out.push(ascii.into_bytes());
+        }
     }
 }
 
@@ -445,7 +456,9 @@ mod tests {
 
     #[test]
     fn long_values_are_removed_whole_or_by_either_end() {
-        let long: String = (0..300).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        let long: String = (0..300)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
         let v = values(&[&long]);
         assert_eq!(scrub(&format!("x {long} y"), &v), "x [redacted] y");
         // Its first or last 64 bytes alone are removed too.
@@ -464,7 +477,10 @@ mod tests {
 
     #[test]
     fn printable_escapes_controls_and_bidi() {
-        assert_eq!(printable("a\nb\u{1b}[2J\u{202e}c"), "a\\nb\\u{1b}[2J\\u{202e}c");
+        assert_eq!(
+            printable("a\nb\u{1b}[2J\u{202e}c"),
+            "a\\nb\\u{1b}[2J\\u{202e}c"
+        );
         assert!(matches!(printable("plain text"), Cow::Borrowed(_)));
     }
 

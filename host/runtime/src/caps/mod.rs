@@ -217,7 +217,10 @@ impl<'a> HostCalls<'a> {
     /// now touches it. A value the provider made itself is refused unless it was
     /// granted `reveal`: written out and read back, it would come back as a value
     /// the host holds, and `equals` would become an oracle again.
-    pub fn backend_value(&mut self, handle: &Resource<SecretValue>) -> wasmtime::Result<SecretValue> {
+    pub fn backend_value(
+        &mut self,
+        handle: &Resource<SecretValue>,
+    ) -> wasmtime::Result<SecretValue> {
         let value = self.secret(handle)?;
         if value.is_guest_made() && !self.may_reveal {
             return Err(wasmtime::Error::new(HostTrap::Refused(

@@ -172,7 +172,9 @@ impl Provider for Adversary {
             "big-error" => Err(Error::Backend("e".repeat(8 << 20))),
             "forge" => {
                 log::warn("all good\n2026-11-30T00:00:00Z  INFO secret_broker: forged entry");
-                Err(Error::Backend("refused\n\x1b[2Jerror: nothing happened \u{202e}".into()))
+                Err(Error::Backend(
+                    "refused\n\x1b[2Jerror: nothing happened \u{202e}".into(),
+                ))
             }
             _ => Ok(None),
         }
