@@ -116,7 +116,9 @@ impl Host for SecretsManagerView<'_> {
             Err(e) if code_of(&e) == Some("ResourceExistsException") => Err(Error::Conflict(
                 format!("create {name}: a secret with this name exists"),
             )),
-            Err(e) => Err(map_sdk_error(&format!("create {name}"), &e)),
+            Err(e) => Err(self
+                .host
+                .clean_error(map_sdk_error(&format!("create {name}"), &e))),
         })
     }
 
@@ -137,7 +139,9 @@ impl Host for SecretsManagerView<'_> {
         Ok(match req.send().await {
             Ok(_) => Ok(true),
             Err(e) if code_of(&e) == Some("ResourceNotFoundException") => Ok(false),
-            Err(e) => Err(map_sdk_error(&format!("update {name}"), &e)),
+            Err(e) => Err(self
+                .host
+                .clean_error(map_sdk_error(&format!("update {name}"), &e))),
         })
     }
 

@@ -120,7 +120,9 @@ impl Host for SsmView<'_> {
             Err(e) if code_of(&e) == Some("ParameterAlreadyExists") => {
                 Err(Error::Conflict(format!("put {name}: the parameter exists")))
             }
-            Err(e) => Err(map_sdk_error(&format!("put {name}"), &e)),
+            Err(e) => Err(self
+                .host
+                .clean_error(map_sdk_error(&format!("put {name}"), &e))),
         })
     }
 

@@ -285,6 +285,29 @@ impl<'a> HostCalls<'a> {
         }
     }
 
+    /// A capability's error for the guest, its message scrubbed of every value the
+    /// call touched: a backend that echoes a value in an error message (AWS
+    /// validation errors do) must not hand it to the provider.
+    pub fn clean_error(
+        &self,
+        error: crate::bindings::secret_broker::provider::types::Error,
+    ) -> crate::bindings::secret_broker::provider::types::Error {
+        use crate::bindings::secret_broker::provider::types::Error;
+        if self.call.touched.is_empty() {
+            return error;
+        }
+        let scrubber = crate::scrub::Scrubber::new(&self.call.touched);
+        let clean = |m: String| scrubber.scrub(&m).into_owned();
+        match error {
+            Error::InvalidId(m) => Error::InvalidId(clean(m)),
+            Error::AccessDenied(m) => Error::AccessDenied(clean(m)),
+            Error::Unavailable(m) => Error::Unavailable(clean(m)),
+            Error::Conflict(m) => Error::Conflict(clean(m)),
+            Error::Backend(m) => Error::Backend(clean(m)),
+            other @ Error::ValueTooLarge(_) => other,
+        }
+    }
+
     /// Drops a guest's handle.
     pub fn drop_handle(&mut self, handle: Resource<SecretValue>) -> wasmtime::Result<()> {
         self.table

@@ -163,7 +163,7 @@ impl Provider for Adversary {
                 let mut pieces = Vec::new();
                 for start in 0..marker.len() {
                     for end in start + 1..=marker.len() {
-                        pieces.push(Secret::new(marker[start..end].as_bytes()));
+                        pieces.push(Secret::new(&marker.as_bytes()[start..end]));
                     }
                 }
                 log::info(marker);
