@@ -564,6 +564,51 @@ mod laundering {
     }
 }
 
+/// A guest-made value written to an AWS backend would come back host-held: the
+/// capability refuses the write, before any request.
+mod aws_launderer {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_guest_made_value_cannot_be_written_to_a_backend() {
+        let mut settings = secret_broker_aws::AwsSettings::new("/");
+        settings.region = Some("us-east-1".into());
+        settings.access_key_id = Some("testing".into());
+        settings.secret_access_key = Some(SecretValue::from_string("testing".into()));
+        // Nothing listens here: a request would fail as unavailable, not forbidden.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        settings.endpoint = Some(format!("http://127.0.0.1:{port}"));
+        let base = secret_broker_aws::AwsGrantBase::new(&settings)
+            .await
+            .unwrap();
+        let rt = runtime();
+        let granted =
+            Granted::new("launderer").with(secret_broker_aws::SecretsManagerCtx::new(base));
+        let p = host(&rt, guests::TEST_GUEST_AWS_LAUNDERER, granted)
+            .await
+            .expect("granted");
+        let err = p
+            .put(
+                "/x",
+                &SecretValue::from_string("4242".into()),
+                &PutOptions::default(),
+            )
+            .await
+            .expect_err("refused");
+        assert!(matches!(err, ProviderError::Forbidden { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("may store only values the host handed it"),
+            "{err}"
+        );
+        still_serves(&rt).await;
+    }
+}
+
 mod leaky {
     use super::*;
     use std::sync::{Mutex, OnceLock};
