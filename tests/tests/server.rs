@@ -545,11 +545,11 @@ async fn bad_input_gets_clear_errors_that_echo_no_value() {
     assert_eq!(st, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
-async fn a_slow_provider_answers_503_and_the_server_keeps_serving() {
+/// The adversary guest as the server's provider, with calls bounded by `timeout`.
+async fn adversary(name: &str, timeout: Duration) -> Arc<ProviderHost> {
     let rt = Runtime::new(RuntimeOptions {
         limits: Limits {
-            call_timeout: Duration::from_millis(300),
+            call_timeout: timeout,
             ..Limits::default()
         },
         ..RuntimeOptions::default()
@@ -558,8 +558,16 @@ async fn a_slow_provider_answers_503_and_the_server_keeps_serving() {
     let component = rt
         .load_file(std::path::Path::new(guests::TEST_GUEST_ADVERSARY))
         .unwrap();
-    let granted = Granted::new("slow");
-    let provider = Arc::new(ProviderHost::new(&rt, &component, granted).await.unwrap());
+    Arc::new(
+        ProviderHost::new(&rt, &component, Granted::new(name))
+            .await
+            .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_slow_provider_answers_503_and_the_server_keeps_serving() {
+    let provider = adversary("slow", Duration::from_millis(300)).await;
     let s = start(provider, None, Policy::default(), ServerOptions::default()).await;
     let started = std::time::Instant::now();
     let (st, body) = s
@@ -590,22 +598,7 @@ async fn a_slow_provider_answers_503_and_the_server_keeps_serving() {
 /// (guest code yields at every epoch tick), and they end as timeouts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn looping_provider_calls_do_not_stall_the_server() {
-    let rt = Runtime::new(RuntimeOptions {
-        limits: Limits {
-            call_timeout: Duration::from_secs(6),
-            ..Limits::default()
-        },
-        ..RuntimeOptions::default()
-    })
-    .unwrap();
-    let component = rt
-        .load_file(std::path::Path::new(guests::TEST_GUEST_ADVERSARY))
-        .unwrap();
-    let provider = Arc::new(
-        ProviderHost::new(&rt, &component, Granted::new("looper"))
-            .await
-            .unwrap(),
-    );
+    let provider = adversary("looper", Duration::from_secs(6)).await;
     let s = Arc::new(start(provider, None, Policy::default(), ServerOptions::default()).await);
     let loops: Vec<_> = (0..4)
         .map(|_| {

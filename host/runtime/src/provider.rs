@@ -574,65 +574,50 @@ impl ProviderHost {
     {
         let limit = self.runtime.limits.call_timeout;
         let deadline = tokio::time::Instant::now() + limit;
+        let run = async {
+            let deadline = deadline.into_std();
+            let _permit = self
+                .permits
+                .acquire()
+                .await
+                .map_err(|_| self.trapped("the provider was shut down".into()))?;
+            let popped = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+            let mut slot = match popped {
+                Some(slot) => slot,
+                None => self.instantiate(deadline).await?,
+            };
+            slot.store.data_mut().call = CallState {
+                deadline: Some(deadline),
+                ..CallState::default()
+            };
+            slot.store.data_mut().limiter.hit = false;
+            slot.store.set_epoch_deadline(1);
+            let outcome = f(&slot.bindings, &mut slot.store).await;
+            let touched = std::mem::take(&mut slot.store.data_mut().call.touched);
+            let in_flight = std::mem::take(&mut slot.store.data_mut().call.in_flight);
+            let values = self.call_values(touched);
+            // Released before the call's own lines are written: flush_logs scrubs
+            // them of these values, and the log writer should not scrub them twice.
+            drop(in_flight);
+            self.flush_logs(&mut slot, &values);
+            match outcome {
+                Ok(value) => {
+                    if let Ok(mut idle) = self.idle.lock() {
+                        idle.push(slot);
+                    }
+                    Ok((value, values))
+                }
+                Err(e) => Err(self.classify(&slot, e, &values)),
+            }
+        };
         // Guest code stops at the first tick after the deadline; the grace lets
         // that trap be the usual way a looping call ends.
-        match tokio::time::timeout_at(deadline + 2 * EPOCH_TICK, self.run(f, deadline.into_std()))
-            .await
-        {
+        match tokio::time::timeout_at(deadline + 2 * EPOCH_TICK, run).await {
             Ok(result) => result,
             Err(_) => Err(ProviderError::Timeout {
                 provider: self.name.clone(),
                 limit,
             }),
-        }
-    }
-
-    async fn run<R, F>(
-        &self,
-        f: F,
-        deadline: std::time::Instant,
-    ) -> Result<(R, CallValues), ProviderError>
-    where
-        R: Send + 'static,
-        F: for<'a> FnOnce(
-                &'a ProviderWorld,
-                &'a mut Store<HostState>,
-            ) -> std::pin::Pin<
-                Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
-            > + Send,
-    {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| self.trapped("the provider was shut down".into()))?;
-        let popped = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-        let mut slot = match popped {
-            Some(slot) => slot,
-            None => self.instantiate(deadline).await?,
-        };
-        slot.store.data_mut().call = CallState {
-            deadline: Some(deadline),
-            ..CallState::default()
-        };
-        slot.store.data_mut().limiter.hit = false;
-        slot.store.set_epoch_deadline(1);
-        let outcome = f(&slot.bindings, &mut slot.store).await;
-        let touched = std::mem::take(&mut slot.store.data_mut().call.touched);
-        let in_flight = std::mem::take(&mut slot.store.data_mut().call.in_flight);
-        let values = self.call_values(touched);
-        // Released before the call's own lines are written: flush_logs scrubs them
-        // of these values, and the log writer should not scrub them twice.
-        drop(in_flight);
-        self.flush_logs(&mut slot, &values);
-        match outcome {
-            Ok(value) => {
-                if let Ok(mut idle) = self.idle.lock() {
-                    idle.push(slot);
-                }
-                Ok((value, values))
-            }
-            Err(e) => Err(self.classify(&slot, e, &values)),
         }
     }
 
