@@ -48,6 +48,21 @@ fn grant(name: &str) -> Granted {
     Granted::new(name)
 }
 
+/// Puts `4242` at `id` on a provider that attacks it; the host must stop the
+/// provider with `Forbidden`, whose message is returned.
+async fn forbidden_put(p: &ProviderHost, id: &str) -> String {
+    let err = p
+        .put(
+            id,
+            &SecretValue::from_string("4242".into()),
+            &PutOptions::default(),
+        )
+        .await
+        .expect_err("the attack must be stopped");
+    assert!(matches!(err, ProviderError::Forbidden { .. }), "{err}");
+    err.to_string()
+}
+
 /// After any abuse, a well-behaved provider in the same process still works.
 async fn still_serves(rt: &Runtime) {
     let memory = host(rt, guests::PROVIDER_MEMORY, grant("healthy"))
@@ -235,12 +250,7 @@ mod hostile {
     async fn equals_is_no_oracle_for_a_provider_without_reveal() {
         let rt = runtime();
         let p = adversary(&rt).await;
-        let err = p
-            .put("/x/oracle", &pin("4242"), &PutOptions::default())
-            .await
-            .expect_err("the compare must be refused");
-        let msg = err.to_string();
-        assert!(matches!(err, ProviderError::Forbidden { .. }), "{msg}");
+        let msg = forbidden_put(&p, "/x/oracle").await;
         assert!(msg.contains("compared a secret it made itself"), "{msg}");
         assert!(!msg.contains("4-2-4-2"), "{msg}");
         // Its own values it compares freely.
@@ -547,16 +557,8 @@ mod laundering {
         let p = host(&rt, guests::TEST_GUEST_KEYRING_USER, granted)
             .await
             .expect("granted");
-        let err = p
-            .put(
-                "/oracle/seal",
-                &SecretValue::from_string("4242".into()),
-                &PutOptions::default(),
-            )
-            .await
-            .expect_err("refused");
-        assert!(matches!(err, ProviderError::Forbidden { .. }), "{err}");
-        assert!(!err.to_string().contains("104242"), "{err}");
+        let msg = forbidden_put(&p, "/oracle/seal").await;
+        assert!(!msg.contains("104242"), "{msg}");
         // The ordinary seal and open of host values still work.
         let v = SecretValue::from_string("sealed-after-attack".into());
         p.put("/s/fine", &v, &PutOptions::default()).await.unwrap();
@@ -591,19 +593,10 @@ mod aws_launderer {
         let p = host(&rt, guests::TEST_GUEST_AWS_LAUNDERER, granted)
             .await
             .expect("granted");
-        let err = p
-            .put(
-                "/x",
-                &SecretValue::from_string("4242".into()),
-                &PutOptions::default(),
-            )
-            .await
-            .expect_err("refused");
-        assert!(matches!(err, ProviderError::Forbidden { .. }), "{err}");
+        let msg = forbidden_put(&p, "/x").await;
         assert!(
-            err.to_string()
-                .contains("may store only values the host handed it"),
-            "{err}"
+            msg.contains("may store only values the host handed it"),
+            "{msg}"
         );
         still_serves(&rt).await;
     }

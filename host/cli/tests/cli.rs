@@ -1083,25 +1083,16 @@ fn a_component_that_is_not_built_in_cannot_share_the_built_in_rows() {
         .unwrap();
     };
 
-    with_name(None);
-    let out = broker(&data, &["--config", cfg, "secret", "get", "/iso/one"], None);
-    assert!(!out.status.success());
-    assert!(!text(&out.stdout).contains("canary"));
-    assert!(
-        text(&out.stderr).contains("has no `name`"),
-        "{}",
-        text(&out.stderr)
-    );
-
-    with_name(Some("default"));
-    let out = broker(&data, &["--config", cfg, "secret", "get", "/iso/one"], None);
-    assert!(!out.status.success());
-    assert!(!text(&out.stdout).contains("canary"));
-    assert!(
-        text(&out.stderr).contains("belongs to the built-in providers"),
-        "{}",
-        text(&out.stderr)
-    );
+    for (name, refusal) in [
+        (None, "has no `name`"),
+        (Some("default"), "belongs to the built-in providers"),
+    ] {
+        with_name(name);
+        let out = broker(&data, &["--config", cfg, "secret", "get", "/iso/one"], None);
+        assert!(!out.status.success());
+        assert!(!text(&out.stdout).contains("canary"));
+        assert!(text(&out.stderr).contains(refusal), "{}", text(&out.stderr));
+    }
 
     // A name of its own: its own namespace and key scope, the built-in's row unseen.
     with_name(Some("stranger"));

@@ -216,25 +216,22 @@ impl CallValues {
 
     /// A provider's message made safe to show: cut to size, scrubbed (withheld
     /// whole if a provider without `reveal` guessed a value), escaped.
-    fn clean(&self, message: String) -> String {
-        clean_with(&self.scrubber(), self.may_reveal, message)
-    }
-}
-
-fn clean_with(scrubber: &Scrubber, may_reveal: bool, mut message: String) -> String {
-    if message.len() > MAX_MESSAGE_BYTES {
-        let cut = message.len() - MAX_MESSAGE_BYTES;
-        let mut end = MAX_MESSAGE_BYTES;
-        while !message.is_char_boundary(end) {
-            end -= 1;
+    fn clean(&self, mut message: String) -> String {
+        if message.len() > MAX_MESSAGE_BYTES {
+            let cut = message.len() - MAX_MESSAGE_BYTES;
+            let mut end = MAX_MESSAGE_BYTES;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push_str(&format!("… ({cut} more bytes cut)"));
         }
-        message.truncate(end);
-        message.push_str(&format!("… ({cut} more bytes cut)"));
+        let scrubber = self.scrubber();
+        if !self.may_reveal && scrubber.matches(&message) {
+            return GUESS_WITHHELD.to_owned();
+        }
+        printable(&scrubber.scrub(&message)).into_owned()
     }
-    if !may_reveal && scrubber.matches(&message) {
-        return GUESS_WITHHELD.to_owned();
-    }
-    printable(&scrubber.scrub(&message)).into_owned()
 }
 
 impl std::fmt::Debug for ProviderHost {
@@ -281,7 +278,7 @@ impl ProviderHost {
         traps_for_the_rest: bool,
     ) -> Result<Self, ProviderError> {
         let name = granted.instance.clone();
-        let may_reveal = granted.satisfies(&caps::import_name("reveal"));
+        let may_reveal = granted.get::<caps::reveal::Reveal>().is_some();
         let granted = Arc::new(granted);
         let inst_err = |e: wasmtime::Error| ProviderError::Instantiate {
             provider: name.clone(),
@@ -461,19 +458,18 @@ impl ProviderHost {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<ListPage, ProviderError> {
-        let (prefix, cursor) = (prefix.to_owned(), cursor.map(str::to_owned));
-        let (prefix_copy, cursor_copy) = (prefix.clone(), cursor.clone());
+        let (owned_prefix, owned_cursor) = (prefix.to_owned(), cursor.map(str::to_owned));
         let page: WitListPage = self
             .call(move |b, s| {
                 Box::pin(async move {
                     b.secret_broker_provider_provider()
-                        .call_list(s, &prefix, cursor.as_deref(), limit)
+                        .call_list(s, &owned_prefix, owned_cursor.as_deref(), limit)
                         .await
                 })
             })
             .await
             .and_then(finish)?;
-        self.check_page(&prefix_copy, cursor_copy.as_deref(), limit, &page)?;
+        self.check_page(prefix, cursor, limit, &page)?;
         Ok(ListPage {
             ids: page.ids,
             next_cursor: page.next_cursor,
@@ -701,17 +697,20 @@ impl ProviderHost {
                 limit: slot.store.data().limits.memory_bytes,
             };
         }
-        if let Some(HostTrap::Refused(detail)) = error.downcast_ref::<HostTrap>() {
-            return ProviderError::Forbidden {
-                provider,
-                detail: (*detail).to_owned(),
-            };
-        }
-        if let Some(trap) = error.downcast_ref::<HostTrap>() {
-            return ProviderError::DataLimit {
-                provider,
-                detail: trap.to_string(),
-            };
+        match error.downcast_ref::<HostTrap>() {
+            Some(HostTrap::Refused(detail)) => {
+                return ProviderError::Forbidden {
+                    provider,
+                    detail: (*detail).to_owned(),
+                };
+            }
+            Some(trap) => {
+                return ProviderError::DataLimit {
+                    provider,
+                    detail: trap.to_string(),
+                };
+            }
+            None => {}
         }
         if let Some(wasmtime::Trap::Interrupt) = error.downcast_ref::<wasmtime::Trap>() {
             return ProviderError::Timeout {

@@ -62,25 +62,24 @@ fn needles(value: &[u8], out: &mut Vec<Vec<u8>>) {
             .to_string()
             .into_bytes(),
     );
-    if let Ok(text) = std::str::from_utf8(value) {
-        if let Ok(json) = serde_json::to_string(text) {
-            out.push(json.as_bytes()[1..json.len() - 1].to_vec());
-        }
+    if let Ok(json) =
+        std::str::from_utf8(value).map(|text| serde_json::Value::from(text).to_string())
+    {
+        let escaped = &json[1..json.len() - 1];
         // JSON with every non-ASCII character escaped too, as some encoders write it.
-        if let Ok(json) = serde_json::to_string(text) {
-            let mut ascii = String::with_capacity(json.len());
-            for c in json[1..json.len() - 1].chars() {
-                if c.is_ascii() {
-                    ascii.push(c);
-                } else {
-                    let mut units = [0u16; 2];
-                    for unit in c.encode_utf16(&mut units) {
-                        ascii.push_str(&format!("\\u{unit:04x}"));
-                    }
+        let mut ascii = String::with_capacity(escaped.len());
+        for c in escaped.chars() {
+            if c.is_ascii() {
+                ascii.push(c);
+            } else {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    ascii.push_str(&format!("\\u{unit:04x}"));
                 }
             }
-            out.push(ascii.into_bytes());
         }
+        out.push(escaped.as_bytes().to_vec());
+        out.push(ascii.into_bytes());
     }
 }
 
@@ -156,11 +155,6 @@ impl Scrubber {
             automaton,
             patterns,
         }
-    }
-
-    /// Whether the scrubber has nothing to look for.
-    pub fn is_empty(&self) -> bool {
-        self.automaton.is_none()
     }
 
     /// `text` with every value replaced by [`REDACTED`], or [`WITHHELD`] if a value
