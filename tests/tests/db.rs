@@ -218,3 +218,62 @@ async fn a_database_password_never_appears_in_errors() {
         );
     }
 }
+
+/// Another process holds SQLite's write lock; writes queue behind it, yet gets
+/// answer while every queued write is still waiting (before, writers held every
+/// provider instance while they waited, and gets waited behind them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_never_wait_behind_writes_held_by_a_lock() {
+    use sqlx::Connection as _;
+    let (db, _store, p) = sqlite_provider(5, "held").await;
+    for i in 0..4 {
+        p.put(
+            &format!("/read/{i}"),
+            &SecretValue::from_string(format!("v{i}")),
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    }
+    let file = db.sqlite_path().unwrap().join("secrets.db");
+    let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let writes: Vec<_> = (0..40)
+        .map(|i| {
+            let p = p.clone();
+            tokio::spawn(async move {
+                p.put(
+                    &format!("/write/{i}"),
+                    &SecretValue::from_string(format!("w{i}")),
+                    &PutOptions::default(),
+                )
+                .await
+            })
+        })
+        .collect();
+    // Let the writes take their instances and queue on the lock (not an assertion).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The lock goes away after a while whatever happens, so the test cannot hang.
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+        sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    });
+    for i in 0..4 {
+        let got = p.get(&format!("/read/{i}")).await.unwrap().unwrap();
+        assert_eq!(got.expose_str(), Some(format!("v{i}").as_str()));
+    }
+    let waiting = writes.iter().filter(|w| !w.is_finished()).count();
+    assert_eq!(
+        waiting, 40,
+        "the gets answered only once writes got through"
+    );
+    release.await.unwrap();
+    for w in writes {
+        w.await.unwrap().unwrap();
+    }
+}

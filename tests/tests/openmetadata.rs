@@ -204,7 +204,7 @@ mod manager {
     use secret_broker_record_store::RecordStore;
     use serde_json::json;
 
-    use super::common::{TempDb, db_provider, runtime};
+    use super::common::{TempDb, db_provider, owners, runtime};
 
     async fn manager() -> (TempDb, Arc<ProviderHost>, SecretsManager) {
         let db = TempDb::sqlite();
@@ -214,7 +214,7 @@ mod manager {
         let dir =
             std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/om-schemas");
         let ids = IdBuilder::new(None, "openmetadata").unwrap();
-        let manager = SecretsManager::new(provider.clone(), &dir, ids).unwrap();
+        let manager = SecretsManager::new(provider.clone(), &dir, ids, owners(&db).await).unwrap();
         (db, provider, manager)
     }
 
@@ -384,6 +384,135 @@ mod manager {
         );
         assert_eq!(stored(&p, "/shared/kept").await.as_deref(), Some("kept"));
     }
+    /// A failing encrypt (its second field is over the provider's limits) races a
+    /// succeeding one of the same entity: the failing one's undo never puts an old
+    /// value back over the acknowledged write.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_encrypts_undo_never_loses_a_concurrent_acknowledged_write() {
+        let (_db, p, m) = manager().await;
+        let m = Arc::new(m);
+        let id = "/openmetadata/database/snow/password";
+        let huge = "k".repeat(2 << 20);
+        let mut lost = 0;
+        for round in 0..40 {
+            let failing = json!({"type": "Snowflake", "username": "u", "account": "a", "warehouse": "w",
+                                 "password": format!("failing-{round}"), "privateKey": huge});
+            let winning = json!({"type": "Snowflake", "username": "u", "account": "a", "warehouse": "w",
+                                 "password": format!("acknowledged-{round}")});
+            let (a, b) = tokio::join!(
+                tokio::spawn({
+                    let m = m.clone();
+                    async move { m.encrypt_connection("database", "snow", failing).await }
+                }),
+                tokio::spawn({
+                    let m = m.clone();
+                    async move { m.encrypt_connection("database", "snow", winning).await }
+                }),
+            );
+            assert!(a.unwrap().is_err(), "the oversized field fails");
+            b.unwrap().unwrap();
+            if stored(&p, id).await.as_deref() != Some(format!("acknowledged-{round}").as_str()) {
+                lost += 1;
+            }
+        }
+        assert_eq!(lost, 0, "acknowledged writes lost to a concurrent undo");
+    }
+
+    /// Service `prod` (field `authType.password`) and service `prod/authtype`
+    /// (field `password`) reach the same OpenMetadata id: whichever comes second
+    /// is refused with nothing written, and neither can delete the other's secret.
+    #[tokio::test]
+    async fn entities_whose_ids_meet_are_refused_in_both_orders() {
+        let id = "/openmetadata/database/prod/authtype/password";
+        let mysql = json!({"type": "Mysql", "username": "u", "hostPort": "h:3306",
+                           "authType": {"password": "mysql-pw"}});
+        let redshift = json!({"type": "Redshift", "username": "u", "hostPort": "rs:5439",
+                              "database": "dev", "password": "redshift-pw"});
+        let forged = json!({"type": "Redshift", "username": "u", "hostPort": "rs:5439",
+                            "database": "dev", "password": format!("secret:{id}")});
+        for mysql_first in [true, false] {
+            let (_db, p, m) = manager().await;
+            let (first, second) = if mysql_first {
+                (("prod", &mysql), ("prod/authtype", &redshift))
+            } else {
+                (("prod/authtype", &redshift), ("prod", &mysql))
+            };
+            let kept = if mysql_first {
+                "mysql-pw"
+            } else {
+                "redshift-pw"
+            };
+            let enc = m
+                .encrypt_connection("database", first.0, first.1.clone())
+                .await
+                .unwrap();
+            assert!(
+                enc.to_string().contains(&format!("secret:{id}")),
+                "OpenMetadata's id kept"
+            );
+            // The same entity again (an update) keeps its id.
+            m.encrypt_connection("database", first.0, first.1.clone())
+                .await
+                .unwrap();
+            let err = m
+                .encrypt_connection("database", second.0, second.1.clone())
+                .await
+                .unwrap_err();
+            let msg = err.to_string();
+            assert!(matches!(err, ManagerError::Collision { .. }), "{msg}");
+            assert!(
+                msg.contains(id) && msg.contains(&format!("{:?}", first.0)),
+                "{msg}"
+            );
+            assert!(msg.contains("nothing was stored"), "{msg}");
+            assert!(!msg.contains("-pw"), "{msg}");
+            assert_eq!(
+                stored(&p, id).await.as_deref(),
+                Some(kept),
+                "the first keeps its value"
+            );
+            // A stored document of the second that refers to the id deletes nothing.
+            let (second_type_doc, first_doc) = if mysql_first {
+                (forged.clone(), enc.clone())
+            } else {
+                (
+                    json!({"type": "Mysql", "username": "u", "hostPort": "h:3306",
+                        "authType": {"password": format!("secret:{id}")}}),
+                    enc.clone(),
+                )
+            };
+            assert_eq!(
+                m.delete_connection("database", second.0, &second_type_doc)
+                    .await
+                    .unwrap(),
+                0
+            );
+            assert_eq!(stored(&p, id).await.as_deref(), Some(kept));
+            // Emptying the field in the second entity deletes nothing either.
+            let mut emptied = second.1.clone();
+            if mysql_first {
+                emptied["password"] = json!("");
+            } else {
+                emptied["authType"]["password"] = json!("");
+            }
+            assert!(matches!(
+                m.encrypt_connection("database", second.0, emptied).await,
+                Err(ManagerError::Collision { .. })
+            ));
+            assert_eq!(stored(&p, id).await.as_deref(), Some(kept));
+            // Once the first is deleted, the second may have the id.
+            assert_eq!(
+                m.delete_connection("database", first.0, &first_doc)
+                    .await
+                    .unwrap(),
+                1
+            );
+            m.encrypt_connection("database", second.0, second.1.clone())
+                .await
+                .unwrap();
+            assert_ne!(stored(&p, id).await.as_deref(), Some(kept));
+        }
+    }
 }
 
 mod server_connection {
@@ -409,6 +538,7 @@ mod server_connection {
             provider.clone(),
             &dir,
             IdBuilder::new(None, "openmetadata").unwrap(),
+            super::common::owners(&db).await,
         )
         .unwrap();
         let config = json!({"hostPort": "http://openmetadata:8585/api", "authProvider": "openmetadata",
@@ -445,7 +575,7 @@ mod entities {
     use secret_broker_record_store::RecordStore;
     use serde_json::{Value, json};
 
-    use super::common::{TempDb, db_provider, runtime};
+    use super::common::{TempDb, db_provider, owners, runtime};
 
     fn real_schemas() -> std::path::PathBuf {
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/om-schemas")
@@ -503,7 +633,7 @@ mod entities {
         let provider =
             db_provider(&runtime(), store, Arc::new(Keyring::single([9; 32])), "om").await;
         let ids = IdBuilder::new(None, "openmetadata").unwrap();
-        let m = SecretsManager::new(provider.clone(), dir, ids).unwrap();
+        let m = SecretsManager::new(provider.clone(), dir, ids, owners(&db).await).unwrap();
         (db, provider, m)
     }
 
@@ -657,5 +787,361 @@ mod entities {
                 .as_deref(),
             Some("eyJ.shared.server")
         );
+    }
+}
+
+/// Every connection schema of both schema sets in ../shared, with configs built
+/// from the schemas themselves (every alternative taken in turn, every secret
+/// field holding a canary): encrypting never leaves a canary in the stored form,
+/// and a config written for a newer schema than the one the broker holds is
+/// refused, naming the field and the schema file, with nothing stored.
+mod every_connection {
+    use std::collections::HashMap;
+    use std::path::{Component, Path, PathBuf};
+    use std::sync::Arc;
+
+    use secret_broker::ProviderHost;
+    use secret_broker::openmetadata::ids::IdBuilder;
+    use secret_broker::openmetadata::manager::{ManagerError, SecretsManager};
+    use secret_broker::openmetadata::schema::SchemaError;
+    use secret_broker_keyring::Keyring;
+    use secret_broker_record_store::RecordStore;
+    use serde_json::{Map, Value, json};
+
+    use super::common::{TempDb, db_provider, owners, runtime};
+
+    const CANARY: &str = "CANARY-7c1e";
+
+    fn shared(set: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared")
+            .join(set)
+    }
+
+    /// The raw files of a schema set, to build configs from.
+    struct Files {
+        docs: HashMap<PathBuf, Value>,
+    }
+
+    fn normalize(path: &Path) -> PathBuf {
+        let mut out = PathBuf::new();
+        for part in path.components() {
+            match part {
+                Component::ParentDir => {
+                    out.pop();
+                }
+                Component::CurDir => {}
+                other => out.push(other),
+            }
+        }
+        out
+    }
+
+    impl Files {
+        fn load(set: &str) -> Files {
+            let dir = shared(set);
+            let mut docs = HashMap::new();
+            let mut pending = vec![dir.clone()];
+            while let Some(d) = pending.pop() {
+                for entry in std::fs::read_dir(&d).unwrap() {
+                    let path = entry.unwrap().path();
+                    if path.is_dir() {
+                        pending.push(path);
+                    } else if path.extension().is_some_and(|x| x == "json") {
+                        let doc = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+                        docs.insert(path.strip_prefix(&dir).unwrap().to_path_buf(), doc);
+                    }
+                }
+            }
+            Files { docs }
+        }
+
+        /// Every service connection file the broker maps a `type` to:
+        /// (service, file, the connection's `type`).
+        fn connections(&self) -> Vec<(String, PathBuf, String)> {
+            let mut out = Vec::new();
+            for (path, doc) in &self.docs {
+                let parts: Vec<_> = path.iter().map(|p| p.to_str().unwrap()).collect();
+                let ["entity", "services", "connections", service, file] = parts[..] else {
+                    continue;
+                };
+                if !file.ends_with("Connection.json") || file == "serviceConnection.json" {
+                    continue;
+                }
+                let Some(kind) = self.type_name(path, doc) else {
+                    continue;
+                };
+                out.push((service.to_owned(), path.clone(), kind));
+            }
+            out.sort();
+            out
+        }
+
+        /// The connection's `type` value: the default, else the one enum value.
+        fn type_name(&self, file: &Path, doc: &Value) -> Option<String> {
+            let ty = doc.pointer("/properties/type")?;
+            if let Some(d) = ty.get("default").and_then(Value::as_str) {
+                return Some(d.to_owned());
+            }
+            let (_, resolved) = self.flatten(file, ty);
+            resolved
+                .get("enum")
+                .and_then(|e| e.get(0))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        }
+
+        fn resolve(&self, file: &Path, reference: &str) -> (PathBuf, &Value) {
+            let (path, pointer) = reference.split_once('#').unwrap_or((reference, ""));
+            let target = if path.is_empty() {
+                file.to_path_buf()
+            } else {
+                normalize(&file.parent().unwrap().join(path))
+            };
+            let doc = &self.docs[&target];
+            let node = if pointer.is_empty() {
+                doc
+            } else {
+                doc.pointer(pointer).unwrap()
+            };
+            (target, node)
+        }
+
+        fn flatten<'s>(&'s self, file: &Path, mut schema: &'s Value) -> (PathBuf, &'s Value) {
+            let mut file = file.to_path_buf();
+            while let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+                (file, schema) = self.resolve(&file, r);
+            }
+            (file, schema)
+        }
+
+        /// An instance of `schema`: every property present, alternative number
+        /// `variant` (modulo their count) at every `oneOf`/`anyOf`, a canary in
+        /// every `format: password` string.
+        fn example(&self, file: &Path, schema: &Value, variant: usize, depth: usize) -> Value {
+            let (file, schema) = self.flatten(file, schema);
+            if schema.get("format").and_then(Value::as_str) == Some("password") {
+                return json!(format!("{CANARY}-{depth}-{variant}"));
+            }
+            if let Some(c) = schema.get("const") {
+                return c.clone();
+            }
+            if let Some(first) = schema.get("enum").and_then(|e| e.get(0)) {
+                return first.clone();
+            }
+            for key in ["oneOf", "anyOf"] {
+                if let Some(branches) = schema.get(key).and_then(Value::as_array) {
+                    let real: Vec<_> = branches
+                        .iter()
+                        .filter(|b| b.get("type").and_then(Value::as_str) != Some("null"))
+                        .collect();
+                    if real.is_empty() {
+                        return Value::Null;
+                    }
+                    return self.example(&file, real[variant % real.len()], variant, depth + 1);
+                }
+            }
+            let ty = schema.get("type").and_then(Value::as_str);
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                let mut out = Map::new();
+                if depth < 24 {
+                    for (k, sub) in props {
+                        out.insert(k.clone(), self.example(&file, sub, variant, depth + 1));
+                    }
+                }
+                return Value::Object(out);
+            }
+            match ty {
+                Some("object") => json!({}),
+                Some("array") => match schema.get("items") {
+                    Some(items) if depth < 24 => {
+                        json!([self.example(&file, items, variant, depth + 1)])
+                    }
+                    _ => json!([]),
+                },
+                Some("string") => schema.get("default").cloned().unwrap_or(json!("x")),
+                Some("integer") | Some("number") => json!(1),
+                Some("boolean") => json!(true),
+                _ => schema.get("default").cloned().unwrap_or(Value::Null),
+            }
+        }
+
+        /// Configs for one connection file: one per alternative at the
+        /// outermost choice (capped), each a different path through the schema.
+        fn examples(&self, file: &Path) -> Vec<Value> {
+            let doc = &self.docs[file];
+            (0..4)
+                .map(|v| self.example(file, doc, v, 0))
+                .fold(Vec::new(), |mut all, c| {
+                    if !all.contains(&c) {
+                        all.push(c);
+                    }
+                    all
+                })
+        }
+    }
+
+    async fn manager(set: &str) -> (TempDb, Arc<ProviderHost>, SecretsManager) {
+        let db = TempDb::sqlite();
+        let store = Arc::new(RecordStore::connect(&db.url).await.unwrap());
+        let provider =
+            db_provider(&runtime(), store, Arc::new(Keyring::single([4; 32])), "om").await;
+        let ids = IdBuilder::new(None, "openmetadata").unwrap();
+        let m =
+            SecretsManager::new(provider.clone(), &shared(set), ids, owners(&db).await).unwrap();
+        (db, provider, m)
+    }
+
+    async fn stored_ids(p: &ProviderHost) -> Vec<String> {
+        p.list("/", None, 1000).await.unwrap().ids
+    }
+
+    async fn round_trip_on(set: &str) {
+        let files = Files::load(set);
+        let (_db, p, m) = manager(set).await;
+        let connections = files.connections();
+        assert!(
+            connections.len() >= 10,
+            "{set}: {} connections",
+            connections.len()
+        );
+        let mut secrets = 0;
+        for (n, (service, file, kind)) in connections.iter().enumerate() {
+            for config in files.examples(file) {
+                let name = format!("svc{n}");
+                let canaries = config.to_string().matches(CANARY).count();
+                let stored = m
+                    .encrypt_connection(service, &name, config.clone())
+                    .await
+                    .unwrap_or_else(|e| panic!("{set} {kind}: {e}\n{config:#}"));
+                let text = stored.to_string();
+                assert!(
+                    !text.contains(CANARY),
+                    "{set} {kind}: plaintext left\n{text}"
+                );
+                assert_eq!(
+                    text.matches("secret:/openmetadata/").count(),
+                    canaries,
+                    "{set} {kind}"
+                );
+                secrets += canaries;
+                let back = m.decrypt_connection(service, stored.clone()).await.unwrap();
+                assert_eq!(back, config, "{set} {kind}");
+                m.delete_connection(service, &name, &stored).await.unwrap();
+            }
+        }
+        assert!(
+            stored_ids(&p).await.is_empty(),
+            "{set}: deletes left secrets behind"
+        );
+        assert!(
+            secrets >= 50,
+            "{set}: only {secrets} secret fields exercised"
+        );
+    }
+
+    #[tokio::test]
+    async fn every_connection_of_upstreams_files_round_trips() {
+        round_trip_on("om-schemas").await;
+    }
+
+    #[tokio::test]
+    async fn every_connection_of_openmetadata_2_0_round_trips() {
+        round_trip_on("om-schemas-2.0").await;
+    }
+
+    /// Configs as OpenMetadata 2.0 sends them, against the older upstream set
+    /// (a user who upgraded OpenMetadata before the broker's schemas): each is
+    /// stored with every secret replaced, or refused with nothing stored.
+    #[tokio::test]
+    async fn newer_configs_against_older_schemas_are_refused_or_fully_encrypted() {
+        let newer = Files::load("om-schemas-2.0");
+        let older = Files::load("om-schemas");
+        let (_db, p, m) = manager("om-schemas").await;
+        let known: Vec<(String, String)> = older
+            .connections()
+            .into_iter()
+            .map(|(s, _, k)| (s, k))
+            .collect();
+        let (mut refused, mut stored_ok) = (0, 0);
+        for (service, file, kind) in newer.connections() {
+            if !known.contains(&(service.clone(), kind.clone())) {
+                continue;
+            }
+            for config in newer.examples(&file) {
+                match m.encrypt_connection(&service, "upgraded", config).await {
+                    Ok(stored) => {
+                        assert!(!stored.to_string().contains(CANARY), "{kind}: {stored}");
+                        m.delete_connection(&service, "upgraded", &stored)
+                            .await
+                            .unwrap();
+                        stored_ok += 1;
+                    }
+                    Err(ManagerError::Schema(e)) => {
+                        let msg = e.to_string();
+                        assert!(!msg.contains(CANARY), "{msg}");
+                        assert!(
+                            matches!(
+                                e,
+                                SchemaError::Undescribed { .. } | SchemaError::NoBranch { .. }
+                            ),
+                            "{kind}: {msg}"
+                        );
+                        assert!(
+                            stored_ids(&p).await.is_empty(),
+                            "{kind}: refused yet stored"
+                        );
+                        refused += 1;
+                    }
+                    Err(e) => panic!("{kind}: {e}"),
+                }
+            }
+        }
+        assert!(refused >= 4, "only {refused} refused ({stored_ok} stored)");
+    }
+
+    /// The four connections the issue names, as OpenMetadata 2.0 sends them.
+    #[tokio::test]
+    async fn the_reported_configs_name_field_and_schema_file() {
+        let (_db, p, m) = manager("om-schemas").await;
+        let cases = [
+            (
+                json!({"type": "Postgres", "username": "u", "hostPort": "pg:5432", "database": "db",
+                       "authType": {"password": "CANARY-pg"}}),
+                "$.authType",
+                "database/postgresConnection.json",
+            ),
+            (
+                json!({"type": "Redshift", "username": "u", "hostPort": "rs:5439", "database": "dev",
+                       "authType": {"password": "CANARY-rs"}}),
+                "$.authType",
+                "database/redshiftConnection.json",
+            ),
+            (
+                json!({"type": "Databricks", "hostPort": "dbx:443", "httpPath": "/sql/1.0",
+                       "authType": {"token": "CANARY-dbx"}}),
+                "$.authType",
+                "database/databricksConnection.json",
+            ),
+            (
+                json!({"type": "BigQuery", "credentials": {"gcpConfig": {"type": "service_account",
+                       "projectId": "p", "privateKeyId": "k", "privateKey": "CANARY-bq",
+                       "clientEmail": "sa@p", "clientId": "1"}}}),
+                "$.credentials.gcpConfig",
+                "security/credentials/gcsCredentials.json",
+            ),
+        ];
+        for (config, path, file) in cases {
+            let err = m
+                .encrypt_connection("database", "prod", config)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(!err.contains("CANARY"), "{err}");
+            assert!(err.contains(&format!("`{path}`")), "{err}");
+            assert!(err.contains(file), "{err}");
+            assert!(err.contains("nothing was stored"), "{err}");
+        }
+        assert!(stored_ids(&p).await.is_empty());
     }
 }

@@ -16,10 +16,14 @@ use secret_broker::audit::{AuditLog, Salt};
 use secret_broker::broker::Broker;
 use secret_broker::openmetadata::ids::IdBuilder;
 use secret_broker::openmetadata::manager::SecretsManager;
+use secret_broker::openmetadata::owners::Owners;
 use secret_broker::policy::{Policy, Role};
-use secret_broker::{Granted, Limits, ProviderHost, Runtime, RuntimeOptions};
+use secret_broker::{
+    Granted, Limits, ProviderHost, PutOptions, Runtime, RuntimeOptions, SecretValue,
+};
 use secret_broker_keyring::Keyring;
 use secret_broker_record_store::RecordStore;
+use secret_broker_server::listen::ConnOptions;
 use secret_broker_server::tokens::Tokens;
 use secret_broker_server::{self as server, AppState, ServerOptions};
 use secret_broker_tests::guests;
@@ -81,18 +85,38 @@ async fn start(
     policy: Policy,
     options: ServerOptions,
 ) -> Server {
+    start_with(provider, db, policy, options, ConnOptions::default()).await
+}
+
+async fn start_with(
+    provider: Arc<ProviderHost>,
+    db: Option<TempDb>,
+    policy: Policy,
+    options: ServerOptions,
+    conn: ConnOptions,
+) -> Server {
     let _ = captured_logs();
     let dir = tempfile::tempdir().unwrap();
     let salt = Salt::from_bytes(&[7; 32]);
     let audit_path = dir.path().join("audit.log");
     let audit = Arc::new(AuditLog::open(&audit_path, salt.clone()).unwrap());
     let ids = IdBuilder::new(None, "openmetadata").unwrap();
-    let manager = SecretsManager::new(provider.clone(), &schemas(), ids).unwrap();
+    let owners_url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("owners.db").display()
+    );
+    let owners = Owners::new(Arc::new(RecordStore::connect(&owners_url).await.unwrap()));
+    let manager = SecretsManager::new(provider.clone(), &schemas(), ids, owners).unwrap();
     let broker = Broker::new(provider, Some(manager), policy, Some(audit));
     let app = server::router(AppState::new(broker, tokens(), options));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(server::listen::serve(
+        listener,
+        app,
+        conn,
+        std::future::pending(),
+    ));
     Server {
         addr,
         client: reqwest::Client::new(),
@@ -804,4 +828,320 @@ async fn a_leaky_provider_cannot_get_a_value_out_through_http() {
         !logs.contains(canary),
         "a log line holds the leaky provider's canary"
     );
+}
+
+/// Another process holds SQLite's write lock, so the provider's writes wait. One
+/// encrypt outlives the server's deadline (503), another's client hangs up: when
+/// the lock is released both still complete, whole, and both are audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_requests_complete_and_are_audited() {
+    use sqlx::Connection as _;
+    let db = TempDb::sqlite();
+    let file = db.sqlite_path().unwrap().join("secrets.db");
+    let store = Arc::new(RecordStore::connect(&db.url).await.unwrap());
+    let provider = db_provider(
+        &runtime(),
+        store,
+        Arc::new(Keyring::single([4; 32])),
+        "dropped",
+    )
+    .await;
+    let options = ServerOptions {
+        request_timeout: Duration::from_millis(300),
+        ..ServerOptions::default()
+    };
+    let s = start(provider.clone(), Some(db), Policy::default(), options).await;
+    let config = |n: &str| {
+        json!({"type": "Snowflake", "username": "u", "account": "a", "warehouse": "w",
+               "password": format!("pw-{n}"), "privateKey": format!("key-{n}"),
+               "snowflakePrivatekeyPassphrase": format!("phrase-{n}")})
+    };
+    let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+
+    let (st, body) = s
+        .call(
+            Some(ADMIN),
+            "/v1/entities/encrypt",
+            json!({"serviceType": "database", "name": "deadline", "config": config("deadline")}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let hung_up = impatient
+        .post(format!("http://{}/v1/entities/encrypt", s.addr))
+        .bearer_auth(ADMIN)
+        .json(&json!({"serviceType": "database", "name": "hungup", "config": config("hungup")}))
+        .send()
+        .await;
+    assert!(hung_up.is_err(), "the client gave up first");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    drop(holder);
+
+    for name in ["deadline", "hungup"] {
+        let mut all = false;
+        for _ in 0..100 {
+            let mut values = Vec::new();
+            for field in ["password", "privatekey", "snowflakeprivatekeypassphrase"] {
+                let id = format!("/openmetadata/database/{name}/{field}");
+                values.push(provider.get(&id).await.unwrap());
+            }
+            if values.iter().all(Option::is_some) {
+                all = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(all, "{name}: the encrypt did not complete");
+        let hid = s
+            .salt
+            .hmac(format!("/openmetadata/database/{name}/password").as_bytes());
+        let audited = s.audit_entries().into_iter().any(|e| {
+            e["operation"] == json!("entity.encrypt")
+                && e["outcome"] == json!("ok")
+                && e["ids"].as_array().unwrap().contains(&json!(hid))
+        });
+        assert!(audited, "{name}: no audit entry: {:?}", s.audit_entries());
+    }
+}
+
+/// Raw HTTP on a TCP connection: what `reqwest` will not send.
+async fn raw_tcp(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), conn.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether the server closes `conn` (a read sees the end) before the guard.
+async fn closed_by_server(conn: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 256];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), conn.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_and_idle_connections_are_closed_and_cannot_hold_the_server() {
+    use tokio::io::AsyncWriteExt;
+    let db = TempDb::sqlite();
+    let store = Arc::new(RecordStore::connect(&db.url).await.unwrap());
+    let provider = db_provider(
+        &runtime(),
+        store,
+        Arc::new(Keyring::single([4; 32])),
+        "slow",
+    )
+    .await;
+    let conn = ConnOptions {
+        header_timeout: Duration::from_millis(400),
+        max_connections: 4,
+        ..ConnOptions::default()
+    };
+    let s = start_with(
+        provider,
+        Some(db),
+        Policy::default(),
+        ServerOptions::default(),
+        conn,
+    )
+    .await;
+    // Slowloris: headers a byte at a time, never finished.
+    let mut slow = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let loris = tokio::spawn(async move {
+        for b in b"POST /v1/secrets/get HTTP/1.1\r\nHost: x\r\nX-Slow: " {
+            if slow.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        closed_by_server(&mut slow).await
+    });
+    // Hold-open: every connection slot taken by a client that sends nothing.
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(tokio::net::TcpStream::connect(s.addr).await.unwrap());
+    }
+    // A real client still gets through once the idle ones are closed.
+    let (st, _) = tokio::time::timeout(Duration::from_secs(20), s.get_text("/health", None))
+        .await
+        .expect("the server stayed held by connections that send nothing");
+    assert_eq!(st, StatusCode::OK);
+    for mut c in idle {
+        assert!(
+            closed_by_server(&mut c).await,
+            "an idle connection stayed open"
+        );
+    }
+    assert!(loris.await.unwrap(), "the slowloris connection stayed open");
+}
+
+#[tokio::test]
+async fn http_edge_cases_are_answered_plainly() {
+    let s = db_server(Policy::default()).await;
+    // Any case of the Bearer scheme.
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let resp = s
+            .client
+            .post(format!("http://{}/v1/secrets/list", s.addr))
+            .header("authorization", format!("{scheme} {ADMIN}"))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{scheme}");
+    }
+    // 401s are audited, naming the operation only.
+    let (st, _) = s
+        .call(Some("sbt_wrong"), "/v1/secrets/get", json!({"id": "/a"}))
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _) = s
+        .call(None, "/v1/secrets/put", json!({"id": "/a", "value": "v"}))
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let refused: Vec<Value> = s
+        .audit_entries()
+        .into_iter()
+        .filter(|e| e["outcome"] == json!("unauthenticated"))
+        .collect();
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert_eq!(refused[0]["operation"], json!("secret.get"));
+    assert_eq!(refused[1]["operation"], json!("secret.put"));
+    // Made-up methods are one metrics label, however many there are.
+    for i in 0..20 {
+        let m = reqwest::Method::from_bytes(format!("BREW{i}").as_bytes()).unwrap();
+        let _ = s
+            .client
+            .request(m, format!("http://{}/health", s.addr))
+            .send()
+            .await
+            .unwrap();
+    }
+    let (_, metrics) = s.get_text("/metrics", Some(ADMIN)).await;
+    assert!(!metrics.contains("BREW"), "{metrics}");
+    assert!(metrics.contains("method=\"other\""), "{metrics}");
+    // The mask put to an id that holds nothing is an error, and stores nothing.
+    let (st, body) = s
+        .call(
+            Some(ADMIN),
+            "/v1/secrets/put",
+            json!({"id": "/m/empty", "value": "*********"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["kind"], json!("mask-without-value"), "{body}");
+    let (st, _) = s
+        .call(Some(ADMIN), "/v1/secrets/get", json!({"id": "/m/empty"}))
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    // An unknown field's name is not echoed back.
+    let (st, body) = s
+        .call(
+            Some(ADMIN),
+            "/v1/secrets/get",
+            json!({"id": "/a", "s3cr3t-as-key": 1}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(!body.to_string().contains("s3cr3t"), "{body}");
+    // A declared body over the limit is refused at once, before it is sent.
+    let answer = raw_tcp(
+        s.addr,
+        format!(
+            "POST /v1/secrets/put HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n\
+             Content-Type: application/json\r\nContent-Length: 99999999\r\n\r\n{{"
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}
+
+#[tokio::test]
+async fn decrypting_a_value_that_is_not_text_is_a_clear_error() {
+    let db = TempDb::sqlite();
+    let store = Arc::new(RecordStore::connect(&db.url).await.unwrap());
+    let provider = db_provider(&runtime(), store, Arc::new(Keyring::single([4; 32])), "bin").await;
+    let id = "/openmetadata/database/bin/authtype/password";
+    provider
+        .put(
+            id,
+            &SecretValue::new(vec![0xff, 0xfe, 0x00, 0x80]),
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    let s = start(
+        provider,
+        Some(db),
+        Policy::default(),
+        ServerOptions::default(),
+    )
+    .await;
+    let config = json!({"type": "Mysql", "username": "u", "hostPort": "h:3306",
+                        "authType": {"password": format!("secret:{id}")}});
+    let (st, body) = s
+        .call(
+            Some(ADMIN),
+            "/v1/entities/decrypt",
+            json!({"serviceType": "database", "config": config}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["kind"], json!("not-text"), "{body}");
+    assert!(!body.to_string().contains('\u{fffd}'), "{body}");
+}
+
+/// The audit log's disk fills up (its path now leads to /dev/full): puts and
+/// deletes are refused before they reach the provider, so nothing happens
+/// unaudited; once the log can be written again, the chain is unbroken.
+#[tokio::test]
+async fn writes_are_refused_before_the_provider_when_the_audit_log_cannot_be_written() {
+    let s = db_server(Policy::default()).await;
+    let put = |id: &str, value: &str| json!({"id": id, "value": value});
+    let (st, _) = s
+        .call(Some(ADMIN), "/v1/secrets/put", put("/full/a", "before"))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let rotated = s.audit_path.with_extension("log.1");
+    std::fs::rename(&s.audit_path, &rotated).unwrap();
+    std::os::unix::fs::symlink("/dev/full", &s.audit_path).unwrap();
+    for (path, body) in [
+        ("/v1/secrets/put", put("/full/a", "after")),
+        ("/v1/secrets/put", put("/full/new", "v")),
+        ("/v1/secrets/delete", json!({"id": "/full/a"})),
+    ] {
+        let (st, answer) = s.call(Some(ADMIN), path, body).await;
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+        assert_eq!(answer["kind"], json!("audit"), "{answer}");
+    }
+    std::fs::remove_file(&s.audit_path).unwrap();
+    let (_, got) = s
+        .call(Some(ADMIN), "/v1/secrets/get", json!({"id": "/full/a"}))
+        .await;
+    assert_eq!(got["value"], json!("before"), "{got}");
+    let (st, _) = s
+        .call(Some(ADMIN), "/v1/secrets/get", json!({"id": "/full/new"}))
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let verified = secret_broker::audit::verify(&[rotated, s.audit_path.clone()], &s.salt).unwrap();
+    assert_eq!(verified.broken, None);
+    assert!(verified.from_start && verified.entries >= 4, "{verified:?}");
 }

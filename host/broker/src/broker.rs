@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::audit::{AuditError, AuditLog, Entry, Outcome};
+use crate::audit::{AuditError, AuditLog, Durability, Entry, Outcome};
 use crate::openmetadata::manager::{Entity, ManagerError, REFERENCE, SecretsManager};
 use crate::policy::{MASK, Permissions, Policy, Role};
 use secret_broker_runtime::SecretValue;
@@ -49,6 +49,16 @@ pub enum BrokerError {
     /// The provider refused or failed.
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    /// The mask was sent as the value of an id that holds none: there is no
+    /// stored value for it to keep.
+    #[error(
+        "the value is the mask `*********`, which keeps a stored value, but {id} holds none: \
+         send the real value"
+    )]
+    MaskWithoutValue {
+        /// The id.
+        id: String,
+    },
     /// The audit entry could not be written; no value was returned.
     #[error("the audit log could not be written, so the result is withheld: {0}")]
     Audit(#[from] AuditError),
@@ -63,7 +73,11 @@ impl BrokerError {
             BrokerError::Manager(ManagerError::Provider { source, .. })
             | BrokerError::Provider(source) => provider_kind(source),
             BrokerError::Manager(ManagerError::Dangling { .. }) => "dangling-reference",
+            BrokerError::Manager(ManagerError::NotText { .. }) => "not-text",
+            BrokerError::Manager(ManagerError::Collision { .. }) => "id-collision",
+            BrokerError::Manager(ManagerError::Owners(_)) => "unavailable",
             BrokerError::Manager(_) => "invalid-config",
+            BrokerError::MaskWithoutValue { .. } => "mask-without-value",
             BrokerError::Audit(_) => "audit",
         }
     }
@@ -90,11 +104,13 @@ fn outcome_of(e: &BrokerError) -> Outcome {
     match e {
         BrokerError::Denied { .. } => Outcome::Denied,
         BrokerError::NoSchemas
+        | BrokerError::MaskWithoutValue { .. }
         | BrokerError::Manager(
             ManagerError::Schema(_)
             | ManagerError::NotAConfig
             | ManagerError::NoServiceType
-            | ManagerError::MaskWithoutStored { .. },
+            | ManagerError::MaskWithoutStored { .. }
+            | ManagerError::Collision { .. },
         )
         | BrokerError::Provider(
             ProviderError::InvalidId(_) | ProviderError::ValueTooLarge { .. },
@@ -187,14 +203,66 @@ impl Broker {
         self.manager.as_ref().ok_or(BrokerError::NoSchemas)
     }
 
-    /// Writes the audit entry of an operation, and turns a failure to write it
-    /// into the operation's failure.
-    fn audit<T>(
+    /// Before a write reaches the provider: an `attempt` entry, so that a write
+    /// whose log cannot be written never happens, and one that happens is in the
+    /// log even if the process dies before its outcome entry.
+    async fn intend(
+        &self,
+        caller: &Caller,
+        operation: &str,
+        ids: &[&str],
+    ) -> Result<(), BrokerError> {
+        let Some(log) = &self.audit else {
+            return Ok(());
+        };
+        let entry = Entry {
+            time: crate::audit::now(),
+            actor: &caller.name,
+            role: Some(caller.role),
+            operation,
+            provider: self.label.as_deref().unwrap_or(self.provider.name()),
+            outcome: Outcome::Attempt,
+            ids: ids
+                .iter()
+                .map(|id| log.salt().hmac(id.as_bytes()))
+                .collect(),
+            value: None,
+            error: None,
+        };
+        Ok(log.write(&entry, Durability::Written).await?)
+    }
+
+    /// A request that presented no valid token (answered 401): audited with the
+    /// operation it tried, under the actor `-`.
+    pub async fn audit_unauthenticated(&self, operation: &str) -> Result<(), BrokerError> {
+        let Some(log) = &self.audit else {
+            return Ok(());
+        };
+        let entry = Entry {
+            time: crate::audit::now(),
+            actor: "-",
+            role: None,
+            operation,
+            provider: self.label.as_deref().unwrap_or(self.provider.name()),
+            outcome: Outcome::Unauthenticated,
+            ids: Vec::new(),
+            value: None,
+            error: Some("unauthenticated"),
+        };
+        Ok(log.write(&entry, Durability::Written).await?)
+    }
+
+    /// Writes the audit entry of an operation (synced to disk first for writes:
+    /// `durability`), and turns a failure to write it into the operation's
+    /// failure.
+    #[allow(clippy::too_many_arguments)]
+    async fn audit<T>(
         &self,
         caller: &Caller,
         operation: &str,
         ids: &[&str],
         value: Option<&SecretValue>,
+        durability: Durability,
         result: Result<T, BrokerError>,
         outcome_ok: impl FnOnce(&T) -> Outcome,
     ) -> Result<T, BrokerError> {
@@ -208,7 +276,7 @@ impl Broker {
         let entry = Entry {
             time: crate::audit::now(),
             actor: &caller.name,
-            role: caller.role,
+            role: Some(caller.role),
             operation,
             provider: self.label.as_deref().unwrap_or(self.provider.name()),
             outcome,
@@ -219,8 +287,16 @@ impl Broker {
             value: value.map(|v| log.salt().hmac(v.expose())),
             error,
         };
-        log.write(&entry)?;
+        log.write(&entry, durability).await?;
         result
+    }
+
+    /// A put of the mask keeps the stored value, so there must be one.
+    async fn masked_put(&self, id: &str) -> Result<Written, BrokerError> {
+        match self.provider.get(id).await? {
+            Some(_) => Ok(Written::Unchanged),
+            None => Err(BrokerError::MaskWithoutValue { id: id.to_owned() }),
+        }
     }
 
     /// The value of `id`; needs `reveal`.
@@ -229,13 +305,22 @@ impl Broker {
             Ok(()) => self.provider.get(id).await.map_err(BrokerError::from),
             Err(e) => Err(e),
         };
-        self.audit(caller, "secret.get", &[id], None, result, |v| {
-            if v.is_some() {
-                Outcome::Ok
-            } else {
-                Outcome::NotFound
-            }
-        })
+        self.audit(
+            caller,
+            "secret.get",
+            &[id],
+            None,
+            Durability::Written,
+            result,
+            |v| {
+                if v.is_some() {
+                    Outcome::Ok
+                } else {
+                    Outcome::NotFound
+                }
+            },
+        )
+        .await
     }
 
     /// The value behind a `secret:/...` reference (or a bare id); needs `reveal`.
@@ -260,33 +345,55 @@ impl Broker {
         let masked = value.expose() == MASK.as_bytes();
         let result = match self.require(caller, "secret.put", false) {
             Err(e) => Err(e),
-            Ok(()) if masked => Ok(Written::Unchanged),
-            Ok(()) => match self.provider.put(id, value, options).await {
-                Ok(PutOutcome::Created) => Ok(Written::Created),
-                Ok(PutOutcome::Updated) => Ok(Written::Updated),
-                Ok(PutOutcome::Unchanged) => Ok(Written::Unchanged),
-                Err(e) => Err(e.into()),
-            },
+            Ok(()) if masked => self.masked_put(id).await,
+            Ok(()) => {
+                self.intend(caller, "secret.put", &[id]).await?;
+                match self.provider.put(id, value, options).await {
+                    Ok(PutOutcome::Created) => Ok(Written::Created),
+                    Ok(PutOutcome::Updated) => Ok(Written::Updated),
+                    Ok(PutOutcome::Unchanged) => Ok(Written::Unchanged),
+                    Err(e) => Err(e.into()),
+                }
+            }
         };
         let written = (!masked).then_some(value);
-        self.audit(caller, "secret.put", &[id], written, result, |_| {
-            Outcome::Ok
-        })
+        self.audit(
+            caller,
+            "secret.put",
+            &[id],
+            written,
+            Durability::Synced,
+            result,
+            |_| Outcome::Ok,
+        )
+        .await
     }
 
     /// Deletes `id`; needs `write`. True when it existed.
     pub async fn delete(&self, caller: &Caller, id: &str) -> Result<bool, BrokerError> {
         let result = match self.require(caller, "secret.delete", false) {
-            Ok(()) => self.provider.delete(id).await.map_err(BrokerError::from),
+            Ok(()) => {
+                self.intend(caller, "secret.delete", &[id]).await?;
+                self.provider.delete(id).await.map_err(BrokerError::from)
+            }
             Err(e) => Err(e),
         };
-        self.audit(caller, "secret.delete", &[id], None, result, |existed| {
-            if *existed {
-                Outcome::Ok
-            } else {
-                Outcome::NotFound
-            }
-        })
+        self.audit(
+            caller,
+            "secret.delete",
+            &[id],
+            None,
+            Durability::Synced,
+            result,
+            |existed| {
+                if *existed {
+                    Outcome::Ok
+                } else {
+                    Outcome::NotFound
+                }
+            },
+        )
+        .await
     }
 
     /// One page of the ids under `prefix`; needs `reveal` or `write`.
@@ -310,9 +417,16 @@ impl Broker {
                 operation: "secret.list",
             })
         };
-        self.audit(caller, "secret.list", &[prefix], None, result, |_| {
-            Outcome::Ok
-        })
+        self.audit(
+            caller,
+            "secret.list",
+            &[prefix],
+            None,
+            Durability::Written,
+            result,
+            |_| Outcome::Ok,
+        )
+        .await
     }
 
     /// Stores an entity document's secrets and returns its stored form; needs
@@ -332,13 +446,22 @@ impl Broker {
             let manager = self.manager()?;
             let doc = manager.unmask(entity, doc, stored)?;
             ids = manager.ids(entity, name, &doc)?;
+            let named: Vec<&str> = ids.iter().map(String::as_str).collect();
+            self.intend(caller, "entity.encrypt", &named).await?;
             Ok(manager.encrypt(entity, name, doc).await?)
         }
         .await;
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        self.audit(caller, "entity.encrypt", &ids, None, result, |_| {
-            Outcome::Ok
-        })
+        self.audit(
+            caller,
+            "entity.encrypt",
+            &ids,
+            None,
+            Durability::Synced,
+            result,
+            |_| Outcome::Ok,
+        )
+        .await
     }
 
     /// An entity document as `caller` may see it: resolved for roles with
@@ -367,7 +490,16 @@ impl Broker {
         }
         .await;
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        self.audit(caller, operation, &ids, None, result, |_| Outcome::Ok)
+        self.audit(
+            caller,
+            operation,
+            &ids,
+            None,
+            Durability::Written,
+            result,
+            |_| Outcome::Ok,
+        )
+        .await
     }
 
     /// Deletes an entity's secrets; needs `write`. Returns how many were deleted.
@@ -383,10 +515,21 @@ impl Broker {
             self.require(caller, "entity.delete", false)?;
             let manager = self.manager()?;
             ids = manager.ids(entity, name, doc)?;
+            let named: Vec<&str> = ids.iter().map(String::as_str).collect();
+            self.intend(caller, "entity.delete", &named).await?;
             Ok(manager.delete(entity, name, doc).await?)
         }
         .await;
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        self.audit(caller, "entity.delete", &ids, None, result, |_| Outcome::Ok)
+        self.audit(
+            caller,
+            "entity.delete",
+            &ids,
+            None,
+            Durability::Synced,
+            result,
+            |_| Outcome::Ok,
+        )
+        .await
     }
 }

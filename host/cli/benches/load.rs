@@ -70,7 +70,12 @@ async fn main() {
     let app = server::router(AppState::new(broker, tokens, ServerOptions::default()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(server::listen::serve(
+        listener,
+        app,
+        server::listen::ConnOptions::default(),
+        std::future::pending(),
+    ));
 
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)

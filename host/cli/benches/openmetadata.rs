@@ -14,6 +14,7 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use secret_broker::openmetadata::ids::IdBuilder;
 use secret_broker::openmetadata::manager::{Entity, SecretsManager};
+use secret_broker::openmetadata::owners::Owners;
 use secret_broker::openmetadata::schema::SchemaSet;
 use secret_broker::{Granted, ProviderHost, Runtime, RuntimeOptions};
 use secret_broker_builtin as builtin;
@@ -61,6 +62,7 @@ fn bench(c: &mut Criterion) {
         let component = runtime.load_bytes("db", builtin::DB).unwrap();
         let url = format!("sqlite://{}?mode=rwc", tmp.path().join("b.db").display());
         let store = Arc::new(RecordStore::connect(&url).await.unwrap());
+        let owners = Owners::new(store.clone());
         let keyring = Arc::new(Keyring::single([2; 32]));
         let granted = Granted::new("bench")
             .with(KeyringCtx::new(keyring, "provider/bench"))
@@ -74,6 +76,7 @@ fn bench(c: &mut Criterion) {
             provider,
             &dir,
             IdBuilder::new(None, "openmetadata").unwrap(),
+            owners,
         )
         .unwrap()
     });

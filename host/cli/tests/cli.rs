@@ -803,6 +803,30 @@ fn migrate_moves_everything_to_aws_and_back() {
         );
     }
 
+    // Two names for the same backend are refused: "moving" would delete the only copy.
+    for (from, to) in [
+        ("managed-aws", "aws"),
+        ("aws", "managed-aws"),
+        ("db", " db"),
+    ] {
+        let same = broker_env(
+            dir.path(),
+            &["migrate", "--from", from, "--to", to],
+            None,
+            &aws,
+        );
+        assert!(!same.status.success());
+        assert!(
+            text(&same.stderr).contains("the same store"),
+            "{}",
+            text(&same.stderr)
+        );
+    }
+    for id in ids {
+        let got = broker_env(dir.path(), &["secret", "get", id], None, &in_aws);
+        assert_eq!(text(&got.stdout), format!("v-{id}\n"), "still there");
+    }
+
     let back = broker_env(
         dir.path(),
         &["migrate", "--from", "managed-aws", "--to", "db"],

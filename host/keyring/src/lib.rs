@@ -9,7 +9,7 @@
 #![deny(missing_docs)]
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{PoisonError, RwLock};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -19,7 +19,7 @@ use rand::RngCore;
 use zeroize::Zeroizing;
 
 use secret_broker_runtime::SecretValue;
-use secret_broker_runtime::fs::{replace_private, write_private};
+use secret_broker_runtime::fs::{Mode, open_private, replace_private, write_private};
 
 mod cap;
 pub use cap::{KeyringCtx, KeyringView, add_to_linker};
@@ -42,6 +42,24 @@ pub enum KeyringError {
     /// Not something `seal` produced.
     #[error("not a sealed value (bad header or too short)")]
     Malformed,
+    /// The same version twice in a key file or key list: which key seals is
+    /// ambiguous (two rotations at once used to do this).
+    #[error(
+        "master key version {0} appears twice: keep the entry whose key sealed your values \
+         (try each with `secret get`), remove the other"
+    )]
+    DuplicateVersion(u32),
+    /// Other users may read or change the key file.
+    #[error(
+        "master key file {path} has mode {mode:o}: other users may read or replace the keys; \
+         run `chmod 600 {path}` (and consider rotating the keys if others could read them)"
+    )]
+    LoosePermissions {
+        /// The file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// A key that is not 32 bytes of standard base64.
     #[error("master key {0}: expected 32 bytes as standard base64")]
     BadKey(String),
@@ -62,6 +80,9 @@ type Keys = BTreeMap<u32, Zeroizing<[u8; 32]>>;
 /// reading what another process re-sealed under a newer key.
 pub struct Keyring {
     keys: RwLock<Keys>,
+    /// The key file this keyring was loaded from: a value sealed under a version
+    /// it does not hold makes it read the file once more (another process rotated).
+    file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -76,7 +97,22 @@ impl Keyring {
     fn from_keys(keys: Keys) -> Self {
         Keyring {
             keys: RwLock::new(keys),
+            file: None,
         }
+    }
+
+    fn from_file(path: &Path, keys: Keys) -> Self {
+        Keyring {
+            keys: RwLock::new(keys),
+            file: Some(path.to_path_buf()),
+        }
+    }
+
+    fn parse_keys(spec: &str) -> Result<Keys, KeyringError> {
+        Ok(Self::parse(spec)?
+            .keys
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner))
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Keys> {
@@ -93,11 +129,7 @@ impl Keyring {
                 source,
             }
         })?);
-        let fresh = Self::parse(text.trim())?;
-        let fresh = fresh
-            .keys
-            .into_inner()
-            .unwrap_or_else(PoisonError::into_inner);
+        let fresh = Self::parse_keys(text.trim())?;
         let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
         let mut added = Vec::new();
         for (version, key) in fresh {
@@ -134,7 +166,10 @@ impl Keyring {
                 ),
                 None => (i as u32 + 1, entry),
             };
-            keys.insert(version, decode_key(b64, &format!("version {version}"))?);
+            let key = decode_key(b64, &format!("version {version}"))?;
+            if keys.insert(version, key).is_some() {
+                return Err(KeyringError::DuplicateVersion(version));
+            }
         }
         if keys.is_empty() {
             return Err(KeyringError::BadKey("(empty)".into()));
@@ -149,8 +184,18 @@ impl Keyring {
             path: path.display().to_string(),
             source,
         };
-        match std::fs::read_to_string(path) {
-            Ok(text) => Ok((Self::parse(text.trim())?, false)),
+        if let Ok(meta) = std::fs::metadata(path) {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(KeyringError::LoosePermissions {
+                    path: path.display().to_string(),
+                    mode,
+                });
+            }
+        }
+        match std::fs::read_to_string(path).map(Zeroizing::new) {
+            Ok(text) => Ok((Self::from_file(path, Self::parse_keys(text.trim())?), false)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut key = Zeroizing::new([0u8; 32]);
                 rand::rngs::OsRng.fill_bytes(key.as_mut());
@@ -159,7 +204,9 @@ impl Keyring {
                     base64::engine::general_purpose::STANDARD.encode(key.as_ref())
                 ));
                 write_private(path, text.as_bytes()).map_err(io)?;
-                Ok((Keyring::single(*key), true))
+                let mut keys = BTreeMap::new();
+                keys.insert(1, key);
+                Ok((Self::from_file(path, keys), true))
             }
             Err(e) => Err(io(e)),
         }
@@ -176,18 +223,35 @@ impl Keyring {
         self.read().keys().copied().collect()
     }
 
-    /// Adds a fresh random key as the next version to the key file at `path`
-    /// (written whole to a temporary file, then renamed, mode 0600) and returns
-    /// the new keyring. The old keys stay: values sealed with them stay readable.
+    /// Adds a fresh random key as the next version to the key file at `path` and
+    /// returns the new keyring. Under an exclusive lock on `PATH.lock`, the file
+    /// is read again and the new version follows the newest in it, so two
+    /// rotations at once add two versions, never one version twice; the file is
+    /// written whole to a temporary file, synced, renamed, and the directory
+    /// synced (mode 0600). The old keys stay: values sealed with them stay
+    /// readable.
     pub fn add_key_to_file(&self, path: &Path) -> Result<Keyring, KeyringError> {
         let io = |source| KeyringError::KeyFile {
             path: path.display().to_string(),
             source,
         };
-        let version = self.current_version() + 1;
+        let mut lock_name = path.file_name().unwrap_or_default().to_os_string();
+        lock_name.push(".lock");
+        let lock = open_private(&path.with_file_name(lock_name), Mode::Append).map_err(io)?;
+        lock.lock().map_err(io)?;
+        let mut keys = self.read().clone();
+        match std::fs::read_to_string(path).map(Zeroizing::new) {
+            Ok(text) => {
+                for (version, key) in Self::parse_keys(text.trim())? {
+                    keys.entry(version).or_insert(key);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(e)),
+        }
+        let version = keys.keys().next_back().copied().unwrap_or(0) + 1;
         let mut key = Zeroizing::new([0u8; 32]);
         rand::rngs::OsRng.fill_bytes(key.as_mut());
-        let mut keys = self.read().clone();
         keys.insert(version, key);
         let mut text = Zeroizing::new(String::new());
         for (v, k) in &keys {
@@ -197,7 +261,8 @@ impl Keyring {
             ));
         }
         replace_private(path, text.as_bytes()).map_err(io)?;
-        Ok(Keyring::from_keys(keys))
+        drop(lock);
+        Ok(Self::from_file(path, keys))
     }
 
     /// The version new values are sealed with.
@@ -235,6 +300,14 @@ impl Keyring {
             return Err(KeyringError::Malformed);
         }
         let version = u32::from_be_bytes([sealed[4], sealed[5], sealed[6], sealed[7]]);
+        if !self.read().contains_key(&version)
+            && let Some(file) = &self.file
+        {
+            // Another process may have rotated since this keyring read its file.
+            if let Err(e) = self.reload_file(file) {
+                tracing::warn!(error = %e, "re-reading the key file for an unknown key version");
+            }
+        }
         let keys = self.read();
         let key = keys
             .get(&version)
@@ -320,6 +393,13 @@ mod tests {
         let (again, created) = Keyring::load_or_create(&path)?;
         assert!(!created);
         assert_eq!(again.open(&sealed, b"c")?.expose(), b"v");
+        // Loose permissions are refused, with the fix.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
+        let err = Keyring::load_or_create(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("mode 644") && err.contains("chmod 600"),
+            "{err}"
+        );
         Ok(())
     }
 
@@ -334,18 +414,57 @@ mod tests {
         let (other, _) = Keyring::load_or_create(&path)?;
         let rotated = other.add_key_to_file(&path)?;
         let resealed = rotated.seal(&value("after"), b"ctx");
+        // The live keyring reads its file again when it meets the new version.
+        assert_eq!(live.open(&resealed, b"ctx")?.expose_str(), Some("after"));
+        assert_eq!(live.versions(), vec![1, 2]);
+        // One that was not loaded from a file cannot.
+        let detached = Keyring::single([0; 32]);
         assert!(matches!(
-            live.open(&resealed, b"ctx"),
+            detached.open(&resealed, b"ctx"),
             Err(KeyringError::UnknownKeyVersion(2))
         ));
-        assert_eq!(live.reload_file(&path)?, vec![2]);
-        assert_eq!(live.open(&resealed, b"ctx")?.expose_str(), Some("after"));
         assert_eq!(live.open(&old, b"ctx")?.expose_str(), Some("before"));
         assert_eq!(live.current_version(), 2);
         // A file that lost a version takes nothing away.
         std::fs::write(&path, "3:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n")?;
         assert_eq!(live.reload_file(&path)?, vec![3]);
         assert_eq!(live.versions(), vec![1, 2, 3]);
+        Ok(())
+    }
+
+    #[test]
+    fn rotations_at_once_add_distinct_versions_and_duplicates_are_refused()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("master.key");
+        let (ring, _) = Keyring::load_or_create(&path)?;
+        // Many rotations at once, each from a keyring that read the file before
+        // any of them ran: every one adds its own version.
+        let rings: Vec<Keyring> = (0..8)
+            .map(|_| Keyring::load_or_create(&path).map(|(r, _)| r))
+            .collect::<Result<_, _>>()?;
+        std::thread::scope(|scope| {
+            for r in &rings {
+                let path = &path;
+                scope.spawn(move || r.add_key_to_file(path).map(drop));
+            }
+        });
+        let (after, _) = Keyring::load_or_create(&path)?;
+        assert_eq!(after.versions(), (1..=9).collect::<Vec<u32>>());
+        drop(ring);
+        // A key file with a version twice is refused, naming it.
+        let text = std::fs::read_to_string(&path)?;
+        let line = text.lines().nth(1).unwrap_or_default().to_owned();
+        std::fs::write(&path, format!("{text}{line}\n"))?;
+        let err = Keyring::load_or_create(&path).unwrap_err();
+        assert!(matches!(err, KeyringError::DuplicateVersion(2)), "{err}");
+        assert!(err.to_string().contains("version 2 appears twice"), "{err}");
+        assert!(matches!(
+            Keyring::parse(
+                "1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+            ),
+            Err(KeyringError::DuplicateVersion(1))
+        ));
         Ok(())
     }
 }

@@ -13,7 +13,35 @@ use wasmtime::component::Component;
 /// Where precompiled artifacts live.
 #[derive(Debug, Clone)]
 pub struct ArtifactCache {
+    root: PathBuf,
     dir: PathBuf,
+}
+
+/// Why a path of the cache is not trusted: deserializing an artifact runs its
+/// machine code, so only files no other user could have written are loaded.
+fn untrusted(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) => return Some(e.to_string()),
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.file_type().is_symlink() {
+        Some("it is a symbolic link".into())
+    } else if meta.uid() != me {
+        Some(format!(
+            "it is owned by uid {}, not this user (uid {me})",
+            meta.uid()
+        ))
+    } else if meta.mode() & 0o022 != 0 {
+        Some(format!(
+            "it is writable by group or others (mode {:o}): `chmod go-w` it",
+            meta.mode() & 0o777
+        ))
+    } else {
+        None
+    }
 }
 
 impl ArtifactCache {
@@ -23,6 +51,7 @@ impl ArtifactCache {
         engine.precompile_compatibility_hash().hash(&mut hasher);
         env!("CARGO_PKG_VERSION").hash(&mut hasher);
         ArtifactCache {
+            root: dir.to_path_buf(),
             dir: dir.join(format!("{:016x}", hasher.finish())),
         }
     }
@@ -37,6 +66,15 @@ impl ArtifactCache {
         let path = self.path(sha256);
         if !path.exists() {
             return None;
+        }
+        for p in [&self.root, &self.dir, &path] {
+            if let Some(why) = untrusted(p) {
+                tracing::warn!(
+                    path = %p.display(),
+                    "not loading precompiled artifacts from the cache: {why}; compiling instead"
+                );
+                return None;
+            }
         }
         // SAFETY: `deserialize_file` trusts the file to be an artifact this engine
         // produced. The cache directory is created by this process with mode 0700,
@@ -62,10 +100,13 @@ impl ArtifactCache {
 
     fn try_store(&self, sha256: &str, artifact: &[u8]) -> std::io::Result<()> {
         crate::fs::private_dir(&self.dir)?;
-        let tmp = self
-            .dir
-            .join(format!(".{sha256}.{}.tmp", std::process::id()));
-        std::fs::write(&tmp, artifact)?;
-        std::fs::rename(&tmp, self.path(sha256))
+        for p in [&self.root, &self.dir] {
+            if let Some(why) = untrusted(p) {
+                return Err(std::io::Error::other(format!("{}: {why}", p.display())));
+            }
+        }
+        // Written whole under a name no other writer uses, mode 0600, then
+        // renamed: a reader sees the old artifact, the new one, or none.
+        crate::fs::replace_private(&self.path(sha256), artifact)
     }
 }

@@ -32,12 +32,22 @@ pub fn open_private(path: &Path, mode: Mode) -> std::io::Result<File> {
     options.mode(0o600).open(path)
 }
 
-/// Writes `bytes` to the new file `path` (mode 0600) and syncs it; an existing
-/// file is an `AlreadyExists` error and is left alone.
+/// Writes `bytes` to the new file `path` (mode 0600) and syncs it and its
+/// directory; an existing file is an `AlreadyExists` error and is left alone.
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = open_private(path, Mode::CreateNew)?;
     file.write_all(bytes)?;
-    file.sync_all()
+    file.sync_all()?;
+    sync_dir_of(path)
+}
+
+/// Syncs the directory holding `path`, so a file created or renamed there
+/// survives a crash.
+pub fn sync_dir_of(path: &Path) -> std::io::Result<()> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => File::open(".")?.sync_all(),
+    }
 }
 
 /// Replaces the contents of `path` (mode 0600) with `bytes` and syncs it.
@@ -51,19 +61,22 @@ pub fn overwrite_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// synced, then renamed over it, and the directory synced. A crash leaves either
 /// the old contents or the new, never a mix.
 pub fn replace_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    // A name no other writer (thread or process) uses at the same time.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{}.tmp", std::process::id()));
+    name.push(format!(
+        ".{}.{n}.{:016x}.tmp",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
     let tmp = path.with_file_name(name);
-    let _ = std::fs::remove_file(&tmp);
     write_private(&tmp, bytes)?;
     if let Err(e) = std::fs::rename(&tmp, path) {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    sync_dir_of(path)
 }
 
 /// Creates `dir` and its parents, mode 0700 for the ones created.

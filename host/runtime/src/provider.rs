@@ -183,6 +183,15 @@ pub struct ProviderInfo {
     pub stateful: bool,
 }
 
+/// Which instances a call may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// Gets and lists.
+    Read,
+    /// Everything else.
+    Write,
+}
+
 struct Slot {
     store: Store<HostState>,
     bindings: ProviderWorld,
@@ -196,7 +205,11 @@ pub struct ProviderHost {
     granted: Arc<Granted>,
     info: ProviderInfo,
     idle: Mutex<Vec<Slot>>,
+    /// Instances writes may use (and every call of a stateful provider).
     permits: Semaphore,
+    /// Instances reads of a stateless provider may use: a read never waits for
+    /// an instance behind writes that wait for their backend (a held lock).
+    read_permits: Semaphore,
     /// Whether the provider was granted `reveal`.
     may_reveal: bool,
     /// For a provider granted `reveal`: values it touched in earlier calls.
@@ -306,17 +319,19 @@ impl ProviderHost {
             info: placeholder,
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(1),
+            read_permits: Semaphore::new(1),
             may_reveal,
             remembered: Mutex::new(Remembered::default()),
         };
         let (info, _) = host
-            .call(|b, s| {
+            .call(Lane::Write, |b, s| {
                 Box::pin(async move { b.secret_broker_provider_provider().call_info(s).await })
             })
             .await?;
         host.info = check_info(&host.name, info)?;
         if !host.info.stateful {
             host.permits = Semaphore::new(MAX_INSTANCES);
+            host.read_permits = Semaphore::new(MAX_INSTANCES);
         }
         Ok(host)
     }
@@ -382,7 +397,7 @@ impl ProviderHost {
                 .collect(),
         };
         let outcome = self
-            .call(move |b, s| {
+            .call(Lane::Write, move |b, s| {
                 Box::pin(async move {
                     let handle = s.data_mut().calls().new_handle(value)?;
                     b.secret_broker_provider_provider()
@@ -403,7 +418,7 @@ impl ProviderHost {
     pub async fn get(&self, id: &str) -> Result<Option<SecretValue>, ProviderError> {
         self.check_id(id)?;
         let id = id.to_owned();
-        self.call(move |b, s| {
+        self.call(Lane::Read, move |b, s| {
             Box::pin(async move {
                 let got = b
                     .secret_broker_provider_provider()
@@ -424,7 +439,7 @@ impl ProviderHost {
     pub async fn delete(&self, id: &str) -> Result<bool, ProviderError> {
         self.check_id(id)?;
         let id = id.to_owned();
-        self.call(move |b, s| {
+        self.call(Lane::Write, move |b, s| {
             Box::pin(async move {
                 b.secret_broker_provider_provider()
                     .call_delete(s, &id)
@@ -440,7 +455,7 @@ impl ProviderHost {
     pub async fn reseal(&self, id: &str) -> Result<bool, ProviderError> {
         self.check_id(id)?;
         let id = id.to_owned();
-        self.call(move |b, s| {
+        self.call(Lane::Write, move |b, s| {
             Box::pin(async move {
                 b.secret_broker_provider_provider()
                     .call_reseal(s, &id)
@@ -460,7 +475,7 @@ impl ProviderHost {
     ) -> Result<ListPage, ProviderError> {
         let (owned_prefix, owned_cursor) = (prefix.to_owned(), cursor.map(str::to_owned));
         let page: WitListPage = self
-            .call(move |b, s| {
+            .call(Lane::Read, move |b, s| {
                 Box::pin(async move {
                     b.secret_broker_provider_provider()
                         .call_list(s, &owned_prefix, owned_cursor.as_deref(), limit)
@@ -558,7 +573,7 @@ impl ProviderHost {
     /// deadline covers everything: waiting for an instance, instantiating it,
     /// guest code (which yields to the executor every epoch tick and traps at the
     /// deadline) and host capabilities it awaits (a slow backend).
-    async fn call<R, F>(&self, f: F) -> Result<(R, CallValues), ProviderError>
+    async fn call<R, F>(&self, lane: Lane, f: F) -> Result<(R, CallValues), ProviderError>
     where
         R: Send + 'static,
         F: for<'a> FnOnce(
@@ -572,8 +587,11 @@ impl ProviderHost {
         let deadline = tokio::time::Instant::now() + limit;
         let run = async {
             let deadline = deadline.into_std();
-            let _permit = self
-                .permits
+            let permits = match lane {
+                Lane::Read if !self.info.stateful => &self.read_permits,
+                _ => &self.permits,
+            };
+            let _permit = permits
                 .acquire()
                 .await
                 .map_err(|_| self.trapped("the provider was shut down".into()))?;

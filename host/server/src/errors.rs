@@ -64,20 +64,32 @@ impl From<BrokerError> for ApiError {
         let status = match &e {
             BrokerError::Denied { .. } => StatusCode::FORBIDDEN,
             BrokerError::NoSchemas => StatusCode::NOT_IMPLEMENTED,
-            BrokerError::Manager(ManagerError::Dangling { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
+            BrokerError::Manager(ManagerError::Dangling { .. } | ManagerError::NotText { .. }) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            BrokerError::Manager(ManagerError::Collision { .. }) => StatusCode::CONFLICT,
+            BrokerError::Manager(ManagerError::Owners(_)) => StatusCode::SERVICE_UNAVAILABLE,
             BrokerError::Manager(ManagerError::Provider { source, .. })
             | BrokerError::Provider(source) => provider_status(source),
-            BrokerError::Manager(_) => StatusCode::BAD_REQUEST,
+            BrokerError::Manager(_) | BrokerError::MaskWithoutValue { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             BrokerError::Audit(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         ApiError::new(status, e.kind(), e.to_string())
     }
 }
 
-/// serde's messages quote the offending value (`invalid type: string "..."`);
-/// a value sent in the wrong place may be a secret, so it is withheld.
+/// serde's messages quote the offending value (`invalid type: string "..."`) or
+/// an unknown field's name; a value sent in the wrong place, or as a key, may be
+/// a secret, so it is withheld.
 pub(crate) fn without_values(message: &str) -> String {
-    for marker in ["invalid type: ", "invalid value: ", "unknown variant "] {
+    for marker in [
+        "invalid type: ",
+        "invalid value: ",
+        "unknown variant ",
+        "unknown field ",
+    ] {
         if let Some(start) = message.find(marker) {
             let from = start + marker.len();
             if let Some(end) = message[from..].find(", expected") {
@@ -105,6 +117,13 @@ mod tests {
         assert_eq!(
             without_values("missing field `id` at line 1"),
             "missing field `id` at line 1"
+        );
+        let m = "unknown field `hunter2`, expected `id` at line 1 column 12";
+        let clean = without_values(m);
+        assert!(!clean.contains("hunter2"), "{clean}");
+        assert!(
+            clean.contains("unknown field (value withheld), expected `id`"),
+            "{clean}"
         );
     }
 }

@@ -89,6 +89,27 @@ pub(crate) struct ResolveRequest {
 
 type ApiResult = Result<Json<Value>, ApiError>;
 
+/// Runs a broker operation on a task of its own. The request deadline and a
+/// client that hangs up drop the handler, which stops waiting; the operation
+/// itself runs to its end (an entity write completes or is undone) and is
+/// audited either way.
+async fn detached<T, F>(
+    state: &Arc<AppState>,
+    op: impl FnOnce(Arc<AppState>) -> F,
+) -> Result<T, ApiError>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::spawn(op(state.clone())).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the operation failed unexpectedly; the server keeps serving",
+        )
+    })
+}
+
 fn value_text(value: &SecretValue) -> Result<String, ApiError> {
     value.expose_str().map(str::to_owned).ok_or_else(|| {
         ApiError::new(
@@ -112,7 +133,8 @@ pub(crate) async fn secret_get(
     Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<IdRequest>,
 ) -> ApiResult {
-    let value = s.broker.get(&caller, &req.id).await?;
+    let id = req.id.clone();
+    let value = detached(&s, |s| async move { s.broker.get(&caller, &id).await }).await??;
     let missing = format!("no secret at {}", req.id);
     answer_value("id", req.id, value, missing)
 }
@@ -122,7 +144,11 @@ pub(crate) async fn secret_resolve(
     Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<ResolveRequest>,
 ) -> ApiResult {
-    let value = s.broker.resolve(&caller, &req.reference).await?;
+    let reference = req.reference.clone();
+    let value = detached(&s, |s| async move {
+        s.broker.resolve(&caller, &reference).await
+    })
+    .await??;
     let missing = format!("{} refers to no secret", req.reference);
     answer_value("reference", req.reference, value, missing)
 }
@@ -142,7 +168,11 @@ pub(crate) async fn secret_put(
         description,
         ..PutOptions::default()
     };
-    let outcome = s.broker.put(&caller, &id, &value, &options).await?;
+    let key = id.clone();
+    let outcome = detached(&s, |s| async move {
+        s.broker.put(&caller, &key, &value, &options).await
+    })
+    .await??;
     Ok(Json(json!({"id": id, "outcome": outcome})))
 }
 
@@ -151,7 +181,8 @@ pub(crate) async fn secret_delete(
     Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<IdRequest>,
 ) -> ApiResult {
-    let deleted = s.broker.delete(&caller, &req.id).await?;
+    let id = req.id.clone();
+    let deleted = detached(&s, |s| async move { s.broker.delete(&caller, &id).await }).await??;
     Ok(Json(json!({"id": req.id, "deleted": deleted})))
 }
 
@@ -161,10 +192,12 @@ pub(crate) async fn secret_list(
     ApiJson(req): ApiJson<ListRequest>,
 ) -> ApiResult {
     let limit = req.limit.unwrap_or(100).clamp(1, 1000);
-    let page = s
-        .broker
-        .list(&caller, &req.prefix, req.cursor.as_deref(), limit)
-        .await?;
+    let page = detached(&s, |s| async move {
+        s.broker
+            .list(&caller, &req.prefix, req.cursor.as_deref(), limit)
+            .await
+    })
+    .await??;
     Ok(Json(json!({"ids": page.ids, "next": page.next_cursor})))
 }
 
@@ -173,18 +206,21 @@ pub(crate) async fn entity_encrypt(
     Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<EntityRequest>,
 ) -> ApiResult {
-    let entity = req.entity()?;
-    let name = req.name()?;
-    let stored = s
-        .broker
-        .encrypt(
-            &caller,
-            entity,
-            name,
-            req.config.clone(),
-            req.stored.as_ref(),
+    let stored = detached(&s, |s| async move {
+        let (entity, name) = (req.entity()?, req.name()?);
+        Ok::<_, ApiError>(
+            s.broker
+                .encrypt(
+                    &caller,
+                    entity,
+                    name,
+                    req.config.clone(),
+                    req.stored.as_ref(),
+                )
+                .await?,
         )
-        .await?;
+    })
+    .await??;
     Ok(Json(json!({"config": stored})))
 }
 
@@ -193,12 +229,16 @@ pub(crate) async fn entity_decrypt(
     Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<EntityRequest>,
 ) -> ApiResult {
-    let entity = req.entity()?;
     let masked = !s.broker.permissions(caller.role).reveal;
-    let config = s
-        .broker
-        .decrypt(&caller, entity, req.config.clone())
-        .await?;
+    let config = detached(&s, |s| async move {
+        let entity = req.entity()?;
+        Ok::<_, ApiError>(
+            s.broker
+                .decrypt(&caller, entity, req.config.clone())
+                .await?,
+        )
+    })
+    .await??;
     Ok(Json(json!({"config": config, "masked": masked})))
 }
 
@@ -207,12 +247,15 @@ pub(crate) async fn entity_delete(
     Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<EntityRequest>,
 ) -> ApiResult {
-    let entity = req.entity()?;
-    let name = req.name()?;
-    let deleted = s
-        .broker
-        .delete_entity(&caller, entity, name, &req.config)
-        .await?;
+    let deleted = detached(&s, |s| async move {
+        let (entity, name) = (req.entity()?, req.name()?);
+        Ok::<_, ApiError>(
+            s.broker
+                .delete_entity(&caller, entity, name, &req.config)
+                .await?,
+        )
+    })
+    .await??;
     Ok(Json(json!({"deleted": deleted})))
 }
 

@@ -9,6 +9,7 @@
 mod errors;
 mod extractors;
 mod handlers;
+pub mod listen;
 pub mod metrics;
 mod middleware;
 pub mod tokens;

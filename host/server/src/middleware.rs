@@ -23,9 +23,9 @@ pub(crate) async fn authenticate(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(bearer);
     let Some(presented) = presented else {
+        unauthenticated(&s, operation(&req)).await;
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthenticated",
@@ -41,12 +41,53 @@ pub(crate) async fn authenticate(
             req.extensions_mut().insert(caller);
             next.run(req).await
         }
-        None => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "the bearer token is not valid",
-        )
-        .into_response(),
+        None => {
+            unauthenticated(&s, operation(&req)).await;
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "the bearer token is not valid",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// The token of an `Authorization` header: the scheme `Bearer` in any case
+/// (RFC 9110: auth schemes are case-insensitive).
+fn bearer(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// The operation a request tries, by its route (never anything else from the
+/// request).
+fn operation(req: &Request) -> &'static str {
+    match req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+    {
+        Some("/v1/secrets/get") => "secret.get",
+        Some("/v1/secrets/put") => "secret.put",
+        Some("/v1/secrets/delete") => "secret.delete",
+        Some("/v1/secrets/list") => "secret.list",
+        Some("/v1/secrets/resolve") => "secret.resolve",
+        Some("/v1/entities/encrypt") => "entity.encrypt",
+        Some("/v1/entities/decrypt") => "entity.decrypt",
+        Some("/v1/entities/delete") => "entity.delete",
+        Some("/metrics") => "metrics",
+        _ => "unknown",
+    }
+}
+
+/// The audit entry of a request refused with 401.
+async fn unauthenticated(s: &AppState, operation: &str) {
+    if let Err(e) = s.broker.audit_unauthenticated(operation).await {
+        tracing::error!(error = %e, "could not audit a request refused with 401");
     }
 }
 
@@ -66,21 +107,43 @@ pub(crate) async fn observe(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    // Only methods HTTP defines become labels: a client cannot add series.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "DELETE" | "HEAD" | "OPTIONS" | "PATCH" | "CONNECT"
+        | "TRACE") => m,
+        _ => "other",
+    }
+    .to_owned();
     let role = RoleSlot::default();
     req.extensions_mut().insert(role.clone());
     let limit = s.options.request_timeout;
-    let response = match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            format!(
-                "the request did not finish within {limit:?}; the provider is slow or down, \
-                 try again later"
-            ),
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let response = if declared.is_some_and(|n| n > s.options.body_limit as u64) {
+        // Refused before reading a byte of it: a client that declares more than
+        // the limit is not waited for.
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "the request body is over the server's size limit (--body-limit-kib)",
         )
-        .into_response(),
+        .into_response()
+    } else {
+        match tokio::time::timeout(limit, next.run(req)).await {
+            Ok(response) => response,
+            Err(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                format!(
+                    "the request did not finish within {limit:?}; the provider is slow or down, \
+                 try again later"
+                ),
+            )
+            .into_response(),
+        }
     };
     s.metrics.observe(
         RequestLabels {

@@ -104,6 +104,13 @@ impl TempDb {
     }
 }
 
+/// The id owner records of the OpenMetadata manager, kept in `db`.
+pub async fn owners(db: &TempDb) -> secret_broker::openmetadata::owners::Owners {
+    secret_broker::openmetadata::owners::Owners::new(Arc::new(
+        RecordStore::connect(&db.url).await.unwrap(),
+    ))
+}
+
 pub fn runtime() -> Runtime {
     Runtime::new(RuntimeOptions::default()).unwrap()
 }

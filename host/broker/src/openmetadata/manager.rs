@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::ids::IdBuilder;
+use super::owners::{Claim, Owner, OwnerError, Owners};
 use super::schema::{SchemaError, SchemaSet, SecretField, Step};
 use crate::policy::MASK;
 use secret_broker_runtime::SecretValue;
@@ -21,9 +22,13 @@ use secret_broker_runtime::provider::{ProviderError, ProviderHost, PutOptions};
 /// The schema of the OpenMetadata server connection in ingestion pipelines.
 const SERVER_CONNECTION: &str = "entity/services/connections/metadata/openMetadataConnection.json";
 /// The schema of a bot's authentication mechanism.
-const AUTH_MECHANISM: &str = "entity/teams/authenticationMechanism.json";
-/// The schema of an ingestion pipeline's `sourceConfig`.
-const SOURCE_CONFIG: &str = "metadataIngestion/workflow.json#/definitions/sourceConfig";
+const AUTH_MECHANISM: &[&str] = &["entity/teams/authenticationMechanism.json"];
+/// The schema of an ingestion pipeline's `sourceConfig`: upstream's files, then
+/// schemas rendered from the generated models.
+const SOURCE_CONFIG: &[&str] = &[
+    "metadataIngestion/workflow.json#/definitions/sourceConfig",
+    "metadataIngestion/workflow.json#/$defs/SourceConfig",
+];
 
 /// The prefix of a stored reference.
 pub const REFERENCE: &str = "secret:";
@@ -63,6 +68,37 @@ pub enum ManagerError {
         /// The provider.
         provider: String,
     },
+    /// The entity's id for a field is already another entity's: OpenMetadata's
+    /// ids join names and field paths with `/`, so names holding `/` can meet.
+    #[error(
+        "`{field}` would be stored under {id}, which belongs to {owner}: nothing was \
+         stored. Entity names that differ only by `/`, case or characters ids cannot \
+         carry share ids; rename one of the two entities"
+    )]
+    Collision {
+        /// The field path.
+        field: String,
+        /// The id both entities reach.
+        id: String,
+        /// The entity that holds it.
+        owner: Owner,
+    },
+    /// The record of which entity owns which id could not be read or written;
+    /// nothing was changed.
+    #[error("the id owner records are unavailable, nothing was changed: {0}")]
+    Owners(#[source] OwnerError),
+    /// A secret field's value is not UTF-8 text, so it cannot go into a JSON
+    /// document (replacement characters would corrupt it).
+    #[error(
+        "`{field}` refers to {id}, whose value is not UTF-8 text and cannot be put into a \
+         JSON config; read it with `secret get`, which prints bytes"
+    )]
+    NotText {
+        /// The field path.
+        field: String,
+        /// The id.
+        id: String,
+    },
     /// The provider failed; everything this call wrote was undone.
     #[error("storing `{field}` failed, nothing was changed: {source}")]
     Provider {
@@ -78,6 +114,53 @@ pub struct SecretsManager {
     provider: Arc<ProviderHost>,
     schemas: Arc<SchemaSet>,
     ids: IdBuilder,
+    owners: Owners,
+    locks: IdLocks,
+}
+
+/// How many locks the ids are spread over.
+const STRIPES: usize = 1024;
+
+/// Striped locks over secret ids. An entity write (encrypt, or delete) holds the
+/// stripes of every id it touches until it ends, so two writes of one entity, or
+/// of entities sharing an id (the pipelines' server connection), never
+/// interleave: a failing write's undo cannot put back an old value over what a
+/// concurrent write stored and acknowledged.
+struct IdLocks {
+    stripes: Vec<Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl IdLocks {
+    fn new() -> Self {
+        IdLocks {
+            stripes: (0..STRIPES)
+                .map(|_| Arc::new(tokio::sync::Mutex::new(())))
+                .collect(),
+        }
+    }
+
+    /// Locks the stripes of `ids`, in ascending order (so two writers cannot
+    /// deadlock), and holds them until the guards drop.
+    async fn lock<'i>(
+        &self,
+        ids: impl Iterator<Item = &'i str>,
+    ) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let mut stripes: Vec<usize> = ids
+            .map(|id| {
+                let mut h = DefaultHasher::new();
+                id.hash(&mut h);
+                (h.finish() % STRIPES as u64) as usize
+            })
+            .collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut guards = Vec::with_capacity(stripes.len());
+        for i in stripes {
+            guards.push(self.stripes[i].clone().lock_owned().await);
+        }
+        guards
+    }
 }
 
 /// The kinds of entity whose secrets the manager keeps, as OpenMetadata names them
@@ -175,13 +258,16 @@ struct Target {
     /// Stored under an id other entities share (the server connection): deleting
     /// one pipeline leaves it for the others.
     shared: bool,
+    /// The entity that owns the id (none for shared ids, and when the document's
+    /// entity name is not known).
+    owner: Option<Owner>,
 }
 
 /// A secret field's value as found in a config.
 enum Found {
     Reference,
     Empty,
-    Plain(String),
+    Plain(SecretValue),
 }
 
 fn value_at<'v>(config: &'v mut Value, location: &[Step]) -> Option<&'v mut Value> {
@@ -199,16 +285,20 @@ fn value_ref<'v>(config: &'v Value, location: &[Step]) -> Option<&'v Value> {
 }
 
 impl SecretsManager {
-    /// A manager on `provider`, reading schemas from `schema_dir`.
+    /// A manager on `provider`, reading schemas from `schema_dir`, recording which
+    /// entity owns each id in `owners`.
     pub fn new(
         provider: Arc<ProviderHost>,
         schema_dir: &Path,
         ids: IdBuilder,
+        owners: Owners,
     ) -> Result<Self, ManagerError> {
         Ok(SecretsManager {
             provider,
             schemas: Arc::new(SchemaSet::load(schema_dir)?),
             ids,
+            owners,
+            locks: IdLocks::new(),
         })
     }
 
@@ -260,6 +350,10 @@ impl SecretsManager {
                 out.push(Target {
                     id: self.ids.id(entity_type, name, &field_path),
                     shared,
+                    owner: name.filter(|_| !shared).map(|name| Owner {
+                        entity_type: entity_type.to_owned(),
+                        name: name.to_owned(),
+                    }),
                     field: SecretField {
                         location,
                         field_path,
@@ -335,6 +429,7 @@ impl SecretsManager {
         doc: Value,
     ) -> Result<Value, ManagerError> {
         let targets = self.targets(entity, Some(name), &doc)?;
+        let _held = self.locks.lock(targets.iter().map(|t| t.id.as_str())).await;
         self.encrypt_targets(&targets, doc).await
     }
 
@@ -355,22 +450,45 @@ impl SecretsManager {
         doc: &Value,
     ) -> Result<usize, ManagerError> {
         let mut deleted = 0;
-        for target in self.targets(entity, Some(name), doc)? {
+        let targets = self.targets(entity, Some(name), doc)?;
+        let _held = self.locks.lock(targets.iter().map(|t| t.id.as_str())).await;
+        for target in targets {
             if target.shared && entity != Entity::ServerConnection {
                 continue;
             }
             let refers = value_ref(doc, &target.field.location)
                 .and_then(Value::as_str)
                 .is_some_and(|s| s.strip_prefix(REFERENCE) == Some(target.id.as_str()));
-            if refers
-                && self.provider.delete(&target.id).await.map_err(|source| {
-                    ManagerError::Provider {
-                        field: target.field.field_path.join("/"),
-                        source,
-                    }
+            if !refers {
+                continue;
+            }
+            // Another entity's secret at this id is never this entity's to delete.
+            if let Some(owner) = &target.owner {
+                let held = self
+                    .owners
+                    .owner(&target.id)
+                    .await
+                    .map_err(ManagerError::Owners)?;
+                if held.is_some_and(|held| held != *owner) {
+                    continue;
+                }
+            }
+            if self
+                .provider
+                .delete(&target.id)
+                .await
+                .map_err(|source| ManagerError::Provider {
+                    field: target.field.field_path.join("/"),
+                    source,
                 })?
             {
                 deleted += 1;
+            }
+            if let Some(owner) = &target.owner {
+                self.owners
+                    .release(&target.id, owner)
+                    .await
+                    .map_err(ManagerError::Owners)?;
             }
         }
         Ok(deleted)
@@ -496,32 +614,39 @@ impl SecretsManager {
         targets: &[Target],
         mut config: Value,
     ) -> Result<Value, ManagerError> {
-        // What each id held before, to put back if a later field fails.
-        let mut undo: Vec<(String, Option<SecretValue>)> = Vec::new();
-        for Target { id, field, .. } in targets {
-            let Some(slot) = value_at(&mut config, &field.location) else {
-                continue;
-            };
-            let found = match slot.as_str() {
+        let mut work = Vec::new();
+        for target in targets {
+            let found = match value_ref(&config, &target.field.location).and_then(Value::as_str) {
                 Some(s) if s.starts_with(REFERENCE) => Found::Reference,
                 Some("") | Some("null") => Found::Empty,
-                Some(s) => Found::Plain(s.to_owned()),
+                Some(s) => Found::Plain(SecretValue::new(s.as_bytes().to_vec())),
                 None => continue,
             };
+            if !matches!(found, Found::Reference) {
+                work.push((target, found));
+            }
+        }
+        let claimed = self.claim(&work).await?;
+        // What each id held before, to put back if a later field fails.
+        let mut undo: Vec<(String, Option<SecretValue>)> = Vec::new();
+        for (Target { id, field, .. }, found) in &work {
             let result = match found {
                 Found::Reference => continue,
                 Found::Empty => self.delete_one(id, &mut undo).await.map(|()| Value::Null),
-                Found::Plain(text) => {
-                    let value = SecretValue::from_string(text);
-                    self.put_one(id, &value, &mut undo)
-                        .await
-                        .map(|()| Value::String(format!("{REFERENCE}{id}")))
-                }
+                Found::Plain(value) => self
+                    .put_one(id, value, &mut undo)
+                    .await
+                    .map(|()| Value::String(format!("{REFERENCE}{id}"))),
             };
             match result {
-                Ok(stored) => *slot = stored,
+                Ok(stored) => {
+                    if let Some(slot) = value_at(&mut config, &field.location) {
+                        *slot = stored;
+                    }
+                }
                 Err(source) => {
                     self.rollback(undo).await;
+                    self.release(&claimed).await;
                     return Err(ManagerError::Provider {
                         field: field.field_path.join("/"),
                         source,
@@ -529,8 +654,66 @@ impl SecretsManager {
                 }
             }
         }
+        // An emptied field gives its id up.
+        let mut emptied = Vec::new();
+        for (target, found) in &work {
+            if let (Found::Empty, Some(owner)) = (found, &target.owner) {
+                emptied.push((target.id.as_str(), owner));
+            }
+        }
+        self.release(&emptied).await;
         Ok(config)
     }
+
+    /// Claims every id `work` writes or deletes for its entity, before any write;
+    /// returns the claims it made. An id another entity holds refuses the whole
+    /// document (the claims made so far are given back).
+    async fn claim<'t>(
+        &self,
+        work: &[(&'t Target, Found)],
+    ) -> Result<Vec<(&'t str, &'t Owner)>, ManagerError> {
+        let mut claimed = Vec::new();
+        for (target, found) in work {
+            let Some(owner) = &target.owner else {
+                continue;
+            };
+            let outcome = match found {
+                Found::Plain(_) => self.owners.claim(&target.id, owner).await,
+                // Deleting needs the id to be unowned or ours, and claims nothing.
+                _ => self.owners.owner(&target.id).await.map(|held| match held {
+                    Some(other) if other != *owner => Claim::Taken(other),
+                    _ => Claim::Held,
+                }),
+            };
+            let error = match outcome {
+                Ok(Claim::New) => {
+                    claimed.push((target.id.as_str(), owner));
+                    continue;
+                }
+                Ok(Claim::Held) => continue,
+                Ok(Claim::Taken(other)) => ManagerError::Collision {
+                    field: target.field.field_path.join("/"),
+                    id: target.id.clone(),
+                    owner: other,
+                },
+                Err(e) => ManagerError::Owners(e),
+            };
+            self.release(&claimed).await;
+            return Err(error);
+        }
+        Ok(claimed)
+    }
+
+    /// Gives claims up; a failure is logged (the id stays claimed by this
+    /// entity, which refuses other entities but loses nothing).
+    async fn release(&self, claims: &[(&str, &Owner)]) {
+        for &(id, owner) in claims {
+            if let Err(e) = self.owners.release(id, owner).await {
+                tracing::warn!(%id, error = %e, "could not give up an id's owner record");
+            }
+        }
+    }
+
     async fn put_one(
         &self,
         id: &str,
@@ -601,7 +784,13 @@ impl SecretsManager {
                     provider: self.provider.name().to_owned(),
                 });
             };
-            *slot = Value::String(String::from_utf8_lossy(value.expose()).into_owned());
+            let Some(text) = value.expose_str() else {
+                return Err(ManagerError::NotText {
+                    field: field.field_path.join("/"),
+                    id,
+                });
+            };
+            *slot = Value::String(text.to_owned());
         }
         Ok(config)
     }

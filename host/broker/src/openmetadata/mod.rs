@@ -3,4 +3,5 @@
 
 pub mod ids;
 pub mod manager;
+pub mod owners;
 pub mod schema;

@@ -1,8 +1,11 @@
 //! Secret-field discovery from OpenMetadata's JSON Schemas: a field is secret when
 //! its schema says `"format": "password"`, found through `$ref` (within a file and
 //! across files), `allOf`, `oneOf`/`anyOf` (the branch is chosen by the config's
-//! shape) and `definitions`. Array elements are keyed by their unique `name`, else
-//! by `#<index>`.
+//! shape) and `definitions`/`$defs`. Array elements are keyed by their unique
+//! `name`, else by `#<index>`. As in OpenMetadata's generated models, a member that
+//! the schema does not describe where it says `additionalProperties: false` (on the
+//! node, an `allOf` member or the chosen alternative) is an error: walked past, it
+//! would be stored as it is, secret or not.
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
@@ -61,6 +64,19 @@ pub enum SchemaError {
         path: String,
         /// The alternatives' titles.
         choices: String,
+    },
+    /// A config member its schema does not describe, where the schema allows no
+    /// others: stored as it is, it could leave a secret in plaintext.
+    #[error(
+        "the config at `{path}` is not described by schema {file}, which allows no other \
+         properties: nothing was stored. Remove it, or point --schemas at the schemas of the \
+         OpenMetadata version that sent the config"
+    )]
+    Undescribed {
+        /// Where in the config, as a JSON path.
+        path: String,
+        /// The schema file that allows no other properties.
+        file: String,
     },
     /// Schemas nested deeper than any real one: a reference cycle.
     #[error("schema nesting deeper than {MAX_DEPTH} at `{0}`: a `$ref` cycle?")]
@@ -169,23 +185,34 @@ impl SchemaSet {
         Ok(walk.found)
     }
 
-    /// The secret fields of `config` under the schema at `reference`, a file
-    /// relative to the schema directory with an optional `#/json/pointer`
-    /// (`metadataIngestion/workflow.json#/definitions/sourceConfig`).
+    /// The secret fields of `config` under the first of `references` the set
+    /// holds: a file relative to the schema directory with an optional
+    /// `#/json/pointer` (`metadataIngestion/workflow.json#/definitions/sourceConfig`
+    /// in upstream's files, `#/$defs/SourceConfig` in schemas rendered from the
+    /// generated models).
     pub fn secret_fields_at(
         &self,
-        reference: &str,
+        references: &[&str],
         needed_for: &str,
         config: &Value,
     ) -> Result<Vec<SecretField>, SchemaError> {
-        let file = reference.split_once('#').map_or(reference, |(f, _)| f);
-        if !self.files.contains_key(Path::new(file)) {
+        let found = references
+            .iter()
+            .find_map(|r| self.resolve(Path::new(""), r).ok());
+        let Some((file, schema)) = found else {
+            let first = references.first().copied().unwrap_or_default();
+            let file = first.split_once('#').map_or(first, |(f, _)| f);
+            if self.files.contains_key(Path::new(file)) {
+                return Err(SchemaError::BadRef {
+                    file: file.to_owned(),
+                    reference: references.join(" or "),
+                });
+            }
             return Err(SchemaError::Missing {
                 file: file.to_owned(),
                 needed_for: needed_for.to_owned(),
             });
-        }
-        let (file, schema) = self.resolve(Path::new(""), reference)?;
+        };
         let mut walk = Walk {
             set: self,
             found: Vec::new(),
@@ -242,12 +269,204 @@ fn json_path(location: &[Step]) -> String {
         match step {
             Step::Key(k) => {
                 s.push('.');
-                s.push_str(k);
+                s.push_str(field_name(k));
             }
             Step::Index(i) => s.push_str(&format!("[{i}]")),
         }
     }
     s
+}
+
+/// A JSON path, naming object members only when they look like property names
+/// (a config's keys are request content: anything else is not repeated back).
+fn field_name(key: &str) -> &str {
+    let plain = !key.is_empty()
+        && key.len() <= 64
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'$' | b'@'));
+    if plain { key } else { "<unprintable key>" }
+}
+
+impl SchemaSet {
+    /// Follows a chain of `$ref`s to the schema that has content.
+    fn flatten<'s>(
+        &'s self,
+        file: &Path,
+        schema: &'s Value,
+    ) -> Result<(PathBuf, &'s Value), SchemaError> {
+        let (mut file, mut schema) = (file.to_path_buf(), schema);
+        for _ in 0..MAX_DEPTH {
+            match schema.get("$ref").and_then(Value::as_str) {
+                Some(reference) => (file, schema) = self.resolve(&file, reference)?,
+                None => return Ok((file, schema)),
+            }
+        }
+        Err(SchemaError::TooDeep(file.display().to_string()))
+    }
+
+    /// The schemas `value` is checked against at one node, as OpenMetadata's
+    /// generated models merge them: the node, its `allOf` members and the
+    /// `oneOf`/`anyOf` alternative its shape fits, each with `$ref`s followed.
+    fn parts<'s>(
+        &'s self,
+        file: &Path,
+        schema: &'s Value,
+        value: &Value,
+        location: &[Step],
+        fit_depth: usize,
+        out: &mut Vec<(PathBuf, &'s Value)>,
+    ) -> Result<(), SchemaError> {
+        // Every step pushes a part, so a cycle of `allOf` or alternatives ends here.
+        if out.len() > MAX_DEPTH {
+            return Err(SchemaError::TooDeep(json_path(location)));
+        }
+        let (file, schema) = self.flatten(file, schema)?;
+        out.push((file.clone(), schema));
+        if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
+            for sub in all {
+                self.parts(&file, sub, value, location, fit_depth, out)?;
+            }
+        }
+        for key in ["oneOf", "anyOf"] {
+            if let Some(branches) = schema.get(key).and_then(Value::as_array) {
+                let branch = self.choose(&file, branches, value, location, fit_depth)?;
+                self.parts(&file, branch, value, location, fit_depth, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Picks the alternative the value's shape fits best, looking into nested
+    /// objects (Datalake's three sources differ only inside `securityConfig`).
+    /// `fit_depth` counts the fits this choice is nested in.
+    fn choose<'s>(
+        &self,
+        file: &Path,
+        branches: &'s [Value],
+        value: &Value,
+        location: &[Step],
+        fit_depth: usize,
+    ) -> Result<&'s Value, SchemaError> {
+        let mut best: Option<(usize, &Value)> = None;
+        for branch in branches {
+            if let Some(score) = self.fit(file, branch, value, fit_depth + 1)
+                && best.as_ref().is_none_or(|(s, _)| score > *s)
+            {
+                best = Some((score, branch));
+            }
+        }
+        match best {
+            Some((_, branch)) => Ok(branch),
+            None => {
+                let mut titles = Vec::new();
+                for branch in branches {
+                    let (_, resolved) = self.flatten(file, branch)?;
+                    titles.push(
+                        resolved
+                            .get("title")
+                            .and_then(Value::as_str)
+                            .unwrap_or("untitled")
+                            .to_owned(),
+                    );
+                }
+                Err(SchemaError::NoBranch {
+                    path: json_path(location),
+                    choices: titles.join(", "),
+                })
+            }
+        }
+    }
+
+    /// How well `value` fits `schema` (higher is better), or `None` when it
+    /// cannot be an instance: wrong JSON type, a required property missing, a
+    /// property the schema does not describe where it allows no others, or a
+    /// member that fits none of its property's alternatives.
+    fn fit(&self, file: &Path, schema: &Value, value: &Value, depth: usize) -> Option<usize> {
+        if depth > 16 {
+            return Some(0);
+        }
+        let mut parts = Vec::new();
+        self.parts(file, schema, value, &[], depth, &mut parts)
+            .ok()?;
+        let mut score = 0;
+        for (_, part) in &parts {
+            // `type: "Mysql"` against `enum: ["Postgres"]` rules a branch out.
+            if part
+                .get("enum")
+                .and_then(Value::as_array)
+                .is_some_and(|e| !e.contains(value))
+                || part.get("const").is_some_and(|c| c != value)
+            {
+                return None;
+            }
+            let ty = part.get("type").and_then(Value::as_str);
+            let fits = match value {
+                Value::Object(_) => matches!(ty, None | Some("object")),
+                Value::String(_) => matches!(ty, None | Some("string")),
+                Value::Number(_) => matches!(ty, None | Some("number") | Some("integer")),
+                Value::Bool(_) => matches!(ty, None | Some("boolean")),
+                Value::Array(_) => matches!(ty, None | Some("array")),
+                Value::Null => matches!(ty, None | Some("null")),
+            };
+            if !fits {
+                return None;
+            }
+        }
+        let Value::Object(members) = value else {
+            return Some(usize::from(!value.is_null()));
+        };
+        let required = parts
+            .iter()
+            .filter_map(|(_, p)| p.get("required").and_then(Value::as_array))
+            .flatten()
+            .filter_map(Value::as_str);
+        for key in required {
+            if !members.contains_key(key) {
+                return None;
+            }
+        }
+        score += 1;
+        let closed = closed_part(&parts).is_some();
+        for (key, member) in members {
+            match described(&parts, key) {
+                Some((file, sub)) => score += 1 + self.fit(file, sub, member, depth + 1)?,
+                None if closed => return None,
+                None => {}
+            }
+        }
+        Some(score)
+    }
+}
+
+/// The schema that describes member `key` among a node's parts: a property of
+/// one of them, else the schema their `additionalProperties` give.
+fn described<'p, 's>(
+    parts: &'p [(PathBuf, &'s Value)],
+    key: &str,
+) -> Option<(&'p Path, &'s Value)> {
+    parts
+        .iter()
+        .find_map(|(f, p)| {
+            p.get("properties")
+                .and_then(|props| props.get(key))
+                .map(|sub| (f.as_path(), sub))
+        })
+        .or_else(|| {
+            parts.iter().find_map(|(f, p)| {
+                p.get("additionalProperties")
+                    .filter(|a| a.is_object())
+                    .map(|sub| (f.as_path(), sub))
+            })
+        })
+}
+
+/// The part that allows no properties beyond those described, if one does.
+fn closed_part<'p>(parts: &'p [(PathBuf, &Value)]) -> Option<&'p Path> {
+    parts
+        .iter()
+        .find(|(_, p)| p.get("additionalProperties") == Some(&Value::Bool(false)))
+        .map(|(f, _)| f.as_path())
 }
 
 impl Walk<'_> {
@@ -263,45 +482,46 @@ impl Walk<'_> {
         if depth > MAX_DEPTH {
             return Err(SchemaError::TooDeep(json_path(location)));
         }
-        if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
-            let (target, resolved) = self.set.resolve(file, reference)?;
-            return self.node(&target, resolved, value, location, field_path, depth + 1);
-        }
-        if schema.get("format").and_then(Value::as_str) == Some("password") && value.is_string() {
+        let mut parts = Vec::new();
+        self.set
+            .parts(file, schema, value, location, 0, &mut parts)?;
+        let password = parts
+            .iter()
+            .any(|(_, p)| p.get("format").and_then(Value::as_str) == Some("password"));
+        if password && value.is_string() {
             self.found.push(SecretField {
                 location: location.clone(),
                 field_path: field_path.clone(),
             });
             return Ok(());
         }
-        if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
-            for sub in all {
-                self.node(file, sub, value, location, field_path, depth + 1)?;
-            }
-        }
-        for key in ["oneOf", "anyOf"] {
-            if let Some(branches) = schema.get(key).and_then(Value::as_array) {
-                let (bfile, branch) = self.choose(file, branches, value, location)?;
-                self.node(&bfile, branch, value, location, field_path, depth + 1)?;
-            }
-        }
         match value {
             Value::Object(members) => {
-                let Some(props) = schema.get("properties").and_then(Value::as_object) else {
-                    return Ok(());
-                };
                 for (key, member) in members {
-                    if let Some(sub) = props.get(key) {
-                        location.push(Step::Key(key.clone()));
-                        field_path.push(key.clone());
-                        self.node(file, sub, member, location, field_path, depth + 1)?;
-                        field_path.pop();
-                        location.pop();
+                    location.push(Step::Key(key.clone()));
+                    match described(&parts, key) {
+                        Some((file, sub)) => {
+                            field_path.push(key.clone());
+                            self.node(file, sub, member, location, field_path, depth + 1)?;
+                            field_path.pop();
+                        }
+                        None => {
+                            if let Some(file) = closed_part(&parts) {
+                                return Err(SchemaError::Undescribed {
+                                    path: json_path(location),
+                                    file: file.display().to_string(),
+                                });
+                            }
+                        }
                     }
+                    location.pop();
                 }
             }
             Value::Array(items) => {
-                let Some(item_schema) = schema.get("items") else {
+                let Some((file, item_schema)) = parts
+                    .iter()
+                    .find_map(|(f, p)| p.get("items").map(|i| (f.clone(), i)))
+                else {
                     return Ok(());
                 };
                 let names: Vec<Option<&str>> = items
@@ -320,7 +540,7 @@ impl Walk<'_> {
                     };
                     location.push(Step::Index(i));
                     field_path.push(key);
-                    self.node(file, item_schema, item, location, field_path, depth + 1)?;
+                    self.node(&file, item_schema, item, location, field_path, depth + 1)?;
                     field_path.pop();
                     location.pop();
                 }
@@ -328,126 +548,5 @@ impl Walk<'_> {
             _ => {}
         }
         Ok(())
-    }
-
-    /// Picks the alternative the value's shape fits best, looking into nested
-    /// objects (Datalake's three sources differ only inside `securityConfig`).
-    fn choose<'s>(
-        &self,
-        file: &Path,
-        branches: &'s [Value],
-        value: &Value,
-        location: &[Step],
-    ) -> Result<(PathBuf, &'s Value), SchemaError> {
-        let mut best: Option<(usize, &Value)> = None;
-        let mut titles = Vec::new();
-        for branch in branches {
-            let (_, resolved) = self.flatten(file, branch)?;
-            titles.push(
-                resolved
-                    .get("title")
-                    .and_then(Value::as_str)
-                    .unwrap_or("untitled")
-                    .to_owned(),
-            );
-            if let Some(score) = self.fit(file, branch, value, 0)
-                && best.as_ref().is_none_or(|(s, _)| score > *s)
-            {
-                best = Some((score, branch));
-            }
-        }
-        match best {
-            // Walk the branch as written: its `$ref` is followed from `file`.
-            Some((_, branch)) => Ok((file.to_path_buf(), branch)),
-            None => Err(SchemaError::NoBranch {
-                path: json_path(location),
-                choices: titles.join(", "),
-            }),
-        }
-    }
-
-    /// How well `value` fits `schema` (higher is better), or `None` when it
-    /// cannot be an instance: wrong JSON type, a required property missing, an
-    /// unknown property where the schema forbids them, or a member that fits
-    /// none of its property's alternatives.
-    fn fit(&self, file: &Path, schema: &Value, value: &Value, depth: usize) -> Option<usize> {
-        let (file, schema) = self.flatten(file, schema).ok()?;
-        if depth > 16 {
-            return Some(0);
-        }
-        for key in ["oneOf", "anyOf"] {
-            if let Some(branches) = schema.get(key).and_then(Value::as_array) {
-                return branches
-                    .iter()
-                    .filter_map(|b| self.fit(&file, b, value, depth + 1))
-                    .max();
-            }
-        }
-        let mut score = 0;
-        if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
-            for sub in all {
-                score += self.fit(&file, sub, value, depth + 1)?;
-            }
-        }
-        // `type: "Mysql"` against `enum: ["Postgres"]` rules a branch out.
-        if schema
-            .get("enum")
-            .and_then(Value::as_array)
-            .is_some_and(|e| !e.contains(value))
-        {
-            return None;
-        }
-        if schema.get("const").is_some_and(|c| c != value) {
-            return None;
-        }
-        let ty = schema.get("type").and_then(Value::as_str);
-        let members = match value {
-            Value::Object(members) => members,
-            Value::String(_) => return matches!(ty, None | Some("string")).then_some(score + 1),
-            Value::Number(_) => {
-                return matches!(ty, None | Some("number") | Some("integer")).then_some(score + 1);
-            }
-            Value::Bool(_) => return matches!(ty, None | Some("boolean")).then_some(score + 1),
-            Value::Array(_) => return matches!(ty, None | Some("array")).then_some(score + 1),
-            Value::Null => return matches!(ty, None | Some("null")).then_some(score),
-        };
-        if ty.is_some_and(|t| t != "object") {
-            return None;
-        }
-        let props = schema.get("properties").and_then(Value::as_object);
-        let required = schema.get("required").and_then(Value::as_array);
-        if required.is_some_and(|r| {
-            r.iter()
-                .filter_map(Value::as_str)
-                .any(|k| !members.contains_key(k))
-        }) {
-            return None;
-        }
-        let closed = schema.get("additionalProperties") == Some(&Value::Bool(false));
-        score += 1;
-        for (key, member) in members {
-            match props.and_then(|p| p.get(key)) {
-                Some(sub) => score += 1 + self.fit(&file, sub, member, depth + 1)?,
-                None if closed => return None,
-                None => {}
-            }
-        }
-        Some(score)
-    }
-
-    /// Follows a chain of `$ref`s to the schema that has content.
-    fn flatten<'s>(
-        &'s self,
-        file: &Path,
-        schema: &'s Value,
-    ) -> Result<(PathBuf, &'s Value), SchemaError> {
-        let (mut file, mut schema) = (file.to_path_buf(), schema);
-        for _ in 0..MAX_DEPTH {
-            match schema.get("$ref").and_then(Value::as_str) {
-                Some(reference) => (file, schema) = self.set.resolve(&file, reference)?,
-                None => return Ok((file, schema)),
-            }
-        }
-        Err(SchemaError::TooDeep(file.display().to_string()))
     }
 }

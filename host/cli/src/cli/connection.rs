@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use secret_broker::openmetadata::ids::IdBuilder;
 use secret_broker::openmetadata::manager::{EntityKind, SecretsManager};
+use secret_broker::openmetadata::owners::Owners;
 
 use super::deployment::Deployment;
 use super::print_stdout;
@@ -89,7 +90,8 @@ pub async fn run(ctx: &Deployment, cmd: ConnectionCommand) -> anyhow::Result<Exi
     let ids = IdBuilder::new(common.prefix.as_deref(), &common.cluster_name)?;
     let runtime = ctx.runtime()?;
     let provider = ctx.provider(&runtime).await?;
-    let manager = SecretsManager::new(provider.clone(), &common.schemas, ids)?;
+    let owners = Owners::new(ctx.record_store().await?);
+    let manager = SecretsManager::new(provider.clone(), &common.schemas, ids, owners)?;
     let broker = ctx.broker(provider, Some(manager))?;
     let caller = super::deployment::cli_caller();
     let entity = common

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 
-use secret_broker::audit::{AuditLog, Salt};
+use secret_broker::audit::{AuditLog, AuditOptions, Salt};
 use secret_broker::broker::{Broker, Caller};
 use secret_broker::openmetadata::manager::SecretsManager;
 use secret_broker::policy::Role;
@@ -59,18 +59,51 @@ impl Deployment {
         provider: Arc<ProviderHost>,
         manager: Option<SecretsManager>,
     ) -> anyhow::Result<Broker> {
-        let audit = AuditLog::open(&self.audit_log(), self.audit_salt()?)?;
         Ok(Broker::new(
             provider,
             manager,
             self.settings.policy,
-            Some(Arc::new(audit)),
+            Some(self.audit()?),
         ))
     }
 
-    /// This deployment's audit salt (`audit.salt` in the data dir, created once).
+    /// How audit entries name the configured provider: its instance name, or the
+    /// secrets manager name of a built-in.
+    pub fn settings_label(&self) -> String {
+        match &self.settings.provider {
+            Some(config) => config
+                .instance()
+                .unwrap_or_else(|_| config.component.clone()),
+            None => self.settings.secrets_manager.clone(),
+        }
+    }
+
+    /// The audit log in the data dir, with its writer running.
+    pub fn audit(&self) -> anyhow::Result<Arc<AuditLog>> {
+        let read_sync = match &self.settings.audit_read_sync_env {
+            Some(text) => text
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("SECRET_BROKER_AUDIT_READ_SYNC: {e}"))?,
+            None => self.settings.audit_read_sync,
+        };
+        let options = AuditOptions {
+            read_sync,
+            ..AuditOptions::default()
+        };
+        Ok(Arc::new(AuditLog::open_with(
+            &self.audit_log(),
+            self.audit_salt()?,
+            options,
+        )?))
+    }
+
+    /// This deployment's audit salt (`audit.salt` in the data dir, created with
+    /// the log; missing beside a log that has entries, an error).
     pub fn audit_salt(&self) -> anyhow::Result<Salt> {
-        Ok(Salt::load_or_create(&self.data_dir().join("audit.salt"))?)
+        Ok(Salt::for_log(
+            &self.data_dir().join("audit.salt"),
+            &self.audit_log(),
+        )?)
     }
 
     /// The audit log file.

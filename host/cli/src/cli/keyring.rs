@@ -10,7 +10,38 @@ use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
+use secret_broker::audit::{AuditLog, Durability, Entry, Outcome};
+
 use super::deployment::Deployment;
+
+/// Appends one entry of the rotation to the audit log.
+async fn audit(
+    log: &AuditLog,
+    provider: &str,
+    operation: &str,
+    outcome: Outcome,
+    ids: &[&str],
+    durability: Durability,
+) -> anyhow::Result<()> {
+    let caller = super::deployment::cli_caller();
+    let entry = Entry {
+        time: secret_broker::audit::now(),
+        actor: &caller.name,
+        role: Some(caller.role),
+        operation,
+        provider,
+        outcome,
+        ids: ids
+            .iter()
+            .map(|id| log.salt().hmac(id.as_bytes()))
+            .collect(),
+        value: None,
+        error: (outcome == Outcome::Error).then_some("rotation"),
+    };
+    log.write(&entry, durability)
+        .await
+        .context("writing the rotation's audit entry; nothing more was changed")
+}
 
 /// The `keyring` subcommands.
 #[derive(clap::Subcommand)]
@@ -45,6 +76,36 @@ fn save_state(path: &Path, state: &RotationState) -> anyhow::Result<()> {
 /// Runs a `keyring` subcommand.
 pub async fn run(ctx: &Deployment, cmd: KeyringCommand) -> anyhow::Result<ExitCode> {
     let KeyringCommand::Rotate = cmd;
+    let log = ctx.audit()?;
+    let label = ctx.settings_label();
+    audit(
+        &log,
+        &label,
+        "keyring.rotate",
+        Outcome::Attempt,
+        &[],
+        Durability::Synced,
+    )
+    .await?;
+    let result = rotate(ctx, &log, &label).await;
+    let outcome = if result.is_ok() {
+        Outcome::Ok
+    } else {
+        Outcome::Error
+    };
+    audit(
+        &log,
+        &label,
+        "keyring.rotate",
+        outcome,
+        &[],
+        Durability::Synced,
+    )
+    .await?;
+    result
+}
+
+async fn rotate(ctx: &Deployment, log: &AuditLog, label: &str) -> anyhow::Result<ExitCode> {
     let state_path = ctx.data_dir().join("rotation.json");
     let keyring = ctx.keyring()?;
     let target_version = match load_state(&state_path)? {
@@ -101,11 +162,31 @@ pub async fn run(ctx: &Deployment, cmd: KeyringCommand) -> anyhow::Result<ExitCo
     );
     let (mut rewritten, mut current) = (0usize, 0usize);
     for (i, id) in todo.iter().enumerate() {
-        if provider
-            .reseal(id)
-            .await
-            .with_context(|| format!("re-sealing {id}"))?
-        {
+        audit(
+            log,
+            label,
+            "keyring.reseal",
+            Outcome::Attempt,
+            &[id.as_str()],
+            Durability::Written,
+        )
+        .await?;
+        let resealed = provider.reseal(id).await;
+        let outcome = if resealed.is_ok() {
+            Outcome::Ok
+        } else {
+            Outcome::Error
+        };
+        audit(
+            log,
+            label,
+            "keyring.reseal",
+            outcome,
+            &[id.as_str()],
+            Durability::Written,
+        )
+        .await?;
+        if resealed.with_context(|| format!("re-sealing {id}"))? {
             rewritten += 1;
         } else {
             current += 1;

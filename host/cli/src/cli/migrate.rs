@@ -51,10 +51,20 @@ fn save(path: &Path, state: &MigrationState) -> anyhow::Result<()> {
 
 /// Runs the migration.
 pub async fn run(ctx: &Deployment, args: Args) -> anyhow::Result<ExitCode> {
-    if args.from.trim() == args.to.trim() {
+    // Two names for one backend (`managed-aws` and `aws`) are one store under this
+    // deployment's settings: "moving" would delete the only copy of every secret.
+    let from = super::aws_config::provider_for(args.from.trim())
+        .with_context(|| format!("--from {}", args.from))?;
+    let to = super::aws_config::provider_for(args.to.trim())
+        .with_context(|| format!("--to {}", args.to))?;
+    if from.name == to.name {
         bail!(
-            "--from and --to are both {:?}: nothing to migrate",
-            args.from
+            "--from {} and --to {} are the same store (both the built-in `{}` provider with \
+             this deployment's settings): migrating would delete the only copy of every \
+             secret; nothing was done",
+            args.from.trim(),
+            args.to.trim(),
+            from.name
         );
     }
     let runtime = ctx.runtime()?;

@@ -85,6 +85,9 @@ pub struct BrokerSection {
     /// The role table (`admin`, `user`, `bot`, each with `reveal` and `write`).
     #[serde(default)]
     pub policy: Option<secret_broker::policy::Policy>,
+    /// The audit log: `readSync` (`always`, or a duration such as `1s`).
+    #[serde(default)]
+    pub audit: Option<super::settings::AuditTable>,
 }
 
 /// Parses the YAML text; errors name the key and the line.

@@ -10,6 +10,7 @@ use anyhow::{Context as _, bail};
 
 use secret_broker::openmetadata::ids::IdBuilder;
 use secret_broker::openmetadata::manager::SecretsManager;
+use secret_broker::openmetadata::owners::Owners;
 use secret_broker::policy::Role;
 use secret_broker_server::{self as server, AppState, ServerOptions, tokens};
 
@@ -40,6 +41,13 @@ pub struct ServeArgs {
     /// Deadline of one request, milliseconds (503 after it).
     #[arg(long, default_value_t = 15_000)]
     request_timeout_ms: u64,
+    /// Time a client has to send a request's headers, milliseconds; also how
+    /// long an idle keep-alive connection stays open.
+    #[arg(long, default_value_t = 10_000)]
+    header_timeout_ms: u64,
+    /// Open connections at most; more wait until one closes.
+    #[arg(long, default_value_t = 512)]
+    max_connections: usize,
 }
 
 /// `token` subcommands.
@@ -65,6 +73,13 @@ pub enum AuditCommand {
         /// The secret id, or `-` to read a value from stdin.
         id: String,
     },
+    /// Check the hash chain of the audit log: every entry must carry the HMAC of
+    /// the one before it. Reports the first broken or missing link; exits 1 then.
+    Verify {
+        /// Log files, oldest first (rotated files, then the current one); the
+        /// data dir's `audit.log` when none is given.
+        files: Vec<PathBuf>,
+    },
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -89,9 +104,12 @@ pub fn token(ctx: &Deployment, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs `audit hmac`.
+/// Runs `audit hmac` and `audit verify`.
 pub fn audit(ctx: &Deployment, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
-    let AuditCommand::Hmac { id } = cmd;
+    let id = match cmd {
+        AuditCommand::Hmac { id } => id,
+        AuditCommand::Verify { files } => return audit_verify(ctx, files),
+    };
     let salt = ctx.audit_salt()?;
     let line = if id == "-" {
         let value = super::secret::read_stdin_value()?;
@@ -118,7 +136,8 @@ pub async fn serve(ctx: &Deployment, args: ServeArgs) -> anyhow::Result<ExitCode
     let manager = match &args.schemas {
         Some(dir) => {
             let ids = IdBuilder::new(args.prefix.as_deref(), &args.cluster_name)?;
-            Some(SecretsManager::new(provider.clone(), dir, ids)?)
+            let owners = Owners::new(ctx.record_store().await?);
+            Some(SecretsManager::new(provider.clone(), dir, ids, owners)?)
         }
         None => None,
     };
@@ -153,6 +172,11 @@ pub async fn serve(ctx: &Deployment, args: ServeArgs) -> anyhow::Result<ExitCode
         watch_key_file(keyring, ctx.key_file());
     }
     let app = server::router(state);
+    let conn = server::listen::ConnOptions {
+        header_timeout: Duration::from_millis(args.header_timeout_ms.max(1)),
+        max_connections: args.max_connections.max(1),
+        ..server::listen::ConnOptions::default()
+    };
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
@@ -179,9 +203,7 @@ pub async fn serve(ctx: &Deployment, args: ServeArgs) -> anyhow::Result<ExitCode
                 path.display(),
                 audit_path.display()
             );
-            axum::serve(listener, app.into_make_service())
-                .with_graceful_shutdown(shutdown)
-                .await?;
+            server::listen::serve(listener, app, conn, shutdown).await;
         }
         None => {
             let listener = tokio::net::TcpListener::bind(args.listen)
@@ -192,12 +214,43 @@ pub async fn serve(ctx: &Deployment, args: ServeArgs) -> anyhow::Result<ExitCode
                 listener.local_addr()?,
                 audit_path.display()
             );
-            axum::serve(listener, app.into_make_service())
-                .with_graceful_shutdown(shutdown)
-                .await?;
+            server::listen::serve(listener, app, conn, shutdown).await;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn audit_verify(ctx: &Deployment, mut files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
+    if files.is_empty() {
+        files.push(ctx.audit_log());
+    }
+    let salt = ctx.audit_salt()?;
+    let verified = secret_broker::audit::verify(&files, &salt)?;
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    match verified.broken {
+        None => {
+            let start = if verified.from_start {
+                "from the start of the log"
+            } else {
+                "from the first entry given (it follows a rotated file not given, so its own \
+                 link was not checked)"
+            };
+            eprintln!(
+                "audit chain intact: {} entries in {}, {start}",
+                verified.entries,
+                names.join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some((file, line, why)) => {
+            eprintln!(
+                "audit chain broken at {} line {line}: {why} ({} entries before it checked)",
+                file.display(),
+                verified.entries
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 /// Calls `on_change` whenever the file at `path` changes (checked every 2 s).

@@ -12,6 +12,7 @@ use anyhow::{Context as _, bail};
 use serde::Deserialize;
 
 use secret_broker::Limits;
+use secret_broker::audit::ReadSync;
 use secret_broker::policy::Policy;
 
 use super::aws_config::{self, AwsConfig};
@@ -140,6 +141,26 @@ impl LimitsConfig {
     }
 }
 
+/// `[audit]` (TOML) or `secretBroker.audit` (YAML).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditTable {
+    /// When entries of reads reach the disk: `always`, or within a duration
+    /// (`1s`, the default). Entries of writes are synced before the write is
+    /// acknowledged, always.
+    #[serde(default, alias = "readSync")]
+    pub read_sync: Option<String>,
+}
+
+impl AuditTable {
+    fn read_sync(&self, key: &str) -> anyhow::Result<Option<ReadSync>> {
+        self.read_sync
+            .as_deref()
+            .map(|s| s.parse().map_err(|e: String| anyhow::anyhow!("{key}: {e}")))
+            .transpose()
+    }
+}
+
 /// What a configuration file says, whichever its format; every key optional.
 #[derive(Debug, Default)]
 pub struct FileSettings {
@@ -163,6 +184,8 @@ pub struct FileSettings {
     pub limits: Limits,
     /// The role table.
     pub policy: Option<Policy>,
+    /// When the audit entries of reads reach the disk.
+    pub audit_read_sync: Option<ReadSync>,
 }
 
 /// The TOML file.
@@ -182,6 +205,8 @@ struct TomlFile {
     limits: LimitsConfig,
     #[serde(default)]
     policy: Option<Policy>,
+    #[serde(default)]
+    audit: Option<AuditTable>,
 }
 
 /// `[keyring]`: where the master keys live.
@@ -224,6 +249,10 @@ impl FileSettings {
             aws: file.aws,
             limits: file.limits.limits("limits")?,
             policy: file.policy,
+            audit_read_sync: match &file.audit {
+                Some(a) => a.read_sync("audit.read_sync")?,
+                None => None,
+            },
             ..FileSettings::default()
         })
     }
@@ -251,6 +280,10 @@ impl FileSettings {
             aws: sm.parameters,
             limits: broker.limits.limits("secretBroker.limits")?,
             policy: broker.policy,
+            audit_read_sync: match &broker.audit {
+                Some(a) => a.read_sync("secretBroker.audit.readSync")?,
+                None => None,
+            },
         })
     }
 }
@@ -281,6 +314,10 @@ pub struct Settings {
     pub limits: Limits,
     /// The role table.
     pub policy: Policy,
+    /// When the audit entries of reads reach the disk.
+    pub audit_read_sync: ReadSync,
+    /// `SECRET_BROKER_AUDIT_READ_SYNC`, checked when the audit log opens.
+    pub audit_read_sync_env: Option<String>,
 }
 
 impl Settings {
@@ -312,6 +349,8 @@ impl Settings {
             aws: file.aws.unwrap_or_default(),
             limits: file.limits,
             policy: file.policy.unwrap_or_default(),
+            audit_read_sync: file.audit_read_sync.unwrap_or_default(),
+            audit_read_sync_env: None,
         }
     }
 
@@ -334,6 +373,9 @@ impl Settings {
         }
         if let Some(key) = get("SECRET_BROKER_MASTER_KEY") {
             self.master_key = Some(key);
+        }
+        if let Some(sync) = get("SECRET_BROKER_AUDIT_READ_SYNC") {
+            self.audit_read_sync_env = Some(sync);
         }
         self.aws.overlay_env(&get);
     }
