@@ -883,7 +883,7 @@ mod every_connection {
             if let Some(d) = ty.get("default").and_then(Value::as_str) {
                 return Some(d.to_owned());
             }
-            let (_, resolved) = self.flatten(file, ty);
+            let (_, resolved) = self.flatten(file, ty)?;
             resolved
                 .get("enum")
                 .and_then(|e| e.get(0))
@@ -891,43 +891,54 @@ mod every_connection {
                 .map(str::to_owned)
         }
 
-        fn resolve(&self, file: &Path, reference: &str) -> (PathBuf, &Value) {
+        /// `None` for a reference into a file the (partial) set lacks.
+        fn resolve(&self, file: &Path, reference: &str) -> Option<(PathBuf, &Value)> {
             let (path, pointer) = reference.split_once('#').unwrap_or((reference, ""));
             let target = if path.is_empty() {
                 file.to_path_buf()
             } else {
-                normalize(&file.parent().unwrap().join(path))
+                normalize(&file.parent()?.join(path))
             };
-            let doc = &self.docs[&target];
+            let doc = self.docs.get(&target)?;
             let node = if pointer.is_empty() {
-                doc
+                Some(doc)
             } else {
-                doc.pointer(pointer).unwrap()
+                doc.pointer(pointer)
             };
-            (target, node)
+            Some((target, node?))
         }
 
-        fn flatten<'s>(&'s self, file: &Path, mut schema: &'s Value) -> (PathBuf, &'s Value) {
+        fn flatten<'s>(
+            &'s self,
+            file: &Path,
+            mut schema: &'s Value,
+        ) -> Option<(PathBuf, &'s Value)> {
             let mut file = file.to_path_buf();
             while let Some(r) = schema.get("$ref").and_then(Value::as_str) {
-                (file, schema) = self.resolve(&file, r);
+                (file, schema) = self.resolve(&file, r)?;
             }
-            (file, schema)
+            Some((file, schema))
         }
 
         /// An instance of `schema`: every property present, alternative number
         /// `variant` (modulo their count) at every `oneOf`/`anyOf`, a canary in
         /// every `format: password` string.
-        fn example(&self, file: &Path, schema: &Value, variant: usize, depth: usize) -> Value {
-            let (file, schema) = self.flatten(file, schema);
+        fn example(
+            &self,
+            file: &Path,
+            schema: &Value,
+            variant: usize,
+            depth: usize,
+        ) -> Option<Value> {
+            let (file, schema) = self.flatten(file, schema)?;
             if schema.get("format").and_then(Value::as_str) == Some("password") {
-                return json!(format!("{CANARY}-{depth}-{variant}"));
+                return Some(json!(format!("{CANARY}-{depth}-{variant}")));
             }
             if let Some(c) = schema.get("const") {
-                return c.clone();
+                return Some(c.clone());
             }
             if let Some(first) = schema.get("enum").and_then(|e| e.get(0)) {
-                return first.clone();
+                return Some(first.clone());
             }
             for key in ["oneOf", "anyOf"] {
                 if let Some(branches) = schema.get(key).and_then(Value::as_array) {
@@ -936,7 +947,7 @@ mod every_connection {
                         .filter(|b| b.get("type").and_then(Value::as_str) != Some("null"))
                         .collect();
                     if real.is_empty() {
-                        return Value::Null;
+                        return Some(Value::Null);
                     }
                     return self.example(&file, real[variant % real.len()], variant, depth + 1);
                 }
@@ -946,24 +957,27 @@ mod every_connection {
                 let mut out = Map::new();
                 if depth < 24 {
                     for (k, sub) in props {
-                        out.insert(k.clone(), self.example(&file, sub, variant, depth + 1));
+                        // A property whose schema the partial set lacks is left out.
+                        if let Some(v) = self.example(&file, sub, variant, depth + 1) {
+                            out.insert(k.clone(), v);
+                        }
                     }
                 }
-                return Value::Object(out);
+                return Some(Value::Object(out));
             }
-            match ty {
+            Some(match ty {
                 Some("object") => json!({}),
                 Some("array") => match schema.get("items") {
-                    Some(items) if depth < 24 => {
-                        json!([self.example(&file, items, variant, depth + 1)])
-                    }
+                    Some(items) if depth < 24 => self
+                        .example(&file, items, variant, depth + 1)
+                        .map_or_else(|| json!([]), |item| json!([item])),
                     _ => json!([]),
                 },
                 Some("string") => schema.get("default").cloned().unwrap_or(json!("x")),
                 Some("integer") | Some("number") => json!(1),
                 Some("boolean") => json!(true),
                 _ => schema.get("default").cloned().unwrap_or(Value::Null),
-            }
+            })
         }
 
         /// Configs for one connection file: one per alternative at the
@@ -971,7 +985,7 @@ mod every_connection {
         fn examples(&self, file: &Path) -> Vec<Value> {
             let doc = &self.docs[file];
             (0..4)
-                .map(|v| self.example(file, doc, v, 0))
+                .filter_map(|v| self.example(file, doc, v, 0))
                 .fold(Vec::new(), |mut all, c| {
                     if !all.contains(&c) {
                         all.push(c);

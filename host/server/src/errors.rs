@@ -84,12 +84,14 @@ impl From<BrokerError> for ApiError {
 /// an unknown field's name; a value sent in the wrong place, or as a key, may be
 /// a secret, so it is withheld.
 pub(crate) fn without_values(message: &str) -> String {
-    for marker in [
-        "invalid type: ",
-        "invalid value: ",
-        "unknown variant ",
-        "unknown field ",
-    ] {
+    // The path before an unknown field's message ends in that field's name.
+    if let Some(start) = message.find("unknown field ") {
+        let rest = message[start..]
+            .find(", expected")
+            .map_or("", |end| &message[start + end..]);
+        return format!("unknown field (name withheld){rest}");
+    }
+    for marker in ["invalid type: ", "invalid value: ", "unknown variant "] {
         if let Some(start) = message.find(marker) {
             let from = start + marker.len();
             if let Some(end) = message[from..].find(", expected") {
@@ -118,11 +120,11 @@ mod tests {
             without_values("missing field `id` at line 1"),
             "missing field `id` at line 1"
         );
-        let m = "unknown field `hunter2`, expected `id` at line 1 column 12";
+        let m = "hunter2: unknown field `hunter2`, expected `id` at line 1 column 12";
         let clean = without_values(m);
         assert!(!clean.contains("hunter2"), "{clean}");
         assert!(
-            clean.contains("unknown field (value withheld), expected `id`"),
+            clean.starts_with("unknown field (name withheld), expected `id`"),
             "{clean}"
         );
     }

@@ -106,6 +106,9 @@ pub struct SecretField {
 #[derive(Debug, Default)]
 pub struct SchemaSet {
     files: HashMap<PathBuf, Value>,
+    /// `(service, type)` to the connection schema whose `type` names it:
+    /// `SQLite` is `sqliteConnection.json`, which the name alone does not give.
+    types: HashMap<(String, String), PathBuf>,
 }
 
 struct Walk<'a> {
@@ -140,7 +143,69 @@ impl SchemaSet {
                 }
             }
         }
+        set.index_types();
         Ok(set)
+    }
+
+    /// Maps each service connection's `type` values (its default, its enum) to
+    /// its file.
+    fn index_types(&mut self) {
+        let mut types = HashMap::new();
+        for (path, doc) in &self.files {
+            let parts: Vec<&str> = path.iter().filter_map(|p| p.to_str()).collect();
+            let ["entity", "services", "connections", service, name] = parts[..] else {
+                continue;
+            };
+            if !name.ends_with("Connection.json") || name == "serviceConnection.json" {
+                continue;
+            }
+            let Some(ty) = doc.pointer("/properties/type") else {
+                continue;
+            };
+            let mut kinds: Vec<String> = ty
+                .get("default")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .into_iter()
+                .collect();
+            self.enum_values(path, ty, 0, &mut kinds);
+            for kind in kinds {
+                types
+                    .entry((service.to_owned(), kind))
+                    .or_insert_with(|| path.clone());
+            }
+        }
+        self.types = types;
+    }
+
+    /// The string values a schema's `enum`s and `const`s allow, in any of its
+    /// alternatives.
+    fn enum_values(&self, file: &Path, schema: &Value, depth: usize, out: &mut Vec<String>) {
+        let Ok((file, schema)) = self.flatten(file, schema) else {
+            return;
+        };
+        if depth > 8 {
+            return;
+        }
+        let values = schema.get("enum").and_then(Value::as_array);
+        out.extend(
+            values
+                .into_iter()
+                .flatten()
+                .chain(schema.get("const"))
+                .filter_map(Value::as_str)
+                .map(str::to_owned),
+        );
+        for key in ["allOf", "oneOf", "anyOf"] {
+            for sub in schema
+                .get(key)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                self.enum_values(&file, sub, depth + 1, out);
+            }
+        }
     }
 
     /// The schema file of a service connection: `database` + `Mysql` →
@@ -153,6 +218,9 @@ impl SchemaSet {
             .into_iter()
             .chain(chars)
             .collect();
+        if let Some(file) = self.types.get(&(service.to_owned(), kind.to_owned())) {
+            return Ok(file.clone());
+        }
         let file = PathBuf::from(format!(
             "entity/services/connections/{service}/{stem}Connection.json"
         ));
