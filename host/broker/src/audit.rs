@@ -243,12 +243,15 @@ pub enum Durability {
 /// The `prev` of the first entry of a log: no entry came before it.
 const GENESIS: &[u8] = b"secret-broker audit log: start";
 
+/// An entry waiting for the writer, and who waits for it.
+struct Pending {
+    json: Vec<u8>,
+    durability: Durability,
+    done: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
 enum Job {
-    Entry {
-        json: Vec<u8>,
-        durability: Durability,
-        done: tokio::sync::oneshot::Sender<Result<(), String>>,
-    },
+    Entry(Pending),
     /// Sync what is written (the read interval elapsed).
     Tick,
 }
@@ -357,11 +360,11 @@ impl AuditLog {
         let json = serde_json::to_vec(entry).map_err(|e| failed(e.to_string()))?;
         let (done, answer) = tokio::sync::oneshot::channel();
         self.jobs
-            .send(Job::Entry {
+            .send(Job::Entry(Pending {
                 json,
                 durability,
                 done,
-            })
+            }))
             .await
             .map_err(|_| failed("the audit writer stopped".into()))?;
         match answer.await {
@@ -397,11 +400,7 @@ impl Writer {
             let mut next = Some(first);
             while let Some(job) = next.take() {
                 match job {
-                    Job::Entry {
-                        json,
-                        durability,
-                        done,
-                    } => batch.push((json, durability, done)),
+                    Job::Entry(pending) => batch.push(pending),
                     Job::Tick => tick = true,
                 }
                 if batch.len() < BATCH {
@@ -409,8 +408,8 @@ impl Writer {
                 }
             }
             let result = self.write_batch(&batch, tick);
-            for (_, _, done) in batch {
-                let _ = done.send(result.clone());
+            for pending in batch {
+                let _ = pending.done.send(result.clone());
             }
         }
         // The log was dropped: what is written reaches the disk.
@@ -421,15 +420,7 @@ impl Writer {
         }
     }
 
-    fn write_batch(
-        &mut self,
-        batch: &[(
-            Vec<u8>,
-            Durability,
-            tokio::sync::oneshot::Sender<Result<(), String>>,
-        )],
-        tick: bool,
-    ) -> Result<(), String> {
+    fn write_batch(&mut self, batch: &[Pending], tick: bool) -> Result<(), String> {
         let result = self.try_write_batch(batch, tick);
         if result.is_err() {
             // Start again from what the file holds: a torn line is closed and
@@ -439,21 +430,13 @@ impl Writer {
         result.map_err(|e| e.to_string())
     }
 
-    fn try_write_batch(
-        &mut self,
-        batch: &[(
-            Vec<u8>,
-            Durability,
-            tokio::sync::oneshot::Sender<Result<(), String>>,
-        )],
-        tick: bool,
-    ) -> std::io::Result<()> {
+    fn try_write_batch(&mut self, batch: &[Pending], tick: bool) -> std::io::Result<()> {
         if !batch.is_empty() {
             self.ensure_open()?;
-            let mut buf = Vec::with_capacity(batch.iter().map(|(j, _, _)| j.len() + 90).sum());
+            let mut buf = Vec::with_capacity(batch.iter().map(|p| p.json.len() + 90).sum());
             let mut prev = self.prev.clone();
-            for (json, _, _) in batch {
-                let line = chain(json, &prev);
+            for pending in batch {
+                let line = chain(&pending.json, &prev);
                 prev = self.salt.hmac(&line);
                 buf.extend_from_slice(&line);
                 buf.push(b'\n');
@@ -464,7 +447,7 @@ impl Writer {
             self.dirty = true;
         }
         let durable = self.read_sync == ReadSync::Always
-            || batch.iter().any(|(_, d, _)| *d == Durability::Synced);
+            || batch.iter().any(|p| p.durability == Durability::Synced);
         if self.dirty && (durable || tick) {
             let (file, _) = self.file.as_ref().ok_or_else(closed)?;
             file.sync_data()?;

@@ -11,6 +11,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 mod cap;
+mod owners;
 pub use cap::{RecordStoreCtx, RecordStoreView, add_to_linker};
 
 /// Which SQL dialect a store speaks.
@@ -642,52 +643,4 @@ mod tests {
         assert!(!store.remove("ns", "/a/1", Condition::Any).await?);
         Ok(())
     }
-}
-
-/// The namespace of the OpenMetadata manager's id owner records.
-const OWNERS: &str = "broker/owners";
-
-impl secret_broker::openmetadata::owners::OwnerStore for RecordStore {
-    fn insert_if_absent<'a>(
-        &'a self,
-        id: &'a str,
-        owner: &'a [u8],
-    ) -> secret_broker::openmetadata::owners::OwnerFuture<'a, bool> {
-        Box::pin(async move {
-            match self.put(OWNERS, id, owner, Condition::Absent).await {
-                Ok(_) => Ok(true),
-                Err(StoreError::Conflict(_)) => Ok(false),
-                Err(e) => Err(owner_error(e)),
-            }
-        })
-    }
-
-    fn get<'a>(
-        &'a self,
-        id: &'a str,
-    ) -> secret_broker::openmetadata::owners::OwnerFuture<'a, Option<(Vec<u8>, u64)>> {
-        Box::pin(async move {
-            Ok(RecordStore::get(self, OWNERS, id)
-                .await
-                .map_err(owner_error)?
-                .map(|r| (r.value, r.version)))
-        })
-    }
-
-    fn remove_at<'a>(
-        &'a self,
-        id: &'a str,
-        version: u64,
-    ) -> secret_broker::openmetadata::owners::OwnerFuture<'a, ()> {
-        Box::pin(async move {
-            match self.remove(OWNERS, id, Condition::Version(version)).await {
-                Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
-                Err(e) => Err(owner_error(e)),
-            }
-        })
-    }
-}
-
-fn owner_error(e: StoreError) -> secret_broker::openmetadata::owners::OwnerError {
-    secret_broker::openmetadata::owners::OwnerError(e.to_string())
 }

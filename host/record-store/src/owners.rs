@@ -1,0 +1,43 @@
+//! The OpenMetadata manager's id owner records on the record store's table, so
+//! brokers that share a database share them.
+
+use secret_broker::openmetadata::owners::{OwnerError, OwnerFuture, OwnerStore};
+
+use crate::{Condition, RecordStore, StoreError};
+
+/// The namespace of the OpenMetadata manager's id owner records.
+const OWNERS: &str = "broker/owners";
+
+impl OwnerStore for RecordStore {
+    fn insert_if_absent<'a>(&'a self, id: &'a str, owner: &'a [u8]) -> OwnerFuture<'a, bool> {
+        Box::pin(async move {
+            match self.put(OWNERS, id, owner, Condition::Absent).await {
+                Ok(_) => Ok(true),
+                Err(StoreError::Conflict(_)) => Ok(false),
+                Err(e) => Err(owner_error(e)),
+            }
+        })
+    }
+
+    fn get<'a>(&'a self, id: &'a str) -> OwnerFuture<'a, Option<(Vec<u8>, u64)>> {
+        Box::pin(async move {
+            Ok(RecordStore::get(self, OWNERS, id)
+                .await
+                .map_err(owner_error)?
+                .map(|r| (r.value, r.version)))
+        })
+    }
+
+    fn remove_at<'a>(&'a self, id: &'a str, version: u64) -> OwnerFuture<'a, ()> {
+        Box::pin(async move {
+            match self.remove(OWNERS, id, Condition::Version(version)).await {
+                Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+                Err(e) => Err(owner_error(e)),
+            }
+        })
+    }
+}
+
+fn owner_error(e: StoreError) -> OwnerError {
+    OwnerError(e.to_string())
+}
