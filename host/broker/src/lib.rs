@@ -35,6 +35,7 @@ pub mod broker;
 pub mod fernet_import;
 pub mod openmetadata;
 pub mod policy;
+pub mod wipe;
 
 pub use secret_broker_runtime::{
     self as runtime, Granted, Limits, LoadError, LoadedComponent, ProviderError, ProviderHost,

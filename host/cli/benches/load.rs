@@ -1,7 +1,8 @@
-//! Load test of the HTTP API on loopback: N concurrent clients doing put and get on
-//! the db provider (SQLite) for a fixed time, bounded also in operations per
-//! client. Prints ops/s, p50/p99 latency and the error count, then checks that every
-//! acknowledged write reads back. `LOAD_CLIENTS` (default 16) and `LOAD_SECS`
+//! Load test of the HTTP API on loopback, audit log on: N concurrent clients doing
+//! puts, then gets, on the db provider (SQLite), each phase for a fixed time and
+//! bounded also in operations per client. Prints req/s, p50/p99 latency and the
+//! error count of each phase, then checks that every acknowledged write reads
+//! back. `LOAD_CLIENTS` (default 16) and `LOAD_SECS`
 //! (default 30) change the shape. Run with `cargo bench --bench load`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -32,6 +33,83 @@ fn env_or(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Put,
+    Get,
+}
+
+/// One phase: every client does `op` on its own keys until the time is up.
+/// Returns the last value acknowledged per id and the phase's report line.
+async fn phase(
+    client: &reqwest::Client,
+    addr: std::net::SocketAddr,
+    clients: usize,
+    secs: u64,
+    op: Op,
+) -> (BTreeMap<String, String>, String) {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut acked: BTreeMap<String, String> = BTreeMap::new();
+            let mut errors = 0usize;
+            let mut n = 0usize;
+            while Instant::now() < deadline && n < MAX_OPS_PER_CLIENT {
+                let id = format!("/load/c{c}/k{}", n % KEYS_PER_CLIENT);
+                let value = format!("value-{c}-{n}");
+                let (path, body) = match op {
+                    Op::Put => ("put", json!({"id": id, "value": value})),
+                    Op::Get => ("get", json!({"id": id})),
+                };
+                let t = Instant::now();
+                let answer = client
+                    .post(format!("http://{addr}/v1/secrets/{path}"))
+                    .bearer_auth(TOKEN)
+                    .json(&body)
+                    .send()
+                    .await;
+                latencies.push(t.elapsed());
+                match answer {
+                    Ok(r) if r.status().is_success() => {
+                        if op == Op::Put {
+                            acked.insert(id, value);
+                        }
+                    }
+                    _ => errors += 1,
+                }
+                n += 1;
+            }
+            (latencies, acked, errors)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut acked = BTreeMap::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, a, e) = t.await.unwrap();
+        latencies.extend(l);
+        acked.extend(a);
+        errors += e;
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let ops = latencies.len();
+    let name = if op == Op::Put { "puts" } else { "gets" };
+    let line = format!(
+        "{name}: {clients} clients, {:.1} s, {ops} requests, {:.0} req/s, p50 {:?}, p99 {:?}, max {:?}, errors {errors}",
+        elapsed.as_secs_f64(),
+        ops as f64 / elapsed.as_secs_f64(),
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or_default(),
+    );
+    (acked, line)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -81,69 +159,11 @@ async fn main() {
         .pool_max_idle_per_host(clients)
         .build()
         .unwrap();
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(secs);
-    let mut tasks = Vec::new();
-    for c in 0..clients {
-        let client = client.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut acked: BTreeMap<String, String> = BTreeMap::new();
-            let mut errors = 0usize;
-            let mut n = 0usize;
-            while Instant::now() < deadline && n < MAX_OPS_PER_CLIENT {
-                let id = format!("/load/c{c}/k{}", n % KEYS_PER_CLIENT);
-                let value = format!("value-{c}-{n}");
-                let t = Instant::now();
-                let put = client
-                    .post(format!("http://{addr}/v1/secrets/put"))
-                    .bearer_auth(TOKEN)
-                    .json(&json!({"id": id, "value": value}))
-                    .send()
-                    .await;
-                latencies.push(t.elapsed());
-                match put {
-                    Ok(r) if r.status().is_success() => {
-                        acked.insert(id.clone(), value);
-                    }
-                    _ => errors += 1,
-                }
-                let t = Instant::now();
-                let get = client
-                    .post(format!("http://{addr}/v1/secrets/get"))
-                    .bearer_auth(TOKEN)
-                    .json(&json!({"id": id}))
-                    .send()
-                    .await;
-                latencies.push(t.elapsed());
-                if !matches!(get, Ok(r) if r.status().is_success()) {
-                    errors += 1;
-                }
-                n += 1;
-            }
-            (latencies, acked, errors)
-        }));
-    }
-    let mut latencies = Vec::new();
-    let mut acked = BTreeMap::new();
-    let mut errors = 0;
-    for t in tasks {
-        let (l, a, e) = t.await.unwrap();
-        latencies.extend(l);
-        acked.extend(a);
-        errors += e;
-    }
-    let elapsed = started.elapsed();
-    latencies.sort();
-    let ops = latencies.len();
-    println!(
-        "load: {clients} clients, {:.1} s, {ops} requests (put+get), {:.0} ops/s, p50 {:?}, p99 {:?}, max {:?}, errors {errors}",
-        elapsed.as_secs_f64(),
-        ops as f64 / elapsed.as_secs_f64(),
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.99),
-        latencies.last().copied().unwrap_or_default(),
-    );
+    // Puts, then gets, each phase timed on its own: N clients for `secs` seconds.
+    let (acked, put_line) = phase(&client, addr, clients, secs, Op::Put).await;
+    let (_, get_line) = phase(&client, addr, clients, secs, Op::Get).await;
+    println!("load: {put_line}");
+    println!("load: {get_line}");
     let mut lost = 0;
     for (id, value) in &acked {
         let body: serde_json::Value = client

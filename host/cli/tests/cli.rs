@@ -243,6 +243,56 @@ fn rotation_reseals_every_value_under_the_new_key() {
             text(&out.stderr)
         );
     }
+    // The rotation is in the audit log, start, end and every re-seal, and the
+    // log's chain is intact.
+    let audit = std::fs::read_to_string(dir.path().join("audit.log")).unwrap();
+    let count = |op: &str, outcome: &str| {
+        audit
+            .lines()
+            .filter(|l| {
+                let e: serde_json::Value = serde_json::from_str(l).unwrap();
+                e["operation"] == op && e["outcome"] == outcome
+            })
+            .count()
+    };
+    assert_eq!(count("keyring.rotate", "attempt"), 1, "{audit}");
+    assert_eq!(count("keyring.rotate", "ok"), 1, "{audit}");
+    assert_eq!(count("keyring.reseal", "ok"), 5, "{audit}");
+    let verify = broker(dir.path(), &["audit", "verify"], None);
+    assert!(verify.status.success(), "{}", text(&verify.stderr));
+    assert!(text(&verify.stderr).contains("audit chain intact"));
+    // An edited entry breaks the chain, and verify names where.
+    let edited: String = audit
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let l = if i == 1 {
+                l.replace("\"ok\"", "\"denied\"")
+            } else {
+                l.to_owned()
+            };
+            format!("{l}\n")
+        })
+        .collect();
+    std::fs::write(dir.path().join("audit.log"), edited).unwrap();
+    let verify = broker(dir.path(), &["audit", "verify"], None);
+    assert_eq!(verify.status.code(), Some(1), "{}", text(&verify.stderr));
+    assert!(
+        text(&verify.stderr).contains("audit chain broken at")
+            && text(&verify.stderr).contains("line 3"),
+        "{}",
+        text(&verify.stderr)
+    );
+    // A missing salt beside the log is an error, never a fresh salt.
+    std::fs::remove_file(dir.path().join("audit.salt")).unwrap();
+    let out = get(dir.path(), "/rot/k0");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("is missing but the audit log"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!dir.path().join("audit.salt").exists());
 }
 
 #[test]

@@ -21,12 +21,53 @@ pub struct SecretValue {
 }
 
 impl SecretValue {
-    /// Takes ownership of `bytes`: a value the host holds.
-    pub fn new(bytes: Vec<u8>) -> Self {
+    /// Takes ownership of `bytes`: a value the host holds. A vector with spare
+    /// capacity is copied to an exact allocation and wiped, so no unzeroized
+    /// copy is left behind by the shrink.
+    pub fn new(mut bytes: Vec<u8>) -> Self {
+        let exact: Box<[u8]> = if bytes.len() == bytes.capacity() {
+            bytes.into_boxed_slice()
+        } else {
+            let copy = Box::from(bytes.as_slice());
+            secrecy::zeroize::Zeroize::zeroize(&mut bytes);
+            copy
+        };
         SecretValue {
-            bytes: Arc::new(SecretSlice::from(bytes)),
+            bytes: Arc::new(SecretSlice::from(exact)),
             guest_made: false,
         }
+    }
+
+    /// Reads a value from `reader` to its end (at most `limit` bytes), into
+    /// buffers that are wiped when they grow or are dropped: no copy of the
+    /// value is left in freed memory. `None` when it is over the limit.
+    pub fn read_from(
+        mut reader: impl std::io::Read,
+        limit: usize,
+    ) -> std::io::Result<Option<SecretValue>> {
+        use secrecy::zeroize::Zeroizing;
+        let mut buf = Zeroizing::new(Vec::with_capacity(4096));
+        let mut chunk = Zeroizing::new([0u8; 4096]);
+        loop {
+            let n = match reader.read(&mut chunk[..]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if buf.len() + n > limit {
+                return Ok(None);
+            }
+            if buf.len() + n > buf.capacity() {
+                let mut bigger =
+                    Zeroizing::new(Vec::with_capacity((buf.capacity() * 2).max(buf.len() + n)));
+                bigger.extend_from_slice(&buf);
+                // The old buffer is wiped as it drops.
+                buf = bigger;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        Ok(Some(SecretValue::new(std::mem::take(&mut *buf))))
     }
 
     /// Takes ownership of bytes a provider chose.

@@ -3,15 +3,18 @@
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use secret_broker::broker::Caller;
 use secret_broker::openmetadata::manager::{Entity, EntityKind};
+use secret_broker::wipe::{Wiped, wipe_json};
 use secret_broker_runtime::{PutOptions, SecretValue};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use zeroize::Zeroizing;
 
 use crate::errors::ApiError;
 use crate::extractors::ApiJson;
@@ -26,7 +29,8 @@ pub(crate) struct EntityRequest {
     service_type: Option<String>,
     #[serde(default)]
     name: Option<String>,
-    config: Value,
+    /// A config with plaintext secrets: wiped when the request is dropped.
+    config: Wiped,
     #[serde(default)]
     stored: Option<Value>,
 }
@@ -120,10 +124,57 @@ fn value_text(value: &SecretValue) -> Result<String, ApiError> {
     })
 }
 
+/// A growable buffer that wipes every allocation it leaves behind.
+struct WipingWriter(Zeroizing<Vec<u8>>);
+
+impl std::io::Write for WipingWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let needed = self.0.len() + data.len();
+        if needed > self.0.capacity() {
+            let mut bigger = Zeroizing::new(Vec::with_capacity(needed.max(self.0.capacity() * 2)));
+            bigger.extend_from_slice(&self.0);
+            self.0 = bigger;
+        }
+        self.0.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A JSON answer that carries secret values: serialized into buffers that are
+/// wiped, sent as a body that is wiped when dropped, the document wiped too.
+fn secret_response(doc: Value) -> Response {
+    let mut doc = Wiped(doc);
+    let mut out = WipingWriter(Zeroizing::new(Vec::with_capacity(512)));
+    if serde_json::to_writer(&mut out, &*doc).is_err() {
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the answer could not be written",
+        )
+        .into_response();
+    }
+    wipe_json(&mut doc);
+    // The bytes are owned by the buffer, which wipes itself when the body drops.
+    let body = Body::from(axum::body::Bytes::from_owner(out.0));
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
 /// `{key: name, "value": ...}`, or 404 with `missing`.
-fn answer_value(key: &str, name: String, value: Option<SecretValue>, missing: String) -> ApiResult {
+fn answer_value(
+    key: &str,
+    name: String,
+    value: Option<SecretValue>,
+    missing: String,
+) -> Result<Response, ApiError> {
     match value {
-        Some(value) => Ok(Json(json!({key: name, "value": value_text(&value)?}))),
+        Some(value) => {
+            let text = value_text(&value)?;
+            Ok(secret_response(json!({key: name, "value": text})))
+        }
         None => Err(ApiError::new(StatusCode::NOT_FOUND, "not-found", missing)),
     }
 }
@@ -132,7 +183,7 @@ pub(crate) async fn secret_get(
     State(s): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<IdRequest>,
-) -> ApiResult {
+) -> Result<Response, ApiError> {
     let id = req.id.clone();
     let value = detached(&s, |s| async move { s.broker.get(&caller, &id).await }).await??;
     let missing = format!("no secret at {}", req.id);
@@ -143,7 +194,7 @@ pub(crate) async fn secret_resolve(
     State(s): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<ResolveRequest>,
-) -> ApiResult {
+) -> Result<Response, ApiError> {
     let reference = req.reference.clone();
     let value = detached(&s, |s| async move {
         s.broker.resolve(&caller, &reference).await
@@ -204,19 +255,14 @@ pub(crate) async fn secret_list(
 pub(crate) async fn entity_encrypt(
     State(s): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    ApiJson(req): ApiJson<EntityRequest>,
+    ApiJson(mut req): ApiJson<EntityRequest>,
 ) -> ApiResult {
     let stored = detached(&s, |s| async move {
+        let doc = req.config.take();
         let (entity, name) = (req.entity()?, req.name()?);
         Ok::<_, ApiError>(
             s.broker
-                .encrypt(
-                    &caller,
-                    entity,
-                    name,
-                    req.config.clone(),
-                    req.stored.as_ref(),
-                )
+                .encrypt(&caller, entity, name, doc, req.stored.as_ref())
                 .await?,
         )
     })
@@ -227,19 +273,16 @@ pub(crate) async fn entity_encrypt(
 pub(crate) async fn entity_decrypt(
     State(s): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    ApiJson(req): ApiJson<EntityRequest>,
-) -> ApiResult {
+    ApiJson(mut req): ApiJson<EntityRequest>,
+) -> Result<Response, ApiError> {
     let masked = !s.broker.permissions(caller.role).reveal;
     let config = detached(&s, |s| async move {
+        let doc = req.config.take();
         let entity = req.entity()?;
-        Ok::<_, ApiError>(
-            s.broker
-                .decrypt(&caller, entity, req.config.clone())
-                .await?,
-        )
+        Ok::<_, ApiError>(s.broker.decrypt(&caller, entity, doc).await?)
     })
     .await??;
-    Ok(Json(json!({"config": config, "masked": masked})))
+    Ok(secret_response(json!({"config": config, "masked": masked})))
 }
 
 pub(crate) async fn entity_delete(

@@ -641,6 +641,10 @@ impl SecretsManager {
             match result {
                 Ok(stored) => {
                     if let Some(slot) = value_at(&mut config, &field.location) {
+                        // The plaintext it held is wiped, not just freed.
+                        if let Value::String(plain) = slot {
+                            zeroize::Zeroize::zeroize(plain);
+                        }
                         *slot = stored;
                     }
                 }

@@ -3,16 +3,17 @@
 //! workflow) on stdin, its stored form (secret fields replaced by `secret:`
 //! references) or its resolved form on stdout. The schemas come from `--schemas DIR`.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use serde_json::Value;
 
+use secret_broker::SecretValue;
 use secret_broker::openmetadata::ids::IdBuilder;
 use secret_broker::openmetadata::manager::{EntityKind, SecretsManager};
 use secret_broker::openmetadata::owners::Owners;
+use secret_broker::wipe::Wiped;
+use zeroize::Zeroizing;
 
 use super::deployment::Deployment;
 use super::print_stdout;
@@ -70,13 +71,15 @@ pub enum ConnectionCommand {
     },
 }
 
-fn read_config() -> anyhow::Result<Value> {
-    let mut text = String::new();
-    std::io::stdin()
-        .read_to_string(&mut text)
-        .context("reading the config from stdin")?;
+/// The config on stdin, read into buffers that are wiped, and wiped itself when
+/// dropped: it holds plaintext secrets.
+fn read_config() -> anyhow::Result<Wiped> {
+    let text = SecretValue::read_from(std::io::stdin().lock(), 16 << 20)
+        .context("reading the config from stdin")?
+        .ok_or_else(|| anyhow::anyhow!("the config on stdin is over 16 MiB"))?;
     // serde_json's message gives line and column, never the content.
-    serde_json::from_str(&text)
+    serde_json::from_slice(text.expose())
+        .map(Wiped)
         .map_err(|e| anyhow::anyhow!("the config on stdin is not valid JSON: {e}"))
 }
 
@@ -98,15 +101,18 @@ pub async fn run(ctx: &Deployment, cmd: ConnectionCommand) -> anyhow::Result<Exi
         .entity
         .entity(common.service_type.as_deref())
         .context("--service-type is required with --entity connection")?;
-    let config = read_config()?;
+    let mut config = read_config()?;
     match &cmd {
         ConnectionCommand::Encrypt { name, .. } => {
-            let stored = broker.encrypt(&caller, entity, name, config, None).await?;
+            let stored = broker
+                .encrypt(&caller, entity, name, config.take(), None)
+                .await?;
             print_stdout(&format!("{}\n", serde_json::to_string_pretty(&stored)?))?;
         }
         ConnectionCommand::Decrypt { .. } => {
-            let plain = broker.decrypt(&caller, entity, config).await?;
-            print_stdout(&format!("{}\n", serde_json::to_string_pretty(&plain)?))?;
+            let plain = Wiped(broker.decrypt(&caller, entity, config.take()).await?);
+            let text = Zeroizing::new(serde_json::to_string_pretty(&*plain)? + "\n");
+            print_stdout(&text)?;
         }
         ConnectionCommand::Delete { name, .. } => {
             let deleted = broker.delete_entity(&caller, entity, name, &config).await?;

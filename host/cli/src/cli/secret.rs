@@ -1,7 +1,7 @@
 //! `secret-broker secret put|get|delete|list`: direct access to the configured
 //! provider. Values come from stdin, never from argv; `get` prints the value alone.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -134,17 +134,22 @@ pub async fn run(ctx: &Deployment, cmd: SecretCommand) -> anyhow::Result<ExitCod
 }
 
 pub(crate) fn read_stdin_value() -> anyhow::Result<SecretValue> {
-    let mut bytes = Vec::new();
-    std::io::stdin()
-        .read_to_end(&mut bytes)
-        .context("reading the value from stdin")?;
-    if bytes.ends_with(b"\n") {
-        bytes.pop();
-        if bytes.ends_with(b"\r") {
-            bytes.pop();
-        }
-    }
-    Ok(SecretValue::new(bytes))
+    const LIMIT: usize = 64 << 20;
+    let value = SecretValue::read_from(std::io::stdin().lock(), LIMIT)
+        .context("reading the value from stdin")?
+        .ok_or_else(|| anyhow::anyhow!("the value on stdin is over {} MiB", LIMIT >> 20))?;
+    // One trailing newline (as `echo` and editors add) is not part of the value.
+    let bytes = value.expose();
+    let trim = match bytes {
+        [.., b'\r', b'\n'] => 2,
+        [.., b'\n'] => 1,
+        _ => 0,
+    };
+    Ok(if trim == 0 {
+        value
+    } else {
+        SecretValue::new(bytes[..bytes.len() - trim].to_vec())
+    })
 }
 
 /// Prints the value at `id` alone on stdout; a missing secret exits 2.
