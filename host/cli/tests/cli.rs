@@ -1185,3 +1185,45 @@ fn a_component_that_is_not_built_in_cannot_share_the_built_in_rows() {
         "built-in-canary-7c1e\n"
     );
 }
+
+/// Under a umask that takes nothing away, the data dir is still 0700 and every
+/// file in it 0600: the host gives every file its mode, it does not inherit one.
+#[test]
+fn the_data_dir_is_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("data");
+    let mut child = Command::new("sh")
+        .args(["-c", "umask 000 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_secret-broker"))
+        .args(["secret", "put", "/umask/a"])
+        .env("SECRET_BROKER_DATA_DIR", &dir)
+        .env_remove("SECRET_BROKER_CONFIG")
+        .env_remove("SECRET_BROKER_MASTER_KEY")
+        .env_remove("SECRET_BROKER_STORE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"v").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut pending = vec![dir.clone()];
+    let mut seen = 0;
+    while let Some(d) = pending.pop() {
+        let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", d.display());
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{}", path.display());
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen >= 4, "only {seen} files checked");
+}

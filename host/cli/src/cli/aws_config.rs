@@ -44,6 +44,15 @@ impl std::fmt::Debug for AwsConfig {
     }
 }
 
+/// The secret access key is wiped, not just freed.
+impl Drop for AwsConfig {
+    fn drop(&mut self) {
+        if let Some(key) = &mut self.secret_access_key {
+            zeroize::Zeroize::zeroize(key);
+        }
+    }
+}
+
 impl AwsConfig {
     /// OpenMetadata's `OM_SM_*` variables (and our endpoint) over the file's values.
     pub(crate) fn overlay_env(&mut self, get: &dyn Fn(&str) -> Option<String>) {
@@ -54,6 +63,9 @@ impl AwsConfig {
             ("SECRET_BROKER_AWS_ENDPOINT", &mut self.endpoint),
         ] {
             if let Some(value) = get(name) {
+                if let Some(old) = field {
+                    zeroize::Zeroize::zeroize(old);
+                }
                 *field = Some(value);
             }
         }
