@@ -224,7 +224,6 @@ async fn a_database_password_never_appears_in_errors() {
 /// provider instance while they waited, and gets waited behind them).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_never_wait_behind_writes_held_by_a_lock() {
-    use sqlx::Connection as _;
     let (db, _store, p) = sqlite_provider(5, "held").await;
     for i in 0..4 {
         p.put(
@@ -235,14 +234,7 @@ async fn reads_never_wait_behind_writes_held_by_a_lock() {
         .await
         .unwrap();
     }
-    let file = db.sqlite_path().unwrap().join("secrets.db");
-    let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
-        .await
-        .unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    let mut holder = common::hold_sqlite_write_lock(&db).await;
     let writes: Vec<_> = (0..40)
         .map(|i| {
             let p = p.clone();

@@ -29,7 +29,7 @@ use secret_broker_server::{self as server, AppState, ServerOptions};
 use secret_broker_tests::guests;
 use serde_json::{Value, json};
 
-use common::{TempDb, db_provider, runtime};
+use common::{TempDb, db_provider, hold_sqlite_write_lock, runtime};
 
 const ADMIN: &str = "sbt_admin-token-for-tests";
 const USER: &str = "sbt_user-token-for-tests";
@@ -127,16 +127,16 @@ async fn start_with(
     }
 }
 
-async fn db_server(policy: Policy) -> Server {
+/// The db provider on a fresh SQLite file, instance `name`.
+async fn sqlite_provider(name: &str) -> (TempDb, Arc<ProviderHost>) {
     let db = TempDb::sqlite();
     let store = Arc::new(RecordStore::connect(&db.url).await.unwrap());
-    let provider = db_provider(
-        &runtime(),
-        store,
-        Arc::new(Keyring::single([4; 32])),
-        "http",
-    )
-    .await;
+    let provider = db_provider(&runtime(), store, Arc::new(Keyring::single([4; 32])), name).await;
+    (db, provider)
+}
+
+async fn db_server(policy: Policy) -> Server {
+    let (db, provider) = sqlite_provider("http").await;
     start(provider, Some(db), policy, ServerOptions::default()).await
 }
 
@@ -835,34 +835,18 @@ async fn a_leaky_provider_cannot_get_a_value_out_through_http() {
 /// the lock is released both still complete, whole, and both are audited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_requests_complete_and_are_audited() {
-    use sqlx::Connection as _;
-    let db = TempDb::sqlite();
-    let file = db.sqlite_path().unwrap().join("secrets.db");
-    let store = Arc::new(RecordStore::connect(&db.url).await.unwrap());
-    let provider = db_provider(
-        &runtime(),
-        store,
-        Arc::new(Keyring::single([4; 32])),
-        "dropped",
-    )
-    .await;
+    let (db, provider) = sqlite_provider("dropped").await;
     let options = ServerOptions {
         request_timeout: Duration::from_millis(300),
         ..ServerOptions::default()
     };
+    let mut holder = hold_sqlite_write_lock(&db).await;
     let s = start(provider.clone(), Some(db), Policy::default(), options).await;
     let config = |n: &str| {
         json!({"type": "Snowflake", "username": "u", "account": "a", "warehouse": "w",
                "password": format!("pw-{n}"), "privateKey": format!("key-{n}"),
                "snowflakePrivatekeyPassphrase": format!("phrase-{n}")})
     };
-    let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
-        .await
-        .unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut holder)
-        .await
-        .unwrap();
 
     let (st, body) = s
         .call(
@@ -940,15 +924,7 @@ async fn closed_by_server(conn: &mut tokio::net::TcpStream) -> bool {
 #[tokio::test]
 async fn slow_and_idle_connections_are_closed_and_cannot_hold_the_server() {
     use tokio::io::AsyncWriteExt;
-    let db = TempDb::sqlite();
-    let store = Arc::new(RecordStore::connect(&db.url).await.unwrap());
-    let provider = db_provider(
-        &runtime(),
-        store,
-        Arc::new(Keyring::single([4; 32])),
-        "slow",
-    )
-    .await;
+    let (db, provider) = sqlite_provider("slow").await;
     let conn = ConnOptions {
         header_timeout: Duration::from_millis(400),
         max_connections: 4,
@@ -1076,9 +1052,7 @@ async fn http_edge_cases_are_answered_plainly() {
 
 #[tokio::test]
 async fn decrypting_a_value_that_is_not_text_is_a_clear_error() {
-    let db = TempDb::sqlite();
-    let store = Arc::new(RecordStore::connect(&db.url).await.unwrap());
-    let provider = db_provider(&runtime(), store, Arc::new(Keyring::single([4; 32])), "bin").await;
+    let (db, provider) = sqlite_provider("bin").await;
     let id = "/openmetadata/database/bin/authtype/password";
     provider
         .put(

@@ -13,8 +13,15 @@ fn broker(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
 }
 
 fn broker_env(data_dir: &Path, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_secret-broker"))
-        .args(args)
+    let mut command = Command::new(env!("CARGO_BIN_EXE_secret-broker"));
+    command.args(args);
+    run(command, data_dir, stdin, env)
+}
+
+/// Runs `command` (the binary, or a shell that execs it) on `data_dir` with
+/// nothing configured but `env`, feeding it `stdin`.
+fn run(mut command: Command, data_dir: &Path, stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
+    let mut child = command
         .envs(env.iter().copied())
         .env("SECRET_BROKER_DATA_DIR", data_dir)
         .env("SECRET_BROKER_LOG", "trace")
@@ -1193,21 +1200,12 @@ fn the_data_dir_is_private_whatever_the_umask() {
     use std::os::unix::fs::PermissionsExt;
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("data");
-    let mut child = Command::new("sh")
+    let mut command = Command::new("sh");
+    command
         .args(["-c", "umask 000 && exec \"$0\" \"$@\""])
         .arg(env!("CARGO_BIN_EXE_secret-broker"))
-        .args(["secret", "put", "/umask/a"])
-        .env("SECRET_BROKER_DATA_DIR", &dir)
-        .env_remove("SECRET_BROKER_CONFIG")
-        .env_remove("SECRET_BROKER_MASTER_KEY")
-        .env_remove("SECRET_BROKER_STORE_URL")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"v").unwrap();
-    let out = child.wait_with_output().unwrap();
+        .args(["secret", "put", "/umask/a"]);
+    let out = run(command, &dir, Some("v"), &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let mut pending = vec![dir.clone()];
     let mut seen = 0;

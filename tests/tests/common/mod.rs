@@ -111,6 +111,20 @@ pub async fn owners(db: &TempDb) -> secret_broker::openmetadata::owners::Owners 
     ))
 }
 
+/// Another connection to the SQLite file of `db` holding its write lock (as
+/// another process would) until it rolls back or drops.
+pub async fn hold_sqlite_write_lock(db: &TempDb) -> sqlx::SqliteConnection {
+    let file = db.sqlite_path().unwrap().join("secrets.db");
+    let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    holder
+}
+
 pub fn runtime() -> Runtime {
     Runtime::new(RuntimeOptions::default()).unwrap()
 }
