@@ -918,11 +918,112 @@ fn migrate_moves_everything_to_aws_and_back() {
     assert_eq!(count("secret.delete", "managed-aws"), 3, "{audit}");
 }
 
+/// Starts `serve` on a free loopback port over `dir`: the process, its address,
+/// and its log (read to the end once it exits).
+fn serve_on(dir: &Path) -> (std::process::Child, String, std::thread::JoinHandle<String>) {
+    use std::io::BufRead;
+    let mut server = Command::new(env!("CARGO_BIN_EXE_secret-broker"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("SECRET_BROKER_DATA_DIR", dir)
+        .env("SECRET_BROKER_LOG", "trace")
+        .env_remove("SECRET_BROKER_CONFIG")
+        .env_remove("SECRET_BROKER_MASTER_KEY")
+        .env_remove("SECRET_BROKER_STORE_URL")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
+    let mut addr = String::new();
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            addr = rest.split_whitespace().next().unwrap().to_owned();
+            break;
+        }
+        line.clear();
+    }
+    assert!(!addr.is_empty(), "the server printed its address");
+    let logs = std::thread::spawn(move || {
+        let mut all = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut all).unwrap();
+        all
+    });
+    (server, addr, logs)
+}
+
+/// `keyring rotate` in another process while the server reads: the server meets
+/// values sealed under a key version it has not loaded yet, reads its key file
+/// again, and no read fails.
+#[test]
+fn a_rotation_under_read_load_fails_no_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids: Vec<String> = (0..20).map(|i| format!("/rotating/k{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        put(dir.path(), id, &format!("v{i}"));
+    }
+    let admin = broker(
+        dir.path(),
+        &["token", "add", "ops", "--role", "admin"],
+        None,
+    );
+    let token = text(&admin.stdout).trim().to_owned();
+    let (mut server, addr, _logs) = serve_on(dir.path());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = std::thread::spawn({
+        let (stop, ids) = (stop.clone(), ids.clone());
+        move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            let client = reqwest::Client::new();
+            let (mut reads, mut failed) = (0, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for (i, id) in ids.iter().enumerate() {
+                    let body: serde_json::Value = rt.block_on(async {
+                        client
+                            .post(format!("http://{addr}/v1/secrets/get"))
+                            .bearer_auth(&token)
+                            .json(&serde_json::json!({"id": id}))
+                            .send()
+                            .await
+                            .unwrap()
+                            .json()
+                            .await
+                            .unwrap()
+                    });
+                    reads += 1;
+                    if body["value"] != serde_json::json!(format!("v{i}")) {
+                        failed.push(body);
+                    }
+                }
+            }
+            (reads, failed)
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let rotate = broker(dir.path(), &["keyring", "rotate"], None);
+    assert!(rotate.status.success(), "{}", text(&rotate.stderr));
+    assert!(
+        text(&rotate.stderr).contains("20 re-sealed"),
+        "{}",
+        text(&rotate.stderr)
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (reads, failed) = reader.join().unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(reads >= 40, "only {reads} reads");
+    assert!(
+        failed.is_empty(),
+        "{} of {reads} reads failed: {:?}",
+        failed.len(),
+        failed.first()
+    );
+}
+
 /// `serve` on loopback and on a unix socket, `token add`, and `audit hmac`
 /// matching the entries the CLI and the server wrote.
 #[test]
 fn serve_tokens_and_audit_from_the_command_line() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let id = "/openmetadata/database/served/password";
     let put = broker(dir.path(), &["secret", "put", id], Some(CANARY));
@@ -963,32 +1064,7 @@ fn serve_tokens_and_audit_from_the_command_line() {
     let tokens_file = std::fs::read_to_string(dir.path().join("tokens")).unwrap();
     assert!(!tokens_file.contains(&admin_token) && !tokens_file.contains(&user_token));
 
-    let mut server = Command::new(env!("CARGO_BIN_EXE_secret-broker"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("SECRET_BROKER_DATA_DIR", dir.path())
-        .env("SECRET_BROKER_LOG", "trace")
-        .env_remove("SECRET_BROKER_CONFIG")
-        .env_remove("SECRET_BROKER_MASTER_KEY")
-        .env_remove("SECRET_BROKER_STORE_URL")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
-    let mut addr = String::new();
-    let mut line = String::new();
-    while stderr.read_line(&mut line).unwrap() > 0 {
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            addr = rest.split_whitespace().next().unwrap().to_owned();
-            break;
-        }
-        line.clear();
-    }
-    assert!(!addr.is_empty(), "the server printed its address");
-    let logs = std::thread::spawn(move || {
-        let mut all = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut all).unwrap();
-        all
-    });
+    let (mut server, addr, logs) = serve_on(dir.path());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let client = reqwest::Client::new();
     let call = |token: &str| {
