@@ -1301,3 +1301,60 @@ fn the_data_dir_is_private_whatever_the_umask() {
     }
     assert!(seen >= 4, "only {seen} files checked");
 }
+
+/// `sha256` beside `component` pins the file: `provider verify` prints the line,
+/// the pinned file loads, and a file with another digest is refused before it is
+/// compiled, naming both digests; a malformed pin is named too.
+#[test]
+fn a_pinned_component_loads_only_with_its_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let wasm = dir.path().join("pinned.wasm");
+    std::fs::write(&wasm, secret_broker_builtin::DB).unwrap();
+    let verify = broker(&data, &["provider", "verify", wasm.to_str().unwrap()], None);
+    assert!(verify.status.success(), "{}", text(&verify.stderr));
+    let shown = text(&verify.stdout);
+    let line = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("pin it:"))
+        .unwrap_or_else(|| panic!("{shown}"));
+    let pin = line.split('"').nth(1).unwrap().to_owned();
+    assert_eq!(pin.len(), 64, "{line}");
+    let config = dir.path().join("broker.yaml");
+    let cfg = config.to_str().unwrap();
+    let with_pin = |pin: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "secretsManagerConfiguration:\n  secretsManager: db\nsecretBroker:\n  provider:\n    \
+                 component: {}\n    name: pinned\n    \
+                 grants: [keyring, record-store]\n    sha256: \"{pin}\"\n",
+                wasm.display()
+            ),
+        )
+        .unwrap();
+    };
+    with_pin(&pin);
+    let put = broker(
+        &data,
+        &["--config", cfg, "secret", "put", "/pin/a"],
+        Some("v"),
+    );
+    assert!(put.status.success(), "{}", text(&put.stderr));
+    // Another digest: refused, both digests named.
+    let other = "f".repeat(64);
+    with_pin(&other);
+    let get = broker(&data, &["--config", cfg, "secret", "get", "/pin/a"], None);
+    assert!(!get.status.success());
+    let err = text(&get.stderr);
+    assert!(err.contains(&pin) && err.contains(&other), "{err}");
+    assert!(err.contains("refusing to load it"), "{err}");
+    // Not a digest at all.
+    with_pin("abc");
+    let get = broker(&data, &["--config", cfg, "secret", "get", "/pin/a"], None);
+    assert!(
+        text(&get.stderr).contains("not a SHA-256 digest"),
+        "{}",
+        text(&get.stderr)
+    );
+}

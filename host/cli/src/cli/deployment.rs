@@ -252,6 +252,8 @@ impl Deployment {
             name: None,
             grants: builtin.grants.iter().map(|g| (*g).to_owned()).collect(),
             settings: Default::default(),
+            // Built into this binary: pinned by the build.
+            sha256: None,
         };
         self.start(runtime, &config).await
     }
@@ -274,7 +276,7 @@ impl Deployment {
         config: &ProviderConfig,
     ) -> anyhow::Result<Arc<ProviderHost>> {
         let instance = config.instance()?;
-        let component = load_component(runtime, &config.component)?;
+        let component = load_component(runtime, &config.component, config.sha256.as_deref())?;
         let granted = self
             .grants(&instance, &config.grants, &config.settings)
             .await?;
@@ -304,9 +306,14 @@ pub fn needed_grants(component: &secret_broker::LoadedComponent) -> anyhow::Resu
 pub fn load_component(
     runtime: &Runtime,
     component: &str,
+    pinned: Option<&str>,
 ) -> anyhow::Result<secret_broker::LoadedComponent> {
     let Some(name) = component.strip_prefix("builtin:") else {
-        return Ok(runtime.load_file(Path::new(component))?);
+        let path = Path::new(component);
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("reading the provider component {component}"))?;
+        check_pin(component, &bytes, pinned)?;
+        return Ok(runtime.load_bytes(component, &bytes)?);
     };
     let Some(builtin) = secret_broker_builtin::lookup(name) else {
         let known: Vec<String> = secret_broker_builtin::ALL
@@ -323,7 +330,35 @@ pub fn load_component(
             "the in-memory provider persists nothing: values vanish when this process exits"
         );
     }
+    check_pin(component, builtin.wasm, pinned)?;
     Ok(runtime.load_bytes(&builtin.source(), builtin.wasm)?)
+}
+
+/// Refuses `bytes` when the configuration pins another digest, naming both.
+fn check_pin(component: &str, bytes: &[u8], pinned: Option<&str>) -> anyhow::Result<()> {
+    use sha2::Digest as _;
+    let Some(pinned) = pinned else {
+        return Ok(());
+    };
+    let want = pinned
+        .trim()
+        .trim_start_matches("sha256:")
+        .to_ascii_lowercase();
+    if want.len() != 64 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!(
+            "provider `sha256` for {component} is not a SHA-256 digest (64 hex digits); \
+             `secret-broker provider verify {component}` prints the line to use"
+        );
+    }
+    let actual = hex::encode(sha2::Sha256::digest(bytes));
+    if actual != want {
+        bail!(
+            "the provider component {component} has sha256 {actual}, but the configuration \
+             pins {want}: refusing to load it. If it was replaced on purpose, check it with \
+             `secret-broker provider verify` and update `sha256`"
+        );
+    }
+    Ok(())
 }
 
 /// The CLI's caller in the audit log: the OS user, as an admin (whoever runs the

@@ -28,6 +28,11 @@ pub async fn run(ctx: &Deployment, args: Args) -> anyhow::Result<ExitCode> {
     writeln!(out, "sha256:      {}", component.sha256)?;
     writeln!(
         out,
+        "pin it:      sha256 = \"{}\"   (beside `component` in the provider config)",
+        component.sha256
+    )?;
+    writeln!(
+        out,
         "world:       secret-broker:provider/provider@{} (ok)",
         secret_broker_runtime::VERSION
     )?;

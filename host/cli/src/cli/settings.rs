@@ -35,6 +35,10 @@ pub struct ProviderConfig {
     /// Settings the provider reads through its `config` import.
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
+    /// The component's SHA-256 (hex), pinned: a file with any other digest is
+    /// refused before it is compiled. `provider verify` prints the line to add.
+    #[serde(default)]
+    pub sha256: Option<String>,
 }
 
 /// The instance name of the built-in provider a secrets manager name selects.
@@ -407,13 +411,13 @@ mod tests {
     #[test]
     fn toml_and_yaml_fill_the_same_settings() {
         let toml = FileSettings::from_toml(
-            "[provider]\ncomponent = \"builtin:db\"\nname = \"main\"\ngrants = [\"keyring\"]\n\
+            "[provider]\ncomponent = \"builtin:db\"\nname = \"main\"\ngrants = [\"keyring\"]\nsha256 = \"ab\"\n\
              [store]\nurl = \"sqlite://x.db\"\n[limits]\nmemory_mb = 32\n",
         )
         .unwrap();
         let yaml = FileSettings::from_yaml(
             "secretsManagerConfiguration:\n  secretsManager: db\nsecretBroker:\n  storeUrl: sqlite://x.db\n  \
-             provider:\n    component: builtin:db\n    name: main\n    grants: [keyring]\n  limits:\n    memoryMb: 32\n",
+             provider:\n    component: builtin:db\n    name: main\n    grants: [keyring]\n    sha256: ab\n  limits:\n    memoryMb: 32\n",
         )
         .unwrap();
         for file in [toml, yaml] {
@@ -424,6 +428,10 @@ mod tests {
                 Some("main".to_owned())
             );
             assert_eq!(s.limits.memory_bytes, 32 << 20);
+            assert_eq!(
+                s.provider.as_ref().and_then(|p| p.sha256.as_deref()),
+                Some("ab")
+            );
             assert_eq!(s.secrets_manager, "db");
         }
     }
@@ -452,6 +460,7 @@ mod tests {
             name: name.map(str::to_owned),
             grants: Vec::new(),
             settings: BTreeMap::new(),
+            sha256: None,
         };
         assert_eq!(config("builtin:db", None).instance().unwrap(), "default");
         assert_eq!(
