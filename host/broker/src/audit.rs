@@ -177,6 +177,29 @@ pub struct Entry<'a> {
     pub error: Option<&'a str>,
 }
 
+impl<'a> Entry<'a> {
+    /// An entry stamped now, with no ids, value or error.
+    pub fn new(
+        actor: &'a str,
+        role: Option<Role>,
+        operation: &'a str,
+        provider: &'a str,
+        outcome: Outcome,
+    ) -> Self {
+        Entry {
+            time: now(),
+            actor,
+            role,
+            operation,
+            provider,
+            outcome,
+            ids: Vec::new(),
+            value: None,
+            error: None,
+        }
+    }
+}
+
 /// When entries of reads reach the disk. Entries of writes are always synced
 /// before the write is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -363,6 +386,11 @@ impl AuditLog {
     /// The salt, to HMAC ids and values.
     pub fn salt(&self) -> &Salt {
         &self.salt
+    }
+
+    /// `ids` as entries carry them: HMACs under the salt.
+    pub fn hmac_ids(&self, ids: &[&str]) -> Vec<String> {
+        ids.iter().map(|id| self.salt.hmac(id.as_bytes())).collect()
     }
 
     /// The file.
@@ -741,17 +769,7 @@ mod tests {
     }
 
     fn entry(op: &str) -> Entry<'_> {
-        Entry {
-            time: now(),
-            actor: "tester",
-            role: Some(Role::Admin),
-            operation: op,
-            provider: "p",
-            outcome: Outcome::Ok,
-            ids: Vec::new(),
-            value: None,
-            error: None,
-        }
+        Entry::new("tester", Some(Role::Admin), op, "p", Outcome::Ok)
     }
 
     #[tokio::test]

@@ -203,6 +203,22 @@ impl Broker {
         self.manager.as_ref().ok_or(BrokerError::NoSchemas)
     }
 
+    /// How audit entries name the provider.
+    fn audit_label(&self) -> &str {
+        self.label.as_deref().unwrap_or(self.provider.name())
+    }
+
+    /// An entry of `operation` by `caller`, stamped now.
+    fn entry<'a>(&'a self, caller: &'a Caller, operation: &'a str, outcome: Outcome) -> Entry<'a> {
+        Entry::new(
+            &caller.name,
+            Some(caller.role),
+            operation,
+            self.audit_label(),
+            outcome,
+        )
+    }
+
     /// Before a write reaches the provider: an `attempt` entry, so that a write
     /// whose log cannot be written never happens, and one that happens is in the
     /// log even if the process dies before its outcome entry.
@@ -216,18 +232,8 @@ impl Broker {
             return Ok(());
         };
         let entry = Entry {
-            time: crate::audit::now(),
-            actor: &caller.name,
-            role: Some(caller.role),
-            operation,
-            provider: self.label.as_deref().unwrap_or(self.provider.name()),
-            outcome: Outcome::Attempt,
-            ids: ids
-                .iter()
-                .map(|id| log.salt().hmac(id.as_bytes()))
-                .collect(),
-            value: None,
-            error: None,
+            ids: log.hmac_ids(ids),
+            ..self.entry(caller, operation, Outcome::Attempt)
         };
         Ok(log.write(&entry, Durability::Written).await?)
     }
@@ -239,15 +245,14 @@ impl Broker {
             return Ok(());
         };
         let entry = Entry {
-            time: crate::audit::now(),
-            actor: "-",
-            role: None,
-            operation,
-            provider: self.label.as_deref().unwrap_or(self.provider.name()),
-            outcome: Outcome::Unauthenticated,
-            ids: Vec::new(),
-            value: None,
             error: Some("unauthenticated"),
+            ..Entry::new(
+                "-",
+                None,
+                operation,
+                self.audit_label(),
+                Outcome::Unauthenticated,
+            )
         };
         Ok(log.write(&entry, Durability::Written).await?)
     }
@@ -274,18 +279,10 @@ impl Broker {
             Err(e) => (outcome_of(e), Some(e.kind())),
         };
         let entry = Entry {
-            time: crate::audit::now(),
-            actor: &caller.name,
-            role: Some(caller.role),
-            operation,
-            provider: self.label.as_deref().unwrap_or(self.provider.name()),
-            outcome,
-            ids: ids
-                .iter()
-                .map(|id| log.salt().hmac(id.as_bytes()))
-                .collect(),
+            ids: log.hmac_ids(ids),
             value: value.map(|v| log.salt().hmac(v.expose())),
             error,
+            ..self.entry(caller, operation, outcome)
         };
         log.write(&entry, durability).await?;
         result

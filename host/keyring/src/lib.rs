@@ -300,15 +300,17 @@ impl Keyring {
             return Err(KeyringError::Malformed);
         }
         let version = u32::from_be_bytes([sealed[4], sealed[5], sealed[6], sealed[7]]);
-        if !self.read().contains_key(&version)
+        let mut keys = self.read();
+        if !keys.contains_key(&version)
             && let Some(file) = &self.file
         {
+            drop(keys);
             // Another process may have rotated since this keyring read its file.
             if let Err(e) = self.reload_file(file) {
                 tracing::warn!(error = %e, "re-reading the key file for an unknown key version");
             }
+            keys = self.read();
         }
-        let keys = self.read();
         let key = keys
             .get(&version)
             .ok_or(KeyringError::UnknownKeyVersion(version))?;

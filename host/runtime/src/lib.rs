@@ -43,7 +43,7 @@ pub mod state;
 pub use caps::{Grant, Granted, HostCalls, PACKAGE, VERSION};
 pub use provider::{ListPage, ProviderError, ProviderHost, ProviderInfo, PutOptions, PutOutcome};
 pub use runtime::{LoadError, LoadedComponent, Runtime, RuntimeOptions};
-pub use secret::SecretValue;
+pub use secret::{SecretValue, WipingBuf};
 pub use secret_broker_idrules::IdRules;
 pub use state::{HostState, Limits};
 

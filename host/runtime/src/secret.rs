@@ -39,15 +39,14 @@ impl SecretValue {
     }
 
     /// Reads a value from `reader` to its end (at most `limit` bytes), into
-    /// buffers that are wiped when they grow or are dropped: no copy of the
-    /// value is left in freed memory. `None` when it is over the limit.
+    /// a [`WipingBuf`]: no copy of the value is left in freed memory. `None`
+    /// when it is over the limit.
     pub fn read_from(
         mut reader: impl std::io::Read,
         limit: usize,
     ) -> std::io::Result<Option<SecretValue>> {
-        use secrecy::zeroize::Zeroizing;
-        let mut buf = Zeroizing::new(Vec::with_capacity(4096));
-        let mut chunk = Zeroizing::new([0u8; 4096]);
+        let mut buf = WipingBuf::default();
+        let mut chunk = secrecy::zeroize::Zeroizing::new([0u8; 4096]);
         loop {
             let n = match reader.read(&mut chunk[..]) {
                 Ok(0) => break,
@@ -58,16 +57,9 @@ impl SecretValue {
             if buf.len() + n > limit {
                 return Ok(None);
             }
-            if buf.len() + n > buf.capacity() {
-                let mut bigger =
-                    Zeroizing::new(Vec::with_capacity((buf.capacity() * 2).max(buf.len() + n)));
-                bigger.extend_from_slice(&buf);
-                // The old buffer is wiped as it drops.
-                buf = bigger;
-            }
-            buf.extend_from_slice(&chunk[..n]);
+            buf.push(&chunk[..n]);
         }
-        Ok(Some(SecretValue::new(std::mem::take(&mut *buf))))
+        Ok(Some(SecretValue::new(std::mem::take(&mut *buf.0))))
     }
 
     /// Takes ownership of bytes a provider chose.
@@ -127,6 +119,54 @@ impl SecretValue {
 impl fmt::Debug for SecretValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SecretValue(<{} bytes redacted>)", self.len())
+    }
+}
+
+/// A growable byte buffer that wipes every allocation it leaves behind: when it
+/// outgrows one, the bytes move to a larger one and the old one is zeroized, and
+/// the last one is zeroized on drop. For plaintext read in or written out.
+#[derive(Default)]
+pub struct WipingBuf(secrecy::zeroize::Zeroizing<Vec<u8>>);
+
+impl WipingBuf {
+    /// Bytes held.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Appends `data`.
+    pub fn push(&mut self, data: &[u8]) {
+        let needed = self.0.len() + data.len();
+        if needed > self.0.capacity() {
+            let mut bigger = secrecy::zeroize::Zeroizing::new(Vec::with_capacity(
+                needed.max(self.0.capacity() * 2).max(256),
+            ));
+            bigger.extend_from_slice(&self.0);
+            // The old allocation is wiped as it drops.
+            self.0 = bigger;
+        }
+        self.0.extend_from_slice(data);
+    }
+
+    /// The bytes, in a buffer that is wiped when dropped.
+    pub fn into_inner(self) -> secrecy::zeroize::Zeroizing<Vec<u8>> {
+        self.0
+    }
+}
+
+impl std::io::Write for WipingBuf {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.push(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -11,10 +11,9 @@ use axum::{Extension, Json};
 use secret_broker::broker::Caller;
 use secret_broker::openmetadata::manager::{Entity, EntityKind};
 use secret_broker::wipe::{Wiped, wipe_json};
-use secret_broker_runtime::{PutOptions, SecretValue};
+use secret_broker_runtime::{PutOptions, SecretValue, WipingBuf};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use zeroize::Zeroizing;
 
 use crate::errors::ApiError;
 use crate::extractors::ApiJson;
@@ -124,31 +123,11 @@ fn value_text(value: &SecretValue) -> Result<String, ApiError> {
     })
 }
 
-/// A growable buffer that wipes every allocation it leaves behind.
-struct WipingWriter(Zeroizing<Vec<u8>>);
-
-impl std::io::Write for WipingWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let needed = self.0.len() + data.len();
-        if needed > self.0.capacity() {
-            let mut bigger = Zeroizing::new(Vec::with_capacity(needed.max(self.0.capacity() * 2)));
-            bigger.extend_from_slice(&self.0);
-            self.0 = bigger;
-        }
-        self.0.extend_from_slice(data);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// A JSON answer that carries secret values: serialized into buffers that are
 /// wiped, sent as a body that is wiped when dropped, the document wiped too.
 fn secret_response(doc: Value) -> Response {
     let mut doc = Wiped(doc);
-    let mut out = WipingWriter(Zeroizing::new(Vec::with_capacity(512)));
+    let mut out = WipingBuf::default();
     if serde_json::to_writer(&mut out, &*doc).is_err() {
         return ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -159,7 +138,7 @@ fn secret_response(doc: Value) -> Response {
     }
     wipe_json(&mut doc);
     // The bytes are owned by the buffer, which wipes itself when the body drops.
-    let body = Body::from(axum::body::Bytes::from_owner(out.0));
+    let body = Body::from(axum::body::Bytes::from_owner(out.into_inner()));
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 

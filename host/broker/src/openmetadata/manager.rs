@@ -264,8 +264,8 @@ struct Target {
 }
 
 /// A secret field's value as found in a config.
+/// (A `secret:` reference a user wrote is left as it is, and is no work.)
 enum Found {
-    Reference,
     Empty,
     Plain(SecretValue),
 }
@@ -617,21 +617,18 @@ impl SecretsManager {
         let mut work = Vec::new();
         for target in targets {
             let found = match value_ref(&config, &target.field.location).and_then(Value::as_str) {
-                Some(s) if s.starts_with(REFERENCE) => Found::Reference,
+                Some(s) if s.starts_with(REFERENCE) => continue,
                 Some("") | Some("null") => Found::Empty,
                 Some(s) => Found::Plain(SecretValue::new(s.as_bytes().to_vec())),
                 None => continue,
             };
-            if !matches!(found, Found::Reference) {
-                work.push((target, found));
-            }
+            work.push((target, found));
         }
         let claimed = self.claim(&work).await?;
         // What each id held before, to put back if a later field fails.
         let mut undo: Vec<(String, Option<SecretValue>)> = Vec::new();
         for (Target { id, field, .. }, found) in &work {
             let result = match found {
-                Found::Reference => continue,
                 Found::Empty => self.delete_one(id, &mut undo).await.map(|()| Value::Null),
                 Found::Plain(value) => self
                     .put_one(id, value, &mut undo)
@@ -684,7 +681,7 @@ impl SecretsManager {
             let outcome = match found {
                 Found::Plain(_) => self.owners.claim(&target.id, owner).await,
                 // Deleting needs the id to be unowned or ours, and claims nothing.
-                _ => self.owners.owner(&target.id).await.map(|held| match held {
+                Found::Empty => self.owners.owner(&target.id).await.map(|held| match held {
                     Some(other) if other != *owner => Claim::Taken(other),
                     _ => Claim::Held,
                 }),

@@ -25,18 +25,15 @@ async fn audit(
 ) -> anyhow::Result<()> {
     let caller = super::deployment::cli_caller();
     let entry = Entry {
-        time: secret_broker::audit::now(),
-        actor: &caller.name,
-        role: Some(caller.role),
-        operation,
-        provider,
-        outcome,
-        ids: ids
-            .iter()
-            .map(|id| log.salt().hmac(id.as_bytes()))
-            .collect(),
-        value: None,
+        ids: log.hmac_ids(ids),
         error: (outcome == Outcome::Error).then_some("rotation"),
+        ..Entry::new(
+            &caller.name,
+            Some(caller.role),
+            operation,
+            provider,
+            outcome,
+        )
     };
     log.write(&entry, durability)
         .await
