@@ -4,33 +4,33 @@
 
 /// Envelope encryption by the host (grant `keyring`).
 pub mod keyring {
-    pub use crate::__bindings::secret_broker::provider::keyring::{open, reseal, seal};
+    pub use crate::__bindings::secret_broker::provider0_1_0::keyring::{open, reseal, seal};
 }
 
 /// Versioned rows namespaced to this provider instance (grant `record-store`).
 pub mod record_store {
-    pub use crate::__bindings::secret_broker::provider::record_store::{
+    pub use crate::__bindings::secret_broker::provider0_1_0::record_store::{
         Condition, Row, Write, apply, get, put, remove, scan,
     };
 }
 
 /// AWS Secrets Manager scoped to the grant's prefix (grant `aws-secrets-manager`).
 pub mod aws_secrets_manager {
-    pub use crate::__bindings::secret_broker::provider::aws_secrets_manager::{
+    pub use crate::__bindings::secret_broker::provider0_1_0::aws_secrets_manager::{
         create_secret, delete_secret, get_secret_value, list_secrets, update_secret,
     };
 }
 
 /// AWS SSM Parameter Store scoped to the grant's prefix (grant `aws-ssm`).
 pub mod aws_ssm {
-    pub use crate::__bindings::secret_broker::provider::aws_ssm::{
+    pub use crate::__bindings::secret_broker::provider0_1_0::aws_ssm::{
         delete_parameter, get_parameter, get_parameters_by_path, put_parameter,
     };
 }
 
 /// Lines to the host log, scrubbed of secret values by the host.
 pub mod log {
-    pub use crate::__bindings::secret_broker::provider::log::{Level, log};
+    pub use crate::__bindings::secret_broker::provider0_1_0::log::{Level, log};
 
     /// Logs at info level.
     pub fn info(message: &str) {
@@ -45,10 +45,43 @@ pub mod log {
 
 /// The provider instance's settings from the host configuration.
 pub mod config {
-    pub use crate::__bindings::secret_broker::provider::config::{get, get_all};
+    pub use crate::__bindings::secret_broker::provider0_1_0::config::{get, get_all};
 }
 
 /// Plaintext of a secret (grant `reveal`; first-party providers never need it).
 pub mod reveal {
-    pub use crate::__bindings::secret_broker::provider::reveal::reveal;
+    pub use crate::__bindings::secret_broker::provider0_1_0::reveal::reveal;
+}
+
+/// HTTP to the origins the grant allows (grant `http`, contract 0.2.0). Secrets are
+/// spliced into header values and bodies by the host ([`Part::Secret`],
+/// [`Part::Credential`]) and lifted out of responses into handles ([`Lift`]); the
+/// provider never holds their bytes.
+pub mod http {
+    pub use crate::__bindings::secret_broker::provider0_2_0::http::{
+        Encoding, Header, Lift, LiftFrom, Part, Request, Response, credential, digest, forget,
+        has_credential, send,
+    };
+
+    /// Bytes of the provider's own as a part.
+    pub fn bytes(text: impl Into<Vec<u8>>) -> Part<'static> {
+        Part::Bytes(text.into())
+    }
+
+    /// A JSON-pointer lift, kept out of the body the provider receives.
+    pub fn pointer(pointer: &str) -> Lift {
+        Lift {
+            source: LiftFrom::Pointer(pointer.to_owned()),
+            base64: false,
+            keep_as: None,
+        }
+    }
+
+    /// A header of one part.
+    pub fn header<'a>(name: &str, value: Part<'a>) -> Header<'a> {
+        Header {
+            name: name.to_owned(),
+            value: vec![value],
+        }
+    }
 }

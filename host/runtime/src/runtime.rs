@@ -11,7 +11,7 @@ use wasmtime::component::types::ComponentItem;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::cache::ArtifactCache;
-use crate::caps::{ALWAYS_LINKED, PACKAGE, VERSION};
+use crate::caps::{ALWAYS_LINKED, PACKAGE, VERSION, VERSIONS};
 use crate::state::Limits;
 
 /// How often the epoch advances; call deadlines are counted in these ticks.
@@ -294,13 +294,13 @@ fn check_world(
         // or refused when the provider is instantiated.
         if let Some(rest) = name.strip_prefix(&format!("{PACKAGE}/")) {
             let (iface, version) = rest.split_once('@').unwrap_or((rest, ""));
-            if version != VERSION {
+            if !VERSIONS.contains(&version) {
                 return Err(LoadError::IncompatibleVersion {
                     path: source.to_owned(),
                     found: name.to_owned(),
                 });
             }
-            if ALWAYS_LINKED.contains(&iface) {
+            if version == VERSION && ALWAYS_LINKED.contains(&iface) {
                 continue;
             }
         }

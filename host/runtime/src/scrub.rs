@@ -160,10 +160,19 @@ impl Scrubber {
     /// `text` with every value replaced by [`REDACTED`], or [`WITHHELD`] if a value
     /// too short to mark occurs in it. Borrowed when nothing matched.
     pub fn scrub<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        match self.scrub_bytes(text.as_bytes()) {
+            Cow::Borrowed(_) => Cow::Borrowed(text),
+            // A needle that is not UTF-8 may have cut a character: what is left
+            // of it is replaced, never passed on.
+            Cow::Owned(buf) => Cow::Owned(String::from_utf8_lossy(&buf).into_owned()),
+        }
+    }
+
+    /// [`Scrubber::scrub`] for bytes that need not be text (an HTTP body).
+    pub fn scrub_bytes<'t>(&self, bytes: &'t [u8]) -> Cow<'t, [u8]> {
         let Some(ac) = &self.automaton else {
-            return Cow::Borrowed(text);
+            return Cow::Borrowed(bytes);
         };
-        let bytes = text.as_bytes();
         let mut out: Option<Vec<u8>> = None;
         let mut last = 0;
         for m in ac.find_iter(bytes) {
@@ -172,10 +181,10 @@ impl Scrubber {
                 continue;
             }
             let Some(pattern) = self.patterns.get(m.pattern().as_usize()) else {
-                return Cow::Borrowed(WITHHELD);
+                return Cow::Owned(WITHHELD.as_bytes().to_vec());
             };
             if pattern.short {
-                return Cow::Borrowed(WITHHELD);
+                return Cow::Owned(WITHHELD.as_bytes().to_vec());
             }
             let end = match &pattern.whole {
                 Some(whole) if bytes[m.start()..].starts_with(whole) => m.start() + whole.len(),
@@ -187,12 +196,10 @@ impl Scrubber {
             last = end;
         }
         match out {
-            None => Cow::Borrowed(text),
+            None => Cow::Borrowed(bytes),
             Some(mut buf) => {
                 buf.extend_from_slice(&bytes[last..]);
-                // A needle that is not UTF-8 may have cut a character: what is left
-                // of it is replaced, never passed on.
-                Cow::Owned(String::from_utf8_lossy(&buf).into_owned())
+                Cow::Owned(buf)
             }
         }
     }

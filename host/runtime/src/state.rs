@@ -115,6 +115,8 @@ pub struct CallState {
     pub logs: Vec<(tracing::Level, String)>,
     /// The touched values, registered for the scrubbing log writer.
     pub in_flight: crate::scrub::InFlight,
+    /// Per-call budgets capabilities keep ([`HostCalls::count`](crate::HostCalls::count)).
+    pub counters: std::collections::HashMap<&'static str, usize>,
 }
 
 /// Tracks memory growth so an out-of-memory trap can be told apart from others.

@@ -16,18 +16,22 @@ use secret_broker::{Granted, ProviderHost, Runtime, RuntimeOptions};
 use secret_broker_aws::{AwsGrantBase, SecretsManagerCtx, SsmCtx};
 use secret_broker_keyring::{Keyring, KeyringCtx};
 use secret_broker_record_store::{RecordStore, RecordStoreCtx};
+use secret_broker_http::HttpCtx;
+use secret_broker_runtime::SecretValue;
 use secret_broker_runtime::caps::reveal::Reveal;
 
 use super::aws_config;
+use super::http_config::HttpConfig;
 use super::settings::{ProviderConfig, Settings};
 
 /// Every grant a configuration may name: adding a capability to the binary is
 /// one entry here and one arm in [`Deployment::grant`].
-pub const GRANTS: [&str; 5] = [
+pub const GRANTS: [&str; 6] = [
     "keyring",
     "record-store",
     "aws-secrets-manager",
     "aws-ssm",
+    "http",
     "reveal",
 ];
 
@@ -210,6 +214,14 @@ impl Deployment {
             }
             "aws-secrets-manager" => granted.grant(SecretsManagerCtx::new(self.aws().await?)),
             "aws-ssm" => granted.grant(SsmCtx::new(self.aws().await?)),
+            "http" => {
+                let config = self.http_config()?;
+                let digest_key = SecretValue::from_string(
+                    self.audit_salt()?
+                        .hmac(format!("http digest key/{}", granted.instance).as_bytes()),
+                );
+                granted.grant(HttpCtx::new(config.settings(digest_key)?)?);
+            }
             "reveal" => granted.grant(Reveal),
             other => bail!(
                 "grants: unknown capability `{other}`; known: {}",
@@ -217,6 +229,23 @@ impl Deployment {
             ),
         }
         Ok(())
+    }
+
+    /// The `http` grant's configuration: the `[openbao]` server's for the built-in
+    /// provider `SECRET_MANAGER=openbao` selects, else `[http]`.
+    fn http_config(&self) -> anyhow::Result<HttpConfig> {
+        if self.settings.provider.is_none()
+            && aws_config::provider_for(self.settings.secrets_manager.trim())
+                .is_ok_and(|b| b.name == "openbao")
+        {
+            return Ok(self.settings.openbao.provider()?.1);
+        }
+        self.settings.http.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "the provider is granted `http` but no `[http]` table (`secretBroker.http`) \
+                 lists its origins"
+            )
+        })
     }
 
     async fn aws(&self) -> anyhow::Result<AwsGrantBase> {
@@ -247,11 +276,16 @@ impl Deployment {
         manager: &str,
     ) -> anyhow::Result<Arc<ProviderHost>> {
         let builtin = aws_config::provider_for(manager.trim())?;
+        let settings = if builtin.name == "openbao" {
+            self.settings.openbao.provider()?.0
+        } else {
+            Default::default()
+        };
         let config = ProviderConfig {
             component: builtin.source(),
             name: None,
             grants: builtin.grants.iter().map(|g| (*g).to_owned()).collect(),
-            settings: Default::default(),
+            settings,
             // Built into this binary: pinned by the build.
             sha256: None,
         };

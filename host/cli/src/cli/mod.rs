@@ -4,6 +4,7 @@
 mod aws_config;
 mod connection;
 mod deployment;
+mod http_config;
 mod import;
 mod keyring;
 mod migrate;

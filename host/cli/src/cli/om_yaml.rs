@@ -88,6 +88,12 @@ pub struct BrokerSection {
     /// The audit log: `readSync` (`always`, or a duration such as `1s`).
     #[serde(default)]
     pub audit: Option<super::settings::AuditTable>,
+    /// The `http` grant of a provider of one's own.
+    #[serde(default)]
+    pub http: Option<super::http_config::HttpConfig>,
+    /// The built-in `openbao` provider (`address`, `mount`, `auth`, ...).
+    #[serde(default)]
+    pub openbao: Option<super::http_config::OpenBaoConfig>,
 }
 
 /// Parses the YAML text; errors name the key and the line.

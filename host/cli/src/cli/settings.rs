@@ -16,6 +16,7 @@ use secret_broker::audit::ReadSync;
 use secret_broker::policy::Policy;
 
 use super::aws_config::{self, AwsConfig};
+use super::http_config::{HttpConfig, OpenBaoConfig};
 
 /// A provider component of one's own: `[provider]` (TOML) or
 /// `secretBroker.provider` (YAML).
@@ -190,6 +191,10 @@ pub struct FileSettings {
     pub policy: Option<Policy>,
     /// When the audit entries of reads reach the disk.
     pub audit_read_sync: Option<ReadSync>,
+    /// The `http` grant of a provider of one's own.
+    pub http: Option<HttpConfig>,
+    /// The built-in `openbao` provider's server and credentials.
+    pub openbao: Option<OpenBaoConfig>,
 }
 
 /// The TOML file.
@@ -211,6 +216,10 @@ struct TomlFile {
     policy: Option<Policy>,
     #[serde(default)]
     audit: Option<AuditTable>,
+    #[serde(default)]
+    http: Option<HttpConfig>,
+    #[serde(default)]
+    openbao: Option<OpenBaoConfig>,
 }
 
 /// `[keyring]`: where the master keys live.
@@ -257,6 +266,8 @@ impl FileSettings {
                 Some(a) => a.read_sync("audit.read_sync")?,
                 None => None,
             },
+            http: file.http,
+            openbao: file.openbao,
             ..FileSettings::default()
         })
     }
@@ -288,6 +299,8 @@ impl FileSettings {
                 Some(a) => a.read_sync("secretBroker.audit.readSync")?,
                 None => None,
             },
+            http: broker.http,
+            openbao: broker.openbao,
         })
     }
 }
@@ -322,6 +335,10 @@ pub struct Settings {
     pub audit_read_sync: ReadSync,
     /// `SECRET_BROKER_AUDIT_READ_SYNC`, checked when the audit log opens.
     pub audit_read_sync_env: Option<String>,
+    /// The `http` grant of a provider of one's own (`[http]`).
+    pub http: Option<HttpConfig>,
+    /// The built-in `openbao` provider (`[openbao]`, `OM_SM_VAULT_*`).
+    pub openbao: OpenBaoConfig,
 }
 
 impl Settings {
@@ -355,6 +372,8 @@ impl Settings {
             policy: file.policy.unwrap_or_default(),
             audit_read_sync: file.audit_read_sync.unwrap_or_default(),
             audit_read_sync_env: None,
+            http: file.http,
+            openbao: file.openbao.unwrap_or_default(),
         }
     }
 
@@ -382,6 +401,7 @@ impl Settings {
             self.audit_read_sync_env = Some(sync);
         }
         self.aws.overlay_env(&get);
+        self.openbao.overlay_env(&get);
     }
 }
 

@@ -53,6 +53,14 @@ const fn package_version(wit: &str) -> &str {
     }
 }
 
+/// The version of the package that adds `http` (contract 0.2.0, `wit/v0.2.0`).
+pub const HTTP_VERSION: &str = package_version(include_str!("../../../../wit/v0.2.0/http.wit"));
+
+/// Every version of the package this host serves: a component may import each
+/// interface at the version that defines it (the 0.1.0 interfaces are unchanged in
+/// 0.2.0 and keep their version).
+pub const VERSIONS: [&str; 2] = [VERSION, HTTP_VERSION];
+
 /// Interfaces of the package linked for every provider.
 pub const ALWAYS_LINKED: [&str; 3] = ["types", "log", "config"];
 
@@ -261,6 +269,46 @@ impl<'a> HostCalls<'a> {
         }
         self.touch(&value);
         Ok(self.table.push(value)?)
+    }
+
+    /// When the call in progress must end: a capability that waits on the outside
+    /// world (an HTTP backend) stops waiting by then.
+    pub fn deadline(&self) -> Option<std::time::Instant> {
+        self.call.deadline
+    }
+
+    /// Counts one more use of `what` in this call and returns the count so far: a
+    /// capability's own per-call budget (HTTP requests per call).
+    pub fn count(&mut self, what: &'static str) -> usize {
+        let n = self.call.counters.entry(what).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    /// The value behind a guest's handle, to be spliced into a request the host
+    /// writes: the call now touches it, so it is scrubbed from whatever comes back.
+    /// A value the provider made itself may be spliced (it knows those bytes
+    /// already).
+    pub fn splice_value(&mut self, handle: &Resource<SecretValue>) -> wasmtime::Result<SecretValue> {
+        let value = self.secret(handle)?;
+        self.touch(&value);
+        Ok(value)
+    }
+
+    /// A new guest handle for a value lifted out of a backend's answer to a request
+    /// the provider shaped. It counts as made by the provider: the provider chose
+    /// what the backend echoes, so comparing it with a value the host holds would
+    /// be a guessing oracle.
+    pub fn new_lifted_handle(
+        &mut self,
+        value: SecretValue,
+    ) -> wasmtime::Result<Resource<SecretValue>> {
+        self.new_handle(value.marked_guest_made())
+    }
+
+    /// The scrubber of every value this call touched so far.
+    pub fn scrubber(&self) -> crate::scrub::Scrubber {
+        crate::scrub::Scrubber::new(&self.call.touched)
     }
 
     /// Counts one log line against the call's budget.

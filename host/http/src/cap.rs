@@ -1,0 +1,674 @@
+//! The `http` host functions: a grant's context (settings, client, kept
+//! credentials), its view, and `send`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use base64::Engine as _;
+use sha2::Digest as _;
+use secret_broker_runtime::bindings::v0_2_0::secret_broker::provider0_2_0::http::{
+    Encoding, Host, Lift, LiftFrom, Part, Request, Response, add_to_linker as link,
+};
+use secret_broker_runtime::bindings::WitError as Error;
+use secret_broker_runtime::caps::{PACKAGE, not_granted};
+use secret_broker_runtime::wasmtime::component::{HasData, Linker, Resource};
+use secret_broker_runtime::{Grant, Granted, HostCalls, HostState, SecretValue, try_grant};
+use zeroize::Zeroizing;
+
+use crate::address::{CheckedResolver, Refused, refusal};
+use crate::settings::{HttpSettings, Origin, SettingsError, check_name};
+
+/// Headers a provider may not set: the host writes them from the request itself.
+const RESERVED_HEADERS: [&str; 6] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+];
+
+/// The `http` capability as granted to one provider instance: its settings, one
+/// pooled client shared by the instance's Wasm instances, and the credentials the
+/// provider kept from responses (a login's token).
+pub struct HttpCtx {
+    settings: HttpSettings,
+    /// Digest keys: of values the host holds, and of values the provider made.
+    digest_keys: [Zeroizing<[u8; 32]>; 2],
+    client: reqwest::Client,
+    kept: Mutex<HashMap<String, SecretValue>>,
+}
+
+impl std::fmt::Debug for HttpCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpCtx")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpCtx {
+    /// Builds the grant's client: no proxy from the environment, rustls with the
+    /// system roots plus the CA file, the checked resolver, redirects within the
+    /// origin only.
+    pub fn new(settings: HttpSettings) -> Result<HttpCtx, SettingsError> {
+        settings.check()?;
+        let mut roots = rustls::RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        for cert in native.certs {
+            // A system certificate rustls cannot parse is skipped, as browsers do.
+            let _ = roots.add(cert);
+        }
+        if let Some(path) = &settings.ca_file {
+            use rustls::pki_types::CertificateDer;
+            use rustls::pki_types::pem::PemObject as _;
+            let ca_error = |reason: String| SettingsError::CaFile {
+                path: path.display().to_string(),
+                reason,
+            };
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| ca_error(e.to_string()))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ca_error(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(ca_error("holds no PEM certificate".into()));
+            }
+            for cert in certs {
+                roots
+                    .add(cert)
+                    .map_err(|e| ca_error(format!("a certificate rustls refuses: {e}")))?;
+            }
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| SettingsError::Client(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let max_redirects = settings.max_redirects;
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+            let previous = attempt.previous();
+            if previous.len() > max_redirects {
+                return attempt.error(Refused::Redirects(max_redirects));
+            }
+            let from = previous.first().and_then(Origin::of);
+            let to = Origin::of(attempt.url());
+            match (from, to) {
+                (Some(from), Some(to)) if from == to => attempt.follow(),
+                (from, _) => {
+                    let to = attempt.url().origin().ascii_serialization();
+                    attempt.error(Refused::CrossOrigin {
+                        from: from.map(|o| o.to_string()).unwrap_or_default(),
+                        to,
+                    })
+                }
+            }
+        });
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .use_preconfigured_tls(tls)
+            .dns_resolver(Arc::new(CheckedResolver {
+                allow_private: settings.allow_private,
+            }))
+            .redirect(redirects)
+            .connect_timeout(settings.connect_timeout)
+            .pool_idle_timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| SettingsError::Client(e.to_string()))?;
+        let mut base = Zeroizing::new([0u8; 32]);
+        match &settings.digest_key {
+            Some(key) => base.copy_from_slice(&sha2::Sha256::digest(key.expose())),
+            None => rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, base.as_mut()),
+        }
+        let derive = |label: &[u8]| {
+            let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(base.as_ref())
+                .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+            hmac::Mac::update(&mut mac, label);
+            let mut key = Zeroizing::new([0u8; 32]);
+            key.copy_from_slice(&hmac::Mac::finalize(mac).into_bytes());
+            key
+        };
+        Ok(HttpCtx {
+            digest_keys: [derive(b"http digest: host-held"), derive(b"http digest: provider-made")],
+            settings,
+            client,
+            kept: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &HttpSettings {
+        &self.settings
+    }
+
+    fn credential(&self, name: &str) -> Option<SecretValue> {
+        if let Some(v) = self.settings.credentials.get(name) {
+            return Some(v.clone());
+        }
+        self.kept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    /// `hmac-sha256:<hex>` of `value` under the key of its provenance.
+    pub fn digest(&self, value: &SecretValue) -> String {
+        let key = &self.digest_keys[usize::from(value.is_guest_made())];
+        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(key.as_ref())
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        hmac::Mac::update(&mut mac, value.expose());
+        format!("hmac-sha256:{}", hex::encode(hmac::Mac::finalize(mac).into_bytes()))
+    }
+
+    fn allowed(&self, origin: &Origin) -> bool {
+        self.settings.origins.contains(origin)
+    }
+}
+
+/// What the `http` host functions see: the grant's context and the call.
+pub struct HttpView<'a> {
+    /// The grant; `None` when the instance was not granted `http`.
+    pub ctx: Option<&'a HttpCtx>,
+    /// The call in progress.
+    pub host: HostCalls<'a>,
+}
+
+struct HttpData;
+
+impl HasData for HttpData {
+    type Data<'a> = HttpView<'a>;
+}
+
+/// Links the `http` interface, reaching its view through `view`.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> HttpView<'_>,
+) -> secret_broker_runtime::wasmtime::Result<()> {
+    link::<T, HttpData>(linker, view)
+}
+
+impl Grant for HttpCtx {
+    fn name(&self) -> &str {
+        "http"
+    }
+
+    fn import(&self) -> String {
+        format!(
+            "{PACKAGE}/http@{}",
+            secret_broker_runtime::caps::HTTP_VERSION
+        )
+    }
+
+    fn add_to_linker(
+        &self,
+        linker: &mut Linker<HostState>,
+    ) -> secret_broker_runtime::wasmtime::Result<()> {
+        add_to_linker(linker, |state| {
+            let (ctx, host) = Granted::view::<HttpCtx>(state);
+            HttpView { ctx, host }
+        })
+    }
+}
+
+type HostResult<T> = secret_broker_runtime::wasmtime::Result<Result<T, Error>>;
+
+fn denied(message: String) -> Error {
+    Error::AccessDenied(message)
+}
+
+/// Writes `value` into `out` in `encoding`.
+fn encode(value: &[u8], encoding: Encoding, out: &mut Vec<u8>) -> Result<(), Error> {
+    match encoding {
+        Encoding::Raw => out.extend_from_slice(value),
+        Encoding::JsonString => {
+            let text = std::str::from_utf8(value).map_err(|_| {
+                Error::Backend("a secret spliced as a JSON string is not UTF-8 text".into())
+            })?;
+            let json = Zeroizing::new(serde_json::Value::from(text).to_string());
+            out.extend_from_slice(json.as_bytes());
+        }
+        Encoding::Base64 => {
+            let text = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(value));
+            out.extend_from_slice(text.as_bytes());
+        }
+        Encoding::Url => {
+            let text = Zeroizing::new(
+                percent_encoding::percent_encode(value, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string(),
+            );
+            out.extend_from_slice(text.as_bytes());
+        }
+    }
+    Ok(())
+}
+
+impl<'a> HttpView<'a> {
+    fn ctx(&self) -> Result<&'a HttpCtx, Error> {
+        self.ctx.ok_or_else(|| denied(not_granted("http")))
+    }
+
+    /// Concatenates `parts`, splicing secrets and credentials.
+    fn assemble(&mut self, parts: Vec<Part>) -> HostResult<Zeroizing<Vec<u8>>> {
+        let mut out = Zeroizing::new(Vec::new());
+        for part in parts {
+            match part {
+                Part::Bytes(bytes) => {
+                    self.host.charge(bytes.len())?;
+                    out.extend_from_slice(&bytes);
+                }
+                Part::Secret((handle, encoding)) => {
+                    let value = self.host.splice_value(&handle)?;
+                    try_grant!(encode(value.expose(), encoding, &mut out));
+                }
+                Part::Credential((name, encoding)) => {
+                    self.host.charge(name.len())?;
+                    let ctx = try_grant!(self.ctx());
+                    let Some(value) = ctx.credential(&name) else {
+                        return Ok(Err(denied(format!(
+                            "the http grant holds no credential `{name}`: configure it in the \
+                             grant's `credentials`, or keep one from a response (`keep-as`)"
+                        ))));
+                    };
+                    self.host.touch(&value);
+                    try_grant!(encode(value.expose(), encoding, &mut out));
+                }
+            }
+        }
+        Ok(Ok(out))
+    }
+
+    /// Checks the origin and path, and builds the URL.
+    fn url(&mut self, origin: &str, path: &str) -> Result<url::Url, Error> {
+        let ctx = self.ctx()?;
+        let parsed = Origin::parse(origin)
+            .map_err(|reason| denied(format!("origin {origin:?} is not an origin: {reason}")))?;
+        if !ctx.allowed(&parsed) {
+            return Err(denied(format!(
+                "origin {parsed} is not granted: add it to the http grant's `origins` (granted: {})",
+                ctx.settings
+                    .origins
+                    .iter()
+                    .map(|o| o.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        if !path.starts_with('/')
+            || path.starts_with("//")
+            || path.contains('#')
+            || path.chars().any(|c| c.is_control() || c == ' ')
+        {
+            return Err(Error::Backend(
+                "the request path must start with a single `/` and hold no fragment, space or \
+                 control character"
+                    .into(),
+            ));
+        }
+        let url = url::Url::parse(&format!("{parsed}{path}"))
+            .map_err(|e| Error::Backend(format!("the request path does not make a URL: {e}")))?;
+        if Origin::of(&url).as_ref() != Some(&parsed) {
+            return Err(denied(format!(
+                "the request path leaves the origin {parsed}"
+            )));
+        }
+        if let Some(ip) = url.host().and_then(|h| match h {
+            url::Host::Ipv4(v4) => Some(std::net::IpAddr::V4(v4)),
+            url::Host::Ipv6(v6) => Some(std::net::IpAddr::V6(v6)),
+            url::Host::Domain(_) => None,
+        }) && let Some(refused) = refusal(&parsed.host, ip, ctx.settings.allow_private)
+        {
+            return Err(denied(refused.to_string()));
+        }
+        Ok(url)
+    }
+
+    async fn send_checked(&mut self, request: Request, lifts: Vec<Lift>) -> HostResult<Response> {
+        let ctx = try_grant!(self.ctx());
+        let limit = ctx.settings.max_requests_per_call;
+        if self.host.count("http.requests") > limit {
+            return Ok(Err(denied(format!(
+                "more than {limit} HTTP requests in one call: the http grant's \
+                 `max_requests_per_call`"
+            ))));
+        }
+        self.host
+            .charge(request.method.len() + request.origin.len() + request.path_and_query.len())?;
+        let url = try_grant!(self.url(&request.origin, &request.path_and_query));
+        let method = try_grant!(
+            reqwest::Method::from_bytes(request.method.as_bytes())
+                .map_err(|_| Error::Backend(format!("{:?} is not an HTTP method", request.method)))
+        );
+        let mut headers = reqwest::header::HeaderMap::new();
+        for header in request.headers {
+            self.host.charge(header.name.len())?;
+            let name = try_grant!(
+                reqwest::header::HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| {
+                    Error::Backend(format!("{:?} is not a header name", header.name))
+                })
+            );
+            if RESERVED_HEADERS.contains(&name.as_str()) {
+                return Ok(Err(Error::Backend(format!(
+                    "the header `{name}` is written by the host"
+                ))));
+            }
+            let bytes = try_grant!(self.assemble(header.value)?);
+            let mut value = try_grant!(
+                reqwest::header::HeaderValue::from_bytes(&bytes).map_err(|_| {
+                    Error::Backend(format!(
+                        "the value of header `{name}` holds a byte a header may not (CR, LF, NUL)"
+                    ))
+                })
+            );
+            value.set_sensitive(true);
+            headers.append(name, value);
+        }
+        let body = try_grant!(self.assemble(request.body)?);
+        for lift in &lifts {
+            if let LiftFrom::Pointer(p) = &lift.source {
+                self.host.charge(p.len())?;
+            }
+            if let Some(name) = &lift.keep_as {
+                self.host.charge(name.len())?;
+                if check_name(name).is_err() || ctx.settings.credentials.contains_key(name) {
+                    return Ok(Err(denied(format!(
+                        "cannot keep a value as `{name}`: not a plain name, or a credential the \
+                         grant configures"
+                    ))));
+                }
+            }
+        }
+        let mut timeout = ctx.settings.timeout;
+        if let Some(deadline) = self.host.deadline() {
+            timeout = timeout.min(deadline.saturating_duration_since(Instant::now()));
+        }
+        let origin = Origin::of(&url).map(|o| o.to_string()).unwrap_or_default();
+        let started = Instant::now();
+        let sent = ctx
+            .client
+            .request(method.clone(), url)
+            .headers(headers)
+            .body(body.to_vec())
+            .timeout(timeout)
+            .send()
+            .await;
+        drop(body);
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(self.clean(request_error(&e, &origin, ctx)))),
+        };
+        let status = response.status().as_u16();
+        let mut response_headers = Vec::new();
+        for (name, value) in response.headers() {
+            response_headers.push((
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            ));
+        }
+        let max = ctx.settings.max_response_bytes;
+        if response.content_length().is_some_and(|n| n > max as u64) {
+            return Ok(Err(Error::Backend(format!(
+                "the response from {origin} is over {max} bytes: the http grant's \
+                 `max_response_kib`"
+            ))));
+        }
+        let mut body = Zeroizing::new(Vec::new());
+        let mut response = response;
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > max {
+                        return Ok(Err(Error::Backend(format!(
+                            "the response from {origin} is over {max} bytes: the http grant's \
+                             `max_response_kib`"
+                        ))));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => return Ok(Err(self.clean(request_error(&e, &origin, ctx)))),
+            }
+        }
+        tracing::debug!(
+            method = %method,
+            origin = %origin,
+            status,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "provider http request"
+        );
+        let (body, lifted) = try_grant!(lift_out(body, &lifts));
+        let mut handles = Vec::with_capacity(lifted.len());
+        for (value, lift) in lifted.into_iter().zip(&lifts) {
+            match value {
+                None => handles.push(None),
+                Some(value) => {
+                    if let Some(name) = &lift.keep_as {
+                        ctx.kept
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .insert(name.clone(), value.clone());
+                    }
+                    handles.push(Some(self.host.new_lifted_handle(value)?));
+                }
+            }
+        }
+        // Everything the provider receives is scrubbed of what the call spliced
+        // (and of what was lifted): an echoing backend is no oracle.
+        let scrubber = self.host.scrubber();
+        let body = scrubber.scrub_bytes(&body).into_owned();
+        let headers = response_headers
+            .into_iter()
+            .map(|(n, v)| (n, scrubber.scrub(&v).into_owned()))
+            .collect();
+        Ok(Ok(Response {
+            status,
+            headers,
+            body,
+            lifted: handles,
+        }))
+    }
+
+    fn clean(&self, error: Error) -> Error {
+        self.host.clean_error(error)
+    }
+}
+
+/// The body without the lifted members, and the lifted values in order.
+#[allow(clippy::type_complexity)]
+fn lift_out(
+    body: Zeroizing<Vec<u8>>,
+    lifts: &[Lift],
+) -> Result<(Zeroizing<Vec<u8>>, Vec<Option<SecretValue>>), Error> {
+    if lifts.is_empty() {
+        return Ok((body, Vec::new()));
+    }
+    let decode = |bytes: Vec<u8>, base64: bool| -> Result<SecretValue, Error> {
+        let bytes = Zeroizing::new(bytes);
+        if !base64 {
+            return Ok(SecretValue::new(bytes.to_vec()));
+        }
+        base64::engine::general_purpose::STANDARD
+            .decode(bytes.as_slice())
+            .map(SecretValue::new)
+            .map_err(|_| Error::Backend("a value lifted as base64 is not base64".into()))
+    };
+    let mut json: Option<serde_json::Value> = None;
+    let mut whole = false;
+    let mut out = Vec::with_capacity(lifts.len());
+    for lift in lifts {
+        match &lift.source {
+            LiftFrom::Body => {
+                whole = true;
+                out.push(Some(decode(body.to_vec(), lift.base64)?));
+            }
+            LiftFrom::Pointer(pointer) => {
+                if json.is_none() {
+                    json = serde_json::from_slice(&body).ok();
+                }
+                let taken = json.as_mut().and_then(|j| take(j, pointer));
+                out.push(match taken {
+                    None => None,
+                    Some(serde_json::Value::String(s)) => {
+                        Some(decode(Zeroizing::new(s).as_bytes().to_vec(), lift.base64)?)
+                    }
+                    Some(other) => Some(decode(
+                        Zeroizing::new(other.to_string()).as_bytes().to_vec(),
+                        lift.base64,
+                    )?),
+                });
+            }
+        }
+    }
+    let body = if whole {
+        Zeroizing::new(Vec::new())
+    } else if let Some(json) = json {
+        Zeroizing::new(serde_json::to_vec(&json).unwrap_or_default())
+    } else {
+        body
+    };
+    Ok((body, out))
+}
+
+/// Removes the member `pointer` names from `json` and returns it.
+fn take(json: &mut serde_json::Value, pointer: &str) -> Option<serde_json::Value> {
+    let (parent, last) = pointer.rsplit_once('/')?;
+    let key = last.replace("~1", "/").replace("~0", "~");
+    match json.pointer_mut(parent)? {
+        serde_json::Value::Object(map) => map.remove(&key),
+        serde_json::Value::Array(items) => {
+            let i: usize = key.parse().ok()?;
+            items
+                .get_mut(i)
+                .map(|v| std::mem::replace(v, serde_json::Value::Null))
+        }
+        _ => None,
+    }
+}
+
+/// A reqwest failure as the provider's error, naming what to change.
+fn request_error(e: &reqwest::Error, origin: &str, ctx: &HttpCtx) -> Error {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(refused) = s.downcast_ref::<Refused>() {
+            return match refused {
+                Refused::Unresolved { .. } => Error::Unavailable(refused.to_string()),
+                _ => denied(format!("{refused}: nothing was sent there")),
+            };
+        }
+        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
+            return Error::Unavailable(format!(
+                "TLS with {origin} failed: {tls} (a private CA goes in the http grant's `ca_file`)"
+            ));
+        }
+        source = s.source();
+    }
+    if e.is_timeout() {
+        return Error::Unavailable(format!(
+            "{origin} did not answer in time (the http grant's `timeout_ms` is {} ms, \
+             `connect_timeout_ms` {} ms, and the provider call's own deadline applies)",
+            ctx.settings.timeout.as_millis(),
+            ctx.settings.connect_timeout.as_millis()
+        ));
+    }
+    if e.is_connect() {
+        return Error::Unavailable(format!("connecting to {origin}: {}", chain(e)));
+    }
+    Error::Unavailable(format!("request to {origin} failed: {}", chain(e)))
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+impl Host for HttpView<'_> {
+    async fn send(&mut self, request: Request, lifts: Vec<Lift>) -> HostResult<Response> {
+        self.send_checked(request, lifts).await
+    }
+
+    async fn has_credential(&mut self, name: String) -> secret_broker_runtime::wasmtime::Result<bool> {
+        self.host.charge(name.len())?;
+        Ok(self.ctx.is_some_and(|ctx| ctx.credential(&name).is_some()))
+    }
+
+    async fn credential(&mut self, name: String) -> HostResult<Resource<SecretValue>> {
+        self.host.charge(name.len())?;
+        let ctx = try_grant!(self.ctx());
+        let Some(value) = ctx.credential(&name) else {
+            return Ok(Err(denied(format!(
+                "the http grant holds no credential `{name}`"
+            ))));
+        };
+        Ok(Ok(self.host.new_handle(value)?))
+    }
+
+    async fn digest(
+        &mut self,
+        value: Resource<SecretValue>,
+    ) -> secret_broker_runtime::wasmtime::Result<String> {
+        let value = self.host.secret(&value)?;
+        Ok(match self.ctx {
+            Some(ctx) => ctx.digest(&value),
+            None => String::new(),
+        })
+    }
+
+    async fn forget(&mut self, name: String) -> secret_broker_runtime::wasmtime::Result<()> {
+        self.host.charge(name.len())?;
+        if let Some(ctx) = self.ctx {
+            ctx.kept
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&name);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifting_removes_members_and_keeps_the_rest() {
+        let body = Zeroizing::new(
+            br#"{"data":{"data":{"value":"s3cr3t-xyz","other":1}},"auth":null}"#.to_vec(),
+        );
+        let lifts = vec![
+            Lift {
+                source: LiftFrom::Pointer("/data/data/value".into()),
+                base64: false,
+                keep_as: None,
+            },
+            Lift {
+                source: LiftFrom::Pointer("/nope/x".into()),
+                base64: false,
+                keep_as: None,
+            },
+        ];
+        let (rest, lifted) = lift_out(body, &lifts).unwrap();
+        assert_eq!(
+            lifted[0].as_ref().unwrap().expose_str(),
+            Some("s3cr3t-xyz")
+        );
+        assert!(lifted[1].is_none());
+        let rest = String::from_utf8(rest.to_vec()).unwrap();
+        assert!(!rest.contains("s3cr3t-xyz") && rest.contains("other"), "{rest}");
+    }
+
+    #[test]
+    fn encodings() {
+        let mut out = Vec::new();
+        encode(b"a\"b", Encoding::JsonString, &mut out).unwrap();
+        encode(b"/x y", Encoding::Url, &mut out).unwrap();
+        encode(b"hi", Encoding::Base64, &mut out).unwrap();
+        assert_eq!(out, b"\"a\\\"b\"%2Fx%20yaGk=");
+    }
+}

@@ -1,0 +1,25 @@
+//! The `http` capability (contract 0.2.0): a provider reaches an HTTP backend on
+//! the origins its grant allows, and plaintext stays in the host.
+//!
+//! - A request's header values and body are lists of parts: the provider's own
+//!   bytes, a secret handle, or a credential of the grant by name, each written
+//!   by the host in the encoding asked for. The method, origin and path are the
+//!   provider's text and can hold no secret.
+//! - Secret fields of a response (the whole body, or JSON pointers) are lifted
+//!   into handles before the provider sees the body, and removed from it;
+//!   everything the provider receives is scrubbed of every value the call spliced.
+//! - The host enforces the grant: origins allow-listed (scheme, host, port);
+//!   redirects followed only within the origin; every address a name resolves to
+//!   checked (loopback and private ranges only with `allow_private`) and only
+//!   checked addresses connected to; TLS by rustls with the system roots plus an
+//!   optional CA file; connect and request timeouts bounded by the call's
+//!   deadline; response size and requests per call limited.
+#![deny(missing_docs)]
+
+mod address;
+mod cap;
+mod settings;
+
+pub use address::{AddressKind, classify};
+pub use cap::{HttpCtx, HttpView, add_to_linker};
+pub use settings::{HttpSettings, Origin, SettingsError};
