@@ -231,7 +231,7 @@ async fn refused_origins_redirects_and_addresses_send_nothing() {
     let origin = format!("http://127.0.0.1:{redirector}");
     let mut http = HttpSettings::new(&[origin.as_str()])
         .unwrap()
-        .credential("token", val("t"))
+        .credential("token", val("test-token-7c2e91"))
         .unwrap();
     http.allow_private = true;
     let p = bao.provider_with(http, &[("address", &origin)]).await;
@@ -245,7 +245,7 @@ async fn refused_origins_redirects_and_addresses_send_nothing() {
     let origin = format!("http://localhost:{watch}");
     let http = HttpSettings::new(&[origin.as_str()])
         .unwrap()
-        .credential("token", val("t"))
+        .credential("token", val("test-token-7c2e91"))
         .unwrap();
     let p = bao.provider_with(http, &[("address", &origin)]).await;
     let err = p.get("/om/x").await.unwrap_err();
@@ -257,7 +257,7 @@ async fn refused_origins_redirects_and_addresses_send_nothing() {
     let origin = format!("http://127.0.0.1:{watch}");
     let http = HttpSettings::new(&[origin.as_str()])
         .unwrap()
-        .credential("token", val("t"))
+        .credential("token", val("test-token-7c2e91"))
         .unwrap();
     let p = bao.provider_with(http, &[("address", &origin)]).await;
     let err = p.get("/om/x").await.unwrap_err();
@@ -277,7 +277,7 @@ async fn an_oversized_or_slow_answer_fails_clearly() {
     let origin = format!("http://127.0.0.1:{port}");
     let mut http = HttpSettings::new(&[origin.as_str()])
         .unwrap()
-        .credential("token", val("t"))
+        .credential("token", val("test-token-7c2e91"))
         .unwrap();
     http.allow_private = true;
     let p = bao.provider_with(http, &[("address", &origin)]).await;
@@ -288,7 +288,7 @@ async fn an_oversized_or_slow_answer_fails_clearly() {
     let origin = format!("http://127.0.0.1:{port}");
     let mut http = HttpSettings::new(&[origin.as_str()])
         .unwrap()
-        .credential("token", val("t"))
+        .credential("token", val("test-token-7c2e91"))
         .unwrap();
     http.allow_private = true;
     http.timeout = Duration::from_millis(300);

@@ -119,7 +119,10 @@ async fn start_with(
     ));
     Server {
         addr,
-        client: reqwest::Client::new(),
+        client: {
+            secret_broker_http::ensure_crypto_provider();
+            reqwest::Client::new()
+        },
         audit_path,
         salt,
         _dir: dir,
@@ -856,6 +859,7 @@ async fn dropped_requests_complete_and_are_audited() {
         )
         .await;
     assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    secret_broker_http::ensure_crypto_provider();
     let impatient = reqwest::Client::builder()
         .timeout(Duration::from_millis(200))
         .build()

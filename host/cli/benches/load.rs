@@ -155,6 +155,7 @@ async fn main() {
         std::future::pending(),
     ));
 
+    secret_broker_http::ensure_crypto_provider();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
         .build()

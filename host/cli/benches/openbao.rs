@@ -137,6 +137,7 @@ fn bench(c: &mut Criterion) {
     let provider = tokio
         .block_on(ProviderHost::new(&runtime, &component, granted))
         .unwrap();
+    secret_broker_http::ensure_crypto_provider();
     let direct = Direct {
         client: reqwest::Client::builder().no_proxy().build().unwrap(),
         addr: bao.1.clone(),

@@ -973,6 +973,7 @@ fn a_rotation_under_read_load_fails_no_read() {
         let (stop, ids) = (stop.clone(), ids.clone());
         move || {
             let rt = tokio::runtime::Runtime::new().unwrap();
+            secret_broker_http::ensure_crypto_provider();
             let client = reqwest::Client::new();
             let (mut reads, mut failed) = (0, Vec::new());
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -1066,6 +1067,7 @@ fn serve_tokens_and_audit_from_the_command_line() {
 
     let (mut server, addr, logs) = serve_on(dir.path());
     let rt = tokio::runtime::Runtime::new().unwrap();
+    secret_broker_http::ensure_crypto_provider();
     let client = reqwest::Client::new();
     let call = |token: &str| {
         rt.block_on(

@@ -54,6 +54,7 @@ impl HttpCtx {
     /// origin only.
     pub fn new(settings: HttpSettings) -> Result<HttpCtx, SettingsError> {
         settings.check()?;
+        crate::ensure_crypto_provider();
         let mut roots = rustls::RootCertStore::empty();
         let native = rustls_native_certs::load_native_certs();
         for cert in native.certs {

@@ -23,3 +23,14 @@ mod settings;
 pub use address::{AddressKind, classify};
 pub use cap::{HttpCtx, HttpView, add_to_linker};
 pub use settings::{HttpSettings, Origin, SettingsError};
+
+/// Makes aws-lc-rs the process's default rustls crypto provider unless one is
+/// already set. The grant's own client is configured explicitly; this is for the
+/// other reqwest clients of a process that links this crate (reqwest's rustls
+/// feature here comes without a provider of its own).
+pub fn ensure_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Another thread may have installed one meanwhile: either is fine.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    }
+}

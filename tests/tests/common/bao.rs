@@ -76,6 +76,7 @@ impl Bao {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
+        secret_broker_http::ensure_crypto_provider();
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         let mut req = client
             .request(
