@@ -145,7 +145,9 @@ macro_rules! export_provider {
     ($provider:ty) => {
         const _: () = {
             struct __Export;
-            impl $crate::__bindings::exports::secret_broker::provider0_1_0::provider::Guest for __Export {
+            impl $crate::__bindings::exports::secret_broker::provider0_1_0::provider::Guest
+                for __Export
+            {
                 fn info() -> $crate::ProviderInfo {
                     <$provider as $crate::Provider>::info()
                 }
@@ -158,7 +160,8 @@ macro_rules! export_provider {
                 }
                 fn get(
                     id: ::std::string::String,
-                ) -> ::std::result::Result<::std::option::Option<$crate::Secret>, $crate::Error> {
+                ) -> ::std::result::Result<::std::option::Option<$crate::Secret>, $crate::Error>
+                {
                     <$provider as $crate::Provider>::get(id)
                 }
                 fn delete(id: ::std::string::String) -> ::std::result::Result<bool, $crate::Error> {

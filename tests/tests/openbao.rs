@@ -77,14 +77,22 @@ async fn hvac_reads_what_the_broker_wrote_and_back() {
          sys.stdout.buffer.write(r['data']['data']['value'].encode())",
         &[],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8(out.stdout).unwrap(), value);
 
     let out = bao.hvac(
         "client.secrets.kv.v2.create_or_update_secret(path='openmetadata/bot/ingestion/config/jwttoken', mount_point='secret', secret={'value': sys.argv[1]})",
         &["eyJ-from-hvac"],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         text(
             p.get("/openmetadata/bot/ingestion/config/jwttoken")
@@ -208,7 +216,10 @@ async fn listener(answer: Option<Vec<u8>>) -> (u16, Arc<AtomicUsize>) {
 #[tokio::test]
 async fn refused_origins_redirects_and_addresses_send_nothing() {
     let bao = Bao::start();
-    let (watch, seen) = listener(Some(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}".to_vec())).await;
+    let (watch, seen) = listener(Some(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}".to_vec(),
+    ))
+    .await;
 
     // An origin the grant does not list: named, with the setting to change.
     let p = bao
@@ -265,7 +276,11 @@ async fn refused_origins_redirects_and_addresses_send_nothing() {
         matches!(&err, ProviderError::AccessDenied(m) if m.contains("allow_private")),
         "{err}"
     );
-    assert_eq!(seen.load(Ordering::SeqCst), 0, "a refused place got a connection");
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        0,
+        "a refused place got a connection"
+    );
 }
 
 #[tokio::test]

@@ -755,7 +755,9 @@ mod memscan {
                     let mut got = Vec::new();
                     let mut buf = [0u8; 4096];
                     loop {
-                        let Ok(n) = s.read(&mut buf).await else { return };
+                        let Ok(n) = s.read(&mut buf).await else {
+                            return;
+                        };
                         if n == 0 {
                             return;
                         }
@@ -786,7 +788,10 @@ mod memscan {
     }
 
     fn masked(needle: &str) -> String {
-        needle.bytes().map(|b| format!("{:02x}", b ^ 0x5a)).collect()
+        needle
+            .bytes()
+            .map(|b| format!("{:02x}", b ^ 0x5a))
+            .collect()
     }
 
     async fn scanner(
@@ -794,13 +799,9 @@ mod memscan {
         credential: (&str, &str),
         settings: &[(&str, &str)],
         needles: &[&str],
-        reveal: bool,
     ) -> ProviderHost {
-        let mut granted =
-            Granted::new("memscan").with(HttpCtx::new(bao.http(credential.0, credential.1)).unwrap());
-        if reveal {
-            granted.grant(secret_broker_runtime::caps::reveal::Reveal);
-        }
+        let mut granted = Granted::new("memscan")
+            .with(HttpCtx::new(bao.http(credential.0, credential.1)).unwrap());
         granted.settings.insert("address".into(), bao.addr.clone());
         let needles: Vec<String> = needles.iter().map(|n| masked(n)).collect();
         granted.settings.insert("needles".into(), needles.join(","));
@@ -814,16 +815,18 @@ mod memscan {
 
     /// After put, get and an AppRole login through the http capability, neither the
     /// value nor the Vault token nor the AppRole secret id is anywhere in the
-    /// provider's memory; with `reveal` copying the value in, the same scan finds it.
+    /// provider's memory; with the value planted in memory, the same scan finds it.
     #[tokio::test]
     async fn plaintext_and_tokens_never_enter_the_guest() {
         let bao = common::bao::Bao::start();
         let value = "canary-value-7f3a9c41e2";
         let token = bao.kv_token().await;
 
-        let p = scanner(&bao, ("token", &token), &[], &[value, &token], false).await;
+        let p = scanner(&bao, ("token", &token), &[], &[value, &token]).await;
         let v = SecretValue::from_string(value.into());
-        p.put("/om/scan/a", &v, &PutOptions::default()).await.unwrap();
+        p.put("/om/scan/a", &v, &PutOptions::default())
+            .await
+            .unwrap();
         let got = p.get("/om/scan/a").await.unwrap().unwrap();
         assert!(got.ct_eq(&v));
 
@@ -833,10 +836,11 @@ mod memscan {
             ("secret-id", &secret_id),
             &[("role-id", &role_id)],
             &[value, &secret_id],
-            false,
         )
         .await;
-        p.put("/om/scan/b", &v, &PutOptions::default()).await.unwrap();
+        p.put("/om/scan/b", &v, &PutOptions::default())
+            .await
+            .unwrap();
         assert!(p.get("/om/scan/b").await.unwrap().unwrap().ct_eq(&v));
 
         // A backend that echoes every request: what comes back is scrubbed of the
@@ -861,7 +865,7 @@ mod memscan {
             .unwrap();
 
         // The positive control: the scan finds a value that is there.
-        let p = scanner(&bao, ("token", &token), &[("control", "reveal")], &[value], true).await;
+        let p = scanner(&bao, ("token", &token), &[("control", "plant")], &[value]).await;
         let err = p
             .put("/om/scan/c", &v, &PutOptions::default())
             .await

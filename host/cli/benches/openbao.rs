@@ -124,9 +124,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let bao = bao();
     let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
-    let component = runtime
-        .load_bytes("openbao", builtin::OPENBAO)
-        .unwrap();
+    let component = runtime.load_bytes("openbao", builtin::OPENBAO).unwrap();
     let mut http = HttpSettings::new(&[bao.1.as_str()])
         .unwrap()
         .credential("token", SecretValue::from_string(TOKEN.into()))

@@ -1422,12 +1422,28 @@ fn openmetadata_style_variables_alone_configure_openbao() {
     let put = broker_env(&data, &["secret", "put", id], Some(CANARY), &env);
     assert!(put.status.success(), "{}", text(&put.stderr));
     let get = broker_env(&data, &["secret", "get", id], None, &env);
-    assert_eq!(text(&get.stdout), format!("{CANARY}\n"), "{}", text(&get.stderr));
+    assert_eq!(
+        text(&get.stdout),
+        format!("{CANARY}\n"),
+        "{}",
+        text(&get.stderr)
+    );
     let list = broker_env(&data, &["secret", "list", "/openmetadata/"], None, &env);
-    assert_eq!(text(&list.stdout), format!("{id}\n"), "{}", text(&list.stderr));
+    assert_eq!(
+        text(&list.stdout),
+        format!("{id}\n"),
+        "{}",
+        text(&list.stderr)
+    );
     // Where it lives: KV v2 path openmetadata/database/pg/password, field `value`.
     let kv = Command::new("bao")
-        .args(["kv", "get", "-mount=secret", "-field=value", "openmetadata/database/pg/password"])
+        .args([
+            "kv",
+            "get",
+            "-mount=secret",
+            "-field=value",
+            "openmetadata/database/pg/password",
+        ])
         .env("BAO_ADDR", &bao.1)
         .env("BAO_TOKEN", root)
         .env("HOME", dir.path())
@@ -1446,5 +1462,9 @@ fn openmetadata_style_variables_alone_configure_openbao() {
         &[env[0], env[1], env[2]],
     );
     assert!(!refused.status.success());
-    assert!(text(&refused.stderr).contains("allow_private"), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains("allow_private"),
+        "{}",
+        text(&refused.stderr)
+    );
 }

@@ -20,8 +20,7 @@ pub fn classify(ip: IpAddr) -> AddressKind {
     match ip {
         IpAddr::V4(v4) => {
             let [a, b, ..] = v4.octets();
-            if v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast() || a == 0 || a >= 240
-            {
+            if v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast() || a == 0 || a >= 240 {
                 AddressKind::Never
             } else if v4.is_loopback()
                 || v4.is_private()
@@ -41,10 +40,7 @@ pub fn classify(ip: IpAddr) -> AddressKind {
             let first = v6.segments()[0];
             if v6.is_unspecified() || v6.is_multicast() {
                 AddressKind::Never
-            } else if v6.is_loopback()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-            {
+            } else if v6.is_loopback() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80 {
                 AddressKind::Private
             } else {
                 AddressKind::Public
@@ -124,7 +120,8 @@ impl reqwest::dns::Resolve for CheckedResolver {
                 return Err(Box::new(Refused::Unresolved {
                     host,
                     message: "no addresses".into(),
-                }) as Box<dyn std::error::Error + Send + Sync>);
+                })
+                    as Box<dyn std::error::Error + Send + Sync>);
             }
             for addr in &addrs {
                 if let Some(refused) = refusal(&host, addr.ip(), allow_private) {

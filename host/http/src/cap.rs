@@ -6,14 +6,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use base64::Engine as _;
-use sha2::Digest as _;
+use secret_broker_runtime::bindings::WitError as Error;
 use secret_broker_runtime::bindings::v0_2_0::secret_broker::provider0_2_0::http::{
     Encoding, Host, Lift, LiftFrom, Part, Request, Response, add_to_linker as link,
 };
-use secret_broker_runtime::bindings::WitError as Error;
 use secret_broker_runtime::caps::{PACKAGE, not_granted};
 use secret_broker_runtime::wasmtime::component::{HasData, Linker, Resource};
 use secret_broker_runtime::{Grant, Granted, HostCalls, HostState, SecretValue, try_grant};
+use sha2::Digest as _;
 use zeroize::Zeroizing;
 
 use crate::address::{CheckedResolver, Refused, refusal};
@@ -131,7 +131,10 @@ impl HttpCtx {
             key
         };
         Ok(HttpCtx {
-            digest_keys: [derive(b"http digest: host-held"), derive(b"http digest: provider-made")],
+            digest_keys: [
+                derive(b"http digest: host-held"),
+                derive(b"http digest: provider-made"),
+            ],
             settings,
             client,
             kept: Mutex::new(HashMap::new()),
@@ -160,7 +163,10 @@ impl HttpCtx {
         let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(key.as_ref())
             .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
         hmac::Mac::update(&mut mac, value.expose());
-        format!("hmac-sha256:{}", hex::encode(hmac::Mac::finalize(mac).into_bytes()))
+        format!(
+            "hmac-sha256:{}",
+            hex::encode(hmac::Mac::finalize(mac).into_bytes())
+        )
     }
 
     fn allowed(&self, origin: &Origin) -> bool {
@@ -355,13 +361,13 @@ impl<'a> HttpView<'a> {
                 ))));
             }
             let bytes = try_grant!(self.assemble(header.value)?);
-            let mut value = try_grant!(
-                reqwest::header::HeaderValue::from_bytes(&bytes).map_err(|_| {
+            let mut value = try_grant!(reqwest::header::HeaderValue::from_bytes(&bytes).map_err(
+                |_| {
                     Error::Backend(format!(
                         "the value of header `{name}` holds a byte a header may not (CR, LF, NUL)"
                     ))
-                })
-            );
+                }
+            ));
             value.set_sensitive(true);
             headers.append(name, value);
         }
@@ -594,7 +600,10 @@ impl Host for HttpView<'_> {
         self.send_checked(request, lifts).await
     }
 
-    async fn has_credential(&mut self, name: String) -> secret_broker_runtime::wasmtime::Result<bool> {
+    async fn has_credential(
+        &mut self,
+        name: String,
+    ) -> secret_broker_runtime::wasmtime::Result<bool> {
         self.host.charge(name.len())?;
         Ok(self.ctx.is_some_and(|ctx| ctx.credential(&name).is_some()))
     }
@@ -655,13 +664,13 @@ mod tests {
             },
         ];
         let (rest, lifted) = lift_out(body, &lifts).unwrap();
-        assert_eq!(
-            lifted[0].as_ref().unwrap().expose_str(),
-            Some("s3cr3t-xyz")
-        );
+        assert_eq!(lifted[0].as_ref().unwrap().expose_str(), Some("s3cr3t-xyz"));
         assert!(lifted[1].is_none());
         let rest = String::from_utf8(rest.to_vec()).unwrap();
-        assert!(!rest.contains("s3cr3t-xyz") && rest.contains("other"), "{rest}");
+        assert!(
+            !rest.contains("s3cr3t-xyz") && rest.contains("other"),
+            "{rest}"
+        );
     }
 
     #[test]

@@ -30,7 +30,9 @@ impl Origin {
             return Err("user info is not allowed in an origin".into());
         }
         if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-            return Err("an origin has no path, query or fragment: give scheme://host[:port]".into());
+            return Err(
+                "an origin has no path, query or fragment: give scheme://host[:port]".into(),
+            );
         }
         let host = url
             .host_str()

@@ -96,8 +96,12 @@ impl Bao {
     /// A token with a policy allowing every KV operation, child of root.
     pub async fn kv_token(&self) -> String {
         let policy = "path \"secret/*\" { capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\"] }";
-        self.api("PUT", "sys/policies/acl/kv", Some(json!({ "policy": policy })))
-            .await;
+        self.api(
+            "PUT",
+            "sys/policies/acl/kv",
+            Some(json!({ "policy": policy })),
+        )
+        .await;
         let (status, body) = self
             .api(
                 "POST",
@@ -112,10 +116,18 @@ impl Bao {
     /// Enables AppRole with a role whose tokens live `ttl`; its role id and a secret id.
     pub async fn approle(&self, ttl: &str) -> (String, String) {
         let policy = "path \"secret/*\" { capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\"] }";
-        self.api("PUT", "sys/policies/acl/kv", Some(json!({ "policy": policy })))
-            .await;
-        self.api("POST", "sys/auth/approle", Some(json!({ "type": "approle" })))
-            .await;
+        self.api(
+            "PUT",
+            "sys/policies/acl/kv",
+            Some(json!({ "policy": policy })),
+        )
+        .await;
+        self.api(
+            "POST",
+            "sys/auth/approle",
+            Some(json!({ "type": "approle" })),
+        )
+        .await;
         let (status, body) = self
             .api(
                 "POST",
@@ -124,7 +136,9 @@ impl Bao {
             )
             .await;
         assert!(status < 300, "{body}");
-        let (_, body) = self.api("GET", "auth/approle/role/broker/role-id", None).await;
+        let (_, body) = self
+            .api("GET", "auth/approle/role/broker/role-id", None)
+            .await;
         let role_id = body["data"]["role_id"].as_str().unwrap().to_owned();
         let (_, body) = self
             .api("POST", "auth/approle/role/broker/secret-id", None)
@@ -159,13 +173,15 @@ impl Bao {
             .load_bytes("builtin:openbao", secret_broker_builtin::OPENBAO)
             .unwrap();
         let mut granted = Granted::new("bao").with(HttpCtx::new(http).unwrap());
-        granted
-            .settings
-            .insert("address".into(), self.addr.clone());
+        granted.settings.insert("address".into(), self.addr.clone());
         for (k, v) in settings {
             granted.settings.insert((*k).into(), (*v).into());
         }
-        Arc::new(ProviderHost::new(&runtime, &component, granted).await.unwrap())
+        Arc::new(
+            ProviderHost::new(&runtime, &component, granted)
+                .await
+                .unwrap(),
+        )
     }
 
     /// Runs a Python snippet with an hvac client `client` on this server.

@@ -14,9 +14,9 @@ use secret_broker::openmetadata::manager::SecretsManager;
 use secret_broker::policy::Role;
 use secret_broker::{Granted, ProviderHost, Runtime, RuntimeOptions};
 use secret_broker_aws::{AwsGrantBase, SecretsManagerCtx, SsmCtx};
+use secret_broker_http::HttpCtx;
 use secret_broker_keyring::{Keyring, KeyringCtx};
 use secret_broker_record_store::{RecordStore, RecordStoreCtx};
-use secret_broker_http::HttpCtx;
 use secret_broker_runtime::SecretValue;
 use secret_broker_runtime::caps::reveal::Reveal;
 

@@ -59,10 +59,9 @@ pub struct HttpConfig {
 fn read_credential(name: &str, source: &CredentialSource) -> anyhow::Result<SecretValue> {
     match (&source.file, &source.env) {
         (Some(path), None) => {
-            let mut bytes = zeroize::Zeroizing::new(
-                std::fs::read(path)
-                    .with_context(|| format!("http credential `{name}`: reading {}", path.display()))?,
-            );
+            let mut bytes = zeroize::Zeroizing::new(std::fs::read(path).with_context(|| {
+                format!("http credential `{name}`: reading {}", path.display())
+            })?);
             while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                 bytes.pop();
             }
@@ -233,7 +232,11 @@ impl OpenBaoConfig {
                 settings.insert("role-id".into(), role.clone());
                 credentials.insert(
                     "secret-id".into(),
-                    source(&self.secret_id_file, self.secret_id_env, "OM_SM_VAULT_SECRET_ID"),
+                    source(
+                        &self.secret_id_file,
+                        self.secret_id_env,
+                        "OM_SM_VAULT_SECRET_ID",
+                    ),
                 );
             }
             other => bail!("openbao auth {other:?}: use token or approle"),

@@ -289,7 +289,10 @@ impl<'a> HostCalls<'a> {
     /// writes: the call now touches it, so it is scrubbed from whatever comes back.
     /// A value the provider made itself may be spliced (it knows those bytes
     /// already).
-    pub fn splice_value(&mut self, handle: &Resource<SecretValue>) -> wasmtime::Result<SecretValue> {
+    pub fn splice_value(
+        &mut self,
+        handle: &Resource<SecretValue>,
+    ) -> wasmtime::Result<SecretValue> {
         let value = self.secret(handle)?;
         self.touch(&value);
         Ok(value)
