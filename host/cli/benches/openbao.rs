@@ -18,7 +18,8 @@ const ID: &str = "/openmetadata/database/mysql_prod/password";
 const PATH: &str = "openmetadata/database/mysql_prod/password";
 const TOKEN: &str = "bench-root";
 
-struct Bao(Child, String, tempfile::TempDir);
+/// The server, its origin, and its HOME (kept until the server stops).
+struct Bao(Child, String, #[allow(dead_code)] tempfile::TempDir);
 
 impl Drop for Bao {
     fn drop(&mut self) {

@@ -1362,7 +1362,11 @@ fn a_pinned_component_loads_only_with_its_digest() {
 }
 
 /// A `bao server -dev` on a free loopback port for one test, stopped on drop.
-struct BaoDev(std::process::Child, String, tempfile::TempDir);
+struct BaoDev(
+    std::process::Child,
+    String,
+    #[allow(dead_code)] tempfile::TempDir,
+);
 
 impl Drop for BaoDev {
     fn drop(&mut self) {

@@ -29,7 +29,11 @@ fn needles() -> Vec<Vec<u8>> {
 
 /// Every byte of linear memory, compared with each masked needle.
 fn scan(what: &str) -> Result<(), Error> {
+    // Guests also compile natively (for clippy); there they have no linear memory.
+    #[cfg(target_arch = "wasm32")]
     let size = core::arch::wasm32::memory_size::<0>() * 65_536;
+    #[cfg(not(target_arch = "wasm32"))]
+    let size = 0usize;
     for needle in needles() {
         let Some(&first) = needle.first() else {
             continue;
