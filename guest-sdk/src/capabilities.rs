@@ -68,13 +68,24 @@ pub mod http {
         Part::Bytes(text.into())
     }
 
-    /// A JSON-pointer lift, kept out of the body the provider receives.
-    pub fn pointer(pointer: &str) -> Lift {
+    /// The grant's credential `name`, written raw.
+    pub fn credential_part(name: &str) -> Part<'static> {
+        Part::Credential((name.to_owned(), Encoding::Raw))
+    }
+
+    /// A JSON-pointer lift (removed from the body the provider receives),
+    /// base64-decoded if asked, and kept as the grant's credential `keep_as`.
+    pub fn lift(pointer: &str, base64: bool, keep_as: Option<&str>) -> Lift {
         Lift {
             source: LiftFrom::Pointer(pointer.to_owned()),
-            base64: false,
-            keep_as: None,
+            base64,
+            keep_as: keep_as.map(str::to_owned),
         }
+    }
+
+    /// A plain JSON-pointer lift.
+    pub fn pointer(pointer: &str) -> Lift {
+        lift(pointer, false, None)
     }
 
     /// A header of one part.
@@ -82,6 +93,56 @@ pub mod http {
         Header {
             name: name.to_owned(),
             value: vec![value],
+        }
+    }
+
+    /// Percent-encodes a query parameter value.
+    pub fn query_escape(value: &str) -> String {
+        value
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+
+    impl<'a> Request<'a> {
+        /// A request with no headers and no body.
+        pub fn new(method: &str, origin: &str, path_and_query: impl Into<String>) -> Self {
+            Request {
+                method: method.to_owned(),
+                origin: origin.to_owned(),
+                path_and_query: path_and_query.into(),
+                headers: Vec::new(),
+                body: Vec::new(),
+            }
+        }
+
+        /// Adds a header of one part.
+        pub fn header(mut self, name: &str, value: Part<'a>) -> Self {
+            self.headers.push(header(name, value));
+            self
+        }
+
+        /// Sets the body, with `Content-Type: application/json`.
+        pub fn json(mut self, body: Vec<Part<'a>>) -> Self {
+            self.body = body;
+            self.header("Content-Type", bytes("application/json"))
+        }
+    }
+
+    impl Response {
+        /// The body as JSON; `Null` when it is not JSON.
+        pub fn json(&self) -> serde_json::Value {
+            serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+        }
+
+        /// Takes the `i`th lifted handle.
+        pub fn take_lifted(&mut self, i: usize) -> Option<crate::Secret> {
+            self.lifted.get_mut(i).and_then(Option::take)
         }
     }
 }

@@ -85,7 +85,7 @@ pub mod __bindings {
 
 mod capabilities;
 mod page;
-pub use page::collect_sorted;
+pub use page::{collect_sorted, walk_tree};
 mod rules;
 
 pub use capabilities::{

@@ -314,3 +314,27 @@ async fn an_oversized_or_slow_answer_fails_clearly() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn tls_trusts_the_grants_ca_file_and_says_what_to_add_without_it() {
+    let bao = Bao::start_with(true);
+    let id = "/om/tls/a";
+    // Without the server's CA: a TLS error naming the setting, nothing stored.
+    let p = bao.provider(&bao.root.clone()).await;
+    let err = p
+        .put(id, &val("over-tls"), &PutOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProviderError::Unavailable(m) if m.contains("TLS") && m.contains("ca_file")),
+        "{err}"
+    );
+    // With it, over https.
+    let mut http = bao.http("token", &bao.root);
+    http.ca_file = bao.ca_file.clone();
+    let p = bao.provider_with(http, &[]).await;
+    p.put(id, &val("over-tls"), &PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(text(p.get(id).await.unwrap()).as_deref(), Some("over-tls"));
+}

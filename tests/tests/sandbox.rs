@@ -873,3 +873,26 @@ mod memscan {
         assert!(err.to_string().contains("FOUND"), "{err}");
     }
 }
+
+mod legacy {
+    use super::*;
+
+    /// A provider built against contract 0.1.0 alone (wit-bindgen, no guest SDK)
+    /// loads on a host serving 0.2.0, imports nothing of 0.2.0, and passes the
+    /// conformance suite.
+    #[tokio::test]
+    async fn a_provider_built_against_0_1_0_keeps_working() {
+        let rt = runtime();
+        let component = rt
+            .load_file(std::path::Path::new(guests::TEST_GUEST_LEGACY))
+            .unwrap();
+        assert!(component.needs.is_empty(), "{:?}", component.needs);
+        let p = Arc::new(
+            ProviderHost::new(&rt, &component, Granted::new("legacy"))
+                .await
+                .unwrap(),
+        );
+        let report = secret_broker_runtime::conformance::run(p).await;
+        assert!(report.ok(), "{report}");
+    }
+}

@@ -563,7 +563,12 @@ fn request_error(e: &reqwest::Error, origin: &str, ctx: &HttpCtx) -> Error {
                 _ => denied(format!("{refused}: nothing was sent there")),
             };
         }
-        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
+        // rustls's error reaches here inside an io::Error, whose `source` skips it.
+        let inner = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|e| e.downcast_ref::<rustls::Error>());
+        if let Some(tls) = s.downcast_ref::<rustls::Error>().or(inner) {
             return Error::Unavailable(format!(
                 "TLS with {origin} failed: {tls} (a private CA goes in the http grant's `ca_file`)"
             ));
@@ -578,10 +583,17 @@ fn request_error(e: &reqwest::Error, origin: &str, ctx: &HttpCtx) -> Error {
             ctx.settings.connect_timeout.as_millis()
         ));
     }
-    if e.is_connect() {
-        return Error::Unavailable(format!("connecting to {origin}: {}", chain(e)));
+    let text = chain(e);
+    // rustls's error is not always reachable by type through hyper's layers.
+    if text.contains("certificate") || text.contains("TLS") || text.contains("tls") {
+        return Error::Unavailable(format!(
+            "TLS with {origin} failed: {text} (a private CA goes in the http grant's `ca_file`)"
+        ));
     }
-    Error::Unavailable(format!("request to {origin} failed: {}", chain(e)))
+    if e.is_connect() {
+        return Error::Unavailable(format!("connecting to {origin}: {text}"));
+    }
+    Error::Unavailable(format!("request to {origin} failed: {text}"))
 }
 
 fn chain(e: &dyn std::error::Error) -> String {

