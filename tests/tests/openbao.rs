@@ -188,6 +188,16 @@ async fn soft_delete_keeps_versions_and_hard_delete_removes_them() {
     assert_eq!(status, 404);
 }
 
+/// A grant allowing only `origin`, with a test token; loopback only if `private`.
+fn grant_for(origin: &str, private: bool) -> HttpSettings {
+    let mut http = HttpSettings::new(&[origin])
+        .unwrap()
+        .credential("token", val("test-token-7c2e91"))
+        .unwrap();
+    http.allow_private = private;
+    http
+}
+
 /// A loopback listener that counts connections and answers each with `answer`.
 async fn listener(answer: Option<Vec<u8>>) -> (u16, Arc<AtomicUsize>) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -240,11 +250,7 @@ async fn refused_origins_redirects_and_addresses_send_nothing() {
     );
     let (redirector, _) = listener(Some(redirect.into_bytes())).await;
     let origin = format!("http://127.0.0.1:{redirector}");
-    let mut http = HttpSettings::new(&[origin.as_str()])
-        .unwrap()
-        .credential("token", val("test-token-7c2e91"))
-        .unwrap();
-    http.allow_private = true;
+    let http = grant_for(&origin, true);
     let p = bao.provider_with(http, &[("address", &origin)]).await;
     let err = p.get("/om/x").await.unwrap_err();
     assert!(
@@ -254,10 +260,7 @@ async fn refused_origins_redirects_and_addresses_send_nothing() {
 
     // A name resolving to loopback, without `allow_private`.
     let origin = format!("http://localhost:{watch}");
-    let http = HttpSettings::new(&[origin.as_str()])
-        .unwrap()
-        .credential("token", val("test-token-7c2e91"))
-        .unwrap();
+    let http = grant_for(&origin, false);
     let p = bao.provider_with(http, &[("address", &origin)]).await;
     let err = p.get("/om/x").await.unwrap_err();
     assert!(
@@ -266,10 +269,7 @@ async fn refused_origins_redirects_and_addresses_send_nothing() {
     );
     // The same for an address literal.
     let origin = format!("http://127.0.0.1:{watch}");
-    let http = HttpSettings::new(&[origin.as_str()])
-        .unwrap()
-        .credential("token", val("test-token-7c2e91"))
-        .unwrap();
+    let http = grant_for(&origin, false);
     let p = bao.provider_with(http, &[("address", &origin)]).await;
     let err = p.get("/om/x").await.unwrap_err();
     assert!(
@@ -290,22 +290,14 @@ async fn an_oversized_or_slow_answer_fails_clearly() {
     big.extend(std::iter::repeat_n(b'x', 3_000_000));
     let (port, _) = listener(Some(big)).await;
     let origin = format!("http://127.0.0.1:{port}");
-    let mut http = HttpSettings::new(&[origin.as_str()])
-        .unwrap()
-        .credential("token", val("test-token-7c2e91"))
-        .unwrap();
-    http.allow_private = true;
+    let http = grant_for(&origin, true);
     let p = bao.provider_with(http, &[("address", &origin)]).await;
     let err = p.get("/om/x").await.unwrap_err().to_string();
     assert!(err.contains("max_response_kib"), "{err}");
 
     let (port, _) = listener(None).await;
     let origin = format!("http://127.0.0.1:{port}");
-    let mut http = HttpSettings::new(&[origin.as_str()])
-        .unwrap()
-        .credential("token", val("test-token-7c2e91"))
-        .unwrap();
-    http.allow_private = true;
+    let mut http = grant_for(&origin, true);
     http.timeout = Duration::from_millis(300);
     let p = bao.provider_with(http, &[("address", &origin)]).await;
     let err = p.get("/om/x").await.unwrap_err();

@@ -1472,3 +1472,61 @@ fn openmetadata_style_variables_alone_configure_openbao() {
         text(&refused.stderr)
     );
 }
+
+/// The guide's path (`guest-sdk/GUIDE.md`): a provider `.wasm` file granted `http`
+/// by an `[http]` table passes `provider test` against OpenBao on loopback.
+#[test]
+fn a_wasm_file_with_an_http_grant_passes_provider_test() {
+    let root = "guide-root-token-81c3";
+    let bao = bao_dev(root);
+    let dir = tempfile::tempdir().unwrap();
+    // The openbao provider as the file its build wrote, like any author's.
+    let wasm = Path::new(env!("CARGO_BIN_EXE_secret-broker"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .join("guests/wasm32-wasip2/guest/secret_broker_provider_openbao.wasm");
+    assert!(
+        wasm.exists(),
+        "{} is built with the providers",
+        wasm.display()
+    );
+    let config = dir.path().join("provider.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[provider]\ncomponent = {wasm:?}\nname = \"mine\"\ngrants = [\"http\"]\n\
+             [http]\norigins = [\"{addr}\"]\nallow_private = true\n\
+             [http.credentials]\ntoken = {{ env = \"MY_TOKEN\" }}\n",
+            wasm = wasm.display().to_string(),
+            addr = bao.1
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let address = format!("address={}", bao.1);
+    let wasm = wasm.display().to_string();
+    let out = broker_env(
+        &dir.path().join("data"),
+        &[
+            "--config",
+            &config,
+            "provider",
+            "test",
+            &wasm,
+            "--setting",
+            &address,
+        ],
+        None,
+        &[("MY_TOKEN", root)],
+    );
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("PASS"), "{}", text(&out.stdout));
+    assert!(!text(&out.stdout).contains("FAIL"));
+    assert!(!text(&out.stderr).contains(root), "the token in the log");
+}

@@ -157,6 +157,16 @@ impl HttpCtx {
             .cloned()
     }
 
+    /// Keeps a value lifted from a response as the credential `name`. It stays
+    /// marked as the provider's own making: the provider shaped the request, so
+    /// fetched back as a credential it must not compare as a value the host holds.
+    fn keep(&self, name: &str, value: &SecretValue) {
+        self.kept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(name.to_owned(), value.clone().marked_guest_made());
+    }
+
     /// `hmac-sha256:<hex>` of `value` under the key of its provenance.
     pub fn digest(&self, value: &SecretValue) -> String {
         let key = &self.digest_keys[usize::from(value.is_guest_made())];
@@ -451,10 +461,7 @@ impl<'a> HttpView<'a> {
                 None => handles.push(None),
                 Some(value) => {
                     if let Some(name) = &lift.keep_as {
-                        ctx.kept
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .insert(name.clone(), value.clone());
+                        ctx.keep(name, &value);
                     }
                     handles.push(Some(self.host.new_lifted_handle(value)?));
                 }
@@ -683,6 +690,25 @@ mod tests {
             !rest.contains("s3cr3t-xyz") && rest.contains("other"),
             "{rest}"
         );
+    }
+
+    #[test]
+    fn a_kept_value_stays_the_providers_own_and_digests_apart() {
+        let ctx = HttpCtx::new(
+            HttpSettings::new(&["http://127.0.0.1:1"])
+                .unwrap()
+                .credential("token", SecretValue::from_string("configured-token".into()))
+                .unwrap(),
+        )
+        .unwrap();
+        let echoed = SecretValue::from_string("a-guess-1234".into());
+        ctx.keep("session", &echoed);
+        let kept = ctx.credential("session").unwrap();
+        assert!(kept.is_guest_made(), "a kept value would launder a guess");
+        assert!(!ctx.credential("token").unwrap().is_guest_made());
+        let host_held = SecretValue::from_string("a-guess-1234".into());
+        assert_ne!(ctx.digest(&kept), ctx.digest(&host_held));
+        assert_eq!(ctx.digest(&host_held), ctx.digest(&host_held.clone()));
     }
 
     #[test]

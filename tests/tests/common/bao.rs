@@ -114,15 +114,22 @@ impl Bao {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// The policy `kv`: every KV operation under the `secret` mount.
+    async fn kv_policy(&self) {
+        let policy = "path \"secret/*\" { capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\"] }";
+        let (status, body) = self
+            .api(
+                "PUT",
+                "sys/policies/acl/kv",
+                Some(json!({ "policy": policy })),
+            )
+            .await;
+        assert!(status < 300, "{body}");
+    }
+
     /// A token with a policy allowing every KV operation, child of root.
     pub async fn kv_token(&self) -> String {
-        let policy = "path \"secret/*\" { capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\"] }";
-        self.api(
-            "PUT",
-            "sys/policies/acl/kv",
-            Some(json!({ "policy": policy })),
-        )
-        .await;
+        self.kv_policy().await;
         let (status, body) = self
             .api(
                 "POST",
@@ -136,13 +143,7 @@ impl Bao {
 
     /// Enables AppRole with a role whose tokens live `ttl`; its role id and a secret id.
     pub async fn approle(&self, ttl: &str) -> (String, String) {
-        let policy = "path \"secret/*\" { capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\"] }";
-        self.api(
-            "PUT",
-            "sys/policies/acl/kv",
-            Some(json!({ "policy": policy })),
-        )
-        .await;
+        self.kv_policy().await;
         self.api(
             "POST",
             "sys/auth/approle",

@@ -78,7 +78,7 @@ pub fn provider_for(secret_manager: &str) -> anyhow::Result<secret_broker_builti
         "db" => "db",
         "managed-aws" | "aws" => "aws-secrets-manager",
         "managed-aws-ssm" | "aws-ssm" => "aws-ssm",
-        "openbao" | "vault" => "openbao",
+        "openbao" => "openbao",
         other => bail!(
             "SECRET_MANAGER={other:?} is not a secrets manager this broker knows: use db, managed-aws, \
              managed-aws-ssm, aws, aws-ssm or openbao"
