@@ -83,6 +83,16 @@ pub mod http {
         }
     }
 
+    /// Removes the member at `pointer` from the body the provider receives,
+    /// lifting nothing.
+    pub fn discard(pointer: &str) -> Lift {
+        Lift {
+            source: LiftFrom::Discard(pointer.to_owned()),
+            base64: false,
+            keep_as: None,
+        }
+    }
+
     /// A plain JSON-pointer lift.
     pub fn pointer(pointer: &str) -> Lift {
         lift(pointer, false, None)

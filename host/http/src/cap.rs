@@ -383,7 +383,7 @@ impl<'a> HttpView<'a> {
         }
         let body = try_grant!(self.assemble(request.body)?);
         for lift in &lifts {
-            if let LiftFrom::Pointer(p) = &lift.source {
+            if let LiftFrom::Pointer(p) | LiftFrom::Discard(p) = &lift.source {
                 self.host.charge(p.len())?;
             }
             if let Some(name) = &lift.keep_as {
@@ -515,6 +515,14 @@ fn lift_out(
             LiftFrom::Body => {
                 whole = true;
                 out.push(Some(decode(body.to_vec(), lift.base64)?));
+            }
+            LiftFrom::Discard(pointer) => {
+                if json.is_none() {
+                    json = serde_json::from_slice(&body).ok();
+                }
+                // Dropped here, never handed over (nor made a value to scrub).
+                let _ = json.as_mut().and_then(|j| take(j, pointer));
+                out.push(None);
             }
             LiftFrom::Pointer(pointer) => {
                 if json.is_none() {
@@ -682,7 +690,14 @@ mod tests {
                 keep_as: None,
             },
         ];
+        let mut lifts = lifts;
+        lifts.push(Lift {
+            source: LiftFrom::Discard("/data/data".into()),
+            base64: false,
+            keep_as: None,
+        });
         let (rest, lifted) = lift_out(body, &lifts).unwrap();
+        assert!(lifted[2].is_none(), "a discarded member lifts nothing");
         assert_eq!(lifted[0].as_ref().unwrap().expose_str(), Some("s3cr3t-xyz"));
         assert!(lifted[1].is_none());
         let rest = String::from_utf8(rest.to_vec()).unwrap();

@@ -104,8 +104,18 @@ pub struct Scrubber {
 }
 
 impl Scrubber {
-    /// A scrubber for `values` and their encodings.
+    /// A scrubber for `values` and their encodings, built for many texts (a
+    /// DFA: slower to build, fastest to run).
     pub fn new(values: &[SecretValue]) -> Self {
+        Self::build(values, None)
+    }
+
+    /// A scrubber for one or two texts (an HTTP answer): an NFA, cheap to build.
+    pub fn one_shot(values: &[SecretValue]) -> Self {
+        Self::build(values, Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
+    }
+
+    fn build(values: &[SecretValue], kind: Option<aho_corasick::AhoCorasickKind>) -> Self {
         let mut all = Vec::new();
         for value in values {
             needles(value.expose(), &mut all);
@@ -148,6 +158,7 @@ impl Scrubber {
         } else {
             AhoCorasickBuilder::new()
                 .match_kind(MatchKind::LeftmostLongest)
+                .kind(kind)
                 .build(&windows)
                 .ok()
         };

@@ -296,11 +296,11 @@ impl Provider for OpenBao {
 
     fn get(id: String) -> Result<Option<Secret>, Error> {
         let (s, path) = (settings()?, path(&id)?);
-        // Whatever else the secret holds is lifted too: the provider sees none of it.
+        // Whatever else the secret holds is discarded: the provider sees none of it.
         let lifts = [
             http::pointer("/data/data/value"),
             http::lift("/data/data/value_base64", true, None),
-            http::pointer("/data/data"),
+            http::discard("/data/data"),
         ];
         let mut r = call(
             &s,

@@ -309,9 +309,9 @@ impl<'a> HostCalls<'a> {
         self.new_handle(value.marked_guest_made())
     }
 
-    /// The scrubber of every value this call touched so far.
+    /// A scrubber of every value this call touched so far, for a text or two.
     pub fn scrubber(&self) -> crate::scrub::Scrubber {
-        crate::scrub::Scrubber::new(&self.call.touched)
+        crate::scrub::Scrubber::one_shot(&self.call.touched)
     }
 
     /// Counts one log line against the call's budget.
