@@ -146,6 +146,19 @@ fn bench(c: &mut Criterion) {
         .block_on(provider.put(ID, &value, &PutOptions::default()))
         .unwrap();
 
+    // What the http capability adds per answer: scrubbing it of the call's values.
+    let answer = br#"{"request_id":"9a30f786-545c-2d17-b8a9-7fb9c09b5b81","lease_id":"","renewable":false,"lease_duration":0,"data":{"metadata":{"created_time":"2026-12-01T03:44:01.898279538Z","custom_metadata":null,"deletion_time":"","destroyed":false,"version":1}},"wrap_info":null,"warnings":null,"auth":null}"#;
+    let touched = [
+        SecretValue::from_string(TOKEN.into()),
+        SecretValue::from_string("a-typical-password-value".into()),
+    ];
+    c.bench_function("openbao/scrub_answer", |b| {
+        b.iter(|| {
+            secret_broker_runtime::scrub::Scrubber::one_shot(&touched)
+                .scrub_bytes(answer)
+                .len()
+        })
+    });
     let mut group = c.benchmark_group("openbao");
     group.bench_function("get_provider", |b| {
         b.iter(|| tokio.block_on(provider.get(ID)).unwrap().unwrap())
@@ -168,6 +181,71 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // The same get against a loopback server that answers at once: what the
+    // provider path itself costs, without the backend's time.
+    let fast = tokio.block_on(answer_at_once());
+    let mut http = HttpSettings::new(&[fast.as_str()])
+        .unwrap()
+        .credential("token", SecretValue::from_string(TOKEN.into()))
+        .unwrap();
+    http.allow_private = true;
+    let mut granted = Granted::new("fast").with(HttpCtx::new(http).unwrap());
+    granted.settings.insert("address".into(), fast.clone());
+    let fast_provider = tokio
+        .block_on(ProviderHost::new(&runtime, &component, granted))
+        .unwrap();
+    let fast_direct = Direct {
+        client: reqwest::Client::builder().no_proxy().build().unwrap(),
+        addr: fast,
+    };
+    let mut group = c.benchmark_group("openbao_instant_backend");
+    group.bench_function("get_provider", |b| {
+        b.iter(|| tokio.block_on(fast_provider.get(ID)).unwrap().unwrap())
+    });
+    group.bench_function("get_direct", |b| {
+        b.iter(|| tokio.block_on(fast_direct.get()))
+    });
+    group.finish();
+}
+
+/// A keep-alive HTTP/1.1 server on loopback answering every request with a KV
+/// version 2 read, at once.
+async fn answer_at_once() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let body = r#"{"request_id":"x","data":{"data":{"value":"a-typical-password-value"},"metadata":{"version":1}}}"#;
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut seen = Vec::new();
+                loop {
+                    let Ok(n) = socket.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    // GETs carry no body: every blank line ends a request.
+                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        seen.drain(..end + 4);
+                        if socket.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    origin
 }
 
 criterion_group!(benches, bench);

@@ -396,20 +396,24 @@ impl<'a> HttpView<'a> {
                 }
             }
         }
-        let mut timeout = ctx.settings.timeout;
-        if let Some(deadline) = self.host.deadline() {
-            timeout = timeout.min(deadline.saturating_duration_since(Instant::now()));
-        }
+        // The call's own deadline already bounds the request (the host stops the
+        // whole call then); a timer of its own is set only when the grant's
+        // timeout is the shorter, so a request arms no second timer.
+        let timeout = ctx.settings.timeout;
+        let own_timer = self
+            .host
+            .deadline()
+            .is_none_or(|d| timeout < d.saturating_duration_since(Instant::now()));
         let origin = Origin::of(&url).map(|o| o.to_string()).unwrap_or_default();
         let started = Instant::now();
-        let sent = ctx
-            .client
-            .request(method.clone(), url)
-            .headers(headers)
-            .body(body.to_vec())
-            .timeout(timeout)
-            .send()
-            .await;
+        let mut builder = ctx.client.request(method.clone(), url).headers(headers);
+        if own_timer {
+            builder = builder.timeout(timeout);
+        }
+        if !body.is_empty() {
+            builder = builder.body(body.to_vec());
+        }
+        let sent = builder.send().await;
         drop(body);
         let response = match sent {
             Ok(r) => r,
@@ -678,7 +682,7 @@ mod tests {
         let body = Zeroizing::new(
             br#"{"data":{"data":{"value":"s3cr3t-xyz","other":1}},"auth":null}"#.to_vec(),
         );
-        let lifts = vec![
+        let mut lifts = vec![
             Lift {
                 source: LiftFrom::Pointer("/data/data/value".into()),
                 base64: false,
@@ -690,7 +694,6 @@ mod tests {
                 keep_as: None,
             },
         ];
-        let mut lifts = lifts;
         lifts.push(Lift {
             source: LiftFrom::Discard("/data/data".into()),
             base64: false,
@@ -702,7 +705,7 @@ mod tests {
         assert!(lifted[1].is_none());
         let rest = String::from_utf8(rest.to_vec()).unwrap();
         assert!(
-            !rest.contains("s3cr3t-xyz") && rest.contains("other"),
+            !rest.contains("s3cr3t-xyz") && !rest.contains("other") && rest.contains("auth"),
             "{rest}"
         );
     }

@@ -101,21 +101,25 @@ struct Pattern {
 pub struct Scrubber {
     automaton: Option<AhoCorasick>,
     patterns: Vec<Pattern>,
+    /// For a one-shot scrubber: the needles themselves, searched one by one
+    /// (building no automaton is cheaper for one short text).
+    windows: Vec<Vec<u8>>,
 }
 
 impl Scrubber {
     /// A scrubber for `values` and their encodings, built for many texts (a
     /// DFA: slower to build, fastest to run).
     pub fn new(values: &[SecretValue]) -> Self {
-        Self::build(values, None)
+        Self::build(values, false)
     }
 
-    /// A scrubber for one or two texts (an HTTP answer): an NFA, cheap to build.
+    /// A scrubber for one short text (an HTTP answer): no automaton is built; each
+    /// needle is searched with `memmem`, with the same leftmost-longest result.
     pub fn one_shot(values: &[SecretValue]) -> Self {
-        Self::build(values, Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
+        Self::build(values, true)
     }
 
-    fn build(values: &[SecretValue], kind: Option<aho_corasick::AhoCorasickKind>) -> Self {
+    fn build(values: &[SecretValue], one_shot: bool) -> Self {
         let mut all = Vec::new();
         for value in values {
             needles(value.expose(), &mut all);
@@ -153,18 +157,25 @@ impl Scrubber {
                 });
             }
         }
+        if one_shot {
+            return Scrubber {
+                automaton: None,
+                patterns,
+                windows,
+            };
+        }
         let automaton = if windows.is_empty() {
             None
         } else {
             AhoCorasickBuilder::new()
                 .match_kind(MatchKind::LeftmostLongest)
-                .kind(kind)
                 .build(&windows)
                 .ok()
         };
         Scrubber {
             automaton,
             patterns,
+            windows: Vec::new(),
         }
     }
 
@@ -181,17 +192,30 @@ impl Scrubber {
 
     /// [`Scrubber::scrub`] for bytes that need not be text (an HTTP body).
     pub fn scrub_bytes<'t>(&self, bytes: &'t [u8]) -> Cow<'t, [u8]> {
-        let Some(ac) = &self.automaton else {
-            return Cow::Borrowed(bytes);
+        let matches: Vec<(usize, usize, usize)> = match &self.automaton {
+            Some(ac) => ac
+                .find_iter(bytes)
+                .map(|m| (m.start(), m.end(), m.pattern().as_usize()))
+                .collect(),
+            None if self.windows.is_empty() => return Cow::Borrowed(bytes),
+            None => leftmost_longest(&self.windows, bytes),
         };
+        if matches.is_empty() {
+            return Cow::Borrowed(bytes);
+        }
         let mut out: Option<Vec<u8>> = None;
         let mut last = 0;
-        for m in ac.find_iter(bytes) {
+        for (start, end, pattern) in matches {
+            let m = Match {
+                start,
+                end,
+                pattern,
+            };
             if m.start() < last {
                 // Inside a long value already removed whole.
                 continue;
             }
-            let Some(pattern) = self.patterns.get(m.pattern().as_usize()) else {
+            let Some(pattern) = self.patterns.get(m.pattern) else {
                 return Cow::Owned(WITHHELD.as_bytes().to_vec());
             };
             if pattern.short {
@@ -217,10 +241,56 @@ impl Scrubber {
 
     /// Whether any value occurs in `text`.
     pub fn matches(&self, text: &str) -> bool {
-        self.automaton
-            .as_ref()
-            .is_some_and(|ac| ac.is_match(text.as_bytes()))
+        match &self.automaton {
+            Some(ac) => ac.is_match(text.as_bytes()),
+            None => self
+                .windows
+                .iter()
+                .any(|w| memchr::memmem::find(text.as_bytes(), w).is_some()),
+        }
     }
+}
+
+/// One match of a needle.
+struct Match {
+    start: usize,
+    end: usize,
+    pattern: usize,
+}
+
+impl Match {
+    fn start(&self) -> usize {
+        self.start
+    }
+    fn end(&self) -> usize {
+        self.end
+    }
+}
+
+/// The matches an Aho-Corasick automaton with leftmost-longest semantics would
+/// report, found needle by needle: at each position the longest needle starting
+/// there wins, and the search goes on after it.
+fn leftmost_longest(needles: &[Vec<u8>], text: &[u8]) -> Vec<(usize, usize, usize)> {
+    let mut all: Vec<(usize, usize, usize)> = Vec::new();
+    for (i, needle) in needles.iter().enumerate() {
+        if needle.is_empty() {
+            continue;
+        }
+        for start in memchr::memmem::find_iter(text, needle) {
+            all.push((start, start + needle.len(), i));
+        }
+    }
+    // Leftmost first; at one start, longest first.
+    all.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    let mut out = Vec::new();
+    let mut next = 0;
+    for m in all {
+        if m.0 >= next {
+            next = m.1;
+            out.push(m);
+        }
+    }
+    out
 }
 
 /// Replaces every occurrence of each value (and its encodings) in `text`.
@@ -402,6 +472,36 @@ mod tests {
         list.iter()
             .map(|s| SecretValue::from_string((*s).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn one_shot_scrubbing_matches_the_automaton() {
+        let long = "L".repeat(300) + "-tail-of-a-long-secret";
+        let vals = values(&[
+            "pa55word",
+            "pa55",
+            "s3cr3t-xyz",
+            "abc",
+            long.as_str(),
+            "ünïcode-välue",
+        ]);
+        let texts = [
+            String::new(),
+            "nothing here".to_owned(),
+            "pa55word then pa55 then pa55wordpa55".to_owned(),
+            format!(
+                "{{\"v\":\"s3cr3t-xyz\",\"h\":\"{}\"}}",
+                hex::encode("s3cr3t-xyz")
+            ),
+            format!("a{long}b {} c", &long[..WINDOW + 3]),
+            "x czFjcjN0LXh5eg y %C3%BCn%C3%AFcode".to_owned(),
+            "has abc in it".to_owned(),
+        ];
+        let (many, one) = (Scrubber::new(&vals), Scrubber::one_shot(&vals));
+        for text in &texts {
+            assert_eq!(many.scrub(text), one.scrub(text), "{text}");
+            assert_eq!(many.matches(text), one.matches(text), "{text}");
+        }
     }
 
     #[test]
