@@ -330,3 +330,46 @@ async fn tls_trusts_the_grants_ca_file_and_says_what_to_add_without_it() {
         .unwrap();
     assert_eq!(text(p.get(id).await.unwrap()).as_deref(), Some("over-tls"));
 }
+
+#[tokio::test]
+async fn a_credential_bound_to_one_origin_is_never_sent_to_another() {
+    let bao = Bao::start();
+    let (watch, seen) = listener(Some(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}".to_vec(),
+    ))
+    .await;
+    let other = format!("http://127.0.0.1:{watch}");
+    // Both origins granted; the token bound to OpenBao's alone.
+    let mut http = HttpSettings::new(&[bao.addr.as_str(), other.as_str()])
+        .unwrap()
+        .credential("token", val(&bao.root))
+        .unwrap()
+        .bind_credential("token", &[bao.addr.as_str()])
+        .unwrap();
+    http.allow_private = true;
+    let p = bao
+        .provider_with(http.clone(), &[("address", &other)])
+        .await;
+    let err = p.get("/om/bound").await.unwrap_err();
+    assert!(
+        matches!(&err, ProviderError::AccessDenied(m) if m.contains("token") && m.contains(&other)),
+        "{err}"
+    );
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        0,
+        "the other origin got a connection"
+    );
+    // To its own origin it goes as before.
+    let p = bao.provider_with(http, &[]).await;
+    p.put("/om/bound", &val("v"), &PutOptions::default())
+        .await
+        .unwrap();
+    // A binding to an origin the grant lacks is refused when configured.
+    assert!(
+        HttpSettings::new(&[bao.addr.as_str()])
+            .unwrap()
+            .bind_credential("token", &[other.as_str()])
+            .is_err()
+    );
+}

@@ -37,7 +37,9 @@ pub struct HttpCtx {
     /// Digest keys: of values the host holds, and of values the provider made.
     digest_keys: [Zeroizing<[u8; 32]>; 2],
     client: reqwest::Client,
-    kept: Mutex<HashMap<String, SecretValue>>,
+    /// Values kept from responses, with the origin that sent each: a kept token
+    /// goes back to that origin only.
+    kept: Mutex<HashMap<String, (SecretValue, Origin)>>,
 }
 
 impl std::fmt::Debug for HttpCtx {
@@ -147,24 +149,37 @@ impl HttpCtx {
     }
 
     fn credential(&self, name: &str) -> Option<SecretValue> {
+        self.credential_for(name, None)
+    }
+
+    /// The credential `name`, if it may go to `origin` (any origin: `None`).
+    fn credential_for(&self, name: &str, origin: Option<&Origin>) -> Option<SecretValue> {
         if let Some(v) = self.settings.credentials.get(name) {
-            return Some(v.clone());
+            let allowed = match (origin, self.settings.credential_origins.get(name)) {
+                (Some(origin), Some(bound)) => bound.contains(origin),
+                _ => true,
+            };
+            return allowed.then(|| v.clone());
         }
         self.kept
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(name)
-            .cloned()
+            .filter(|(_, from)| origin.is_none_or(|o| o == from))
+            .map(|(v, _)| v.clone())
     }
 
     /// Keeps a value lifted from a response as the credential `name`. It stays
     /// marked as the provider's own making: the provider shaped the request, so
     /// fetched back as a credential it must not compare as a value the host holds.
-    fn keep(&self, name: &str, value: &SecretValue) {
+    fn keep(&self, name: &str, value: &SecretValue, from: &Origin) {
         self.kept
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(name.to_owned(), value.clone().marked_guest_made());
+            .insert(
+                name.to_owned(),
+                (value.clone().marked_guest_made(), from.clone()),
+            );
     }
 
     /// `hmac-sha256:<hex>` of `value` under the key of its provenance.
@@ -267,7 +282,7 @@ impl<'a> HttpView<'a> {
     }
 
     /// Concatenates `parts`, splicing secrets and credentials.
-    fn assemble(&mut self, parts: Vec<Part>) -> HostResult<Zeroizing<Vec<u8>>> {
+    fn assemble(&mut self, parts: Vec<Part>, to: &Origin) -> HostResult<Zeroizing<Vec<u8>>> {
         let mut out = Zeroizing::new(Vec::new());
         for part in parts {
             match part {
@@ -282,7 +297,13 @@ impl<'a> HttpView<'a> {
                 Part::Credential((name, encoding)) => {
                     self.host.charge(name.len())?;
                     let ctx = try_grant!(self.ctx());
-                    let Some(value) = ctx.credential(&name) else {
+                    let Some(value) = ctx.credential_for(&name, Some(to)) else {
+                        if ctx.credential(&name).is_some() {
+                            return Ok(Err(denied(format!(
+                                "the credential `{name}` may not be sent to {to}: it is bound to \
+                                 other origins (its `origins` in the http grant's credentials)"
+                            ))));
+                        }
                         return Ok(Err(denied(format!(
                             "the http grant holds no credential `{name}`: configure it in the \
                              grant's `credentials`, or keep one from a response (`keep-as`)"
@@ -353,6 +374,9 @@ impl<'a> HttpView<'a> {
         self.host
             .charge(request.method.len() + request.origin.len() + request.path_and_query.len())?;
         let url = try_grant!(self.url(&request.origin, &request.path_and_query));
+        let Some(to) = Origin::of(&url) else {
+            return Ok(Err(Error::Backend("the request URL has no origin".into())));
+        };
         let method = try_grant!(
             reqwest::Method::from_bytes(request.method.as_bytes())
                 .map_err(|_| Error::Backend(format!("{:?} is not an HTTP method", request.method)))
@@ -370,7 +394,7 @@ impl<'a> HttpView<'a> {
                     "the header `{name}` is written by the host"
                 ))));
             }
-            let bytes = try_grant!(self.assemble(header.value)?);
+            let bytes = try_grant!(self.assemble(header.value, &to)?);
             let mut value = try_grant!(reqwest::header::HeaderValue::from_bytes(&bytes).map_err(
                 |_| {
                     Error::Backend(format!(
@@ -381,7 +405,7 @@ impl<'a> HttpView<'a> {
             value.set_sensitive(true);
             headers.append(name, value);
         }
-        let body = try_grant!(self.assemble(request.body)?);
+        let body = try_grant!(self.assemble(request.body, &to)?);
         for lift in &lifts {
             if let LiftFrom::Pointer(p) | LiftFrom::Discard(p) = &lift.source {
                 self.host.charge(p.len())?;
@@ -465,7 +489,7 @@ impl<'a> HttpView<'a> {
                 None => handles.push(None),
                 Some(value) => {
                     if let Some(name) = &lift.keep_as {
-                        ctx.keep(name, &value);
+                        ctx.keep(name, &value, &to);
                     }
                     handles.push(Some(self.host.new_lifted_handle(value)?));
                 }
@@ -720,7 +744,13 @@ mod tests {
         )
         .unwrap();
         let echoed = SecretValue::from_string("a-guess-1234".into());
-        ctx.keep("session", &echoed);
+        let origin = Origin::parse("http://127.0.0.1:1").unwrap();
+        ctx.keep("session", &echoed, &origin);
+        let elsewhere = Origin::parse("http://127.0.0.1:2").unwrap();
+        assert!(
+            ctx.credential_for("session", Some(&elsewhere)).is_none(),
+            "a kept token goes back to its origin only"
+        );
         let kept = ctx.credential("session").unwrap();
         assert!(kept.is_guest_made(), "a kept value would launder a guess");
         assert!(!ctx.credential("token").unwrap().is_guest_made());

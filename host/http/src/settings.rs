@@ -126,6 +126,9 @@ pub struct HttpSettings {
     pub max_redirects: usize,
     /// Credentials the provider may splice by name but never read.
     pub credentials: BTreeMap<String, SecretValue>,
+    /// The origins a credential may be sent to, by name; a credential not listed
+    /// here may go to any of the grant's origins.
+    pub credential_origins: BTreeMap<String, Vec<Origin>>,
     /// The key of `digest` (32 bytes). Keep it stable across restarts (the CLI
     /// derives it from the deployment's salt and the instance name) so stored
     /// digests stay comparable; `None` draws one per process.
@@ -172,6 +175,7 @@ impl HttpSettings {
             max_requests_per_call: 16,
             max_redirects: 5,
             credentials: BTreeMap::new(),
+            credential_origins: BTreeMap::new(),
             digest_key: None,
         })
     }
@@ -184,6 +188,32 @@ impl HttpSettings {
     ) -> Result<HttpSettings, SettingsError> {
         check_name(name)?;
         self.credentials.insert(name.to_owned(), value);
+        Ok(self)
+    }
+
+    /// Lets the credential `name` go only to `origins` (each one of the grant's).
+    pub fn bind_credential<S: AsRef<str>>(
+        mut self,
+        name: &str,
+        origins: &[S],
+    ) -> Result<HttpSettings, SettingsError> {
+        let mut bound = Vec::new();
+        for o in origins {
+            let origin = Origin::parse(o.as_ref()).map_err(|reason| SettingsError::Origin {
+                origin: o.as_ref().to_owned(),
+                reason,
+            })?;
+            if !self.origins.contains(&origin) {
+                return Err(SettingsError::Origin {
+                    origin: o.as_ref().to_owned(),
+                    reason: format!(
+                        "credential `{name}` is bound to it, but it is not in `origins`"
+                    ),
+                });
+            }
+            bound.push(origin);
+        }
+        self.credential_origins.insert(name.to_owned(), bound);
         Ok(self)
     }
 

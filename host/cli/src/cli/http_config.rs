@@ -24,6 +24,10 @@ pub struct CredentialSource {
     /// An environment variable holding it.
     #[serde(default)]
     pub env: Option<String>,
+    /// The origins it may be sent to (each one of the grant's); all of them
+    /// when not given.
+    #[serde(default)]
+    pub origins: Option<Vec<String>>,
 }
 
 /// `[http]` (TOML) or `secretBroker.http` (YAML).
@@ -96,6 +100,9 @@ impl HttpConfig {
         s.digest_key = Some(digest_key);
         for (name, source) in &self.credentials {
             s = s.credential(name, read_credential(name, source)?)?;
+            if let Some(origins) = &source.origins {
+                s = s.bind_credential(name, origins)?;
+            }
         }
         s.check()?;
         Ok(s)
@@ -204,6 +211,7 @@ impl OpenBaoConfig {
         let source = |file: &Option<PathBuf>, env: bool, var: &str| CredentialSource {
             file: if env { None } else { file.clone() },
             env: env.then(|| var.to_owned()),
+            origins: None,
         };
         match self.auth.as_deref().unwrap_or("token") {
             "token" => {
