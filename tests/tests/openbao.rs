@@ -258,24 +258,20 @@ async fn refused_origins_redirects_and_addresses_send_nothing() {
         "{err}"
     );
 
-    // A name resolving to loopback, without `allow_private`.
-    let origin = format!("http://localhost:{watch}");
-    let http = grant_for(&origin, false);
-    let p = bao.provider_with(http, &[("address", &origin)]).await;
-    let err = p.get("/om/x").await.unwrap_err();
-    assert!(
-        matches!(&err, ProviderError::AccessDenied(m) if m.contains("allow_private")),
-        "{err}"
-    );
-    // The same for an address literal.
-    let origin = format!("http://127.0.0.1:{watch}");
-    let http = grant_for(&origin, false);
-    let p = bao.provider_with(http, &[("address", &origin)]).await;
-    let err = p.get("/om/x").await.unwrap_err();
-    assert!(
-        matches!(&err, ProviderError::AccessDenied(m) if m.contains("allow_private")),
-        "{err}"
-    );
+    // A name resolving to loopback, and an address literal, without `allow_private`.
+    for origin in [
+        format!("http://localhost:{watch}"),
+        format!("http://127.0.0.1:{watch}"),
+    ] {
+        let p = bao
+            .provider_with(grant_for(&origin, false), &[("address", &origin)])
+            .await;
+        let err = p.get("/om/x").await.unwrap_err();
+        assert!(
+            matches!(&err, ProviderError::AccessDenied(m) if m.contains("allow_private")),
+            "{origin}: {err}"
+        );
+    }
     assert_eq!(
         seen.load(Ordering::SeqCst),
         0,

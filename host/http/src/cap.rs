@@ -606,16 +606,6 @@ fn request_error(e: &reqwest::Error, origin: &str, ctx: &HttpCtx) -> Error {
                 _ => denied(format!("{refused}: nothing was sent there")),
             };
         }
-        // rustls's error reaches here inside an io::Error, whose `source` skips it.
-        let inner = s
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|e| e.downcast_ref::<rustls::Error>());
-        if let Some(tls) = s.downcast_ref::<rustls::Error>().or(inner) {
-            return Error::Unavailable(format!(
-                "TLS with {origin} failed: {tls} (a private CA goes in the http grant's `ca_file`)"
-            ));
-        }
         source = s.source();
     }
     if e.is_timeout() {
@@ -627,7 +617,8 @@ fn request_error(e: &reqwest::Error, origin: &str, ctx: &HttpCtx) -> Error {
         ));
     }
     let text = chain(e);
-    // rustls's error is not always reachable by type through hyper's layers.
+    // rustls's error is not reachable by type through hyper's layers (an
+    // io::Error's `source` skips it): its text names it.
     if text.contains("certificate") || text.contains("TLS") || text.contains("tls") {
         return Error::Unavailable(format!(
             "TLS with {origin} failed: {text} (a private CA goes in the http grant's `ca_file`)"

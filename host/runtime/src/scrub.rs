@@ -206,27 +206,22 @@ impl Scrubber {
         let mut out: Option<Vec<u8>> = None;
         let mut last = 0;
         for (start, end, pattern) in matches {
-            let m = Match {
-                start,
-                end,
-                pattern,
-            };
-            if m.start() < last {
+            if start < last {
                 // Inside a long value already removed whole.
                 continue;
             }
-            let Some(pattern) = self.patterns.get(m.pattern) else {
+            let Some(pattern) = self.patterns.get(pattern) else {
                 return Cow::Owned(WITHHELD.as_bytes().to_vec());
             };
             if pattern.short {
                 return Cow::Owned(WITHHELD.as_bytes().to_vec());
             }
             let end = match &pattern.whole {
-                Some(whole) if bytes[m.start()..].starts_with(whole) => m.start() + whole.len(),
-                _ => m.end(),
+                Some(whole) if bytes[start..].starts_with(whole) => start + whole.len(),
+                _ => end,
             };
             let buf = out.get_or_insert_with(|| Vec::with_capacity(bytes.len()));
-            buf.extend_from_slice(&bytes[last..m.start()]);
+            buf.extend_from_slice(&bytes[last..start]);
             buf.extend_from_slice(REDACTED.as_bytes());
             last = end;
         }
@@ -248,22 +243,6 @@ impl Scrubber {
                 .iter()
                 .any(|w| memchr::memmem::find(text.as_bytes(), w).is_some()),
         }
-    }
-}
-
-/// One match of a needle.
-struct Match {
-    start: usize,
-    end: usize,
-    pattern: usize,
-}
-
-impl Match {
-    fn start(&self) -> usize {
-        self.start
-    }
-    fn end(&self) -> usize {
-        self.end
     }
 }
 
