@@ -428,7 +428,7 @@ impl<'a> HttpView<'a> {
             .host
             .deadline()
             .is_none_or(|d| timeout < d.saturating_duration_since(Instant::now()));
-        let origin = Origin::of(&url).map(|o| o.to_string()).unwrap_or_default();
+        let origin = to.to_string();
         let started = Instant::now();
         let mut builder = ctx.client.request(method.clone(), url).headers(headers);
         if own_timer {

@@ -31,6 +31,7 @@ pub mod bindings;
 mod cache;
 pub mod caps;
 pub mod conformance;
+mod deadline;
 pub mod fs;
 mod output;
 pub mod paging;

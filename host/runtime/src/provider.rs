@@ -584,9 +584,8 @@ impl ProviderHost {
             > + Send,
     {
         let limit = self.runtime.limits.call_timeout;
-        let deadline = tokio::time::Instant::now() + limit;
+        let deadline = std::time::Instant::now() + limit;
         let run = async {
-            let deadline = deadline.into_std();
             let permits = match lane {
                 Lane::Read if !self.info.stateful => &self.read_permits,
                 _ => &self.permits,
@@ -626,9 +625,10 @@ impl ProviderHost {
         };
         // Guest code stops at the first tick after the deadline; the grace lets
         // that trap be the usual way a looping call ends.
-        match tokio::time::timeout_at(deadline + 2 * EPOCH_TICK, run).await {
-            Ok(result) => result,
-            Err(_) => Err(ProviderError::Timeout {
+        let deadlines = &self.runtime.deadlines;
+        match deadlines.until(deadline + 2 * EPOCH_TICK, run).await {
+            Some(result) => result,
+            None => Err(ProviderError::Timeout {
                 provider: self.name.clone(),
                 limit,
             }),

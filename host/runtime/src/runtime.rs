@@ -12,6 +12,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use crate::cache::ArtifactCache;
 use crate::caps::{ALWAYS_LINKED, PACKAGE, VERSION, VERSIONS};
+use crate::deadline::Deadlines;
 use crate::state::Limits;
 
 /// How often the epoch advances; call deadlines are counted in these ticks.
@@ -104,6 +105,8 @@ pub struct Runtime {
     pub(crate) engine: Engine,
     cache: Option<ArtifactCache>,
     pub(crate) limits: Limits,
+    /// Calls waiting with a deadline, woken by the epoch thread when late.
+    pub(crate) deadlines: Arc<Deadlines>,
     _ticker: Arc<EpochTicker>,
 }
 
@@ -165,13 +168,15 @@ impl Runtime {
             .as_deref()
             .map(|dir| ArtifactCache::new(dir, &engine));
         // Without the ticker no call could ever time out: refuse to run at all.
-        let ticker = Arc::new(EpochTicker::start(&engine).map_err(|e| {
+        let deadlines = Arc::new(Deadlines::default());
+        let ticker = Arc::new(EpochTicker::start(&engine, deadlines.clone()).map_err(|e| {
             anyhow::anyhow!("starting the epoch thread that bounds every provider call: {e}")
         })?);
         Ok(Runtime {
             engine,
             cache,
             limits: options.limits,
+            deadlines,
             _ticker: ticker,
         })
     }
@@ -316,7 +321,7 @@ struct EpochTicker {
 }
 
 impl EpochTicker {
-    fn start(engine: &Engine) -> std::io::Result<Self> {
+    fn start(engine: &Engine, deadlines: Arc<Deadlines>) -> std::io::Result<Self> {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let weak = engine.weak();
         let flag = stop.clone();
@@ -329,6 +334,7 @@ impl EpochTicker {
                         Some(engine) => engine.increment_epoch(),
                         None => break,
                     }
+                    deadlines.tick(std::time::Instant::now());
                 }
             })?;
         Ok(EpochTicker { stop })

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use base64::Engine as _;
+use memchr::memmem::Finder;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 
 use crate::secret::SecretValue;
@@ -101,9 +102,9 @@ struct Pattern {
 pub struct Scrubber {
     automaton: Option<AhoCorasick>,
     patterns: Vec<Pattern>,
-    /// For a one-shot scrubber: the needles themselves, searched one by one
-    /// (building no automaton is cheaper for one short text).
-    windows: Vec<Vec<u8>>,
+    /// For a one-shot scrubber: a searcher per needle, run one by one
+    /// (building no automaton is cheaper for a few short texts).
+    finders: Vec<Finder<'static>>,
 }
 
 impl Scrubber {
@@ -124,44 +125,44 @@ impl Scrubber {
         for value in values {
             needles(value.expose(), &mut all);
         }
-        let mut seen = HashSet::new();
-        all.retain(|n| seen.insert(n.clone()));
-        let mut windows: Vec<Vec<u8>> = Vec::new();
-        let mut patterns = Vec::new();
-        let mut placed = HashSet::new();
+        // What the search runs on: a short needle itself, a long one by its
+        // leading window (removing the whole needle where it occurs whole) and
+        // its trailing window. Sorted and deduplicated by bytes, no hashing.
+        let mut placed: Vec<(Vec<u8>, Pattern)> = Vec::with_capacity(all.len());
         for needle in all {
             if needle.len() <= WINDOW {
-                if placed.insert(needle.clone()) {
-                    patterns.push(Pattern {
-                        short: needle.len() < MIN_SCRUB_LEN,
-                        whole: None,
-                    });
-                    windows.push(needle);
-                }
+                let short = needle.len() < MIN_SCRUB_LEN;
+                placed.push((needle, Pattern { short, whole: None }));
                 continue;
             }
             let head = needle[..WINDOW].to_vec();
             let tail = needle[needle.len() - WINDOW..].to_vec();
-            if placed.insert(head.clone()) {
-                windows.push(head);
-                patterns.push(Pattern {
+            placed.push((
+                head,
+                Pattern {
                     short: false,
                     whole: Some(needle),
-                });
-            }
-            if placed.insert(tail.clone()) {
-                windows.push(tail);
-                patterns.push(Pattern {
+                },
+            ));
+            placed.push((
+                tail,
+                Pattern {
                     short: false,
                     whole: None,
-                });
-            }
+                },
+            ));
         }
+        placed.sort_by(|a, b| a.0.cmp(&b.0));
+        placed.dedup_by(|later, first| later.0 == first.0);
+        let (windows, patterns): (Vec<Vec<u8>>, Vec<Pattern>) = placed.into_iter().unzip();
         if one_shot {
             return Scrubber {
                 automaton: None,
                 patterns,
-                windows,
+                finders: windows
+                    .iter()
+                    .map(|w| Finder::new(w).into_owned())
+                    .collect(),
             };
         }
         let automaton = if windows.is_empty() {
@@ -175,7 +176,7 @@ impl Scrubber {
         Scrubber {
             automaton,
             patterns,
-            windows: Vec::new(),
+            finders: Vec::new(),
         }
     }
 
@@ -197,8 +198,8 @@ impl Scrubber {
                 .find_iter(bytes)
                 .map(|m| (m.start(), m.end(), m.pattern().as_usize()))
                 .collect(),
-            None if self.windows.is_empty() => return Cow::Borrowed(bytes),
-            None => leftmost_longest(&self.windows, bytes),
+            None if self.finders.is_empty() => return Cow::Borrowed(bytes),
+            None => leftmost_longest(&self.finders, bytes),
         };
         if matches.is_empty() {
             return Cow::Borrowed(bytes);
@@ -239,9 +240,9 @@ impl Scrubber {
         match &self.automaton {
             Some(ac) => ac.is_match(text.as_bytes()),
             None => self
-                .windows
+                .finders
                 .iter()
-                .any(|w| memchr::memmem::find(text.as_bytes(), w).is_some()),
+                .any(|f| f.find(text.as_bytes()).is_some()),
         }
     }
 }
@@ -249,14 +250,15 @@ impl Scrubber {
 /// The matches an Aho-Corasick automaton with leftmost-longest semantics would
 /// report, found needle by needle: at each position the longest needle starting
 /// there wins, and the search goes on after it.
-fn leftmost_longest(needles: &[Vec<u8>], text: &[u8]) -> Vec<(usize, usize, usize)> {
+fn leftmost_longest(needles: &[Finder<'static>], text: &[u8]) -> Vec<(usize, usize, usize)> {
     let mut all: Vec<(usize, usize, usize)> = Vec::new();
-    for (i, needle) in needles.iter().enumerate() {
-        if needle.is_empty() {
+    for (i, finder) in needles.iter().enumerate() {
+        let len = finder.needle().len();
+        if len == 0 {
             continue;
         }
-        for start in memchr::memmem::find_iter(text, needle) {
-            all.push((start, start + needle.len(), i));
+        for start in finder.find_iter(text) {
+            all.push((start, start + len, i));
         }
     }
     // Leftmost first; at one start, longest first.
