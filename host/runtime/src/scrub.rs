@@ -237,12 +237,14 @@ impl Scrubber {
 
     /// Whether any value occurs in `text`.
     pub fn matches(&self, text: &str) -> bool {
+        self.matches_bytes(text.as_bytes())
+    }
+
+    /// Whether any value occurs in `bytes`.
+    pub fn matches_bytes(&self, bytes: &[u8]) -> bool {
         match &self.automaton {
-            Some(ac) => ac.is_match(text.as_bytes()),
-            None => self
-                .finders
-                .iter()
-                .any(|f| f.find(text.as_bytes()).is_some()),
+            Some(ac) => ac.is_match(bytes),
+            None => self.finders.iter().any(|f| f.find(bytes).is_some()),
         }
     }
 }

@@ -11,6 +11,7 @@
 //! again when refused), `soft-delete` (`true` deletes only the latest version).
 
 use std::cell::Cell;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use secret_broker_guest_sdk::http::{self, Encoding, Lift, Part, Request, Response};
@@ -32,6 +33,8 @@ static RULES: std::sync::LazyLock<IdRules> = std::sync::LazyLock::new(|| IdRules
 thread_local! {
     /// When this instance renews the AppRole token it logged in with.
     static RENEW_AT: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// The settings, read once: an instance's grant never changes.
+    static SETTINGS: std::cell::OnceCell<Rc<Settings>> = const { std::cell::OnceCell::new() };
 }
 
 struct Settings {
@@ -42,7 +45,18 @@ struct Settings {
     soft_delete: bool,
 }
 
-fn settings() -> Result<Settings, Error> {
+fn settings() -> Result<Rc<Settings>, Error> {
+    if let Some(s) = SETTINGS.with(|s| s.get().cloned()) {
+        return Ok(s);
+    }
+    let s = Rc::new(read_settings()?);
+    SETTINGS.with(|cell| {
+        let _ = cell.set(s.clone());
+    });
+    Ok(s)
+}
+
+fn read_settings() -> Result<Settings, Error> {
     let missing = |what: &str| Error::Backend(format!("the setting `{what}` is missing"));
     let role_id = match config::get("auth").as_deref() {
         None | Some("token") => None,
