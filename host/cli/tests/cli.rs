@@ -1530,3 +1530,94 @@ fn a_wasm_file_with_an_http_grant_passes_provider_test() {
     assert!(!text(&out.stdout).contains("FAIL"));
     assert!(!text(&out.stderr).contains(root), "the token in the log");
 }
+
+/// `token add --aws` prints an access key pair once, keeps the secret sealed by
+/// the keyring (not in the file), refuses a second key of one name, and the
+/// file opens with the deployment's keyring into keys that verify a request
+/// botocore signed.
+#[test]
+fn aws_access_keys_are_kept_sealed_and_verify_botocore_signatures() {
+    let dir = tempfile::tempdir().unwrap();
+    let added = broker(
+        dir.path(),
+        &["token", "add", "om-server", "--role", "bot", "--aws"],
+        None,
+    );
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    let out = text(&added.stdout);
+    let field = |k: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap_or_else(|| panic!("{k} printed"))
+            .to_owned()
+    };
+    let (id, secret) = (field("AWS_ACCESS_KEY_ID="), field("AWS_SECRET_ACCESS_KEY="));
+    assert_eq!(id.len(), 20);
+    let file = std::fs::read_to_string(dir.path().join("aws-keys")).unwrap();
+    assert!(file.contains(&id) && !file.contains(&secret), "{file}");
+
+    let again = broker(
+        dir.path(),
+        &["token", "add", "om-server", "--role", "admin", "--aws"],
+        None,
+    );
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("exists"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    let (keyring, _) =
+        secret_broker_keyring::Keyring::load_or_create(&dir.path().join("master.key")).unwrap();
+    let open = |sealed: &[u8], aad: &[u8]| Ok(keyring.open(sealed, aad)?);
+    let keys =
+        secret_broker_server::sigv4::AwsKeys::load(&dir.path().join("aws-keys"), open).unwrap();
+    assert_eq!(keys.len(), 1);
+    // A line moved to another key id does not open.
+    let moved = file.replace(&id, "SBAK0000000000000000");
+    let err = secret_broker_server::sigv4::AwsKeys::parse(&moved, open).unwrap_err();
+    assert!(err.to_string().contains("does not open"), "{err}");
+
+    let body = r#"{"SecretId":"/openmetadata/bot/ingestion-bot/config/jwttoken"}"#;
+    let script = r#"
+import json, sys
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+key, secret, body = sys.argv[1:4]
+req = AWSRequest(method="POST", url="http://127.0.0.1:8686/", data=body.encode(), headers={
+    "X-Amz-Target": "secretsmanager.GetSecretValue", "Content-Type": "application/x-amz-json-1.1"})
+SigV4Auth(Credentials(key, secret), "secretsmanager", "eu-west-1").add_auth(req)
+print(json.dumps(dict(req.headers.items())))
+"#;
+    let signed = Command::new("python3")
+        .args(["-c", script, &id, &secret, body])
+        .output()
+        .expect("python3 with botocore (tests/setup)");
+    assert!(signed.status.success(), "{}", text(&signed.stderr));
+    let sent: std::collections::BTreeMap<String, String> =
+        serde_json::from_slice(&signed.stdout).unwrap();
+    let mut headers = axum::http::HeaderMap::new();
+    for (name, value) in &sent {
+        headers.insert(
+            axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            axum::http::HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    headers.insert(
+        "host",
+        axum::http::HeaderValue::from_static("127.0.0.1:8686"),
+    );
+    let request = secret_broker_server::sigv4::Request {
+        method: "POST",
+        path_and_query: "/",
+        headers: &headers,
+        body: body.as_bytes(),
+    };
+    let caller = keys
+        .verify("secretsmanager", &request, std::time::SystemTime::now())
+        .unwrap();
+    assert_eq!(caller.name, "om-server");
+    assert_eq!(caller.role, secret_broker::policy::Role::Bot);
+}

@@ -12,6 +12,7 @@ mod handlers;
 pub mod listen;
 pub mod metrics;
 mod middleware;
+pub mod sigv4;
 pub mod tokens;
 
 use std::sync::Arc;

@@ -61,6 +61,12 @@ pub enum TokenCommand {
         /// admin, user or bot.
         #[arg(long, value_parser = parse_role)]
         role: Role,
+        /// Create an AWS access key pair instead (for the Secrets Manager and
+        /// SSM APIs, signed with Signature Version 4): prints
+        /// `AWS_ACCESS_KEY_ID=` and `AWS_SECRET_ACCESS_KEY=` lines once, and
+        /// keeps the secret sealed by the keyring in the data dir's `aws-keys`.
+        #[arg(long)]
+        aws: bool,
     },
 }
 
@@ -93,13 +99,44 @@ fn tokens_file(ctx: &Deployment) -> PathBuf {
 
 /// Runs `token add`.
 pub fn token(ctx: &Deployment, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
-    let TokenCommand::Add { name, role } = cmd;
+    let TokenCommand::Add { name, role, aws } = cmd;
+    if aws {
+        return aws_key(ctx, &name, role);
+    }
     let token = tokens::generate();
     tokens::append(&tokens_file(ctx), &name, role, &token)?;
     print_stdout(&format!("{}\n", token.as_str()))?;
     eprintln!(
         "token {name:?} ({role}) added to {}; it is shown only now",
         tokens_file(ctx).display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The access keys file in the data dir.
+pub fn aws_keys_file(ctx: &Deployment) -> PathBuf {
+    ctx.data_dir().join("aws-keys")
+}
+
+/// Runs `token add --aws`: a new access key, its secret sealed by the keyring.
+fn aws_key(ctx: &Deployment, name: &str, role: Role) -> anyhow::Result<ExitCode> {
+    let keyring = ctx.keyring()?;
+    let open = |sealed: &[u8], aad: &[u8]| Ok(keyring.open(sealed, aad)?);
+    let (id, secret) = server::sigv4::generate();
+    let sealed = keyring.seal(
+        &secret_broker::SecretValue::from_string(secret.to_string()),
+        &server::sigv4::seal_context(&id),
+    );
+    let path = aws_keys_file(ctx);
+    server::sigv4::AwsKeys::append(&path, name, role, &id, &sealed, open)?;
+    print_stdout(&format!(
+        "AWS_ACCESS_KEY_ID={id}\nAWS_SECRET_ACCESS_KEY={}\n",
+        secret.as_str()
+    ))?;
+    eprintln!(
+        "access key {name:?} ({role}) added to {}, its secret sealed by the keyring; the \
+         secret is shown only now",
+        path.display()
     );
     Ok(ExitCode::SUCCESS)
 }
