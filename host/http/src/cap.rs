@@ -567,7 +567,8 @@ fn lift_out(
             .map(SecretValue::new)
             .map_err(|_| Error::Backend("a value lifted as base64 is not base64".into()))
     };
-    let mut json: Option<serde_json::Value> = None;
+    // Wiped however this returns: the answer's other members may be secret.
+    let mut json = WipeOnDrop(None);
     let mut whole = false;
     let mut out = Vec::with_capacity(lifts.len());
     for lift in lifts {
@@ -577,39 +578,71 @@ fn lift_out(
                 out.push(Some(decode(body.to_vec(), lift.base64)?));
             }
             LiftFrom::Discard(pointer) => {
-                if json.is_none() {
-                    json = serde_json::from_slice(&body).ok();
+                if json.0.is_none() {
+                    json.0 = serde_json::from_slice(&body).ok();
                 }
-                // Dropped here, never handed over (nor made a value to scrub).
-                let _ = json.as_mut().and_then(|j| take(j, pointer));
+                // Wiped here, never handed over (nor made a value to scrub).
+                if let Some(discarded) = json.0.as_mut().and_then(|j| take(j, pointer)) {
+                    wipe(discarded);
+                }
                 out.push(None);
             }
             LiftFrom::Pointer(pointer) => {
-                if json.is_none() {
-                    json = serde_json::from_slice(&body).ok();
+                if json.0.is_none() {
+                    json.0 = serde_json::from_slice(&body).ok();
                 }
-                let taken = json.as_mut().and_then(|j| take(j, pointer));
+                let taken = json.0.as_mut().and_then(|j| take(j, pointer));
                 out.push(match taken {
                     None => None,
                     Some(serde_json::Value::String(s)) => {
                         Some(decode(Zeroizing::new(s).as_bytes().to_vec(), lift.base64)?)
                     }
-                    Some(other) => Some(decode(
-                        Zeroizing::new(other.to_string()).as_bytes().to_vec(),
-                        lift.base64,
-                    )?),
+                    Some(other) => {
+                        let text = Zeroizing::new(other.to_string());
+                        wipe(other);
+                        Some(decode(text.as_bytes().to_vec(), lift.base64)?)
+                    }
                 });
             }
         }
     }
     let body = if whole {
         Zeroizing::new(Vec::new())
-    } else if let Some(json) = json {
-        Zeroizing::new(serde_json::to_vec(&json).unwrap_or_default())
+    } else if let Some(rest) = &json.0 {
+        Zeroizing::new(serde_json::to_vec(rest).unwrap_or_default())
     } else {
         body
     };
     Ok((body, out))
+}
+
+/// A parsed answer, wiped when dropped.
+struct WipeOnDrop(Option<serde_json::Value>);
+
+impl Drop for WipeOnDrop {
+    fn drop(&mut self) {
+        if let Some(value) = self.0.take() {
+            wipe(value);
+        }
+    }
+}
+
+/// Zeroizes every string of `value`, member names too, as it is dropped: a
+/// member the provider was not to see may hold another field of the secret.
+/// (Nesting is bounded by the JSON parser's depth limit.)
+fn wipe(value: serde_json::Value) {
+    use zeroize::Zeroize as _;
+    match value {
+        serde_json::Value::String(mut text) => text.zeroize(),
+        serde_json::Value::Array(items) => items.into_iter().for_each(wipe),
+        serde_json::Value::Object(map) => {
+            for (mut name, member) in map {
+                name.zeroize();
+                wipe(member);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Removes the member `pointer` names from `json` and returns it.
@@ -723,6 +756,85 @@ impl Host for HttpView<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An allocator that, while armed, looks into every block freed for the
+    /// canary below: what a test of plaintext left in freed memory needs. The
+    /// only unsafe code in the project: a test's allocator cannot be written
+    /// without it.
+    #[allow(unsafe_code)]
+    mod freed {
+        use std::alloc::{GlobalAlloc, Layout, System};
+        use std::sync::atomic::{AtomicBool, Ordering};
+
+        pub const CANARY: &[u8] = b"canary-other-field-4f1d9a";
+        pub static ARMED: AtomicBool = AtomicBool::new(false);
+        pub static SEEN: AtomicBool = AtomicBool::new(false);
+
+        struct Scanning;
+
+        // SAFETY: every call is passed on to the system allocator unchanged; a
+        // block is only read, before it is freed.
+        unsafe impl GlobalAlloc for Scanning {
+            unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+                unsafe { System.alloc(layout) }
+            }
+            unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+                if ARMED.load(Ordering::SeqCst) {
+                    // SAFETY: the block is live until the call below.
+                    let block = unsafe { std::slice::from_raw_parts(ptr, layout.size()) };
+                    if block.windows(CANARY.len()).any(|w| w == CANARY) {
+                        SEEN.store(true, Ordering::SeqCst);
+                    }
+                }
+                unsafe { System.dealloc(ptr, layout) }
+            }
+        }
+
+        #[global_allocator]
+        static ALLOCATOR: Scanning = Scanning;
+    }
+
+    /// The other fields of a secret, discarded so the provider never sees
+    /// them, and the rest of the answer once re-serialized, are wiped before
+    /// their memory is freed.
+    #[test]
+    fn discarded_members_leave_no_plaintext_in_freed_memory() {
+        use std::sync::atomic::Ordering;
+        let canary = String::from_utf8(freed::CANARY.to_vec()).unwrap();
+        let body = Zeroizing::new(
+            format!(
+                r#"{{"data":{{"data":{{"value":"s3cr3t-xyz","password":"{canary}"}}}},"note":"{canary}"}}"#
+            )
+            .into_bytes(),
+        );
+        let lifts = vec![
+            Lift {
+                source: LiftFrom::Pointer("/data/data/value".into()),
+                base64: false,
+                keep_as: None,
+            },
+            Lift {
+                source: LiftFrom::Discard("/data/data".into()),
+                base64: false,
+                keep_as: None,
+            },
+            Lift {
+                source: LiftFrom::Discard("/note".into()),
+                base64: false,
+                keep_as: None,
+            },
+        ];
+        freed::SEEN.store(false, Ordering::SeqCst);
+        freed::ARMED.store(true, Ordering::SeqCst);
+        let (rest, lifted) = lift_out(body, &lifts).unwrap();
+        drop((rest, lifted));
+        freed::ARMED.store(false, Ordering::SeqCst);
+        drop(canary);
+        assert!(
+            !freed::SEEN.load(Ordering::SeqCst),
+            "a discarded field's plaintext was freed without being wiped"
+        );
+    }
 
     #[test]
     fn lifting_removes_members_and_keeps_the_rest() {
