@@ -285,13 +285,7 @@ impl AwsKeys {
         open: impl Fn(&[u8], &[u8]) -> anyhow::Result<SecretValue>,
     ) -> anyhow::Result<()> {
         use std::io::Write as _;
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
-        {
-            anyhow::bail!("key name {name:?}: use letters, digits and - _ . @ only");
-        }
+        crate::tokens::check_name(name)?;
         let existing = AwsKeys::load(path, open)?;
         if existing.keys.iter().any(|k| k.name == name) {
             anyhow::bail!(
@@ -354,10 +348,7 @@ impl AwsKeys {
                 "X-Amz-Date {amz_date:?} is not of the form 20261201T080500Z"
             ))
         })?;
-        let skew = now
-            .duration_since(at)
-            .or_else(|e| Ok::<_, ()>(e.duration()))
-            .unwrap_or_default();
+        let skew = now.duration_since(at).unwrap_or_else(|e| e.duration());
         if skew > MAX_SKEW {
             return Err(SigError::Expired(format!(
                 "signature expired: X-Amz-Date {amz_date} is more than 15 minutes from the \

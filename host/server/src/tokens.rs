@@ -132,15 +132,22 @@ pub fn generate() -> Zeroizing<String> {
     ))
 }
 
+/// A token's or access key's name: letters, digits and `- _ . @`, as it
+/// appears in the audit log.
+pub(crate) fn check_name(name: &str) -> anyhow::Result<()> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+    {
+        anyhow::bail!("name {name:?}: use letters, digits and - _ . @ only");
+    }
+    Ok(())
+}
+
 /// Appends a token's line to the tokens file (created with mode 0600).
 pub fn append(path: &Path, name: &str, role: Role, token: &str) -> anyhow::Result<()> {
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
-        || name.is_empty()
-    {
-        anyhow::bail!("token name {name:?}: use letters, digits and - _ . @ only");
-    }
+    check_name(name)?;
     let existing = Tokens::load(path)?;
     if existing.entries.iter().any(|e| e.name == name) {
         anyhow::bail!(
