@@ -62,6 +62,12 @@ pub enum BrokerError {
     /// The audit entry could not be written; no value was returned.
     #[error("the audit log could not be written, so the result is withheld: {0}")]
     Audit(#[from] AuditError),
+    /// A create found the id holding a value already; nothing was written.
+    #[error("{id} holds a value already; nothing was written (update it instead)")]
+    Exists {
+        /// The id.
+        id: String,
+    },
 }
 
 impl BrokerError {
@@ -79,6 +85,7 @@ impl BrokerError {
             BrokerError::Manager(_) => "invalid-config",
             BrokerError::MaskWithoutValue { .. } => "mask-without-value",
             BrokerError::Audit(_) => "audit",
+            BrokerError::Exists { .. } => "exists",
         }
     }
 }
@@ -105,6 +112,7 @@ fn outcome_of(e: &BrokerError) -> Outcome {
         BrokerError::Denied { .. } => Outcome::Denied,
         BrokerError::NoSchemas
         | BrokerError::MaskWithoutValue { .. }
+        | BrokerError::Exists { .. }
         | BrokerError::Manager(
             ManagerError::Schema(_)
             | ManagerError::NotAConfig
@@ -127,7 +135,13 @@ pub struct Broker {
     audit: Option<Arc<AuditLog>>,
     /// How audit entries name the provider; its instance name by default.
     label: Option<String>,
+    /// Creates of the same id queue on one of these (by a hash of the id), so
+    /// two creates in this process cannot both find the id free.
+    create_locks: Arc<[tokio::sync::Mutex<()>]>,
 }
+
+/// How many locks creates are spread over.
+const CREATE_LOCKS: usize = 64;
 
 /// What [`Broker::put`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -156,6 +170,9 @@ impl Broker {
             policy,
             audit,
             label: None,
+            create_locks: (0..CREATE_LOCKS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }
     }
 
@@ -362,6 +379,91 @@ impl Broker {
             Durability::Synced,
             result,
             |_| Outcome::Ok,
+        )
+        .await
+    }
+
+    /// Stores `value` at `id` only if `id` holds no value; needs `write`.
+    /// [`BrokerError::Exists`] otherwise, with nothing written. Creates in this
+    /// process are serialized per id; a writer in another process that creates
+    /// the same id at the same instant is not seen (the provider has no
+    /// create-only write).
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        id: &str,
+        value: &SecretValue,
+        options: &PutOptions,
+    ) -> Result<Written, BrokerError> {
+        let result = match self.require(caller, "secret.create", false) {
+            Err(e) => Err(e),
+            Ok(()) if value.expose() == MASK.as_bytes() => {
+                Err(BrokerError::MaskWithoutValue { id: id.to_owned() })
+            }
+            Ok(()) => {
+                let slot = {
+                    use std::hash::{Hash as _, Hasher as _};
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    id.hash(&mut h);
+                    (h.finish() % self.create_locks.len() as u64) as usize
+                };
+                let _queued = self.create_locks[slot].lock().await;
+                match self.provider.get(id).await {
+                    Err(e) => Err(e.into()),
+                    Ok(Some(_)) => Err(BrokerError::Exists { id: id.to_owned() }),
+                    Ok(None) => {
+                        self.intend(caller, "secret.create", &[id]).await?;
+                        match self.provider.put(id, value, options).await {
+                            Ok(_) => Ok(Written::Created),
+                            Err(e) => Err(e.into()),
+                        }
+                    }
+                }
+            }
+        };
+        self.audit(
+            caller,
+            "secret.create",
+            &[id],
+            Some(value),
+            Durability::Synced,
+            result,
+            |_| Outcome::Ok,
+        )
+        .await
+    }
+
+    /// Whether `id` holds a value, without returning it; needs `reveal` or
+    /// `write` (as listing does).
+    pub async fn exists(&self, caller: &Caller, id: &str) -> Result<bool, BrokerError> {
+        let p = self.policy.of(caller.role);
+        let result = if p.reveal || p.write {
+            self.provider
+                .get(id)
+                .await
+                .map(|v| v.is_some())
+                .map_err(BrokerError::from)
+        } else {
+            Err(BrokerError::Denied {
+                role: caller.role,
+                action: "look up secrets",
+                operation: "secret.describe",
+            })
+        };
+        self.audit(
+            caller,
+            "secret.describe",
+            &[id],
+            None,
+            Durability::Written,
+            result,
+            |found| {
+                if *found {
+                    Outcome::Ok
+                } else {
+                    Outcome::NotFound
+                }
+            },
         )
         .await
     }

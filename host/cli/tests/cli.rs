@@ -1617,7 +1617,8 @@ print(json.dumps(dict(req.headers.items())))
     };
     let caller = keys
         .verify("secretsmanager", &request, std::time::SystemTime::now())
-        .unwrap();
+        .unwrap()
+        .caller;
     assert_eq!(caller.name, "om-server");
     assert_eq!(caller.role, secret_broker::policy::Role::Bot);
 }

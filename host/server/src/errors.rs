@@ -75,6 +75,7 @@ impl From<BrokerError> for ApiError {
                 StatusCode::BAD_REQUEST
             }
             BrokerError::Audit(_) => StatusCode::SERVICE_UNAVAILABLE,
+            BrokerError::Exists { .. } => StatusCode::CONFLICT,
         };
         ApiError::new(status, e.kind(), e.to_string())
     }

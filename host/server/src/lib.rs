@@ -6,6 +6,7 @@
 //! mapping, extractors and middleware live in files of their own.
 #![deny(missing_docs)]
 
+pub mod aws;
 mod errors;
 mod extractors;
 mod handlers;
@@ -23,9 +24,11 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use secret_broker::broker::{Broker, Caller};
 
+use self::aws::AwsMetadata;
 pub use self::errors::ApiError;
 pub use self::extractors::ApiJson;
 use self::metrics::Metrics;
+use self::sigv4::AwsKeys;
 use self::tokens::Tokens;
 
 /// The OpenAPI document, served at [`OPENAPI_PATH`].
@@ -57,6 +60,8 @@ pub struct AppState {
     tokens: std::sync::RwLock<Tokens>,
     pub(crate) metrics: Metrics,
     pub(crate) options: ServerOptions,
+    aws_keys: std::sync::RwLock<Arc<AwsKeys>>,
+    aws_metadata: std::sync::OnceLock<AwsMetadata>,
 }
 
 impl AppState {
@@ -76,6 +81,32 @@ impl AppState {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = tokens;
     }
 
+    /// Replaces the AWS access keys (a reloaded access keys file).
+    pub fn set_aws_keys(&self, keys: AwsKeys) {
+        *self
+            .aws_keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
+    }
+
+    /// The AWS access keys in use.
+    pub(crate) fn aws_keys(&self) -> Arc<AwsKeys> {
+        self.aws_keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Where the AWS APIs keep what only AWS has (descriptions, tags, version
+    /// ids, dates); set once, before serving.
+    pub fn set_aws_metadata(&self, metadata: AwsMetadata) {
+        let _ = self.aws_metadata.set(metadata);
+    }
+
+    pub(crate) fn aws_metadata(&self) -> Option<AwsMetadata> {
+        self.aws_metadata.get().cloned()
+    }
+
     /// State for [`router`].
     pub fn new(broker: Broker, tokens: Tokens, options: ServerOptions) -> Arc<AppState> {
         Arc::new(AppState {
@@ -83,6 +114,8 @@ impl AppState {
             tokens: std::sync::RwLock::new(tokens),
             metrics: Metrics::default(),
             options,
+            aws_keys: std::sync::RwLock::new(Arc::new(AwsKeys::default())),
+            aws_metadata: std::sync::OnceLock::new(),
         })
     }
 }
@@ -104,6 +137,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             middleware::authenticate,
         ));
     Router::new()
+        .route("/", post(aws::entry))
         .route("/health", get(handlers::health))
         .route(OPENAPI_PATH, get(handlers::openapi))
         .merge(api)

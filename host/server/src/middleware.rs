@@ -114,6 +114,7 @@ pub(crate) async fn observe(
         _ => "other",
     }
     .to_owned();
+    let aws = crate::aws::is_aws(&req);
     let role = RoleSlot::default();
     req.extensions_mut().insert(role.clone());
     let limit = s.options.request_timeout;
@@ -125,15 +126,20 @@ pub(crate) async fn observe(
     let response = if declared.is_some_and(|n| n > s.options.body_limit as u64) {
         // Refused before reading a byte of it: a client that declares more than
         // the limit is not waited for.
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-large",
-            "the request body is over the server's size limit (--body-limit-kib)",
-        )
-        .into_response()
+        if aws {
+            crate::aws::too_large()
+        } else {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                "the request body is over the server's size limit (--body-limit-kib)",
+            )
+            .into_response()
+        }
     } else {
         match tokio::time::timeout(limit, next.run(req)).await {
             Ok(response) => response,
+            Err(_) if aws => crate::aws::timed_out(limit),
             Err(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "timeout",

@@ -130,6 +130,15 @@ pub struct Request<'a> {
     pub body: &'a [u8],
 }
 
+/// A request whose signature holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The caller the key stands for.
+    pub caller: Caller,
+    /// The region of the credential scope.
+    pub region: String,
+}
+
 /// What the `Authorization` header says.
 struct Authorization<'a> {
     access_key_id: &'a str,
@@ -325,13 +334,14 @@ impl AwsKeys {
         self.keys.is_empty()
     }
 
-    /// The caller a request signed for `service` stands for, at `now`.
+    /// The caller a request signed for `service` stands for, at `now`, and the
+    /// region it was signed for.
     pub fn verify(
         &self,
         service: &str,
         request: &Request<'_>,
         now: SystemTime,
-    ) -> Result<Caller, SigError> {
+    ) -> Result<Verified, SigError> {
         let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
         let auth = parse_authorization(header("authorization").ok_or(SigError::Missing)?)?;
         if auth.service != service {
@@ -399,9 +409,12 @@ impl AwsKeys {
                 .as_bytes()
                 .ct_eq(auth.signature.to_ascii_lowercase().as_bytes()),
         ) {
-            Ok(Caller {
-                name: key.name.clone(),
-                role: key.role,
+            Ok(Verified {
+                caller: Caller {
+                    name: key.name.clone(),
+                    role: key.role,
+                },
+                region: auth.region.to_owned(),
             })
         } else {
             Err(SigError::Mismatch)
@@ -547,13 +560,15 @@ print(json.dumps(dict(req.headers.items())))
             "secretsmanager.GetSecretValue",
             BODY,
         );
-        let caller = keys
+        let verified = keys
             .verify(
                 "secretsmanager",
                 &request(&headers, BODY),
                 SystemTime::now(),
             )
             .unwrap();
+        assert_eq!(verified.region, "us-east-1");
+        let caller = verified.caller;
         assert_eq!(
             (caller.name.as_str(), caller.role),
             ("om-server", Role::Bot)

@@ -205,6 +205,26 @@ pub async fn serve(ctx: &Deployment, args: ServeArgs) -> anyhow::Result<ExitCode
     };
     let state = AppState::new(broker, tokens, options);
     watch_tokens(state.clone(), tokens_path);
+    // The AWS APIs: access keys sealed by the keyring, metadata in the record store.
+    // The keyring is loaded for them only when the deployment has one in use or
+    // access keys exist (a deployment on AWS alone gets no master key it never
+    // needed).
+    let keys_path = aws_keys_file(ctx);
+    let keyring = match ctx.loaded_keyring() {
+        Some(ring) => Some(ring),
+        None if keys_path.exists() => Some(ctx.keyring()?),
+        None => None,
+    };
+    let open = move |sealed: &[u8], aad: &[u8]| match &keyring {
+        Some(ring) => Ok(ring.open(sealed, aad)?),
+        None => bail!(
+            "access keys were added after the server started on a deployment without a \
+             keyring in use; restart the server to load them"
+        ),
+    };
+    state.set_aws_keys(server::sigv4::AwsKeys::load(&keys_path, &open)?);
+    state.set_aws_metadata(server::aws::AwsMetadata::new(ctx.record_store().await?));
+    watch_aws_keys(state.clone(), keys_path, open);
     if let Some(keyring) = ctx.loaded_keyring().filter(|_| !ctx.master_key_from_env()) {
         watch_key_file(keyring, ctx.key_file());
     }
@@ -316,6 +336,24 @@ fn watch_tokens(state: std::sync::Arc<AppState>, path: PathBuf) {
             state.set_tokens(tokens);
         }
         Err(e) => tracing::error!("keeping the tokens in use: {e:#}"),
+    });
+}
+
+/// Reloads the access keys file when it changes (`token add --aws`). A file
+/// that no longer reads keeps the keys in use, with an error.
+fn watch_aws_keys(
+    state: std::sync::Arc<AppState>,
+    path: PathBuf,
+    open: impl Fn(&[u8], &[u8]) -> anyhow::Result<secret_broker::SecretValue> + Send + 'static,
+) {
+    watch_file(path, move |path| {
+        match server::sigv4::AwsKeys::load(path, &open) {
+            Ok(keys) => {
+                tracing::info!(keys = keys.len(), "reloaded the AWS access keys file");
+                state.set_aws_keys(keys);
+            }
+            Err(e) => tracing::error!("keeping the AWS access keys in use: {e:#}"),
+        }
     });
 }
 

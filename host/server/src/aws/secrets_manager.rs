@@ -1,0 +1,674 @@
+//! The Secrets Manager operations: CreateSecret, UpdateSecret, PutSecretValue,
+//! GetSecretValue, BatchGetSecretValue, DescribeSecret, DeleteSecret,
+//! ListSecrets, TagResource and UntagResource, as the AWS SDKs call them.
+//!
+//! A secret's name is its broker id (OpenMetadata's `/cluster/...` ids are valid
+//! names). Only the current version is kept, staged `AWSCURRENT`. A deletion is
+//! immediate whatever recovery window is asked for, and the answer's
+//! `DeletionDate` says so (it is the time of the deletion, not a date to come).
+
+use base64::Engine as _;
+use secret_broker_runtime::{PutOptions, SecretValue};
+use serde_json::{Map, Value, json};
+use sha2::Digest as _;
+
+use super::meta::{SECRETS, SecretMeta};
+use super::{AwsError, Ctx, now, opt_int, opt_str, req_str, secret_value, str_list, tags};
+use crate::AppState;
+
+/// The largest value Secrets Manager keeps.
+const VALUE_LIMIT: usize = 65_536;
+const CURRENT: &str = "AWSCURRENT";
+
+pub(crate) async fn dispatch(
+    s: &AppState,
+    ctx: &Ctx,
+    op: &str,
+    body: &Value,
+) -> Result<Value, AwsError> {
+    match op {
+        "CreateSecret" => create(s, ctx, body).await,
+        "UpdateSecret" => update(s, ctx, body).await,
+        "PutSecretValue" => put_value(s, ctx, body).await,
+        "GetSecretValue" => get_value(s, ctx, body).await,
+        "BatchGetSecretValue" => batch_get(s, ctx, body).await,
+        "DescribeSecret" => describe(s, ctx, body).await,
+        "DeleteSecret" => delete(s, ctx, body).await,
+        "ListSecrets" => list(s, ctx, body).await,
+        "TagResource" => tag(s, ctx, body).await,
+        "UntagResource" => untag(s, ctx, body).await,
+        _ => Err(AwsError::new(
+            "UnknownOperationException",
+            format!(
+                "secretsmanager.{op} is not an operation this server answers (CreateSecret, \
+                 UpdateSecret, PutSecretValue, GetSecretValue, BatchGetSecretValue, \
+                 DescribeSecret, DeleteSecret, ListSecrets, TagResource, UntagResource)"
+            ),
+        )),
+    }
+}
+
+/// The six characters AWS appends to a name in its ARN; here derived from the
+/// name, so an ARN stays the same across restarts and servers.
+fn suffix(name: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    sha2::Sha256::digest(name.as_bytes())
+        .iter()
+        .take(6)
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect()
+}
+
+fn arn(ctx: &Ctx, name: &str) -> String {
+    format!(
+        "arn:aws:secretsmanager:{}:{}:secret:{name}-{}",
+        ctx.region,
+        super::ACCOUNT,
+        suffix(name)
+    )
+}
+
+/// A secret's name, checked: `A-Za-z0-9/_+=.@-`, 1 to 512 characters.
+fn check_name(ctx: &Ctx, field: &str, name: &str) -> Result<(), AwsError> {
+    if name.is_empty()
+        || name.len() > 512
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b))
+    {
+        return Err(AwsError::invalid(
+            ctx.api,
+            format!(
+                "{field}: a secret name is 1 to 512 of the characters A-Z a-z 0-9 / _ + = . @ -"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The name a `SecretId` (a name, or a full or partial ARN) stands for.
+fn secret_name(ctx: &Ctx, id: &str) -> Result<String, AwsError> {
+    let name = match id.strip_prefix("arn:") {
+        Some(rest) => {
+            let parts: Vec<&str> = rest.splitn(6, ':').collect();
+            let ["aws", "secretsmanager", _, _, tail] = parts[..5] else {
+                return Err(AwsError::invalid(
+                    ctx.api,
+                    "SecretId: an ARN must be arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME",
+                ));
+            };
+            let name = tail
+                .strip_prefix("secret:")
+                .or_else(|| parts.get(5).filter(|_| tail == "secret").copied())
+                .ok_or_else(|| {
+                    AwsError::invalid(ctx.api, "SecretId: the ARN does not name a secret")
+                })?;
+            // A full ARN ends in `-` and the six characters of the name.
+            match name.len().checked_sub(7) {
+                Some(cut)
+                    if name.as_bytes()[cut] == b'-'
+                        && name.is_char_boundary(cut)
+                        && suffix(&name[..cut]) == name[cut + 1..] =>
+                {
+                    name[..cut].to_owned()
+                }
+                _ => name.to_owned(),
+            }
+        }
+        None => id.to_owned(),
+    };
+    check_name(ctx, "SecretId", &name)?;
+    Ok(name)
+}
+
+fn secret_id(ctx: &Ctx, body: &Value) -> Result<String, AwsError> {
+    secret_name(ctx, req_str(ctx.api, body, "SecretId")?)
+}
+
+/// The version id a write makes: the client's `ClientRequestToken` (32 to 64
+/// characters, as AWS requires) or a new UUID.
+fn version_for(ctx: &Ctx, body: &Value) -> Result<String, AwsError> {
+    match opt_str(ctx.api, body, "ClientRequestToken")? {
+        Some(t) if (32..=64).contains(&t.len()) => Ok(t.to_owned()),
+        Some(_) => Err(AwsError::invalid(
+            ctx.api,
+            "ClientRequestToken must be 32 to 64 characters",
+        )),
+        None => Ok(super::new_uuid()),
+    }
+}
+
+fn not_found(ctx: &Ctx, name: &str) -> AwsError {
+    let _ = ctx;
+    AwsError::new(
+        "ResourceNotFoundException",
+        format!("Secrets Manager can't find the specified secret ({name})."),
+    )
+}
+
+fn metadata(s: &AppState, ctx: &Ctx) -> Result<super::AwsMetadata, AwsError> {
+    s.aws_metadata()
+        .ok_or_else(|| AwsError::internal(ctx.api, "this server keeps no AWS API metadata store"))
+}
+
+/// The metadata of `name`, answered as unknown when it cannot be read.
+async fn meta_of(s: &AppState, name: &str) -> SecretMeta {
+    match s.aws_metadata() {
+        Some(m) => m.get_or_unknown(SECRETS, name).await.unwrap_or_default(),
+        None => SecretMeta::default(),
+    }
+}
+
+/// Records what a write changed; a failure is logged, never the write's
+/// failure (the value is stored by then).
+async fn record(s: &AppState, name: &str, change: impl FnMut(&mut SecretMeta)) -> SecretMeta {
+    let Some(m) = s.aws_metadata() else {
+        return SecretMeta::default();
+    };
+    match m.update(SECRETS, name, change).await {
+        Ok(row) => row,
+        Err(e) => {
+            tracing::warn!(error = %e, "the secret's AWS API metadata could not be written");
+            SecretMeta::default()
+        }
+    }
+}
+
+fn value_of(ctx: &Ctx, body: &Value, required: bool) -> Result<Option<SecretValue>, AwsError> {
+    let value = secret_value(
+        ctx.api,
+        body,
+        "SecretString",
+        Some("SecretBinary"),
+        VALUE_LIMIT,
+    )?;
+    if required && value.is_none() {
+        return Err(AwsError::invalid(
+            ctx.api,
+            "send SecretString or SecretBinary: this server keeps no secret without a value",
+        ));
+    }
+    Ok(value)
+}
+
+fn refuse_replicas(ctx: &Ctx, body: &Value) -> Result<(), AwsError> {
+    if body.get("AddReplicaRegions").is_some_and(|v| !v.is_null()) {
+        return Err(AwsError::invalid(
+            ctx.api,
+            "AddReplicaRegions: this server does not replicate secrets; send the request \
+             without it",
+        ));
+    }
+    Ok(())
+}
+
+async fn create(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+    let name = req_str(ctx.api, body, "Name")?;
+    check_name(ctx, "Name", name)?;
+    refuse_replicas(ctx, body)?;
+    let value = value_of(ctx, body, true)?.unwrap_or_else(|| SecretValue::new(Vec::new()));
+    let description = opt_str(ctx.api, body, "Description")?.map(str::to_owned);
+    let tags = tags(ctx.api, body)?.unwrap_or_default();
+    let version = version_for(ctx, body)?;
+    let options = PutOptions {
+        description: description.clone(),
+        tags: tags.clone(),
+    };
+    match s.broker.create(&ctx.caller, name, &value, &options).await {
+        Ok(_) => {}
+        Err(e @ secret_broker::broker::BrokerError::Exists { .. }) => {
+            // A retried create (the same ClientRequestToken) that already
+            // happened is answered as the first one was.
+            let known = meta_of(s, name).await;
+            if opt_str(ctx.api, body, "ClientRequestToken")?.is_some()
+                && known.version.as_deref() == Some(version.as_str())
+            {
+                return Ok(json!({"ARN": arn(ctx, name), "Name": name, "VersionId": version}));
+            }
+            return Err(AwsError::new(
+                "ResourceExistsException",
+                format!("{e}: the secret {name} already exists"),
+            ));
+        }
+        Err(e) => return Err(AwsError::broker(ctx.api, e)),
+    }
+    let at = now();
+    record(s, name, |m| {
+        *m = SecretMeta {
+            description: description.clone(),
+            tags: tags.clone(),
+            created: Some(at),
+            changed: Some(at),
+            version: Some(version.clone()),
+        };
+    })
+    .await;
+    Ok(json!({"ARN": arn(ctx, name), "Name": name, "VersionId": version}))
+}
+
+/// Stores a new value of an existing secret; returns its version id.
+async fn write_existing(
+    s: &AppState,
+    ctx: &Ctx,
+    name: &str,
+    value: &SecretValue,
+    body: &Value,
+    description: Option<String>,
+) -> Result<String, AwsError> {
+    let version = version_for(ctx, body)?;
+    let options = PutOptions {
+        description: description.clone(),
+        tags: Vec::new(),
+    };
+    let written = s
+        .broker
+        .put(&ctx.caller, name, value, &options)
+        .await
+        .map_err(|e| AwsError::broker(ctx.api, e))?;
+    let at = now();
+    let row = record(s, name, |m| {
+        if description.is_some() {
+            m.description.clone_from(&description);
+        }
+        if written != secret_broker::broker::Written::Unchanged || m.version.is_none() {
+            m.version = Some(version.clone());
+            m.changed = Some(at);
+        }
+        m.created.get_or_insert(at);
+    })
+    .await;
+    Ok(row.version.unwrap_or(version))
+}
+
+async fn require_exists(s: &AppState, ctx: &Ctx, name: &str) -> Result<(), AwsError> {
+    match s.broker.exists(&ctx.caller, name).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(not_found(ctx, name)),
+        Err(e) => Err(AwsError::broker(ctx.api, e)),
+    }
+}
+
+async fn update(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+    let name = secret_id(ctx, body)?;
+    let value = value_of(ctx, body, false)?;
+    let description = opt_str(ctx.api, body, "Description")?.map(str::to_owned);
+    require_exists(s, ctx, &name).await?;
+    let mut answer = json!({"ARN": arn(ctx, &name), "Name": name});
+    match value {
+        Some(value) => {
+            let version = write_existing(s, ctx, &name, &value, body, description).await?;
+            answer["VersionId"] = json!(version);
+        }
+        None => {
+            if description.is_some() {
+                metadata(s, ctx)?
+                    .update(SECRETS, &name, |m: &mut SecretMeta| {
+                        m.description.clone_from(&description);
+                        m.changed = Some(now());
+                    })
+                    .await
+                    .map_err(|e| AwsError::internal(ctx.api, e.to_string()))?;
+            }
+        }
+    }
+    Ok(answer)
+}
+
+async fn put_value(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+    let name = secret_id(ctx, body)?;
+    let value = value_of(ctx, body, true)?.unwrap_or_else(|| SecretValue::new(Vec::new()));
+    if let Some(stages) = str_list(ctx.api, body, "VersionStages")?
+        && stages.iter().any(|st| *st != CURRENT)
+    {
+        return Err(AwsError::invalid(
+            ctx.api,
+            "VersionStages: this server keeps the current version only (AWSCURRENT)",
+        ));
+    }
+    require_exists(s, ctx, &name).await?;
+    let version = write_existing(s, ctx, &name, &value, body, None).await?;
+    Ok(json!({
+        "ARN": arn(ctx, &name),
+        "Name": name,
+        "VersionId": version,
+        "VersionStages": [CURRENT],
+    }))
+}
+
+/// A value as GetSecretValue answers it, or why not.
+async fn read(s: &AppState, ctx: &Ctx, name: &str) -> Result<Map<String, Value>, AwsError> {
+    let value = s
+        .broker
+        .get(&ctx.caller, name)
+        .await
+        .map_err(|e| AwsError::broker(ctx.api, e))?
+        .ok_or_else(|| not_found(ctx, name))?;
+    let meta = meta_of(s, name).await;
+    let mut out = Map::new();
+    out.insert("ARN".into(), json!(arn(ctx, name)));
+    out.insert("Name".into(), json!(name));
+    match value.expose_str() {
+        Some(text) => out.insert("SecretString".into(), json!(text)),
+        None => out.insert(
+            "SecretBinary".into(),
+            json!(base64::engine::general_purpose::STANDARD.encode(value.expose())),
+        ),
+    };
+    if let Some(v) = &meta.version {
+        out.insert("VersionId".into(), json!(v));
+    }
+    out.insert("VersionStages".into(), json!([CURRENT]));
+    if let Some(at) = meta.changed.or(meta.created) {
+        out.insert("CreatedDate".into(), json!(at));
+    }
+    Ok(out)
+}
+
+async fn get_value(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+    let name = secret_id(ctx, body)?;
+    if let Some(stage) = opt_str(ctx.api, body, "VersionStage")?
+        && stage != CURRENT
+    {
+        return Err(AwsError::new(
+            "ResourceNotFoundException",
+            format!(
+                "Secrets Manager can't find the specified secret value for staging label: \
+                     {stage} (this server keeps the current version only)"
+            ),
+        ));
+    }
+    let out = read(s, ctx, &name).await?;
+    if let Some(asked) = opt_str(ctx.api, body, "VersionId")?
+        && out.get("VersionId").and_then(Value::as_str) != Some(asked)
+    {
+        super::wipe_json(&mut Value::Object(out));
+        return Err(AwsError::new(
+            "ResourceNotFoundException",
+            format!(
+                "Secrets Manager can't find the specified secret value for VersionId: \
+                     {asked} (this server keeps the current version only)"
+            ),
+        ));
+    }
+    Ok(Value::Object(out))
+}
+
+/// The names `Filters` select: `name` prefixes (case-sensitive).
+fn name_filters(ctx: &Ctx, body: &Value) -> Result<Vec<String>, AwsError> {
+    let Some(filters) = body.get("Filters").filter(|v| !v.is_null()) else {
+        return Ok(vec![String::new()]);
+    };
+    let bad = |why: &str| AwsError::invalid(ctx.api, format!("Filters: {why}"));
+    let mut prefixes = Vec::new();
+    for filter in filters
+        .as_array()
+        .ok_or_else(|| bad("must be a list of {\"Key\", \"Values\"}"))?
+    {
+        let key = filter
+            .get("Key")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if key != "name" {
+            return Err(bad(&format!(
+                "the key {key:?} is not supported; this server filters by `name` (a prefix of \
+                 the name, case-sensitive)"
+            )));
+        }
+        for value in str_list(ctx.api, filter, "Values")?.unwrap_or_default() {
+            if value.starts_with('!') {
+                return Err(bad("negated values (`!`) are not supported"));
+            }
+            prefixes.push(value.to_owned());
+        }
+    }
+    if prefixes.is_empty() {
+        return Err(bad("give the name filter at least one value"));
+    }
+    prefixes.sort();
+    prefixes.dedup();
+    Ok(prefixes)
+}
+
+/// One page of names under `prefixes`, and the token of the next.
+async fn page(
+    s: &AppState,
+    ctx: &Ctx,
+    prefixes: &[String],
+    token: Option<&str>,
+    limit: u32,
+) -> Result<(Vec<String>, Option<String>), AwsError> {
+    let (mut index, mut cursor) = match token {
+        Some(t) => super::decode_token(ctx.api, t)?,
+        None => (0, None),
+    };
+    let mut names: Vec<String> = Vec::new();
+    while index < prefixes.len() && (names.len() as u32) < limit {
+        let page = s
+            .broker
+            .list(
+                &ctx.caller,
+                &prefixes[index],
+                cursor.as_deref(),
+                limit - names.len() as u32,
+            )
+            .await
+            .map_err(|e| AwsError::broker(ctx.api, e))?;
+        names.extend(
+            page.ids
+                .into_iter()
+                .filter(|n| check_name(ctx, "", n).is_ok()),
+        );
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            index += 1;
+        }
+    }
+    let next = (index < prefixes.len()).then(|| super::encode_token(index, cursor.as_deref()));
+    Ok((names, next))
+}
+
+/// A secret's description; `stages` is the member its version ids go in
+/// (DescribeSecret and ListSecrets name it differently).
+fn described(ctx: &Ctx, name: &str, meta: &SecretMeta, stages: &str) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert("ARN".into(), json!(arn(ctx, name)));
+    out.insert("Name".into(), json!(name));
+    if let Some(d) = &meta.description {
+        out.insert("Description".into(), json!(d));
+    }
+    if !meta.tags.is_empty() {
+        out.insert("Tags".into(), super::tags_json(&meta.tags));
+    }
+    if let Some(at) = meta.created {
+        out.insert("CreatedDate".into(), json!(at));
+    }
+    if let Some(at) = meta.changed {
+        out.insert("LastChangedDate".into(), json!(at));
+    }
+    if let Some(v) = &meta.version {
+        out.insert(stages.into(), json!({v: [CURRENT]}));
+    }
+    out
+}
+
+async fn batch_get(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+    let ids = str_list(ctx.api, body, "SecretIdList")?;
+    let has_filters = body.get("Filters").is_some_and(|v| !v.is_null());
+    let (names, next) = match ids {
+        Some(_) if has_filters => {
+            return Err(AwsError::invalid(
+                ctx.api,
+                "send either SecretIdList or Filters, not both",
+            ));
+        }
+        Some(ids) => {
+            if ids.is_empty() || ids.len() > 20 {
+                return Err(AwsError::invalid(
+                    ctx.api,
+                    "SecretIdList: 1 to 20 secret ids",
+                ));
+            }
+            let mut names = Vec::new();
+            for id in ids {
+                names.push((id.to_owned(), secret_name(ctx, id)?));
+            }
+            (names, None)
+        }
+        None if has_filters => {
+            let limit = opt_int(ctx.api, body, "MaxResults", 1..=20)?.unwrap_or(20) as u32;
+            let prefixes = name_filters(ctx, body)?;
+            let token = opt_str(ctx.api, body, "NextToken")?;
+            let (names, next) = page(s, ctx, &prefixes, token, limit).await?;
+            (names.into_iter().map(|n| (n.clone(), n)).collect(), next)
+        }
+        None => {
+            return Err(AwsError::invalid(ctx.api, "send SecretIdList or Filters"));
+        }
+    };
+    let (mut values, mut errors) = (Vec::new(), Vec::new());
+    for (id, name) in names {
+        match read(s, ctx, &name).await {
+            Ok(v) => values.push(Value::Object(v)),
+            Err(e) => {
+                errors.push(json!({"SecretId": id, "ErrorCode": e.code, "Message": e.message}))
+            }
+        }
+    }
+    let mut out = json!({"SecretValues": values, "Errors": errors});
+    if let Some(next) = next {
+        out["NextToken"] = json!(next);
+    }
+    Ok(out)
+}
+
+async fn describe(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+    let name = secret_id(ctx, body)?;
+    require_exists(s, ctx, &name).await?;
+    let meta = meta_of(s, &name).await;
+    Ok(Value::Object(described(
+        ctx,
+        &name,
+        &meta,
+        "VersionIdsToStages",
+    )))
+}
+
+async fn delete(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+    let name = secret_id(ctx, body)?;
+    let force = super::flag(ctx.api, body, "ForceDeleteWithoutRecovery")?;
+    let window = opt_int(ctx.api, body, "RecoveryWindowInDays", 7..=30)?;
+    if force && window.is_some() {
+        return Err(AwsError::invalid(
+            ctx.api,
+            "You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays.",
+        ));
+    }
+    let existed = s
+        .broker
+        .delete(&ctx.caller, &name)
+        .await
+        .map_err(|e| AwsError::broker(ctx.api, e))?;
+    if !existed {
+        return Err(not_found(ctx, &name));
+    }
+    if let Some(m) = s.aws_metadata()
+        && let Err(e) = m.remove(SECRETS, &name).await
+    {
+        tracing::warn!(error = %e, "a deleted secret's AWS API metadata could not be removed");
+    }
+    // No recovery window is kept: the secret is gone now, and the date says so.
+    Ok(json!({"ARN": arn(ctx, &name), "Name": name, "DeletionDate": now()}))
+}
+
+async fn list(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+    let limit = opt_int(ctx.api, body, "MaxResults", 1..=100)?.unwrap_or(100) as u32;
+    let prefixes = name_filters(ctx, body)?;
+    let token = opt_str(ctx.api, body, "NextToken")?;
+    let (names, next) = page(s, ctx, &prefixes, token, limit).await?;
+    let mut list = Vec::with_capacity(names.len());
+    for name in &names {
+        let meta = meta_of(s, name).await;
+        list.push(Value::Object(described(
+            ctx,
+            name,
+            &meta,
+            "SecretVersionsToStages",
+        )));
+    }
+    let mut out = json!({"SecretList": list});
+    if let Some(next) = next {
+        out["NextToken"] = json!(next);
+    }
+    Ok(out)
+}
+
+async fn tag(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+    let name = secret_id(ctx, body)?;
+    let added =
+        tags(ctx.api, body)?.ok_or_else(|| AwsError::invalid(ctx.api, "Tags is required"))?;
+    require_exists(s, ctx, &name).await?;
+    metadata(s, ctx)?
+        .update(SECRETS, &name, |m: &mut SecretMeta| {
+            for (k, v) in &added {
+                m.tags.retain(|(key, _)| key != k);
+                m.tags.push((k.clone(), v.clone()));
+            }
+        })
+        .await
+        .map_err(|e| AwsError::internal(ctx.api, e.to_string()))?;
+    Ok(json!({}))
+}
+
+async fn untag(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+    let name = secret_id(ctx, body)?;
+    let keys: Vec<String> = str_list(ctx.api, body, "TagKeys")?
+        .ok_or_else(|| AwsError::invalid(ctx.api, "TagKeys is required"))?
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    require_exists(s, ctx, &name).await?;
+    metadata(s, ctx)?
+        .update(SECRETS, &name, |m: &mut SecretMeta| {
+            m.tags.retain(|(k, _)| !keys.contains(k));
+        })
+        .await
+        .map_err(|e| AwsError::internal(ctx.api, e.to_string()))?;
+    Ok(json!({}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secret_broker::broker::Caller;
+    use secret_broker::policy::Role;
+
+    fn ctx() -> Ctx {
+        Ctx {
+            caller: Caller {
+                name: "t".into(),
+                role: Role::Admin,
+            },
+            region: "eu-west-1".into(),
+            api: super::super::Api::SecretsManager,
+        }
+    }
+
+    #[test]
+    fn an_arn_names_its_secret_and_round_trips() {
+        let c = ctx();
+        let name = "/openmetadata/database/mysql/password";
+        let full = arn(&c, name);
+        assert!(full.starts_with("arn:aws:secretsmanager:eu-west-1:000000000000:secret:/open"));
+        assert_eq!(secret_name(&c, &full).unwrap(), name);
+        // A partial ARN (without the six characters) names the same secret.
+        let partial = full[..full.len() - 7].to_owned();
+        assert_eq!(secret_name(&c, &partial).unwrap(), name);
+        assert_eq!(secret_name(&c, name).unwrap(), name);
+        // A name that merely ends like a suffix keeps it.
+        assert_eq!(secret_name(&c, "db-abcdef").unwrap(), "db-abcdef");
+        let e = secret_name(&c, "arn:aws:s3:::bucket").unwrap_err();
+        assert!(e.message.contains("SecretId"), "{}", e.message);
+        let e = secret_name(&c, "bad name!").unwrap_err();
+        assert_eq!(e.code, "InvalidParameterException");
+    }
+}

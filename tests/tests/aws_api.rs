@@ -1,0 +1,754 @@
+//! The broker's AWS Secrets Manager and SSM APIs end to end on loopback, driven by
+//! clients nobody here wrote: boto3 pointed at the broker with
+//! `AWS_ENDPOINT_URL_SECRETS_MANAGER` / `AWS_ENDPOINT_URL_SSM`, and botocore's
+//! signer for raw requests. The db provider on SQLite behind it; values cross
+//! between these APIs and `/v1`; roles, signatures and bad input are refused in
+//! AWS's shapes, audited, and never echo a value.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use secret_broker::audit::{AuditLog, Salt};
+use secret_broker::broker::Broker;
+use secret_broker::policy::{Policy, Role};
+use secret_broker::{ProviderHost, SecretValue};
+use secret_broker_keyring::Keyring;
+use secret_broker_record_store::RecordStore;
+use secret_broker_server::aws::AwsMetadata;
+use secret_broker_server::listen::ConnOptions;
+use secret_broker_server::sigv4::AwsKeys;
+use secret_broker_server::tokens::Tokens;
+use secret_broker_server::{self as server, AppState, ServerOptions};
+use serde_json::{Value, json};
+
+use common::{TempDb, db_provider, runtime};
+
+const ADMIN_TOKEN: &str = "sbt_admin-token-for-aws-tests";
+/// Access keys: (name, role, id, secret).
+const KEYS: [(&str, Role, &str, &str); 3] = [
+    (
+        "om-server",
+        Role::Admin,
+        "SBAKADMIN00000000000",
+        "adminSecretKey0000000000000000000000000",
+    ),
+    (
+        "alice",
+        Role::User,
+        "SBAKUSER000000000000",
+        "userSecretKey00000000000000000000000000",
+    ),
+    (
+        "ingestion",
+        Role::Bot,
+        "SBAKBOT0000000000000",
+        "botSecretKey000000000000000000000000000",
+    ),
+];
+const CANARY: &str = "canary-7f3a9c-aws-api-value";
+
+struct Served {
+    addr: SocketAddr,
+    audit_path: PathBuf,
+    salt: Salt,
+    _dir: tempfile::TempDir,
+    _db: TempDb,
+}
+
+async fn start() -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TempDb::sqlite();
+    let store = Arc::new(RecordStore::connect(&db.url).await.unwrap());
+    let provider: Arc<ProviderHost> = db_provider(
+        &runtime(),
+        store.clone(),
+        Arc::new(Keyring::single([9; 32])),
+        "db",
+    )
+    .await;
+    let salt = Salt::from_bytes(&[3; 32]);
+    let audit_path = dir.path().join("audit.log");
+    let audit = Arc::new(AuditLog::open(&audit_path, salt.clone()).unwrap());
+    let broker = Broker::new(provider, None, Policy::default(), Some(audit));
+    let mut tokens = Tokens::default();
+    tokens.insert("admin", Role::Admin, ADMIN_TOKEN);
+    let state = AppState::new(broker, tokens, ServerOptions::default());
+    let mut keys = AwsKeys::default();
+    for (name, role, id, secret) in KEYS {
+        keys.insert(name, role, id, SecretValue::from_string(secret.to_owned()));
+    }
+    state.set_aws_keys(keys);
+    state.set_aws_metadata(AwsMetadata::new(store));
+    let app = server::router(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(server::listen::serve(
+        listener,
+        app,
+        ConnOptions::default(),
+        std::future::pending(),
+    ));
+    Served {
+        addr,
+        audit_path,
+        salt,
+        _dir: dir,
+        _db: db,
+    }
+}
+
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(name)
+}
+
+impl Served {
+    /// Python with boto3 configured for the broker and the key of `role`.
+    fn python(&self, role: Role, args: &[&str]) -> Output {
+        let (_, _, id, secret) = KEYS.iter().find(|k| k.1 == role).unwrap();
+        let endpoint = format!("http://{}", self.addr);
+        Command::new("python3")
+            .args(args)
+            .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &endpoint)
+            .env("AWS_ENDPOINT_URL_SSM", &endpoint)
+            .env("AWS_ACCESS_KEY_ID", id)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_DEFAULT_REGION", "eu-west-1")
+            .env("BROKER", &endpoint)
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_ENDPOINT_URL")
+            .output()
+            .expect("python3 with boto3 (tests/setup)")
+    }
+
+    async fn v1(&self, path: &str, body: Value) -> Value {
+        secret_broker_http::ensure_crypto_provider();
+        reqwest::Client::new()
+            .post(format!("http://{}{path}", self.addr))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    fn audit(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.audit_path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+fn ok(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn boto3_runs_every_secrets_manager_operation_and_values_cross_to_v1() {
+    let b = start().await;
+    let written = "/openmetadata/bot/from-v1/config/jwttoken";
+    b.v1(
+        "/v1/secrets/put",
+        json!({"id": written, "value": "from-v1"}),
+    )
+    .await;
+    let script = script("aws_api_secrets_manager.py");
+    let out = b.python(
+        Role::Admin,
+        &[script.to_str().unwrap(), "/openmetadata", written],
+    );
+    let facts: Value = serde_json::from_str(ok(&out).trim()).unwrap();
+    assert!(
+        facts["deleted_arn"]
+            .as_str()
+            .unwrap()
+            .contains(":secret:/openmetadata/database/mysql/password-"),
+        "{facts}"
+    );
+    let read = b
+        .v1(
+            "/v1/secrets/get",
+            json!({"id": "/openmetadata/written/by/boto3"}),
+        )
+        .await;
+    assert_eq!(read["value"], "from-boto3", "{read}");
+    // Every write through the API is in the audit log under the key's name.
+    let audit = b.audit();
+    let by = |op: &str| {
+        audit
+            .iter()
+            .filter(|e| e["actor"] == "om-server" && e["operation"] == op && e["outcome"] == "ok")
+            .count()
+    };
+    assert!(by("secret.create") >= 8, "{audit:?}");
+    assert!(by("secret.put") >= 2);
+    assert!(by("secret.delete") >= 2);
+    assert!(by("secret.get") >= 5);
+    let line = b.salt.hmac(b"/openmetadata/written/by/boto3");
+    assert!(audit.iter().any(|e| e["ids"][0] == json!(line)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn boto3_runs_every_ssm_operation_and_values_cross_to_v1() {
+    let b = start().await;
+    let script = script("aws_api_ssm.py");
+    let out = b.python(Role::Admin, &[script.to_str().unwrap(), "/openmetadata"]);
+    assert_eq!(ok(&out).trim(), "ok");
+    let read = b
+        .v1(
+            "/v1/secrets/get",
+            json!({"id": "/openmetadata/written/by/boto3"}),
+        )
+        .await;
+    assert_eq!(read["value"], "from-ssm", "{read}");
+}
+
+/// A raw request signed by botocore (or not), sent with urllib: prints status,
+/// then body.
+const RAW: &str = r#"
+import os, sys, urllib.request
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+target, body, service, sign = sys.argv[1], sys.argv[2].encode(), sys.argv[3], sys.argv[4]
+url = os.environ["BROKER"] + "/"
+headers = {"Content-Type": "application/x-amz-json-1.1"}
+if target:
+    headers["X-Amz-Target"] = target
+req = AWSRequest(method="POST", url=url, data=body, headers=headers)
+if sign != "none":
+    secret = os.environ["AWS_SECRET_ACCESS_KEY"] if sign == "good" else "wrong" * 8
+    SigV4Auth(Credentials(os.environ["AWS_ACCESS_KEY_ID"], secret), service, "eu-west-1").add_auth(req)
+r = urllib.request.Request(url, data=body, headers=dict(req.headers.items()), method="POST")
+try:
+    resp = urllib.request.urlopen(r)
+    print(resp.status); print(resp.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code); print(e.read().decode())
+"#;
+
+impl Served {
+    fn raw(&self, role: Role, target: &str, body: &str, service: &str, sign: &str) -> (u16, Value) {
+        let out = self.python(role, &["-c", RAW, target, body, service, sign]);
+        let text = ok(&out);
+        let (status, body) = text.split_once('\n').unwrap();
+        (
+            status.trim().parse().unwrap(),
+            serde_json::from_str(body.trim()).unwrap_or(Value::String(body.to_owned())),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn roles_and_signatures_are_enforced_and_audited() {
+    let b = start().await;
+    let id = "/openmetadata/database/roles/password";
+    b.v1("/v1/secrets/put", json!({"id": id, "value": CANARY}))
+        .await;
+    let get = format!(r#"{{"SecretId":"{id}"}}"#);
+    let target = "secretsmanager.GetSecretValue";
+
+    // The admin key reads it.
+    let (st, body) = b.raw(Role::Admin, target, &get, "secretsmanager", "good");
+    assert_eq!(
+        (st, body["SecretString"].as_str()),
+        (200, Some(CANARY)),
+        "{body}"
+    );
+    // A user key and a bot key are denied, as on /v1, and the attempts audited.
+    for role in [Role::User, Role::Bot] {
+        let (st, body) = b.raw(role, target, &get, "secretsmanager", "good");
+        assert_eq!(st, 400, "{body}");
+        assert_eq!(body["__type"], "AccessDeniedException", "{body}");
+        assert!(!body.to_string().contains(CANARY));
+    }
+    // Nor may the user learn whether it exists (DescribeSecret needs reveal or write).
+    let (st, body) = b.raw(
+        Role::User,
+        "secretsmanager.DescribeSecret",
+        &get,
+        "secretsmanager",
+        "good",
+    );
+    assert_eq!(st, 400, "{body}");
+    assert_eq!(body["__type"], "AccessDeniedException");
+    // Unsigned, wrongly signed, signed for another service.
+    let (st, body) = b.raw(Role::Admin, target, &get, "secretsmanager", "none");
+    assert_eq!(
+        (st, body["__type"].as_str()),
+        (403, Some("MissingAuthenticationTokenException")),
+        "{body}"
+    );
+    let (st, body) = b.raw(Role::Admin, target, &get, "secretsmanager", "wrong");
+    assert_eq!(
+        (st, body["__type"].as_str()),
+        (400, Some("InvalidSignatureException")),
+        "{body}"
+    );
+    let (st, body) = b.raw(Role::Admin, target, &get, "ssm", "good");
+    assert_eq!(body["__type"], "InvalidSignatureException", "{st} {body}");
+    let audit = b.audit();
+    let denied: Vec<&Value> = audit
+        .iter()
+        .filter(|e| e["outcome"] == "denied" && e["operation"] == "secret.get")
+        .collect();
+    assert_eq!(
+        denied
+            .iter()
+            .map(|e| e["actor"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["alice", "ingestion"],
+        "{audit:?}"
+    );
+    let refused = audit
+        .iter()
+        .filter(|e| e["outcome"] == "unauthenticated" && e["operation"] == "secret.get")
+        .count();
+    assert_eq!(refused, 3, "{audit:?}");
+    let log = std::fs::read_to_string(&b.audit_path).unwrap();
+    assert!(!log.contains(CANARY));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_gets_aws_shaped_errors_naming_the_field_and_writes_nothing() {
+    let b = start().await;
+    let id = "/openmetadata/database/bad/password";
+    b.v1("/v1/secrets/put", json!({"id": id, "value": "kept"}))
+        .await;
+    let sm = "secretsmanager";
+    let cases: Vec<(String, String, &str, &str)> = vec![
+        (
+            "secretsmanager.NoSuchThing".into(),
+            "{}".into(),
+            "UnknownOperationException",
+            "NoSuchThing",
+        ),
+        (
+            "".into(),
+            "{}".into(),
+            "UnknownOperationException",
+            "X-Amz-Target",
+        ),
+        (
+            "secretsmanager.GetSecretValue".into(),
+            format!("not json {CANARY}"),
+            "SerializationException",
+            "JSON",
+        ),
+        (
+            "secretsmanager.GetSecretValue".into(),
+            "{}".into(),
+            "InvalidParameterException",
+            "SecretId",
+        ),
+        (
+            "secretsmanager.PutSecretValue".into(),
+            format!(
+                r#"{{"SecretId":"{id}","SecretString":"{CANARY}{}"}}"#,
+                "x".repeat(70_000)
+            ),
+            "InvalidParameterException",
+            "SecretString",
+        ),
+        (
+            "secretsmanager.CreateSecret".into(),
+            format!(r#"{{"Name":"bad name {CANARY}","SecretString":"{CANARY}"}}"#),
+            "InvalidParameterException",
+            "Name",
+        ),
+        (
+            "secretsmanager.UpdateSecret".into(),
+            format!(r#"{{"SecretId":"{id}","SecretString":12}}"#),
+            "InvalidParameterException",
+            "SecretString",
+        ),
+        (
+            "secretsmanager.ListSecrets".into(),
+            r#"{"Filters":[{"Key":"tag-key","Values":["x"]}]}"#.into(),
+            "InvalidParameterException",
+            "Filters",
+        ),
+        (
+            "AmazonSSM.PutParameter".into(),
+            format!(r#"{{"Name":"{id}","Value":"{CANARY}","Type":"Secret","Overwrite":true}}"#),
+            "ValidationException",
+            "Type",
+        ),
+    ];
+    for (target, body, code, names) in &cases {
+        let service = if target.starts_with("AmazonSSM") {
+            "ssm"
+        } else {
+            sm
+        };
+        let (st, answer) = b.raw(Role::Admin, target, body, service, "good");
+        assert_eq!(st, 400, "{target}: {answer}");
+        assert_eq!(answer["__type"], *code, "{target}: {answer}");
+        let message = answer["message"].as_str().unwrap_or_default();
+        assert!(message.contains(names), "{target}: {message}");
+        assert!(!answer.to_string().contains(CANARY), "{target}: {answer}");
+    }
+    // Nothing was written: the value is the one /v1 put.
+    let read = b.v1("/v1/secrets/get", json!({"id": id})).await;
+    assert_eq!(read["value"], "kept");
+    let audit = std::fs::read_to_string(&b.audit_path).unwrap();
+    assert!(!audit.contains(CANARY));
+}
+
+impl Served {
+    /// The AWS CLI, configured for the broker and the admin key.
+    fn aws(&self, args: &[&str]) -> Output {
+        let (_, _, id, secret) = KEYS[0];
+        let endpoint = format!("http://{}", self.addr);
+        let config = self._dir.path().join("no-aws-config");
+        Command::new("aws")
+            .args(args)
+            .args(["--output", "json"])
+            .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &endpoint)
+            .env("AWS_ENDPOINT_URL_SSM", &endpoint)
+            .env("AWS_ACCESS_KEY_ID", id)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_DEFAULT_REGION", "eu-west-1")
+            .env("AWS_CONFIG_FILE", &config)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &config)
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_ENDPOINT_URL")
+            .output()
+            .expect("the AWS CLI (tests/setup installs awscli)")
+    }
+
+    fn aws_json(&self, args: &[&str]) -> Value {
+        let text = ok(&self.aws(args));
+        if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap()
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_aws_cli_runs_the_operations_against_the_broker() {
+    let b = start().await;
+    let name = "/openmetadata/pipeline/cli/awssecretaccesskey";
+    let made = b.aws_json(&[
+        "secretsmanager",
+        "create-secret",
+        "--name",
+        name,
+        "--secret-string",
+        "cli-one",
+        "--description",
+        "made by the AWS CLI",
+        "--tags",
+        "Key=team,Value=data",
+    ]);
+    assert_eq!(made["Name"], name);
+    let got = b.aws_json(&["secretsmanager", "get-secret-value", "--secret-id", name]);
+    assert_eq!(got["SecretString"], "cli-one");
+    b.aws_json(&[
+        "secretsmanager",
+        "update-secret",
+        "--secret-id",
+        name,
+        "--secret-string",
+        "cli-two",
+    ]);
+    let described = b.aws_json(&["secretsmanager", "describe-secret", "--secret-id", name]);
+    assert_eq!(described["Description"], "made by the AWS CLI");
+    assert_eq!(described["Tags"], json!([{"Key": "team", "Value": "data"}]));
+    let listed = b.aws_json(&[
+        "secretsmanager",
+        "list-secrets",
+        "--filters",
+        "Key=name,Values=/openmetadata/pipeline/",
+    ]);
+    assert_eq!(listed["SecretList"][0]["Name"], name, "{listed}");
+    let read = b.v1("/v1/secrets/get", json!({"id": name})).await;
+    assert_eq!(read["value"], "cli-two");
+    b.aws_json(&[
+        "secretsmanager",
+        "delete-secret",
+        "--secret-id",
+        name,
+        "--force-delete-without-recovery",
+    ]);
+    let gone = b.aws(&["secretsmanager", "get-secret-value", "--secret-id", name]);
+    assert!(!gone.status.success());
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("ResourceNotFoundException"),
+        "{}",
+        String::from_utf8_lossy(&gone.stderr)
+    );
+
+    let param = "/openmetadata/database/cli/password";
+    let put = b.aws_json(&[
+        "ssm",
+        "put-parameter",
+        "--name",
+        param,
+        "--value",
+        "p-one",
+        "--type",
+        "SecureString",
+        "--tags",
+        "Key=owner,Value=om",
+    ]);
+    assert_eq!(put["Version"], 1);
+    let again = b.aws(&[
+        "ssm",
+        "put-parameter",
+        "--name",
+        param,
+        "--value",
+        "p-two",
+        "--type",
+        "SecureString",
+    ]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("ParameterAlreadyExists"));
+    let put = b.aws_json(&[
+        "ssm",
+        "put-parameter",
+        "--name",
+        param,
+        "--value",
+        "p-two",
+        "--type",
+        "SecureString",
+        "--overwrite",
+    ]);
+    assert_eq!(put["Version"], 2);
+    let got = b.aws_json(&["ssm", "get-parameter", "--name", param, "--with-decryption"]);
+    assert_eq!(got["Parameter"]["Value"], "p-two");
+    let by_path = b.aws_json(&[
+        "ssm",
+        "get-parameters-by-path",
+        "--path",
+        "/openmetadata",
+        "--recursive",
+        "--with-decryption",
+    ]);
+    assert_eq!(by_path["Parameters"][0]["Name"], param, "{by_path}");
+    let described = b.aws_json(&["ssm", "describe-parameters"]);
+    assert_eq!(described["Parameters"][0]["Name"], param, "{described}");
+    b.aws_json(&["ssm", "delete-parameter", "--name", param]);
+    let gone = b.aws(&["ssm", "get-parameter", "--name", param]);
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("ParameterNotFound"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_aws_sdk_for_rust_runs_the_operations_against_the_broker() {
+    let b = start().await;
+    let (_, _, id, secret) = KEYS[0];
+    let config = aws_config::SdkConfig::builder()
+        .region(aws_config::Region::new("eu-west-1"))
+        .endpoint_url(format!("http://{}", b.addr))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new(id, secret, None, None, "test"),
+            ),
+        )
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build();
+    let sm = aws_sdk_secretsmanager::Client::new(&config);
+    let name = "/openmetadata/dashboard/sdk/password";
+    let made = sm
+        .create_secret()
+        .name(name)
+        .secret_string("sdk-one")
+        .description("This secret was created by OpenMetadata")
+        .tags(
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key("k")
+                .value("v")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.name(), Some(name));
+    let exists = sm
+        .create_secret()
+        .name(name)
+        .secret_string("sdk-again")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        exists
+            .as_service_error()
+            .is_some_and(|e| e.is_resource_exists_exception()),
+        "{exists:?}"
+    );
+    sm.update_secret()
+        .secret_id(name)
+        .secret_string("sdk-two")
+        .send()
+        .await
+        .unwrap();
+    let got = sm.get_secret_value().secret_id(name).send().await.unwrap();
+    assert_eq!(got.secret_string(), Some("sdk-two"));
+    let described = sm.describe_secret().secret_id(name).send().await.unwrap();
+    assert_eq!(described.tags().len(), 1);
+    assert!(described.last_changed_date().is_some());
+    sm.delete_secret()
+        .secret_id(name)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap();
+    let gone = sm
+        .get_secret_value()
+        .secret_id(name)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        gone.as_service_error()
+            .is_some_and(|e| e.is_resource_not_found_exception()),
+        "{gone:?}"
+    );
+
+    let ssm = aws_sdk_ssm::Client::new(&config);
+    let param = "/openmetadata/dashboard/sdk/token";
+    ssm.put_parameter()
+        .name(param)
+        .value("t-one")
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(false)
+        .send()
+        .await
+        .unwrap();
+    let again = ssm
+        .put_parameter()
+        .name(param)
+        .value("t-two")
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(false)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        again
+            .as_service_error()
+            .is_some_and(|e| e.is_parameter_already_exists()),
+        "{again:?}"
+    );
+    let got = ssm
+        .get_parameter()
+        .name(param)
+        .with_decryption(true)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.parameter().and_then(|p| p.value()), Some("t-one"));
+    let listed = ssm
+        .get_parameters_by_path()
+        .path("/openmetadata/dashboard")
+        .recursive(true)
+        .with_decryption(true)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.parameters().len(), 1);
+    ssm.delete_parameter().name(param).send().await.unwrap();
+    let gone = ssm
+        .get_parameter()
+        .name(param)
+        .with_decryption(true)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        gone.as_service_error()
+            .is_some_and(|e| e.is_parameter_not_found()),
+        "{gone:?}"
+    );
+}
+
+/// Twenty creates of one id at once: one writes, nineteen are told it exists,
+/// and the value kept is the one whose create succeeded.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_creates_of_one_id_write_once() {
+    use secret_broker::broker::{BrokerError, Caller, Written};
+    let db = TempDb::sqlite();
+    let store = Arc::new(RecordStore::connect(&db.url).await.unwrap());
+    let provider = db_provider(&runtime(), store, Arc::new(Keyring::single([5; 32])), "db").await;
+    let broker = Arc::new(Broker::new(provider, None, Policy::default(), None));
+    let caller = Caller {
+        name: "admin".into(),
+        role: Role::Admin,
+    };
+    let id = "/openmetadata/database/race/password";
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let (broker, caller) = (broker.clone(), caller.clone());
+            tokio::spawn(async move {
+                let value = SecretValue::from_string(format!("writer-{i}"));
+                (
+                    i,
+                    broker
+                        .create(&caller, id, &value, &secret_broker::PutOptions::default())
+                        .await,
+                )
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            (i, Ok(Written::Created)) => winners.push(i),
+            (_, Err(BrokerError::Exists { .. })) => {}
+            (i, other) => panic!("create {i}: {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let kept = broker.get(&caller, id).await.unwrap().unwrap();
+    assert_eq!(
+        kept.expose_str(),
+        Some(format!("writer-{}", winners[0]).as_str())
+    );
+    // A user may not create, and nothing is written.
+    let user = Caller {
+        name: "u".into(),
+        role: Role::User,
+    };
+    let denied = broker
+        .create(
+            &user,
+            "/openmetadata/database/race/other",
+            &SecretValue::from_string("x".into()),
+            &secret_broker::PutOptions::default(),
+        )
+        .await;
+    assert!(
+        matches!(denied, Err(BrokerError::Denied { .. })),
+        "{denied:?}"
+    );
+    assert!(
+        broker
+            .get(&caller, "/openmetadata/database/race/other")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
