@@ -62,7 +62,6 @@ struct Served {
 }
 
 async fn start() -> Served {
-    let dir = tempfile::tempdir().unwrap();
     let db = TempDb::sqlite();
     let store = Arc::new(RecordStore::connect(&db.url).await.unwrap());
     let provider: Arc<ProviderHost> = db_provider(
@@ -72,6 +71,19 @@ async fn start() -> Served {
         "db",
     )
     .await;
+    serve(provider, store, db).await
+}
+
+/// The broker in front of `provider`, its AWS API metadata in a SQLite store
+/// of its own.
+async fn start_on(provider: Arc<ProviderHost>) -> Served {
+    let db = TempDb::sqlite();
+    let store = Arc::new(RecordStore::connect(&db.url).await.unwrap());
+    serve(provider, store, db).await
+}
+
+async fn serve(provider: Arc<ProviderHost>, store: Arc<RecordStore>, db: TempDb) -> Served {
+    let dir = tempfile::tempdir().unwrap();
     let salt = Salt::from_bytes(&[3; 32]);
     let audit_path = dir.path().join("audit.log");
     let audit = Arc::new(AuditLog::open(&audit_path, salt.clone()).unwrap());
@@ -751,4 +763,53 @@ async fn concurrent_creates_of_one_id_write_once() {
             .unwrap()
             .is_none()
     );
+}
+
+/// The broker in front of AWS itself (moto): the same boto3 runs of every
+/// operation pass with the AWS providers behind the broker, and what the
+/// broker wrote is on the backend with OpenMetadata's description.
+#[tokio::test(flavor = "multi_thread")]
+async fn boto3_through_the_broker_in_front_of_moto() {
+    let moto = common::moto::Moto::start();
+    let rt = runtime();
+    let sm = common::aws_provider(&rt, "aws-secrets-manager", &moto.settings("/"))
+        .await
+        .unwrap();
+    let b = start_on(sm).await;
+    let written = "/openmetadata/bot/from-v1/config/jwttoken";
+    b.v1(
+        "/v1/secrets/put",
+        json!({"id": written, "value": "from-v1"}),
+    )
+    .await;
+    let sm_script = script("aws_api_secrets_manager.py");
+    ok(&b.python(
+        Role::Admin,
+        &[sm_script.to_str().unwrap(), "/openmetadata", written],
+    ));
+    let on_moto = moto.boto3(
+        "d = sm.describe_secret(SecretId=sys.argv[1]); print(d.get('Description'))\n\
+         print(sm.get_secret_value(SecretId=sys.argv[2])['SecretString'])",
+        &["/openmetadata/listed/s0", "/openmetadata/written/by/boto3"],
+    );
+    assert_eq!(ok(&on_moto).trim(), "d0\nfrom-boto3");
+
+    let ssm = common::aws_provider(&rt, "aws-ssm", &moto.settings("/"))
+        .await
+        .unwrap();
+    let b = start_on(ssm).await;
+    let ssm_script = script("aws_api_ssm.py");
+    assert_eq!(
+        ok(&b.python(
+            Role::Admin,
+            &[ssm_script.to_str().unwrap(), "/openmetadata-ssm"]
+        ))
+        .trim(),
+        "ok"
+    );
+    let on_moto = moto.boto3(
+        "print(ssm.get_parameter(Name=sys.argv[1], WithDecryption=True)['Parameter']['Value'])",
+        &["/openmetadata-ssm/written/by/boto3"],
+    );
+    assert_eq!(ok(&on_moto).trim(), "from-ssm");
 }

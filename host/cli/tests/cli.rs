@@ -1622,3 +1622,253 @@ print(json.dumps(dict(req.headers.items())))
     assert_eq!(caller.name, "om-server");
     assert_eq!(caller.role, secret_broker::policy::Role::Bot);
 }
+
+/// A CA and a server certificate it signed for 127.0.0.1, made with openssl:
+/// (ca.pem, cert.pem, key.pem).
+fn test_certificates(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let (ca, ca_key) = (dir.join("ca.pem"), dir.join("ca.key"));
+    let (cert, key, csr) = (
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+        dir.join("req.csr"),
+    );
+    let ext = dir.join("ext.cnf");
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            text(&out.stderr)
+        );
+    };
+    let p = |p: &std::path::PathBuf| p.to_str().unwrap().to_owned();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        &p(&ca_key),
+        "-out",
+        &p(&ca),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=secret-broker test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        &p(&key),
+        "-out",
+        &p(&csr),
+        "-subj",
+        "/CN=localhost",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &p(&csr),
+        "-CA",
+        &p(&ca),
+        "-CAkey",
+        &p(&ca_key),
+        "-CAcreateserial",
+        "-out",
+        &p(&cert),
+        "-days",
+        "2",
+        "-extfile",
+        &p(&ext),
+    ]);
+    (ca, cert, key)
+}
+
+/// `serve --tls-cert --tls-key`: HTTPS that boto3 (trusting the test CA) reads
+/// a secret through, plain HTTP refused on that port, and the flags checked:
+/// off loopback needs TLS, a bad certificate or key stops the server with the
+/// file named.
+#[test]
+fn serve_with_tls_answers_boto3_and_refuses_plain_http() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_certificates(dir.path());
+    let id = "/openmetadata/database/tls/password";
+    let put = broker(dir.path(), &["secret", "put", id], Some(CANARY));
+    assert!(put.status.success(), "{}", text(&put.stderr));
+    let added = broker(
+        dir.path(),
+        &["token", "add", "om", "--role", "admin", "--aws"],
+        None,
+    );
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    let lines = text(&added.stdout);
+    let field = |name: &str| {
+        lines
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .to_owned()
+    };
+    let (key_id, secret) = (field("AWS_ACCESS_KEY_ID="), field("AWS_SECRET_ACCESS_KEY="));
+
+    // Off loopback without TLS: refused, naming the flags to add.
+    let refused = broker(dir.path(), &["serve", "--listen", "0.0.0.0:0"], None);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("--tls-cert"),
+        "{}",
+        text(&refused.stderr)
+    );
+    // A key that is not one: refused before listening, the file named.
+    let bad = broker(
+        dir.path(),
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            ca.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("--tls-key"),
+        "{}",
+        text(&bad.stderr)
+    );
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_secret-broker"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ])
+        .env("SECRET_BROKER_DATA_DIR", dir.path())
+        .env_remove("SECRET_BROKER_CONFIG")
+        .env_remove("SECRET_BROKER_MASTER_KEY")
+        .env_remove("SECRET_BROKER_STORE_URL")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
+    let (mut addr, mut line) = (String::new(), String::new());
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        if let Some(rest) = line.split("listening on https://").nth(1) {
+            addr = rest.split_whitespace().next().unwrap().to_owned();
+            break;
+        }
+        line.clear();
+    }
+    assert!(!addr.is_empty(), "the server printed an https address");
+    let script = r#"
+import sys, boto3
+sm = boto3.client("secretsmanager")
+print(sm.get_secret_value(SecretId=sys.argv[1])["SecretString"])
+"#;
+    let read = Command::new("python3")
+        .args(["-c", script, id])
+        .env(
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+            format!("https://{addr}"),
+        )
+        .env("AWS_CA_BUNDLE", &ca)
+        .env("AWS_ACCESS_KEY_ID", &key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &secret)
+        .env("AWS_DEFAULT_REGION", "eu-west-1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .unwrap();
+    let plain = std::net::TcpStream::connect(&addr).and_then(|mut s| {
+        use std::io::{Read, Write};
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")?;
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        Ok(answer)
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(read.status.success(), "{}", text(&read.stderr));
+    assert_eq!(text(&read.stdout).trim(), CANARY);
+    // Plain HTTP on the TLS port gets no HTTP answer.
+    let plain = plain.unwrap_or_default();
+    assert!(
+        !plain.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&plain)
+    );
+}
+
+/// `keyring rotate` re-seals the AWS access keys' secrets too: afterwards the
+/// newest key version alone opens them, and signatures still verify.
+#[test]
+fn a_rotation_reseals_the_aws_access_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let added = broker(
+        dir.path(),
+        &["token", "add", "om", "--role", "admin", "--aws"],
+        None,
+    );
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    let keys_path = dir.path().join("aws-keys");
+    let before = std::fs::read_to_string(&keys_path).unwrap();
+    let newest_only = || {
+        let file = std::fs::read_to_string(dir.path().join("master.key")).unwrap();
+        let last = file
+            .lines()
+            .rfind(|l| !l.trim().is_empty())
+            .unwrap()
+            .to_owned();
+        secret_broker_keyring::Keyring::parse(&last).unwrap()
+    };
+    let opens_with = |ring: &secret_broker_keyring::Keyring| {
+        let open = |sealed: &[u8], aad: &[u8]| Ok(ring.open(sealed, aad)?);
+        secret_broker_server::sigv4::AwsKeys::load(&keys_path, open).map(|k| k.len())
+    };
+    let rotate = broker(dir.path(), &["keyring", "rotate"], None);
+    assert!(rotate.status.success(), "{}", text(&rotate.stderr));
+    assert!(
+        text(&rotate.stderr).contains("re-sealed 1 AWS access key"),
+        "{}",
+        text(&rotate.stderr)
+    );
+    let after = std::fs::read_to_string(&keys_path).unwrap();
+    assert_ne!(before, after);
+    assert_eq!(
+        before.split_whitespace().take(3).collect::<Vec<_>>(),
+        after.split_whitespace().take(3).collect::<Vec<_>>()
+    );
+    assert_eq!(opens_with(&newest_only()).unwrap(), 1);
+    // A second rotation's run finds them current only after its own key.
+    std::fs::write(&keys_path, &before).unwrap();
+    assert!(
+        opens_with(&newest_only()).is_err(),
+        "the old line needs the old key"
+    );
+}

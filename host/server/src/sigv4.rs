@@ -314,6 +314,60 @@ impl AwsKeys {
         Ok(())
     }
 
+    /// Re-seals every key's secret in the access keys file with `reseal`
+    /// (`None`: already sealed under the wanted key), replacing the file
+    /// atomically when any changed. Returns how many were re-sealed. Lines keep
+    /// their order, comments and names.
+    pub fn reseal_file(
+        path: &std::path::Path,
+        reseal: impl Fn(&[u8], &[u8]) -> anyhow::Result<Option<Vec<u8>>>,
+    ) -> anyhow::Result<usize> {
+        use std::fmt::Write as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => anyhow::bail!("reading access keys file {}: {e}", path.display()),
+        };
+        let (mut out, mut changed) = (String::new(), 0);
+        for (n, line) in text.lines().enumerate() {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            let resealed = match parts[..] {
+                [name, role, id, sealed] if !name.starts_with('#') => {
+                    let bytes = sealed
+                        .strip_prefix("sealed:")
+                        .and_then(|b| b64.decode(b).ok())
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "access keys file {} line {}: the secret must be `sealed:` and \
+                                 base64",
+                                path.display(),
+                                n + 1
+                            )
+                        })?;
+                    reseal(&bytes, &seal_context(id))?
+                        .map(|new| format!("{name} {role} {id} sealed:{}", b64.encode(new)))
+                }
+                _ => None,
+            };
+            match resealed {
+                Some(new) => {
+                    changed += 1;
+                    let _ = writeln!(out, "{new}");
+                }
+                None => {
+                    let _ = writeln!(out, "{line}");
+                }
+            }
+        }
+        if changed > 0 {
+            secret_broker_runtime::fs::replace_private(path, out.as_bytes()).map_err(|e| {
+                anyhow::anyhow!("rewriting access keys file {}: {e}", path.display())
+            })?;
+        }
+        Ok(changed)
+    }
+
     /// Adds a key in memory.
     pub fn insert(&mut self, name: &str, role: Role, access_key_id: &str, secret: SecretValue) {
         self.keys.push(AwsKey {

@@ -195,6 +195,21 @@ async fn rotate(ctx: &Deployment, log: &AuditLog, label: &str) -> anyhow::Result
         }
     }
     bar.finish_and_clear();
+    // The AWS access keys' secrets are sealed by the same keyring.
+    let keys = super::serve::aws_keys_file(ctx);
+    let keys_resealed = secret_broker_server::sigv4::AwsKeys::reseal_file(&keys, |sealed, aad| {
+        if secret_broker_keyring::Keyring::sealed_version(sealed) == Some(target_version) {
+            return Ok(None);
+        }
+        let plain = keyring.open(sealed, aad)?;
+        Ok(Some(keyring.seal(&plain, aad)))
+    })?;
+    if keys_resealed > 0 {
+        eprintln!(
+            "re-sealed {keys_resealed} AWS access key secret(s) in {}",
+            keys.display()
+        );
+    }
     std::fs::remove_file(&state_path)
         .with_context(|| format!("removing {}", state_path.display()))?;
     eprintln!(

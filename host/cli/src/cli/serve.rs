@@ -20,12 +20,20 @@ use super::print_stdout;
 /// `serve` options.
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on; loopback only (127.0.0.1 or ::1).
+    /// Address to listen on: loopback only (127.0.0.1 or ::1) without TLS,
+    /// any address with `--tls-cert` and `--tls-key`.
     #[arg(long, default_value = "127.0.0.1:8686", conflicts_with = "unix")]
     listen: SocketAddr,
     /// Listen on a unix socket at this path instead (created mode 0600).
     #[arg(long)]
     unix: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (the server's certificate
+    /// first); needs `--tls-key`. Required to listen off loopback.
+    #[arg(long, requires = "tls_key", conflicts_with = "unix")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert` (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// OpenMetadata's JSON Schemas; enables the /v1/entities routes.
     #[arg(long, env = "SECRET_BROKER_SCHEMAS")]
     schemas: Option<PathBuf>,
@@ -160,14 +168,19 @@ pub fn audit(ctx: &Deployment, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
 
 /// Runs `serve` until Ctrl-C or SIGTERM.
 pub async fn serve(ctx: &Deployment, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    if args.unix.is_none() && !args.listen.ip().is_loopback() {
+    if args.unix.is_none() && args.tls_cert.is_none() && !args.listen.ip().is_loopback() {
         bail!(
-            "--listen {}: the server listens on loopback only (127.0.0.1 or [::1]) or on a \
-             unix socket (--unix PATH); put a TLS-terminating proxy in front to reach it \
-             from elsewhere",
+            "--listen {}: without TLS the server listens on loopback only (127.0.0.1 or \
+             [::1]) or on a unix socket (--unix PATH); give --tls-cert and --tls-key to \
+             listen on other addresses",
             args.listen
         );
     }
+    // Read before anything else starts: a bad certificate or key stops here.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(server::listen::tls_acceptor(cert, key)?),
+        _ => None,
+    };
     let runtime = ctx.runtime()?;
     let provider = ctx.provider(&runtime).await?;
     let manager = match &args.schemas {
@@ -266,12 +279,16 @@ pub async fn serve(ctx: &Deployment, args: ServeArgs) -> anyhow::Result<ExitCode
             let listener = tokio::net::TcpListener::bind(args.listen)
                 .await
                 .with_context(|| format!("binding {}", args.listen))?;
+            let scheme = if tls.is_some() { "https" } else { "http" };
             eprintln!(
-                "secret-broker listening on http://{} (audit log {})",
+                "secret-broker listening on {scheme}://{} (audit log {})",
                 listener.local_addr()?,
                 audit_path.display()
             );
-            server::listen::serve(listener, app, conn, shutdown).await;
+            match tls {
+                Some(tls) => server::listen::serve_tls(listener, tls, app, conn, shutdown).await,
+                None => server::listen::serve(listener, app, conn, shutdown).await,
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
