@@ -461,6 +461,26 @@ impl Served {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_aws_cli_runs_the_operations_against_the_broker() {
     let b = start().await;
+    aws_cli_operations(&b).await;
+}
+
+/// The same AWS CLI run with the broker in front of AWS itself (moto).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_aws_cli_runs_the_operations_through_the_broker_in_front_of_moto() {
+    let moto = common::moto::Moto::start();
+    let rt = runtime();
+    let sm = common::aws_provider(&rt, "aws-secrets-manager", &moto.settings("/"))
+        .await
+        .unwrap();
+    aws_cli_operations(&start_on(sm).await).await;
+    let ssm = common::aws_provider(&rt, "aws-ssm", &moto.settings("/"))
+        .await
+        .unwrap();
+    aws_cli_operations(&start_on(ssm).await).await;
+}
+
+/// Every operation through the AWS CLI, checked as it goes.
+async fn aws_cli_operations(b: &Served) {
     let name = "/openmetadata/pipeline/cli/awssecretaccesskey";
     let made = b.aws_json(&[
         "secretsmanager",
@@ -497,6 +517,45 @@ async fn the_aws_cli_runs_the_operations_against_the_broker() {
     assert_eq!(listed["SecretList"][0]["Name"], name, "{listed}");
     let read = b.v1("/v1/secrets/get", json!({"id": name})).await;
     assert_eq!(read["value"], "cli-two");
+    let put = b.aws_json(&[
+        "secretsmanager",
+        "put-secret-value",
+        "--secret-id",
+        name,
+        "--secret-string",
+        "cli-three",
+    ]);
+    assert_eq!(put["VersionStages"], json!(["AWSCURRENT"]));
+    b.aws_json(&[
+        "secretsmanager",
+        "tag-resource",
+        "--secret-id",
+        name,
+        "--tags",
+        "Key=env,Value=prod",
+    ]);
+    b.aws_json(&[
+        "secretsmanager",
+        "untag-resource",
+        "--secret-id",
+        name,
+        "--tag-keys",
+        "team",
+    ]);
+    let described = b.aws_json(&["secretsmanager", "describe-secret", "--secret-id", name]);
+    assert_eq!(described["Tags"], json!([{"Key": "env", "Value": "prod"}]));
+    let batch = b.aws_json(&[
+        "secretsmanager",
+        "batch-get-secret-value",
+        "--secret-id-list",
+        name,
+        "/openmetadata/pipeline/cli/missing",
+    ]);
+    assert_eq!(
+        batch["SecretValues"][0]["SecretString"], "cli-three",
+        "{batch}"
+    );
+    assert_eq!(batch["Errors"][0]["ErrorCode"], "ResourceNotFoundException");
     b.aws_json(&[
         "secretsmanager",
         "delete-secret",
@@ -551,6 +610,38 @@ async fn the_aws_cli_runs_the_operations_against_the_broker() {
     assert_eq!(put["Version"], 2);
     let got = b.aws_json(&["ssm", "get-parameter", "--name", param, "--with-decryption"]);
     assert_eq!(got["Parameter"]["Value"], "p-two");
+    let got = b.aws_json(&[
+        "ssm",
+        "get-parameters",
+        "--names",
+        param,
+        "/openmetadata/database/cli/missing",
+        "--with-decryption",
+    ]);
+    assert_eq!(got["Parameters"][0]["Value"], "p-two", "{got}");
+    assert_eq!(
+        got["InvalidParameters"],
+        json!(["/openmetadata/database/cli/missing"])
+    );
+    b.aws_json(&[
+        "ssm",
+        "add-tags-to-resource",
+        "--resource-type",
+        "Parameter",
+        "--resource-id",
+        param,
+        "--tags",
+        "Key=env,Value=dev",
+    ]);
+    let tags = b.aws_json(&[
+        "ssm",
+        "list-tags-for-resource",
+        "--resource-type",
+        "Parameter",
+        "--resource-id",
+        param,
+    ]);
+    assert_eq!(tags["TagList"].as_array().unwrap().len(), 2, "{tags}");
     let by_path = b.aws_json(&[
         "ssm",
         "get-parameters-by-path",

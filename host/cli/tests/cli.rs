@@ -1789,6 +1789,7 @@ fn serve_with_tls_answers_boto3_and_refuses_plain_http() {
 import sys, boto3
 sm = boto3.client("secretsmanager")
 print(sm.get_secret_value(SecretId=sys.argv[1])["SecretString"])
+sm.create_secret(Name="/openmetadata/database/tls/other", SecretString="written-over-tls")
 "#;
     let read = Command::new("python3")
         .args(["-c", script, id])
@@ -1816,6 +1817,13 @@ print(sm.get_secret_value(SecretId=sys.argv[1])["SecretString"])
     let _ = server.wait();
     assert!(read.status.success(), "{}", text(&read.stderr));
     assert_eq!(text(&read.stdout).trim(), CANARY);
+    // What boto3 wrote, the CLI reads.
+    let got = broker(
+        dir.path(),
+        &["secret", "get", "/openmetadata/database/tls/other"],
+        None,
+    );
+    assert_eq!(text(&got.stdout).trim(), "written-over-tls");
     // Plain HTTP on the TLS port gets no HTTP answer.
     let plain = plain.unwrap_or_default();
     assert!(

@@ -337,13 +337,11 @@ async fn put_value(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsEr
 
 /// A value as GetSecretValue answers it, or why not.
 async fn read(s: &AppState, ctx: &Ctx, name: &str) -> Result<Map<String, Value>, AwsError> {
-    let value = s
-        .broker
-        .get(&ctx.caller, name)
-        .await
+    // The metadata is read while the value is (it is never answered without it).
+    let (value, meta) = tokio::join!(s.broker.get(&ctx.caller, name), meta_of(s, name));
+    let value = value
         .map_err(|e| AwsError::broker(ctx.api, e))?
         .ok_or_else(|| not_found(ctx, name))?;
-    let meta = meta_of(s, name).await;
     let mut out = Map::new();
     out.insert("ARN".into(), json!(arn(ctx, name)));
     out.insert("Name".into(), json!(name));
