@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command, Stdio};
+mod common;
 
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -14,37 +14,6 @@ use secret_broker_aws::{AwsGrantBase, AwsSettings};
 use secret_broker_builtin as builtin;
 
 const ID: &str = "/openmetadata/database/mysql_prod/password";
-
-struct Moto(Child, String);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn moto() -> Moto {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("moto_server on PATH (tests/setup)");
-    let moto = Moto(child, format!("http://127.0.0.1:{port}"));
-    for _ in 0..300 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return moto;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("moto did not start on port {port}");
-}
 
 fn settings(url: &str) -> AwsSettings {
     let mut s = AwsSettings::new("/");
@@ -75,7 +44,7 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let moto = moto();
+    let moto = common::moto();
     let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
     let values = [
         SecretValue::from_string("value-one".into()),

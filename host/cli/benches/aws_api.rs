@@ -16,9 +16,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -39,37 +40,6 @@ const VALUE: &str = "bench-value-of-a-typical-length-0123456789";
 const TOKEN: &str = "sbt_bench-admin";
 const KEY_ID: &str = "SBAKBENCH00000000000";
 const KEY_SECRET: &str = "benchSecretKey0000000000000000000000000";
-
-struct Moto(Child, String);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn moto() -> Moto {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("moto_server on PATH (tests/setup)");
-    let moto = Moto(child, format!("http://127.0.0.1:{port}"));
-    for _ in 0..300 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return moto;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("moto did not start on port {port}");
-}
 
 fn sdk(url: &str, key: &str, secret: &str) -> aws_sdk_secretsmanager::Client {
     let config = aws_config::SdkConfig::builder()
@@ -134,7 +104,7 @@ fn signed_get(addr: std::net::SocketAddr) -> reqwest::Request {
     use aws_sigv4::sign::v4;
     let body = format!(r#"{{"SecretId":"{ID}"}}"#);
     let host = addr.to_string();
-    let date = time_now();
+    let date = SystemTime::now();
     let headers = [
         ("host", host.as_str()),
         ("content-type", "application/x-amz-json-1.1"),
@@ -175,77 +145,6 @@ fn signed_get(addr: std::net::SocketAddr) -> reqwest::Request {
     req
 }
 
-fn time_now() -> SystemTime {
-    SystemTime::now()
-}
-
-/// `a` and `b` timed in turns: each timed call of one follows an untimed call
-/// of the other, so neither gains from running second.
-fn in_turns<A, B, FA, FB>(tokio: &tokio::runtime::Runtime, iters: u64, a: &A, b: &B) -> Duration
-where
-    A: Fn() -> FA,
-    B: Fn() -> FB,
-    FA: std::future::Future<Output = ()>,
-    FB: std::future::Future<Output = ()>,
-{
-    tokio.block_on(async {
-        let mut total = Duration::ZERO;
-        for _ in 0..iters {
-            b().await;
-            let t = Instant::now();
-            a().await;
-            total += t.elapsed();
-        }
-        total
-    })
-}
-
-/// Rounds of `per_round` alternating calls; prints the median ratio a/b with
-/// its quartiles.
-fn paired<A, B, FA, FB>(
-    tokio: &tokio::runtime::Runtime,
-    label: &str,
-    rounds: usize,
-    per_round: usize,
-    a: &A,
-    b: &B,
-) where
-    A: Fn() -> FA,
-    B: Fn() -> FB,
-    FA: std::future::Future<Output = ()>,
-    FB: std::future::Future<Output = ()>,
-{
-    let (mut ratios, mut ta, mut tb) = (Vec::new(), Vec::new(), Vec::new());
-    tokio.block_on(async {
-        for _ in 0..rounds {
-            let (mut da, mut db) = (Duration::ZERO, Duration::ZERO);
-            for _ in 0..per_round {
-                let t = Instant::now();
-                a().await;
-                da += t.elapsed();
-                let t = Instant::now();
-                b().await;
-                db += t.elapsed();
-            }
-            ratios.push(da.as_secs_f64() / db.as_secs_f64());
-            ta.push(da.as_secs_f64() / per_round as f64);
-            tb.push(db.as_secs_f64() / per_round as f64);
-        }
-    });
-    let q = |v: &mut Vec<f64>, f: f64| {
-        v.sort_by(f64::total_cmp);
-        v[((v.len() - 1) as f64 * f) as usize]
-    };
-    println!(
-        "{label}: median {:.1} µs vs {:.1} µs, ratio {:.3} (quartiles {:.3}–{:.3}, {rounds} rounds of {per_round})",
-        q(&mut ta, 0.5) * 1e6,
-        q(&mut tb, 0.5) * 1e6,
-        q(&mut ratios, 0.5),
-        q(&mut ratios, 0.25),
-        q(&mut ratios, 0.75),
-    );
-}
-
 fn bench(c: &mut Criterion) {
     let quick = !std::env::args().any(|a| a == "--bench");
     let tokio = tokio::runtime::Builder::new_multi_thread()
@@ -257,7 +156,7 @@ fn bench(c: &mut Criterion) {
     let addr = tokio.block_on(broker(dir.path()));
     secret_broker_http::ensure_crypto_provider();
     let client = reqwest::Client::new();
-    let moto = moto();
+    let moto = common::moto();
 
     // The value, written through each API it is read by.
     let to_broker = sdk(&format!("http://{addr}"), KEY_ID, KEY_SECRET);
@@ -287,68 +186,53 @@ fn bench(c: &mut Criterion) {
         .body(format!(r#"{{"id":"{ID}"}}"#))
         .build()
         .unwrap();
-    let aws = || {
-        let req = aws_req.try_clone().unwrap();
-        let client = client.clone();
-        async move {
+    let send = |req: &reqwest::Request| {
+        let (req, client) = (req.try_clone().unwrap(), client.clone());
+        tokio.block_on(async move {
             let resp = client.execute(req).await.unwrap();
             assert!(resp.status().is_success(), "{}", resp.status());
             let body = resp.bytes().await.unwrap();
             assert!(body.windows(VALUE.len()).any(|w| w == VALUE.as_bytes()));
-        }
+        });
     };
-    let v1 = || {
-        let req = v1_req.try_clone().unwrap();
-        let client = client.clone();
-        async move {
-            let resp = client.execute(req).await.unwrap();
-            assert!(resp.status().is_success(), "{}", resp.status());
-            let body = resp.bytes().await.unwrap();
-            assert!(body.windows(VALUE.len()).any(|w| w == VALUE.as_bytes()));
-        }
-    };
-    let sdk_broker = || {
-        let c = to_broker.clone();
-        async move {
+    let aws = || send(&aws_req);
+    let v1 = || send(&v1_req);
+    let sdk_get = |c: &aws_sdk_secretsmanager::Client| {
+        tokio.block_on(async {
             let got = c.get_secret_value().secret_id(ID).send().await.unwrap();
             assert_eq!(got.secret_string(), Some(VALUE));
-        }
+        });
     };
-    let sdk_moto = || {
-        let c = to_moto.clone();
-        async move {
-            let got = c.get_secret_value().secret_id(ID).send().await.unwrap();
-            assert_eq!(got.secret_string(), Some(VALUE));
-        }
-    };
+    let sdk_broker = || sdk_get(&to_broker);
+    let sdk_moto = || sdk_get(&to_moto);
 
     let mut g = c.benchmark_group("aws_api");
     g.bench_function("server/GetSecretValue", |b| {
-        b.iter_custom(|n| in_turns(&tokio, n, &aws, &v1))
+        b.iter_custom(|n| common::in_turns(n, &aws, &v1))
     });
     g.bench_function("server/v1-get", |b| {
-        b.iter_custom(|n| in_turns(&tokio, n, &v1, &aws))
+        b.iter_custom(|n| common::in_turns(n, &v1, &aws))
     });
     g.bench_function("sdk/GetSecretValue-broker", |b| {
-        b.iter_custom(|n| in_turns(&tokio, n, &sdk_broker, &sdk_moto))
+        b.iter_custom(|n| common::in_turns(n, &sdk_broker, &sdk_moto))
     });
     g.bench_function("sdk/GetSecretValue-moto", |b| {
-        b.iter_custom(|n| in_turns(&tokio, n, &sdk_moto, &sdk_broker))
+        b.iter_custom(|n| common::in_turns(n, &sdk_moto, &sdk_broker))
     });
     g.finish();
 
     let rounds = if quick { 3 } else { 300 };
-    paired(
-        &tokio,
-        "aws_api get: GetSecretValue / v1",
+    common::paired(
+        "aws_api get",
+        ("GetSecretValue", "v1"),
         rounds,
         10,
         &aws,
         &v1,
     );
-    paired(
-        &tokio,
-        "aws_api get: SDK on broker / SDK on moto",
+    common::paired(
+        "aws_api get through the SDK",
+        ("broker", "moto"),
         if quick { 3 } else { 100 },
         10,
         &sdk_broker,

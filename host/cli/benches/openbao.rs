@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::Read as _;
 use std::process::{Child, Command, Stdio};
 
@@ -171,10 +173,10 @@ fn bench(c: &mut Criterion) {
     // Each side is timed in turns with the other, so both meet the server in
     // the same state (a Go server warms up and collects garbage as it runs).
     group.bench_function("get_provider", |b| {
-        b.iter_custom(|iters| in_turns(iters, &get_provider, &get_direct))
+        b.iter_custom(|iters| common::in_turns(iters, &get_provider, &get_direct))
     });
     group.bench_function("get_direct", |b| {
-        b.iter_custom(|iters| in_turns(iters, &get_direct, &get_provider))
+        b.iter_custom(|iters| common::in_turns(iters, &get_direct, &get_provider))
     });
     let n = std::cell::Cell::new(0u64);
     let put_provider = || {
@@ -189,14 +191,28 @@ fn bench(c: &mut Criterion) {
         tokio.block_on(direct.put(&format!("value-{}", n.get())));
     };
     group.bench_function("put_provider", |b| {
-        b.iter_custom(|iters| in_turns(iters, &put_provider, &put_direct))
+        b.iter_custom(|iters| common::in_turns(iters, &put_provider, &put_direct))
     });
     group.bench_function("put_direct", |b| {
-        b.iter_custom(|iters| in_turns(iters, &put_direct, &put_provider))
+        b.iter_custom(|iters| common::in_turns(iters, &put_direct, &put_provider))
     });
     group.finish();
-    paired("openbao get", 300, 10, &get_provider, &get_direct);
-    paired("openbao put", 100, 4, &put_provider, &put_direct);
+    common::paired(
+        "openbao get",
+        ("provider", "direct"),
+        300,
+        10,
+        &get_provider,
+        &get_direct,
+    );
+    common::paired(
+        "openbao put",
+        ("provider", "direct"),
+        100,
+        4,
+        &put_provider,
+        &put_direct,
+    );
 
     // The same get against a loopback server that answers at once: what the
     // provider path itself costs, without the backend's time.
@@ -223,61 +239,19 @@ fn bench(c: &mut Criterion) {
         tokio.block_on(fast_direct.get());
     };
     group.bench_function("get_provider", |b| {
-        b.iter_custom(|iters| in_turns(iters, &get_provider, &get_direct))
+        b.iter_custom(|iters| common::in_turns(iters, &get_provider, &get_direct))
     });
     group.bench_function("get_direct", |b| {
-        b.iter_custom(|iters| in_turns(iters, &get_direct, &get_provider))
+        b.iter_custom(|iters| common::in_turns(iters, &get_direct, &get_provider))
     });
     group.finish();
-    paired("instant-backend get", 300, 10, &get_provider, &get_direct);
-}
-
-/// Runs `timed` `iters` times, each run after one untimed run of `other`, and
-/// returns the time `timed` took.
-fn in_turns(iters: u64, timed: &dyn Fn(), other: &dyn Fn()) -> std::time::Duration {
-    let mut total = std::time::Duration::ZERO;
-    for _ in 0..iters {
-        other();
-        let start = std::time::Instant::now();
-        timed();
-        total += start.elapsed();
-    }
-    total
-}
-
-/// The provider/direct ratio measured in pairs, robust to a machine whose
-/// speed drifts (a shared VM): each of `rounds` rounds times `per_round` calls
-/// of each side, alternating, and yields one ratio; the median ratio and the
-/// median time per call of each side are printed.
-fn paired(label: &str, rounds: usize, per_round: u32, provider: &dyn Fn(), direct: &dyn Fn()) {
-    let time = |f: &dyn Fn()| {
-        let start = std::time::Instant::now();
-        f();
-        start.elapsed()
-    };
-    let (mut ratios, mut ps, mut ds) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        let (mut p, mut d) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
-        for _ in 0..per_round {
-            p += time(provider);
-            d += time(direct);
-        }
-        ratios.push(p.as_secs_f64() / d.as_secs_f64());
-        ps.push(p.as_secs_f64() / f64::from(per_round));
-        ds.push(d.as_secs_f64() / f64::from(per_round));
-    }
-    let at = |v: &mut Vec<f64>, q: f64| {
-        v.sort_by(f64::total_cmp);
-        v[((v.len() - 1) as f64 * q).round() as usize]
-    };
-    println!(
-        "{label} in pairs: provider {:.1} µs, direct {:.1} µs (medians per call); \
-         provider/direct {:.3} (median of {rounds} rounds; quartiles {:.3}–{:.3})",
-        at(&mut ps, 0.5) * 1e6,
-        at(&mut ds, 0.5) * 1e6,
-        at(&mut ratios, 0.5),
-        at(&mut ratios, 0.25),
-        at(&mut ratios, 0.75),
+    common::paired(
+        "instant-backend get",
+        ("provider", "direct"),
+        300,
+        10,
+        &get_provider,
+        &get_direct,
     );
 }
 

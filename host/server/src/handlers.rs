@@ -123,23 +123,29 @@ fn value_text(value: &SecretValue) -> Result<String, ApiError> {
     })
 }
 
-/// A JSON answer that carries secret values: serialized into buffers that are
-/// wiped, sent as a body that is wiped when dropped, the document wiped too.
-fn secret_response(doc: Value) -> Response {
+/// The body of a JSON answer that may carry secret values: serialized into
+/// buffers that are wiped, sent as a body that is wiped when dropped, the
+/// document wiped too. `None` if it could not be written.
+pub(crate) fn wiped_json_body(doc: Value) -> Option<Body> {
     let mut doc = Wiped(doc);
     let mut out = WipingBuf::default();
-    if serde_json::to_writer(&mut out, &*doc).is_err() {
-        return ApiError::new(
+    serde_json::to_writer(&mut out, &*doc).ok()?;
+    wipe_json(&mut doc);
+    // The bytes are owned by the buffer, which wipes itself when the body drops.
+    Some(Body::from(axum::body::Bytes::from_owner(out.into_inner())))
+}
+
+/// A JSON answer that carries secret values ([`wiped_json_body`]).
+fn secret_response(doc: Value) -> Response {
+    match wiped_json_body(doc) {
+        Some(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        None => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "the answer could not be written",
         )
-        .into_response();
+        .into_response(),
     }
-    wipe_json(&mut doc);
-    // The bytes are owned by the buffer, which wipes itself when the body drops.
-    let body = Body::from(axum::body::Bytes::from_owner(out.into_inner()));
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// `{key: name, "value": ...}`, or 404 with `missing`.

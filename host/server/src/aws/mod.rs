@@ -18,13 +18,13 @@ mod ssm;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secret_broker::broker::{BrokerError, Caller};
 use secret_broker::wipe::{Wiped, wipe_json};
-use secret_broker_runtime::{ProviderError, SecretValue, WipingBuf};
+use secret_broker_runtime::{ProviderError, SecretValue};
 use serde_json::Value;
 use zeroize::Zeroize;
 
@@ -336,14 +336,10 @@ fn wipe_bytes(bytes: Bytes) {
 
 /// A JSON 1.1 answer, written into buffers that are wiped (it may hold a value).
 fn answer_json(doc: Value) -> Response {
-    let mut doc = Wiped(doc);
-    let mut out = WipingBuf::default();
-    if serde_json::to_writer(&mut out, &*doc).is_err() {
+    let Some(body) = crate::handlers::wiped_json_body(doc) else {
         return AwsError::internal(Api::SecretsManager, "the answer could not be written")
             .into_response();
-    }
-    wipe_json(&mut doc);
-    let body = Body::from(Bytes::from_owner(out.into_inner()));
+    };
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_1_1));

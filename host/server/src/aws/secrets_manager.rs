@@ -138,8 +138,7 @@ fn version_for(ctx: &Ctx, body: &Value) -> Result<String, AwsError> {
     }
 }
 
-fn not_found(ctx: &Ctx, name: &str) -> AwsError {
-    let _ = ctx;
+fn not_found(name: &str) -> AwsError {
     AwsError::new(
         "ResourceNotFoundException",
         format!("Secrets Manager can't find the specified secret ({name})."),
@@ -283,7 +282,7 @@ async fn write_existing(
 async fn require_exists(s: &AppState, ctx: &Ctx, name: &str) -> Result<(), AwsError> {
     match s.broker.exists(&ctx.caller, name).await {
         Ok(true) => Ok(()),
-        Ok(false) => Err(not_found(ctx, name)),
+        Ok(false) => Err(not_found(name)),
         Err(e) => Err(AwsError::broker(ctx.api, e)),
     }
 }
@@ -341,7 +340,7 @@ async fn read(s: &AppState, ctx: &Ctx, name: &str) -> Result<Map<String, Value>,
     let (value, meta) = tokio::join!(s.broker.get(&ctx.caller, name), meta_of(s, name));
     let value = value
         .map_err(|e| AwsError::broker(ctx.api, e))?
-        .ok_or_else(|| not_found(ctx, name))?;
+        .ok_or_else(|| not_found(name))?;
     let mut out = Map::new();
     out.insert("ARN".into(), json!(arn(ctx, name)));
     out.insert("Name".into(), json!(name));
@@ -567,7 +566,7 @@ async fn delete(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError
         .await
         .map_err(|e| AwsError::broker(ctx.api, e))?;
     if !existed {
-        return Err(not_found(ctx, &name));
+        return Err(not_found(&name));
     }
     if let Some(m) = s.aws_metadata()
         && let Err(e) = m.remove(SECRETS, &name).await
