@@ -13,6 +13,11 @@ fn main() {
     let root = manifest_dir.parent().map(PathBuf::from).unwrap_or_default();
     let guests_dir = manifest_dir.join("guests");
     println!("cargo:rerun-if-changed={}", guests_dir.display());
+    // The built-in providers' list is include!d below, which cargo does not see.
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("host/builtin/src/names.rs").display()
+    );
     let mut names: Vec<String> = std::fs::read_dir(&guests_dir)
         .map(|dir| {
             dir.filter_map(Result::ok)

@@ -14,6 +14,9 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_default();
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap_or_default());
+    // The list is include!d here, which cargo does not see: say so, or adding a
+    // provider reuses an old run's output without the new component.
+    println!("cargo:rerun-if-changed=src/names.rs");
     let providers = include!("src/names.rs");
     let guests: Vec<Guest> = providers
         .iter()

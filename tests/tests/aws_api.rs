@@ -904,3 +904,60 @@ async fn boto3_through_the_broker_in_front_of_moto() {
     );
     assert_eq!(ok(&on_moto).trim(), "from-ssm");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backend_that_is_down_answers_throttling_which_sdks_retry() {
+    // The AWS provider pointed at a port nobody listens on: every call is
+    // unavailable. The SDK must see ThrottlingException and back off and retry.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut settings = secret_broker_aws::AwsSettings::new("/");
+    settings.region = Some("eu-west-1".into());
+    settings.access_key_id = Some("testing".into());
+    settings.secret_access_key = Some(SecretValue::from_string("testing".into()));
+    settings.endpoint = Some(format!("http://127.0.0.1:{port}"));
+    settings.max_attempts = 2;
+    settings.initial_backoff = std::time::Duration::from_millis(10);
+    settings.operation_timeout = std::time::Duration::from_secs(3);
+    let rt = runtime();
+    let sm = common::aws_provider(&rt, "aws-secrets-manager", &settings)
+        .await
+        .unwrap();
+    let b = start_on(sm).await;
+    let out = ok(&b.python(
+        Role::Admin,
+        &[
+            "-c",
+            "import sys, boto3, botocore.config, botocore.exceptions\n\
+             cfg = botocore.config.Config(retries={'max_attempts': 3, 'mode': 'standard'})\n\
+             sm = boto3.client('secretsmanager', config=cfg)\n\
+             calls = [lambda: sm.get_secret_value(SecretId='/openmetadata/down/get'),\n\
+                      lambda: sm.create_secret(Name='/openmetadata/down/create', SecretString=sys.argv[1])]\n\
+             for call in calls:\n\
+             \x20   try:\n\
+             \x20       call(); print('answered')\n\
+             \x20   except botocore.exceptions.ClientError as e:\n\
+             \x20       m = e.response['ResponseMetadata']\n\
+             \x20       print(e.response['Error']['Code'], m['HTTPStatusCode'], m['RetryAttempts'])\n",
+            CANARY,
+        ],
+    ));
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["ThrottlingException 400 3", "ThrottlingException 400 3"],
+        "{out}"
+    );
+    // Every attempt the SDK made (the first and its 3 retries: botocore's
+    // `max_attempts` counts retries) is audited as a provider error.
+    let audit = b.audit();
+    for op in ["secret.get", "secret.create"] {
+        let errors = audit
+            .iter()
+            .filter(|e| e["operation"] == op && e["outcome"] == "error")
+            .count();
+        assert_eq!(errors, 4, "{op}: {audit:?}");
+    }
+    let log = std::fs::read_to_string(&b.audit_path).unwrap();
+    assert!(!log.contains(CANARY));
+}

@@ -15,9 +15,11 @@ pub const AWS_SECRETS_MANAGER: &[u8] =
 pub const AWS_SSM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/aws-ssm.wasm"));
 /// The `openbao` provider (OpenBao / Vault KV version 2, on the `http` capability).
 pub const OPENBAO: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/openbao.wasm"));
+/// The `kubernetes` provider (Secret objects in a namespace, on the `http` capability).
+pub const KUBERNETES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kubernetes.wasm"));
 
 /// The name of every built-in provider, as its folder under `providers/` is named.
-pub const NAMES: [&str; 5] = include!("names.rs");
+pub const NAMES: [&str; 6] = include!("names.rs");
 
 /// A built-in provider component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +40,7 @@ impl Builtin {
 }
 
 /// Every built-in provider.
-pub const ALL: [Builtin; 5] = [
+pub const ALL: [Builtin; 6] = [
     Builtin {
         name: "memory",
         grants: &[],
@@ -63,6 +65,11 @@ pub const ALL: [Builtin; 5] = [
         name: "openbao",
         grants: &["http"],
         wasm: OPENBAO,
+    },
+    Builtin {
+        name: "kubernetes",
+        grants: &["http"],
+        wasm: KUBERNETES,
     },
 ];
 

@@ -1,1 +1,1 @@
-["memory", "db", "aws-secrets-manager", "aws-ssm", "openbao"]
+["memory", "db", "aws-secrets-manager", "aws-ssm", "openbao", "kubernetes"]

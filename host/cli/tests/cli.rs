@@ -1531,18 +1531,10 @@ fn a_wasm_file_with_an_http_grant_passes_provider_test() {
     assert!(!text(&out.stderr).contains(root), "the token in the log");
 }
 
-/// `token add --aws` prints an access key pair once, keeps the secret sealed by
-/// the keyring (not in the file), refuses a second key of one name, and the
-/// file opens with the deployment's keyring into keys that verify a request
-/// botocore signed.
-#[test]
-fn aws_access_keys_are_kept_sealed_and_verify_botocore_signatures() {
-    let dir = tempfile::tempdir().unwrap();
-    let added = broker(
-        dir.path(),
-        &["token", "add", "om-server", "--role", "bot", "--aws"],
-        None,
-    );
+/// `token add NAME --role ROLE --aws` on `dir`: the access key id and the secret
+/// it printed once.
+fn add_aws_key(dir: &Path, name: &str, role: &str) -> (String, String) {
+    let added = broker(dir, &["token", "add", name, "--role", role, "--aws"], None);
     assert!(added.status.success(), "{}", text(&added.stderr));
     let out = text(&added.stdout);
     let field = |k: &str| {
@@ -1551,7 +1543,30 @@ fn aws_access_keys_are_kept_sealed_and_verify_botocore_signatures() {
             .unwrap_or_else(|| panic!("{k} printed"))
             .to_owned()
     };
-    let (id, secret) = (field("AWS_ACCESS_KEY_ID="), field("AWS_SECRET_ACCESS_KEY="));
+    (field("AWS_ACCESS_KEY_ID="), field("AWS_SECRET_ACCESS_KEY="))
+}
+
+/// `python3` with the access key and a region set for boto3, and no profile or
+/// global endpoint taken from the environment.
+fn python_with_key(key_id: &str, secret: &str) -> Command {
+    let mut python = Command::new("python3");
+    python
+        .env("AWS_ACCESS_KEY_ID", key_id)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("AWS_DEFAULT_REGION", "eu-west-1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL");
+    python
+}
+
+/// `token add --aws` prints an access key pair once, keeps the secret sealed by
+/// the keyring (not in the file), refuses a second key of one name, and the
+/// file opens with the deployment's keyring into keys that verify a request
+/// botocore signed.
+#[test]
+fn aws_access_keys_are_kept_sealed_and_verify_botocore_signatures() {
+    let dir = tempfile::tempdir().unwrap();
+    let (id, secret) = add_aws_key(dir.path(), "om-server", "bot");
     assert_eq!(id.len(), 20);
     let file = std::fs::read_to_string(dir.path().join("aws-keys")).unwrap();
     assert!(file.contains(&id) && !file.contains(&secret), "{file}");
@@ -1713,21 +1728,7 @@ fn serve_with_tls_answers_boto3_and_refuses_plain_http() {
     let id = "/openmetadata/database/tls/password";
     let put = broker(dir.path(), &["secret", "put", id], Some(CANARY));
     assert!(put.status.success(), "{}", text(&put.stderr));
-    let added = broker(
-        dir.path(),
-        &["token", "add", "om", "--role", "admin", "--aws"],
-        None,
-    );
-    assert!(added.status.success(), "{}", text(&added.stderr));
-    let lines = text(&added.stdout);
-    let field = |name: &str| {
-        lines
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap()
-            .to_owned()
-    };
-    let (key_id, secret) = (field("AWS_ACCESS_KEY_ID="), field("AWS_SECRET_ACCESS_KEY="));
+    let (key_id, secret) = add_aws_key(dir.path(), "om", "admin");
 
     // Off loopback without TLS: refused, naming the flags to add.
     let refused = broker(dir.path(), &["serve", "--listen", "0.0.0.0:0"], None);
@@ -1791,18 +1792,13 @@ sm = boto3.client("secretsmanager")
 print(sm.get_secret_value(SecretId=sys.argv[1])["SecretString"])
 sm.create_secret(Name="/openmetadata/database/tls/other", SecretString="written-over-tls")
 "#;
-    let read = Command::new("python3")
+    let read = python_with_key(&key_id, &secret)
         .args(["-c", script, id])
         .env(
             "AWS_ENDPOINT_URL_SECRETS_MANAGER",
             format!("https://{addr}"),
         )
         .env("AWS_CA_BUNDLE", &ca)
-        .env("AWS_ACCESS_KEY_ID", &key_id)
-        .env("AWS_SECRET_ACCESS_KEY", &secret)
-        .env("AWS_DEFAULT_REGION", "eu-west-1")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
         .output()
         .unwrap();
     let plain = std::net::TcpStream::connect(&addr).and_then(|mut s| {
@@ -1838,12 +1834,7 @@ sm.create_secret(Name="/openmetadata/database/tls/other", SecretString="written-
 #[test]
 fn a_rotation_reseals_the_aws_access_keys() {
     let dir = tempfile::tempdir().unwrap();
-    let added = broker(
-        dir.path(),
-        &["token", "add", "om", "--role", "admin", "--aws"],
-        None,
-    );
-    assert!(added.status.success(), "{}", text(&added.stderr));
+    add_aws_key(dir.path(), "om", "admin");
     let keys_path = dir.path().join("aws-keys");
     let before = std::fs::read_to_string(&keys_path).unwrap();
     let newest_only = || {
@@ -1879,4 +1870,237 @@ fn a_rotation_reseals_the_aws_access_keys() {
         opens_with(&newest_only()).is_err(),
         "the old line needs the old key"
     );
+}
+
+/// Values cross between the AWS APIs of `serve` and the CLI's `connection
+/// decrypt` / `encrypt` on one data dir, both ways, and no value reaches the
+/// server's trace logs.
+#[test]
+fn values_cross_between_the_aws_apis_and_connection_encrypt_decrypt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key_id, secret) = add_aws_key(dir.path(), "om-server", "admin");
+    let (mut server, addr, logs) = serve_on(dir.path());
+    let boto3 = |script: &str, args: &[&str]| {
+        python_with_key(&key_id, &secret)
+            .arg("-c")
+            .arg(format!(
+                "import sys, boto3\nsm = boto3.client('secretsmanager')\n\
+                 ssm = boto3.client('ssm')\n{script}"
+            ))
+            .args(args)
+            .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", format!("http://{addr}"))
+            .env("AWS_ENDPOINT_URL_SSM", format!("http://{addr}"))
+            .output()
+            .expect("python3 with boto3 (tests/setup)")
+    };
+    let schemas =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/om-schemas");
+    let common = [
+        "--service-type",
+        "database",
+        "--schemas",
+        schemas.to_str().unwrap(),
+    ];
+
+    // OpenMetadata's server creates a secret as it does on AWS; the CLI's
+    // connection decrypt resolves the reference to it.
+    let id = "/openmetadata/database/mysql_om/authtype/password";
+    let created = boto3(
+        "sm.create_secret(Name=sys.argv[1], SecretString=sys.argv[2], \
+         Description='mysql_om password', Tags=[{'Key': 'service', 'Value': 'mysql_om'}])",
+        &[id, CANARY],
+    );
+    let stored = format!(
+        r#"{{"type": "Mysql", "username": "u", "hostPort": "h:3306", "authType": {{"password": "secret:{id}"}}}}"#
+    );
+    let mut args = vec!["connection", "decrypt"];
+    args.extend(common);
+    let dec = broker(dir.path(), &args, Some(&stored));
+
+    // The CLI's connection encrypt stores one; both AWS APIs read it.
+    let config = format!(
+        r#"{{"type": "Mysql", "username": "u", "hostPort": "h:3306", "authType": {{"password": "{CANARY}-cli"}}}}"#
+    );
+    let mut args = vec!["connection", "encrypt", "--name", "mysql_cli"];
+    args.extend(common);
+    let enc = broker(dir.path(), &args, Some(&config));
+    let read = boto3(
+        "print(sm.get_secret_value(SecretId=sys.argv[1])['SecretString'])\n\
+         print(ssm.get_parameter(Name=sys.argv[1], WithDecryption=True)['Parameter']['Value'])\n\
+         print(sm.describe_secret(SecretId=sys.argv[2])['Description'])",
+        &["/openmetadata/database/mysql_cli/authtype/password", id],
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    let logs = logs.join().unwrap();
+
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    assert!(dec.status.success(), "{}", text(&dec.stderr));
+    let plain: serde_json::Value = serde_json::from_str(&text(&dec.stdout)).unwrap();
+    assert_eq!(plain["authType"]["password"], CANARY);
+    assert!(enc.status.success(), "{}", text(&enc.stderr));
+    assert!(!text(&enc.stdout).contains(CANARY));
+    assert!(read.status.success(), "{}", text(&read.stderr));
+    let cli_value = format!("{CANARY}-cli");
+    assert_eq!(
+        text(&read.stdout).lines().collect::<Vec<_>>(),
+        [cli_value.as_str(), cli_value.as_str(), "mysql_om password"]
+    );
+    for out in [&logs, &text(&dec.stderr), &text(&enc.stderr)] {
+        assert!(!out.contains(CANARY), "a value in the logs:\n{out}");
+    }
+}
+
+/// A server process a test started: killed and reaped however the test ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The built-in `kubernetes` provider configured by a file: `connection encrypt`
+/// stores a connection's password under the object name OpenMetadata's
+/// Kubernetes secrets manager gives it, which the official `kubernetes` client
+/// reads, and `connection decrypt` resolves it again.
+#[test]
+fn a_config_file_runs_the_kubernetes_provider_with_openmetadata_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let server_dir = dir.path().join("k8s");
+    std::fs::create_dir(&server_dir).unwrap();
+    std::fs::write(server_dir.join("tokens"), "cli-k8s-token\n").unwrap();
+    std::fs::write(dir.path().join("token"), "cli-k8s-token\n").unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/scripts/k8s_api_server.py");
+    let _server = KillOnDrop(
+        Command::new("python3")
+            .arg(&script)
+            .arg(&server_dir)
+            .arg("--tls")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("python3 (tests/setup)"),
+    );
+    let port = (0..600)
+        .find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::fs::read_to_string(server_dir.join("port")).ok()
+        })
+        .expect("the Kubernetes test server started");
+    let origin = format!("https://127.0.0.1:{}", port.trim());
+    let ca = server_dir.join("ca.pem");
+    let config = dir.path().join("broker.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[provider]\ncomponent = \"builtin:kubernetes\"\ngrants = [\"http\"]\n\
+             settings = {{ server = \"{origin}\", namespace = \"openmetadata\" }}\n\
+             [http]\norigins = [\"{origin}\"]\nallow_private = true\nca_file = {ca:?}\n\
+             [http.credentials]\ntoken = {{ file = {token:?} }}\n",
+            ca = ca.display().to_string(),
+            token = dir.path().join("token").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let schemas =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/om-schemas");
+    let common = [
+        "--service-type",
+        "database",
+        "--schemas",
+        schemas.to_str().unwrap(),
+    ];
+    let plain = format!(
+        r#"{{"type": "Mysql", "username": "u", "hostPort": "h:3306", "authType": {{"password": "{CANARY}"}}}}"#
+    );
+    let mut args = vec![
+        "--config",
+        config.to_str().unwrap(),
+        "connection",
+        "encrypt",
+        "--name",
+        "MySQL_Prod",
+    ];
+    args.extend(common);
+    let enc = broker(dir.path(), &args, Some(&plain));
+    let name = "openmetadata-database-mysql-prod-authtype-password";
+    let read = Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import sys, base64\nfrom kubernetes import client\nc = client.Configuration()\n\
+             c.host = {origin:?}\nc.ssl_ca_cert = {ca:?}\n\
+             c.api_key = {{'authorization': 'cli-k8s-token'}}\nc.api_key_prefix = {{'authorization': 'Bearer'}}\n\
+             s = client.CoreV1Api(client.ApiClient(c)).read_namespaced_secret(sys.argv[1], 'openmetadata')\n\
+             print(base64.b64decode(s.data['value']).decode())",
+            ca = ca.display().to_string(),
+        ))
+        .arg(name)
+        .output()
+        .expect("python3 with kubernetes (tests/setup)");
+    let stored = text(&enc.stdout);
+    let mut args = vec![
+        "--config",
+        config.to_str().unwrap(),
+        "connection",
+        "decrypt",
+    ];
+    args.extend(common);
+    let dec = broker(dir.path(), &args, Some(&stored));
+
+    assert!(enc.status.success(), "{}", text(&enc.stderr));
+    assert!(stored.contains(&format!("\"secret:{name}\"")), "{stored}");
+    assert!(read.status.success(), "{}", text(&read.stderr));
+    assert_eq!(text(&read.stdout).trim(), CANARY);
+    assert!(dec.status.success(), "{}", text(&dec.stderr));
+    let back: serde_json::Value = serde_json::from_str(&text(&dec.stdout)).unwrap();
+    assert_eq!(back["authType"]["password"], CANARY);
+    for out in [&enc, &dec] {
+        assert!(!text(&out.stderr).contains(CANARY));
+    }
+
+    // Configured as OpenMetadata is: SECRET_MANAGER=kubernetes and a kubeconfig
+    // whose current context holds the CA inline and the token; then the same
+    // through openmetadata.yaml's `parameters`.
+    let kubeconfig = dir.path().join("kubeconfig");
+    let ca_data = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(&ca).unwrap())
+    };
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: test\n\
+             contexts:\n- name: test\n  context: {{cluster: test, user: om}}\n\
+             clusters:\n- name: test\n  cluster:\n    server: {origin}\n    certificate-authority-data: {ca_data}\n\
+             users:\n- name: om\n  user:\n    token: cli-k8s-token\n"
+        ),
+    )
+    .unwrap();
+    let env = [
+        ("SECRET_MANAGER", "kubernetes"),
+        ("OM_SM_KUBECONFIG_PATH", kubeconfig.to_str().unwrap()),
+        ("OM_SM_NAMESPACE", "openmetadata"),
+    ];
+    let got = broker_env(dir.path(), &["secret", "get", name], None, &env);
+    assert!(got.status.success(), "{}", text(&got.stderr));
+    assert_eq!(text(&got.stdout).trim(), CANARY);
+    let yaml = dir.path().join("openmetadata.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "secretsManagerConfiguration:\n  secretsManager: kubernetes\n  parameters:\n    \
+             namespace: openmetadata\n    kubeconfigPath: {}\n    inCluster: \"false\"\n",
+            kubeconfig.display()
+        ),
+    )
+    .unwrap();
+    let got = broker(
+        dir.path(),
+        &["--config", yaml.to_str().unwrap(), "secret", "get", name],
+        None,
+    );
+    assert!(got.status.success(), "{}", text(&got.stderr));
+    assert_eq!(text(&got.stdout).trim(), CANARY);
 }

@@ -60,23 +60,22 @@ impl HttpCtx {
     pub fn new(settings: HttpSettings) -> Result<HttpCtx, SettingsError> {
         settings.check()?;
         crate::ensure_crypto_provider();
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject as _;
         let mut roots = rustls::RootCertStore::empty();
         let native = rustls_native_certs::load_native_certs();
         for cert in native.certs {
             // A system certificate rustls cannot parse is skipped, as browsers do.
             let _ = roots.add(cert);
         }
-        if let Some(path) = &settings.ca_file {
-            use rustls::pki_types::CertificateDer;
-            use rustls::pki_types::pem::PemObject as _;
+        let mut add_pem = |what: String,
+                           certs: Result<Vec<CertificateDer<'static>>, String>|
+         -> Result<(), SettingsError> {
             let ca_error = |reason: String| SettingsError::CaFile {
-                path: path.display().to_string(),
+                path: what.clone(),
                 reason,
             };
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| ca_error(e.to_string()))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ca_error(e.to_string()))?;
+            let certs = certs.map_err(ca_error)?;
             if certs.is_empty() {
                 return Err(ca_error("holds no PEM certificate".into()));
             }
@@ -85,6 +84,23 @@ impl HttpCtx {
                     .add(cert)
                     .map_err(|e| ca_error(format!("a certificate rustls refuses: {e}")))?;
             }
+            Ok(())
+        };
+        if let Some(path) = &settings.ca_file {
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| e.to_string())
+                .and_then(|iter| {
+                    iter.collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| e.to_string())
+                });
+            add_pem(path.display().to_string(), certs)?;
+        }
+        if let Some(pem) = &settings.ca_pem {
+            let certs = CertificateDer::pem_slice_iter(pem)
+                .map(|c| c.map(CertificateDer::into_owned))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string());
+            add_pem("(inline certificate-authority-data)".into(), certs)?;
         }
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)

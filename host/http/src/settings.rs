@@ -113,6 +113,9 @@ pub struct HttpSettings {
     pub allow_private: bool,
     /// A PEM file of extra CA certificates, trusted beside the system roots.
     pub ca_file: Option<PathBuf>,
+    /// Extra CA certificates given inline (PEM), as a kubeconfig's
+    /// `certificate-authority-data` gives them.
+    pub ca_pem: Option<Vec<u8>>,
     /// Time to connect (default 5 s).
     pub connect_timeout: Duration,
     /// Time for one request, body included (default 30 s); never past the call's
@@ -141,6 +144,7 @@ impl std::fmt::Debug for HttpSettings {
             .field("origins", &self.origins)
             .field("allow_private", &self.allow_private)
             .field("ca_file", &self.ca_file)
+            .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
             .field("connect_timeout", &self.connect_timeout)
             .field("timeout", &self.timeout)
             .field("max_response_bytes", &self.max_response_bytes)
@@ -169,6 +173,7 @@ impl HttpSettings {
             origins,
             allow_private: false,
             ca_file: None,
+            ca_pem: None,
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(30),
             max_response_bytes: 1 << 20,

@@ -82,8 +82,17 @@ fn val(s: &str) -> SecretValue {
 
 /// Runs the suite against `provider`.
 pub async fn run(provider: Arc<ProviderHost>) -> Report {
-    let suite = Suite::new(provider.clone());
+    let mut suite = Suite::new(provider.clone());
     let info = provider.info();
+    // Where a leading separator is optional, the provider may still refuse it
+    // (a Kubernetes object name cannot start with `-`): then ids go without,
+    // if the provider takes those.
+    if !info.id_rules.leading_separator && provider.get(&suite.root).await.is_err() {
+        let bare = &suite.root[info.id_rules.separator.len()..];
+        if provider.get(bare).await.is_ok() {
+            suite.root = bare.to_owned();
+        }
+    }
     let mut report = Report {
         provider: format!("{} {}", info.name, info.version),
         checks: Vec::new(),

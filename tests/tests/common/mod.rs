@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
 pub mod bao;
+pub mod k8s;
 pub mod moto;
 
 use std::path::Path;
@@ -179,4 +180,26 @@ pub async fn aws_provider(
         .await
         .map(Arc::new)
         .map_err(|e| e.to_string())
+}
+
+/// A server process owned by a test: killed and reaped when dropped.
+pub struct Server(pub std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs a Python `script` with `args` (loopback never through a proxy); `what`
+/// names the PyPI packages it needs, for the panic when python3 is missing.
+pub fn python(script: &str, args: &[&str], what: &str) -> std::process::Output {
+    std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .env("NO_PROXY", "*")
+        .output()
+        .unwrap_or_else(|e| panic!("python3 with {what} (tests/setup): {e}"))
 }

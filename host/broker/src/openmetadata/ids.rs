@@ -1,16 +1,18 @@
-//! OpenMetadata's secret ids: `/{prefix}/{clusterName}/{entityType}/{entityName}/{field path}`,
-//! the prefix segment only when one is set, the whole id lowercased, and in each
-//! segment every character outside `[A-Za-z0-9/_-]` replaced by `_`. Unlike
-//! OpenMetadata, the prefix and cluster name are validated up front (a space in
-//! them used to produce ids that break).
+//! OpenMetadata's secret ids, spelled for the backend they go to, as
+//! OpenMetadata's secrets manager for that backend spells them
+//! ([`IdStyle`]). The default (`/`, for the db, AWS and OpenBao providers):
+//! `/{prefix}/{clusterName}/{entityType}/{entityName}/{field path}`, the prefix
+//! segment only when one is set, the whole id lowercased, and in each segment
+//! every character outside `[A-Za-z0-9/_-]` replaced by `_`. Unlike OpenMetadata,
+//! the prefix and cluster name are validated up front (a space in them used to
+//! produce ids that break; a character the backend refuses used to fail every
+//! write).
 
 /// Why an id builder could not be made.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IdError {
     /// A prefix or cluster name with characters ids cannot carry.
-    #[error(
-        "{what} {value:?} contains {bad:?}: use letters, digits, `_` and `-` (and `/` in a prefix)"
-    )]
+    #[error("{what} {value:?} contains {bad:?}: {}", style.allowed(what))]
     BadPart {
         /// `prefix` or `clusterName`.
         what: &'static str,
@@ -18,67 +20,206 @@ pub enum IdError {
         value: String,
         /// The first bad character.
         bad: char,
+        /// The style of the ids it was for.
+        style: IdStyle,
     },
+}
+
+/// How one backend's ids are spelled, exactly as OpenMetadata's secrets manager
+/// for that backend builds them (its `SecretsIdConfig`): the separator, whether
+/// ids start with it, which characters a segment may keep and what the others
+/// become; the whole id is lowercased.
+///
+/// OpenMetadata's quirks are kept, so that ids it stored are found:
+/// - without a leading separator, a prefix is glued to the cluster name with
+///   nothing between them (prefix `om`, cluster `openmetadata`:
+///   `omopenmetadata-database-...`);
+/// - Azure Key Vault and Google Secret Manager drop the characters they cannot
+///   carry instead of replacing them, so `mysql_prod` is `mysqlprod` on Azure and
+///   `my-db` is `mydb` on GCP (entity names that then meet are refused by the
+///   owner records rather than sharing a secret);
+/// - Kubernetes replaces them by `-`, then collapses runs of `-`, trims `-` at
+///   both ends and cuts names over 253 characters to 253 (without a hash: that
+///   is what OpenMetadata's server writes; the provider maps any other id onto an
+///   object name the way OpenMetadata's ingestion reads it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdStyle {
+    /// `/`-joined with a leading `/`, other characters `_` (the db, AWS
+    /// Secrets Manager, SSM and OpenBao providers).
+    #[default]
+    Slash,
+    /// Azure Key Vault: `-`-joined, no leading separator, characters outside
+    /// `[A-Za-z0-9-]` dropped.
+    Azure,
+    /// Google Secret Manager: `_`-joined, no leading separator, characters
+    /// outside `[A-Za-z0-9_]` dropped.
+    Gcp,
+    /// Kubernetes Secrets: `-`-joined, no leading separator, characters outside
+    /// `[A-Za-z0-9-]` turned into `-`, then made a valid object name.
+    Kubernetes,
+}
+
+/// Longest Kubernetes object name (a DNS subdomain).
+const K8S_NAME_MAX: usize = 253;
+
+impl IdStyle {
+    /// The style OpenMetadata's secrets manager `name` uses (`SECRET_MANAGER`:
+    /// `managed-azure-kv`, `gcp`, `kubernetes`; anything else is `/`-joined).
+    pub fn for_secrets_manager(name: &str) -> IdStyle {
+        match name {
+            "managed-azure-kv" | "azure-kv" | "azure-key-vault" => IdStyle::Azure,
+            "gcp" | "managed-gcp" | "gcp-secret-manager" => IdStyle::Gcp,
+            "kubernetes" => IdStyle::Kubernetes,
+            _ => IdStyle::Slash,
+        }
+    }
+
+    fn separator(self) -> char {
+        match self {
+            IdStyle::Slash => '/',
+            IdStyle::Gcp => '_',
+            IdStyle::Azure | IdStyle::Kubernetes => '-',
+        }
+    }
+
+    /// Whether a segment keeps `c`.
+    fn keeps(self, c: char) -> bool {
+        c.is_ascii_alphanumeric()
+            || match self {
+                IdStyle::Slash => "/_-".contains(c),
+                IdStyle::Gcp => c == '_',
+                IdStyle::Azure | IdStyle::Kubernetes => c == '-',
+            }
+    }
+
+    /// What a character the segment cannot keep becomes.
+    fn replacement(self) -> Option<char> {
+        match self {
+            IdStyle::Slash => Some('_'),
+            IdStyle::Kubernetes => Some('-'),
+            IdStyle::Azure | IdStyle::Gcp => None,
+        }
+    }
+
+    /// What a prefix or cluster name may hold, for an error.
+    fn allowed(self, what: &str) -> &'static str {
+        match self {
+            IdStyle::Slash if what == "prefix" => "use letters, digits, `_`, `-` and `/`",
+            IdStyle::Slash => "use letters, digits, `_` and `-`",
+            IdStyle::Gcp => "Google Secret Manager ids take letters, digits and `_`",
+            IdStyle::Azure => "Azure Key Vault names take letters, digits and `-`",
+            IdStyle::Kubernetes => "Kubernetes object names take letters, digits and `-`",
+        }
+    }
+
+    /// Cleans one segment.
+    pub fn clean(self, segment: &str) -> String {
+        segment
+            .chars()
+            .filter_map(|c| {
+                if self.keeps(c) {
+                    Some(c)
+                } else {
+                    self.replacement()
+                }
+            })
+            .collect()
+    }
+}
+
+/// Cleans one segment of a `/`-joined id: characters outside `[A-Za-z0-9/_-]`
+/// become `_`.
+pub fn clean_segment(segment: &str) -> String {
+    IdStyle::Slash.clean(segment)
+}
+
+/// A name as OpenMetadata's Kubernetes secrets manager leaves it: runs of `-`
+/// collapsed, `-` trimmed at both ends, cut to 253 characters.
+fn k8s_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if !(c == '-' && (out.is_empty() || out.ends_with('-'))) {
+            out.push(c);
+        }
+    }
+    out.truncate(K8S_NAME_MAX);
+    while out.ends_with('-') {
+        out.pop();
+    }
+    out
 }
 
 /// Builds secret ids for one deployment.
 #[derive(Debug, Clone)]
 pub struct IdBuilder {
     head: String,
+    style: IdStyle,
 }
 
-fn check(what: &'static str, value: &str, slash_ok: bool) -> Result<(), IdError> {
+fn check(what: &'static str, value: &str, style: IdStyle, prefix: bool) -> Result<(), IdError> {
+    let slash_ok = prefix && style == IdStyle::Slash;
     match value
         .chars()
-        .find(|&c| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || (slash_ok && c == '/')))
+        .find(|&c| !(style.keeps(c) && (c != '/' || slash_ok)))
     {
         Some(bad) => Err(IdError::BadPart {
             what,
             value: value.to_owned(),
             bad,
+            style,
         }),
         None if value.trim_matches('/').is_empty() => Err(IdError::BadPart {
             what,
             value: value.to_owned(),
             bad: ' ',
+            style,
         }),
         None => Ok(()),
     }
 }
 
-/// Cleans one segment: characters outside `[A-Za-z0-9/_-]` become `_`.
-pub fn clean_segment(segment: &str) -> String {
-    segment
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "/_-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 impl IdBuilder {
-    /// `prefix` as in `secretsManagerConfiguration.prefix` (optional), `cluster`
-    /// as OpenMetadata's `clusterName` (default `openmetadata`).
+    /// `/`-joined ids (the db, AWS and OpenBao providers): `prefix` as in
+    /// `secretsManagerConfiguration.prefix` (optional), `cluster` as
+    /// OpenMetadata's `clusterName` (default `openmetadata`).
     pub fn new(prefix: Option<&str>, cluster: &str) -> Result<Self, IdError> {
+        IdBuilder::with_style(prefix, cluster, IdStyle::Slash)
+    }
+
+    /// Ids spelled in `style`.
+    pub fn with_style(
+        prefix: Option<&str>,
+        cluster: &str,
+        style: IdStyle,
+    ) -> Result<Self, IdError> {
         let mut head = String::new();
-        if let Some(prefix) = prefix
-            .map(|p| p.trim_matches('/'))
-            .filter(|p| !p.is_empty())
-        {
-            check("prefix", prefix, true)?;
-            head.push('/');
+        let prefix = prefix.filter(|p| !p.trim_matches('/').is_empty());
+        if let Some(prefix) = prefix {
+            let prefix = if style == IdStyle::Slash {
+                prefix.trim_matches('/')
+            } else {
+                prefix
+            };
+            check("prefix", prefix, style, true)?;
+            if style == IdStyle::Slash {
+                head.push('/');
+            }
             head.push_str(prefix);
         }
-        check("clusterName", cluster, false)?;
-        head.push('/');
+        check("clusterName", cluster, style, false)?;
+        if style == IdStyle::Slash {
+            head.push('/');
+        }
         head.push_str(cluster);
         Ok(IdBuilder {
             head: head.to_lowercase(),
+            style,
         })
+    }
+
+    /// The style of the ids.
+    pub fn style(&self) -> IdStyle {
+        self.style
     }
 
     /// The id of a field: `entity_type` such as `database`, `bot`, `pipeline`,
@@ -94,10 +235,14 @@ impl IdBuilder {
             .chain(entity_name)
             .chain(field_path.iter().map(String::as_str));
         for segment in segments {
-            id.push('/');
-            id.push_str(&clean_segment(segment));
+            id.push(self.style.separator());
+            id.push_str(&self.style.clean(segment));
         }
-        id.to_lowercase()
+        let id = id.to_lowercase();
+        match self.style {
+            IdStyle::Kubernetes => k8s_name(&id),
+            _ => id,
+        }
     }
 }
 
@@ -180,5 +325,84 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// Each expected id is what OpenMetadata's `buildSecretId` (with the
+    /// backend's `SecretsIdConfig`, and for Kubernetes its `sanitizeForK8s`)
+    /// returns for the same entity.
+    #[test]
+    fn ids_match_openmetadata_on_azure_gcp_and_kubernetes() -> Result<(), IdError> {
+        let conn = path(&["authType", "password"]);
+        let cases = [
+            (
+                IdStyle::Azure,
+                "openmetadata-database-mysqlprod-authtype-password",
+            ),
+            (
+                IdStyle::Gcp,
+                "openmetadata_database_mysql_prod_authtype_password",
+            ),
+            (
+                IdStyle::Kubernetes,
+                "openmetadata-database-mysql-prod-authtype-password",
+            ),
+        ];
+        for (style, expected) in cases {
+            let ids = IdBuilder::with_style(None, "openmetadata", style)?;
+            assert_eq!(ids.id("database", Some("MySQL_Prod"), &conn), expected);
+        }
+        // A prefix is glued to the cluster name, as OpenMetadata does.
+        let azure = IdBuilder::with_style(Some("om"), "openmetadata", IdStyle::Azure)?;
+        assert_eq!(
+            azure.id("bot", Some("ingestion-bot"), &path(&["config", "JWTToken"])),
+            "omopenmetadata-bot-ingestion-bot-config-jwttoken"
+        );
+        let gcp = IdBuilder::with_style(Some("om"), "openmetadata", IdStyle::Gcp)?;
+        assert_eq!(
+            gcp.id("bot", Some("ingestion-bot"), &path(&["config", "JWTToken"])),
+            "omopenmetadata_bot_ingestionbot_config_jwttoken"
+        );
+        // Kubernetes: runs of `-` collapse, `-` is trimmed, long names are cut.
+        let k8s = IdBuilder::with_style(None, "openmetadata", IdStyle::Kubernetes)?;
+        assert_eq!(
+            k8s.id(
+                "database",
+                Some("--My  Service.prod--"),
+                &path(&["#0", "password"])
+            ),
+            "openmetadata-database-my-service-prod-0-password"
+        );
+        let long = "a".repeat(300);
+        let id = k8s.id("database", Some(&long), &conn);
+        assert_eq!(id.len(), 253);
+        assert!(id.starts_with("openmetadata-database-aaa") && !id.ends_with('-'));
+        let cut_at_dash = "b".repeat(230);
+        let id = k8s.id("database", Some(&cut_at_dash), &conn);
+        // The 253rd character is the `-` before `authtype`: cut, then trimmed.
+        assert_eq!(id, format!("openmetadata-database-{cut_at_dash}"));
+        Ok(())
+    }
+
+    #[test]
+    fn a_prefix_the_backend_cannot_carry_is_refused_naming_the_backend() {
+        let err =
+            IdBuilder::with_style(Some("om_prod"), "openmetadata", IdStyle::Azure).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "prefix \"om_prod\" contains '_': Azure Key Vault names take letters, digits and `-`"
+        );
+        assert!(IdBuilder::with_style(Some("a/b"), "openmetadata", IdStyle::Kubernetes).is_err());
+        assert!(IdBuilder::with_style(None, "open-metadata", IdStyle::Gcp).is_err());
+        assert!(IdBuilder::with_style(Some("a/b"), "openmetadata", IdStyle::Slash).is_ok());
+        assert_eq!(
+            IdStyle::for_secrets_manager("managed-azure-kv"),
+            IdStyle::Azure
+        );
+        assert_eq!(
+            IdStyle::for_secrets_manager("kubernetes"),
+            IdStyle::Kubernetes
+        );
+        assert_eq!(IdStyle::for_secrets_manager("gcp"), IdStyle::Gcp);
+        assert_eq!(IdStyle::for_secrets_manager("managed-aws"), IdStyle::Slash);
     }
 }

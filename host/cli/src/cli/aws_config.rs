@@ -79,9 +79,10 @@ pub fn provider_for(secret_manager: &str) -> anyhow::Result<secret_broker_builti
         "managed-aws" | "aws" => "aws-secrets-manager",
         "managed-aws-ssm" | "aws-ssm" => "aws-ssm",
         "openbao" => "openbao",
+        "kubernetes" => "kubernetes",
         other => bail!(
             "SECRET_MANAGER={other:?} is not a secrets manager this broker knows: use db, managed-aws, \
-             managed-aws-ssm, aws, aws-ssm or openbao"
+             managed-aws-ssm, aws, aws-ssm, openbao or kubernetes"
         ),
     };
     secret_broker_builtin::lookup(name)

@@ -90,7 +90,11 @@ pub async fn run(ctx: &Deployment, cmd: ConnectionCommand) -> anyhow::Result<Exi
         | ConnectionCommand::Decrypt { common }
         | ConnectionCommand::Delete { common, .. } => common,
     };
-    let ids = IdBuilder::new(common.prefix.as_deref(), &common.cluster_name)?;
+    let ids = IdBuilder::with_style(
+        common.prefix.as_deref(),
+        &common.cluster_name,
+        ctx.id_style(),
+    )?;
     let runtime = ctx.runtime()?;
     let provider = ctx.provider(&runtime).await?;
     let owners = Owners::new(ctx.record_store().await?);

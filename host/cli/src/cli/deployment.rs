@@ -10,6 +10,7 @@ use anyhow::{Context as _, bail};
 
 use secret_broker::audit::{AuditLog, AuditOptions, Salt};
 use secret_broker::broker::{Broker, Caller};
+use secret_broker::openmetadata::ids::IdStyle;
 use secret_broker::openmetadata::manager::SecretsManager;
 use secret_broker::policy::Role;
 use secret_broker::{Granted, ProviderHost, Runtime, RuntimeOptions};
@@ -231,14 +232,16 @@ impl Deployment {
         Ok(())
     }
 
-    /// The `http` grant's configuration: the `[openbao]` server's for the built-in
-    /// provider `SECRET_MANAGER=openbao` selects, else `[http]`.
+    /// The `http` grant's configuration: the `[openbao]` server's or the
+    /// Kubernetes cluster's for the built-in provider `SECRET_MANAGER=openbao` or
+    /// `kubernetes` selects, else `[http]`.
     fn http_config(&self) -> anyhow::Result<HttpConfig> {
-        if self.settings.provider.is_none()
-            && aws_config::provider_for(self.settings.secrets_manager.trim())
-                .is_ok_and(|b| b.name == "openbao")
-        {
-            return Ok(self.settings.openbao.provider()?.1);
+        if self.settings.provider.is_none() {
+            match aws_config::provider_for(self.settings.secrets_manager.trim()).map(|b| b.name) {
+                Ok("openbao") => return Ok(self.settings.openbao.provider()?.1),
+                Ok("kubernetes") => return Ok(self.settings.kubernetes.provider()?.1),
+                _ => {}
+            }
         }
         self.settings.http.clone().ok_or_else(|| {
             anyhow::anyhow!(
@@ -276,10 +279,10 @@ impl Deployment {
         manager: &str,
     ) -> anyhow::Result<Arc<ProviderHost>> {
         let builtin = aws_config::provider_for(manager.trim())?;
-        let settings = if builtin.name == "openbao" {
-            self.settings.openbao.provider()?.0
-        } else {
-            Default::default()
+        let settings = match builtin.name {
+            "openbao" => self.settings.openbao.provider()?.0,
+            "kubernetes" => self.settings.kubernetes.provider()?.0,
+            _ => Default::default(),
         };
         let config = ProviderConfig {
             component: builtin.source(),
@@ -290,6 +293,20 @@ impl Deployment {
             sha256: None,
         };
         self.start(runtime, &config).await
+    }
+
+    /// How OpenMetadata's ids are spelled for the configured provider: the
+    /// built-in `kubernetes` one takes Kubernetes object names, as OpenMetadata's
+    /// Kubernetes secrets manager builds them; every other provider `/`-joined ids.
+    pub fn id_style(&self) -> IdStyle {
+        let builtin = match &self.settings.provider {
+            Some(config) => secret_broker_builtin::lookup(&config.component),
+            None => aws_config::provider_for(self.settings.secrets_manager.trim()).ok(),
+        };
+        match builtin.map(|b| b.name) {
+            Some("kubernetes") => IdStyle::Kubernetes,
+            _ => IdStyle::Slash,
+        }
     }
 
     /// The configured provider, ready for calls.

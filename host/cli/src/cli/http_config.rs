@@ -28,6 +28,9 @@ pub struct CredentialSource {
     /// when not given.
     #[serde(default)]
     pub origins: Option<Vec<String>>,
+    /// The value itself, when the host read it from elsewhere (a kubeconfig).
+    #[serde(skip)]
+    pub value: Option<SecretValue>,
 }
 
 /// `[http]` (TOML) or `secretBroker.http` (YAML).
@@ -58,9 +61,15 @@ pub struct HttpConfig {
     /// Credentials by name.
     #[serde(default)]
     pub credentials: BTreeMap<String, CredentialSource>,
+    /// CA certificates given inline (a kubeconfig's `certificate-authority-data`).
+    #[serde(skip)]
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 fn read_credential(name: &str, source: &CredentialSource) -> anyhow::Result<SecretValue> {
+    if let Some(value) = &source.value {
+        return Ok(value.clone());
+    }
     match (&source.file, &source.env) {
         (Some(path), None) => {
             let mut bytes = zeroize::Zeroizing::new(std::fs::read(path).with_context(|| {
@@ -85,6 +94,7 @@ impl HttpConfig {
         let mut s = HttpSettings::new(&self.origins)?;
         s.allow_private = self.allow_private;
         s.ca_file = self.ca_file.clone();
+        s.ca_pem = self.ca_pem.clone();
         if let Some(ms) = self.connect_timeout_ms {
             s.connect_timeout = Duration::from_millis(ms);
         }
@@ -212,6 +222,7 @@ impl OpenBaoConfig {
             file: if env { None } else { file.clone() },
             env: env.then(|| var.to_owned()),
             origins: None,
+            value: None,
         };
         match self.auth.as_deref().unwrap_or("token") {
             "token" => {

@@ -6,6 +6,7 @@ mod connection;
 mod deployment;
 mod http_config;
 mod import;
+mod k8s_config;
 mod keyring;
 mod migrate;
 mod om_yaml;

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::aws_config::AwsConfig;
+use super::k8s_config::KubernetesConfig;
 use super::settings::{LimitsConfig, ProviderConfig};
 
 /// The whole file: OpenMetadata's section, ours, and anything else of
@@ -36,9 +37,32 @@ pub struct SecretsManagerConfiguration {
     /// `[k1:v1,k2:v2]` as a string, or a YAML list of `k:v`.
     #[serde(default)]
     pub tags: Option<Tags>,
-    /// `region`, `accessKeyId`, `secretAccessKey`, and our `endpoint`, retries...
+    /// For AWS: `region`, `accessKeyId`, `secretAccessKey`, and our `endpoint`,
+    /// retries...; for `kubernetes`: `namespace`, `kubeconfigPath`, `inCluster`.
+    /// Read by [`SecretsManagerConfiguration::aws`] and
+    /// [`SecretsManagerConfiguration::kubernetes`] once the manager is known.
     #[serde(default)]
-    pub parameters: Option<AwsConfig>,
+    pub parameters: Option<serde_norway::Value>,
+}
+
+impl SecretsManagerConfiguration {
+    fn parameters<T: serde::de::DeserializeOwned>(&self) -> anyhow::Result<Option<T>> {
+        self.parameters
+            .clone()
+            .map(serde_norway::from_value)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("secretsManagerConfiguration.parameters: {e}"))
+    }
+
+    /// The parameters of the AWS managers (and of `db`, which has none).
+    pub fn aws(&self) -> anyhow::Result<Option<AwsConfig>> {
+        self.parameters()
+    }
+
+    /// The parameters of `kubernetes`.
+    pub fn kubernetes(&self) -> anyhow::Result<Option<KubernetesConfig>> {
+        self.parameters()
+    }
 }
 
 /// OpenMetadata writes tags as one string; YAML users write lists.
@@ -94,6 +118,10 @@ pub struct BrokerSection {
     /// The built-in `openbao` provider (`address`, `mount`, `auth`, ...).
     #[serde(default)]
     pub openbao: Option<super::http_config::OpenBaoConfig>,
+    /// The built-in `kubernetes` provider, when `secretsManager` is not
+    /// `kubernetes` (else its `parameters` say the same).
+    #[serde(default)]
+    pub kubernetes: Option<KubernetesConfig>,
 }
 
 /// Parses the YAML text; errors name the key and the line.

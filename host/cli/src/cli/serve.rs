@@ -185,7 +185,8 @@ pub async fn serve(ctx: &Deployment, args: ServeArgs) -> anyhow::Result<ExitCode
     let provider = ctx.provider(&runtime).await?;
     let manager = match &args.schemas {
         Some(dir) => {
-            let ids = IdBuilder::new(args.prefix.as_deref(), &args.cluster_name)?;
+            let ids =
+                IdBuilder::with_style(args.prefix.as_deref(), &args.cluster_name, ctx.id_style())?;
             let owners = Owners::new(ctx.record_store().await?);
             Some(SecretsManager::new(provider.clone(), dir, ids, owners)?)
         }

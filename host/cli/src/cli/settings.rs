@@ -17,6 +17,7 @@ use secret_broker::policy::Policy;
 
 use super::aws_config::{self, AwsConfig};
 use super::http_config::{HttpConfig, OpenBaoConfig};
+use super::k8s_config::KubernetesConfig;
 
 /// A provider component of one's own: `[provider]` (TOML) or
 /// `secretBroker.provider` (YAML).
@@ -195,6 +196,8 @@ pub struct FileSettings {
     pub http: Option<HttpConfig>,
     /// The built-in `openbao` provider's server and credentials.
     pub openbao: Option<OpenBaoConfig>,
+    /// The built-in `kubernetes` provider's namespace and cluster.
+    pub kubernetes: Option<KubernetesConfig>,
 }
 
 /// The TOML file.
@@ -220,6 +223,8 @@ struct TomlFile {
     http: Option<HttpConfig>,
     #[serde(default)]
     openbao: Option<OpenBaoConfig>,
+    #[serde(default)]
+    kubernetes: Option<KubernetesConfig>,
 }
 
 /// `[keyring]`: where the master keys live.
@@ -268,6 +273,7 @@ impl FileSettings {
             },
             http: file.http,
             openbao: file.openbao,
+            kubernetes: file.kubernetes,
             ..FileSettings::default()
         })
     }
@@ -278,12 +284,19 @@ impl FileSettings {
         let broker = file.secret_broker;
         let secrets_manager = sm
             .secrets_manager
+            .as_deref()
             .map(|m| m.trim().to_owned())
             .filter(|m| !m.is_empty());
         if let Some(manager) = &secrets_manager {
             aws_config::provider_for(manager)
                 .context("secretsManagerConfiguration.secretsManager")?;
         }
+        // OpenMetadata's `parameters` mean what the manager they configure reads.
+        let (aws, kubernetes) = if secrets_manager.as_deref() == Some("kubernetes") {
+            (None, sm.kubernetes()?.or(broker.kubernetes))
+        } else {
+            (sm.aws()?, broker.kubernetes)
+        };
         Ok(FileSettings {
             data_dir: broker.data_dir,
             provider: broker.provider,
@@ -292,7 +305,7 @@ impl FileSettings {
             tags: sm.tags.map(|t| t.as_text()),
             store_url: broker.store_url,
             key_file: broker.key_file,
-            aws: sm.parameters,
+            aws,
             limits: broker.limits.limits("secretBroker.limits")?,
             policy: broker.policy,
             audit_read_sync: match &broker.audit {
@@ -301,6 +314,7 @@ impl FileSettings {
             },
             http: broker.http,
             openbao: broker.openbao,
+            kubernetes,
         })
     }
 }
@@ -339,6 +353,9 @@ pub struct Settings {
     pub http: Option<HttpConfig>,
     /// The built-in `openbao` provider (`[openbao]`, `OM_SM_VAULT_*`).
     pub openbao: OpenBaoConfig,
+    /// The built-in `kubernetes` provider (`[kubernetes]`, `OM_SM_NAMESPACE`,
+    /// `OM_SM_KUBECONFIG_PATH`, `OM_SM_IN_CLUSTER`).
+    pub kubernetes: KubernetesConfig,
 }
 
 impl Settings {
@@ -374,6 +391,7 @@ impl Settings {
             audit_read_sync_env: None,
             http: file.http,
             openbao: file.openbao.unwrap_or_default(),
+            kubernetes: file.kubernetes.unwrap_or_default(),
         }
     }
 
@@ -402,6 +420,7 @@ impl Settings {
         }
         self.aws.overlay_env(&get);
         self.openbao.overlay_env(&get);
+        self.kubernetes.overlay_env(&get);
     }
 }
 

@@ -126,6 +126,10 @@ impl AwsError {
                     message,
                 ),
                 ProviderError::AccessDenied(_) => AwsError::new("AccessDeniedException", message),
+                // A backend that is down or throttling: SDKs back off and retry this one.
+                ProviderError::Unavailable(_) | ProviderError::Timeout { .. } => {
+                    AwsError::new("ThrottlingException", format!("{message}; retry later"))
+                }
                 _ => AwsError::internal(api, message),
             },
             _ => AwsError::internal(api, message),
