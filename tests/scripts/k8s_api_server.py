@@ -315,68 +315,6 @@ def replace(ns, name, current, obj):
     return 200, obj
 
 
-def make_certificates(dir):
-    """A CA and a server certificate for 127.0.0.1 it signed (cryptography)."""
-    from datetime import timedelta
-    from ipaddress import ip_address
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    start = datetime.now(timezone.utc) - timedelta(minutes=5)
-    end = start + timedelta(days=2)
-
-    def name(cn):
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(name("k8s test CA"))
-        .issuer_name(name("k8s test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name("127.0.0.1"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    with open(f"{dir}/ca.pem", "wb") as f:
-        f.write(ca.public_bytes(pem))
-    with open(f"{dir}/cert.pem", "wb") as f:
-        f.write(cert.public_bytes(pem))
-    with open(f"{dir}/key.pem", "wb") as f:
-        f.write(
-            key.private_bytes(
-                pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-
-
 if __name__ == "__main__":
     import os
 
@@ -385,7 +323,9 @@ if __name__ == "__main__":
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     if "--tls" in sys.argv[2:]:
-        make_certificates(DIR)
+        from test_ca import make_certificates
+
+        make_certificates(DIR, "k8s test CA")
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.load_cert_chain(f"{DIR}/cert.pem", f"{DIR}/key.pem")
         server.socket = tls.wrap_socket(server.socket, server_side=True)

@@ -118,6 +118,24 @@ async fn hvac_reads_what_the_broker_wrote_and_back() {
         .await
         .unwrap();
     assert_eq!(outcome, secret_broker::PutOutcome::Updated);
+    // Bytes that are not UTF-8 go base64 into `value_base64` and read back exactly.
+    let bytes = SecretValue::new(vec![0xff, 0x00, 0xfe, b'k']);
+    p.put("/openmetadata/binary", &bytes, &PutOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        p.get("/openmetadata/binary")
+            .await
+            .unwrap()
+            .unwrap()
+            .ct_eq(&bytes)
+    );
+    let out = bao.hvac(
+        "r = client.secrets.kv.v2.read_secret_version(path='openmetadata/binary', mount_point='secret', raise_on_deleted_version=True)\n\
+         print(r['data']['data']['value_base64'])",
+        &[],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "/wD+aw==");
 }
 
 #[tokio::test]

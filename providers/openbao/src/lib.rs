@@ -34,7 +34,7 @@ thread_local! {
     /// When this instance renews the AppRole token it logged in with.
     static RENEW_AT: Cell<Option<Instant>> = const { Cell::new(None) };
     /// The settings, read once: an instance's grant never changes.
-    static SETTINGS: std::cell::OnceCell<Rc<Settings>> = const { std::cell::OnceCell::new() };
+    static SETTINGS: config::Cached<Settings> = const { config::Cached::new() };
 }
 
 struct Settings {
@@ -46,14 +46,7 @@ struct Settings {
 }
 
 fn settings() -> Result<Rc<Settings>, Error> {
-    if let Some(s) = SETTINGS.with(|s| s.get().cloned()) {
-        return Ok(s);
-    }
-    let s = Rc::new(read_settings()?);
-    SETTINGS.with(|cell| {
-        let _ = cell.set(s.clone());
-    });
-    Ok(s)
+    SETTINGS.with(|c| c.get_or_read(read_settings))
 }
 
 fn read_settings() -> Result<Settings, Error> {
@@ -267,12 +260,19 @@ impl Provider for OpenBao {
         }
         let cas = meta.map_or(0, |m| m.version);
         let write = |field: &str, encoding| {
-            let head = format!("{{\"options\":{{\"cas\":{cas}}},\"data\":{{\"{field}\":");
+            // Base64 is bare text: quoted here (a JSON string quotes itself).
+            let quote = if matches!(encoding, Encoding::Base64) {
+                "\""
+            } else {
+                ""
+            };
+            let head = format!("{{\"options\":{{\"cas\":{cas}}},\"data\":{{\"{field}\":{quote}");
+            let tail = format!("{quote}}}}}");
             let body = || {
                 vec![
                     http::bytes(head.as_str()),
                     Part::Secret((&value, encoding)),
-                    http::bytes("}}"),
+                    http::bytes(tail.as_str()),
                 ]
             };
             call(&s, "POST", &format!("{}/data/{path}", s.mount), body, &[])

@@ -3,9 +3,8 @@
 //! of its own, owned by one test and stopped when dropped; the official
 //! `kubernetes` client from PyPI run against it as another client.
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use secret_broker::{Granted, ProviderHost, SecretValue};
 use secret_broker_http::{HttpCtx, HttpSettings};
@@ -24,31 +23,11 @@ impl K8s {
         let dir = tempfile::tempdir().unwrap();
         let token = format!("k8s-token-{:016x}", rand::random::<u64>());
         std::fs::write(dir.path().join("tokens"), format!("{token}\n")).unwrap();
-        let script =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/k8s_api_server.py");
-        let child = Command::new("python3")
-            .arg(script)
-            .arg(dir.path())
-            .arg("--tls")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("python3 (tests/setup)");
-        let port_file = dir.path().join("port");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let port = loop {
-            if let Ok(port) = std::fs::read_to_string(&port_file) {
-                break port;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the Kubernetes test server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let (server, url) =
+            super::start_script_server("k8s_api_server.py", dir.path(), &["--tls"], true);
         K8s {
-            _server: super::Server(child),
-            server: format!("https://127.0.0.1:{}", port.trim()),
+            _server: server,
+            server: url,
             ca_file: dir.path().join("ca.pem"),
             token,
             dir,
@@ -70,18 +49,7 @@ impl K8s {
         if let Some(after) = retry_after {
             body["retry_after"] = after.into();
         }
-        let out = self.python(
-            "import json, urllib.request, ssl\n\
-             ctx = ssl.create_default_context(cafile=CA)\n\
-             req = urllib.request.Request(SERVER + '/_test/faults', data=sys.argv[1].encode(), method='POST')\n\
-             urllib.request.urlopen(req, context=ctx).read()",
-            &[&body.to_string()],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        super::post_test_control(&self.server, &self.ca_file, "/_test/faults", &body);
     }
 
     /// Grant settings for this server with `token` as the credential `token`.

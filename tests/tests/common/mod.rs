@@ -3,6 +3,7 @@
 
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
+pub mod azure;
 pub mod bao;
 pub mod k8s;
 pub mod moto;
@@ -190,6 +191,60 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Starts the test server `tests/scripts/{script}` on `dir` with `args` (it writes
+/// its port to `dir/port` once listening) and waits for it: the server and its
+/// `https://127.0.0.1:PORT` (or `http://` when `tls` is false).
+pub fn start_script_server(script: &str, dir: &Path, args: &[&str], tls: bool) -> (Server, String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(script);
+    let child = std::process::Command::new("python3")
+        .arg(path)
+        .arg(dir)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 (tests/setup)");
+    // Owned from here: a panic below stops it.
+    let server = Server(child);
+    let port_file = dir.join("port");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let port = loop {
+        if let Ok(port) = std::fs::read_to_string(&port_file) {
+            break port;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the test server {script} did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let scheme = if tls { "https" } else { "http" };
+    (server, format!("{scheme}://127.0.0.1:{}", port.trim()))
+}
+
+/// POSTs `body` to a test server's control path (`/_test/...`), trusting `ca_file`.
+pub fn post_test_control(base: &str, ca_file: &Path, path: &str, body: &serde_json::Value) {
+    let out = python(
+        "import sys, ssl, urllib.request\n\
+         ctx = ssl.create_default_context(cafile=sys.argv[1])\n\
+         req = urllib.request.Request(sys.argv[2], data=sys.argv[3].encode(), method='POST')\n\
+         urllib.request.urlopen(req, context=ctx).read()",
+        &[
+            &ca_file.display().to_string(),
+            &format!("{base}{path}"),
+            &body.to_string(),
+        ],
+        "the standard library",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Runs a Python `script` with `args` (loopback never through a proxy); `what`

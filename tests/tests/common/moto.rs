@@ -2,7 +2,7 @@
 //! and stopped when dropped; and boto3 run the way OpenMetadata's Python side runs.
 
 use std::net::TcpStream;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use secret_broker::SecretValue;
@@ -11,7 +11,7 @@ use secret_broker_aws::AwsSettings;
 pub const REGION: &str = "us-east-1";
 
 pub struct Moto {
-    child: Child,
+    _server: super::Server,
     pub url: String,
     pub port: u16,
 }
@@ -28,7 +28,7 @@ impl Moto {
             .expect("moto_server (tests/setup installs moto[server])");
         // Owned from here: a panic below stops it through Drop.
         let moto = Moto {
-            child,
+            _server: super::Server(child),
             url: format!("http://127.0.0.1:{port}"),
             port,
         };
@@ -70,12 +70,5 @@ impl Moto {
             .args(args)
             .output()
             .expect("python3 with boto3")
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

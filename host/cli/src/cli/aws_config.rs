@@ -80,9 +80,10 @@ pub fn provider_for(secret_manager: &str) -> anyhow::Result<secret_broker_builti
         "managed-aws-ssm" | "aws-ssm" => "aws-ssm",
         "openbao" => "openbao",
         "kubernetes" => "kubernetes",
+        "managed-azure-kv" | "azure-kv" => "azure-key-vault",
         other => bail!(
             "SECRET_MANAGER={other:?} is not a secrets manager this broker knows: use db, managed-aws, \
-             managed-aws-ssm, aws, aws-ssm, openbao or kubernetes"
+             managed-aws-ssm, aws, aws-ssm, managed-azure-kv, azure-kv, openbao or kubernetes"
         ),
     };
     secret_broker_builtin::lookup(name)

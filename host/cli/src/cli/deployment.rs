@@ -240,6 +240,7 @@ impl Deployment {
             match aws_config::provider_for(self.settings.secrets_manager.trim()).map(|b| b.name) {
                 Ok("openbao") => return Ok(self.settings.openbao.provider()?.1),
                 Ok("kubernetes") => return Ok(self.settings.kubernetes.provider()?.1),
+                Ok("azure-key-vault") => return Ok(self.settings.azure.provider()?.1),
                 _ => {}
             }
         }
@@ -282,6 +283,7 @@ impl Deployment {
         let settings = match builtin.name {
             "openbao" => self.settings.openbao.provider()?.0,
             "kubernetes" => self.settings.kubernetes.provider()?.0,
+            "azure-key-vault" => self.settings.azure.provider()?.0,
             _ => Default::default(),
         };
         let config = ProviderConfig {
@@ -303,10 +305,7 @@ impl Deployment {
             Some(config) => secret_broker_builtin::lookup(&config.component),
             None => aws_config::provider_for(self.settings.secrets_manager.trim()).ok(),
         };
-        match builtin.map(|b| b.name) {
-            Some("kubernetes") => IdStyle::Kubernetes,
-            _ => IdStyle::Slash,
-        }
+        builtin.map_or(IdStyle::Slash, |b| IdStyle::for_secrets_manager(b.name))
     }
 
     /// The configured provider, ready for calls.

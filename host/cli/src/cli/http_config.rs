@@ -64,6 +64,30 @@ pub struct HttpConfig {
     /// CA certificates given inline (a kubeconfig's `certificate-authority-data`).
     #[serde(skip)]
     pub ca_pem: Option<Vec<u8>>,
+    /// Values the provider keeps from responses (`keep-as`), by name, and the
+    /// origins each may also go to besides the one that sent it: an OAuth
+    /// token from the authority, for the API.
+    #[serde(default, alias = "keptOrigins")]
+    pub kept_origins: BTreeMap<String, Vec<String>>,
+}
+
+/// The origin (`scheme://host:port`) and the path (without a trailing `/`) of
+/// an http(s) URL; errors say it is not one, naming `what` it is.
+pub fn origin_and_path(what: &str, url: &str) -> anyhow::Result<(String, String)> {
+    let url = url.trim();
+    let not_url = || format!("{what} {url:?} is not an http(s) URL");
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .with_context(not_url)?;
+    let scheme = &url[..url.len() - rest.len()];
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    if host.is_empty() {
+        bail!("{}", not_url());
+    }
+    let origin = secret_broker_http::Origin::parse(&format!("{scheme}{host}"))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", not_url()))?;
+    Ok((origin.to_string(), path.trim_end_matches('/').to_owned()))
 }
 
 fn read_credential(name: &str, source: &CredentialSource) -> anyhow::Result<SecretValue> {
@@ -113,6 +137,15 @@ impl HttpConfig {
             if let Some(origins) = &source.origins {
                 s = s.bind_credential(name, origins)?;
             }
+        }
+        for (name, origins) in &self.kept_origins {
+            if self.credentials.contains_key(name) {
+                bail!(
+                    "http: `{name}` is both a configured credential and a kept one: \
+                     bind a credential's origins under `credentials`"
+                );
+            }
+            s = s.bind_credential(name, origins)?;
         }
         s.check()?;
         Ok(s)

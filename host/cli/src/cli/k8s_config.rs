@@ -124,20 +124,7 @@ impl KubernetesConfig {
 
 /// `scheme://host:port` of a server URL (which may carry a path).
 fn origin_of(server: &str) -> anyhow::Result<String> {
-    let url = url_origin(server)
-        .with_context(|| format!("the Kubernetes API server {server:?} is not an https URL"))?;
-    Ok(url)
-}
-
-fn url_origin(server: &str) -> Option<String> {
-    let rest = server
-        .strip_prefix("https://")
-        .or_else(|| server.strip_prefix("http://"))?;
-    let scheme = &server[..server.len() - rest.len()];
-    let host = rest.split('/').next().filter(|h| !h.is_empty())?;
-    secret_broker_http::Origin::parse(&format!("{scheme}{host}"))
-        .ok()
-        .map(|o| o.to_string())
+    Ok(super::http_config::origin_and_path("the Kubernetes API server", server)?.0)
 }
 
 /// The kubeconfig clients use when none is named: `$KUBECONFIG` (its first

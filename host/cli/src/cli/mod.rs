@@ -2,6 +2,7 @@
 //! one module per subcommand.
 
 mod aws_config;
+mod azure_config;
 mod connection;
 mod deployment;
 mod http_config;

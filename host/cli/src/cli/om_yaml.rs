@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::aws_config::AwsConfig;
+use super::azure_config::AzureConfig;
 use super::k8s_config::KubernetesConfig;
 use super::settings::{LimitsConfig, ProviderConfig};
 
@@ -38,7 +39,9 @@ pub struct SecretsManagerConfiguration {
     #[serde(default)]
     pub tags: Option<Tags>,
     /// For AWS: `region`, `accessKeyId`, `secretAccessKey`, and our `endpoint`,
-    /// retries...; for `kubernetes`: `namespace`, `kubeconfigPath`, `inCluster`.
+    /// retries...; for `kubernetes`: `namespace`, `kubeconfigPath`, `inCluster`;
+    /// for `managed-azure-kv`: `vaultName`, `tenantId`, `clientId`,
+    /// `clientSecret`, `expiresAfterDays`.
     /// Read by [`SecretsManagerConfiguration::aws`] and
     /// [`SecretsManagerConfiguration::kubernetes`] once the manager is known.
     #[serde(default)]
@@ -61,6 +64,11 @@ impl SecretsManagerConfiguration {
 
     /// The parameters of `kubernetes`.
     pub fn kubernetes(&self) -> anyhow::Result<Option<KubernetesConfig>> {
+        self.parameters()
+    }
+
+    /// The parameters of `managed-azure-kv` and `azure-kv`.
+    pub fn azure(&self) -> anyhow::Result<Option<AzureConfig>> {
         self.parameters()
     }
 }
@@ -122,6 +130,10 @@ pub struct BrokerSection {
     /// `kubernetes` (else its `parameters` say the same).
     #[serde(default)]
     pub kubernetes: Option<KubernetesConfig>,
+    /// The built-in `azure-key-vault` provider, when `secretsManager` is not
+    /// `managed-azure-kv` (else its `parameters` say the same).
+    #[serde(default)]
+    pub azure: Option<AzureConfig>,
 }
 
 /// Parses the YAML text; errors name the key and the line.

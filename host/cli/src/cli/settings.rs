@@ -16,6 +16,7 @@ use secret_broker::audit::ReadSync;
 use secret_broker::policy::Policy;
 
 use super::aws_config::{self, AwsConfig};
+use super::azure_config::AzureConfig;
 use super::http_config::{HttpConfig, OpenBaoConfig};
 use super::k8s_config::KubernetesConfig;
 
@@ -198,6 +199,8 @@ pub struct FileSettings {
     pub openbao: Option<OpenBaoConfig>,
     /// The built-in `kubernetes` provider's namespace and cluster.
     pub kubernetes: Option<KubernetesConfig>,
+    /// The built-in `azure-key-vault` provider's vault and login.
+    pub azure: Option<AzureConfig>,
 }
 
 /// The TOML file.
@@ -225,6 +228,8 @@ struct TomlFile {
     openbao: Option<OpenBaoConfig>,
     #[serde(default)]
     kubernetes: Option<KubernetesConfig>,
+    #[serde(default)]
+    azure: Option<AzureConfig>,
 }
 
 /// `[keyring]`: where the master keys live.
@@ -274,6 +279,7 @@ impl FileSettings {
             http: file.http,
             openbao: file.openbao,
             kubernetes: file.kubernetes,
+            azure: file.azure,
             ..FileSettings::default()
         })
     }
@@ -292,11 +298,16 @@ impl FileSettings {
                 .context("secretsManagerConfiguration.secretsManager")?;
         }
         // OpenMetadata's `parameters` mean what the manager they configure reads.
-        let (aws, kubernetes) = if secrets_manager.as_deref() == Some("kubernetes") {
-            (None, sm.kubernetes()?.or(broker.kubernetes))
-        } else {
-            (sm.aws()?, broker.kubernetes)
-        };
+        let builtin = secrets_manager
+            .as_deref()
+            .and_then(|m| aws_config::provider_for(m).ok())
+            .map(|b| b.name);
+        let (mut aws, mut kubernetes, mut azure) = (None, broker.kubernetes, broker.azure);
+        match builtin {
+            Some("kubernetes") => kubernetes = sm.kubernetes()?.or(kubernetes),
+            Some("azure-key-vault") => azure = sm.azure()?.or(azure),
+            _ => aws = sm.aws()?,
+        }
         Ok(FileSettings {
             data_dir: broker.data_dir,
             provider: broker.provider,
@@ -315,6 +326,7 @@ impl FileSettings {
             http: broker.http,
             openbao: broker.openbao,
             kubernetes,
+            azure,
         })
     }
 }
@@ -356,6 +368,9 @@ pub struct Settings {
     /// The built-in `kubernetes` provider (`[kubernetes]`, `OM_SM_NAMESPACE`,
     /// `OM_SM_KUBECONFIG_PATH`, `OM_SM_IN_CLUSTER`).
     pub kubernetes: KubernetesConfig,
+    /// The built-in `azure-key-vault` provider (`[azure]`, `OM_SM_VAULT_NAME`,
+    /// `OM_SM_TENANT_ID`, `OM_SM_CLIENT_ID`, `OM_SM_CLIENT_SECRET`).
+    pub azure: AzureConfig,
 }
 
 impl Settings {
@@ -392,6 +407,7 @@ impl Settings {
             http: file.http,
             openbao: file.openbao.unwrap_or_default(),
             kubernetes: file.kubernetes.unwrap_or_default(),
+            azure: file.azure.unwrap_or_default(),
         }
     }
 
@@ -421,6 +437,7 @@ impl Settings {
         self.aws.overlay_env(&get);
         self.openbao.overlay_env(&get);
         self.kubernetes.overlay_env(&get);
+        self.azure.overlay_env(&get);
     }
 }
 
