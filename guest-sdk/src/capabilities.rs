@@ -96,8 +96,8 @@ pub mod reveal {
 /// provider never holds their bytes.
 pub mod http {
     pub use crate::__bindings::secret_broker::provider0_2_0::http::{
-        Encoding, Header, Lift, LiftFrom, Part, Request, Response, credential, digest, forget,
-        has_credential, send,
+        Checksum, ChecksumAlgorithm, Encoding, Header, Lift, LiftFrom, Part, Request, Response,
+        credential, digest, forget, has_credential, send,
     };
 
     /// Bytes of the provider's own as a part.
@@ -117,6 +117,7 @@ pub mod http {
             source: LiftFrom::Pointer(pointer.to_owned()),
             base64,
             keep_as: keep_as.map(str::to_owned),
+            check: None,
         }
     }
 
@@ -127,6 +128,19 @@ pub mod http {
             source: LiftFrom::Discard(pointer.to_owned()),
             base64: false,
             keep_as: None,
+            check: None,
+        }
+    }
+
+    /// A JSON-pointer lift, base64-decoded, that the host checks against the
+    /// CRC32C the answer carries at `crc32c` (removed from the body too).
+    pub fn lift_crc32c(pointer: &str, base64: bool, crc32c: &str) -> Lift {
+        Lift {
+            check: Some(Checksum {
+                algorithm: ChecksumAlgorithm::Crc32c,
+                pointer: crc32c.to_owned(),
+            }),
+            ..lift(pointer, base64, None)
         }
     }
 
@@ -140,6 +154,20 @@ pub mod http {
         Header {
             name: name.to_owned(),
             value: vec![value],
+        }
+    }
+
+    /// A URL's `scheme://host[:port]` (a request's origin) and the path after
+    /// it, without a trailing `/` (empty for most backends).
+    pub fn split_url(url: &str) -> (String, String) {
+        let url = url.trim().trim_end_matches('/');
+        let after_scheme = url.find("://").map_or(0, |i| i + 3);
+        match url[after_scheme..].find('/') {
+            Some(i) => {
+                let (origin, path) = url.split_at(after_scheme + i);
+                (origin.to_owned(), path.to_owned())
+            }
+            None => (url.to_owned(), String::new()),
         }
     }
 
@@ -174,10 +202,95 @@ pub mod http {
             self
         }
 
+        /// Adds `Authorization: Bearer <the grant's credential `credential`>`.
+        pub fn bearer(mut self, credential: &str) -> Self {
+            self.headers.push(Header {
+                name: "Authorization".to_owned(),
+                value: vec![bytes("Bearer "), credential_part(credential)],
+            });
+            self
+        }
+
         /// Sets the body, with `Content-Type: application/json`.
         pub fn json(mut self, body: Vec<Part<'a>>) -> Self {
             self.body = body;
             self.header("Content-Type", bytes("application/json"))
+        }
+    }
+
+    /// An OAuth2 access token the grant keeps under a name (the provider never
+    /// holds it): renewed at two thirds of its life, and once more when the
+    /// backend answers 401 (revoked or expired early). Keep one per instance in
+    /// a `thread_local!`.
+    pub struct Token {
+        name: &'static str,
+        renew_at: std::cell::Cell<Option<std::time::Instant>>,
+    }
+
+    impl Token {
+        /// A token kept as the grant's credential `name`.
+        pub const fn new(name: &'static str) -> Self {
+            Token {
+                name,
+                renew_at: std::cell::Cell::new(None),
+            }
+        }
+
+        /// The credential name it is kept under.
+        pub fn name(&self) -> &'static str {
+            self.name
+        }
+
+        /// Sends the token request `r`: the answer's `access_token` is kept, its
+        /// `expires_in` (seconds, a number or text) sets the renewal. An answer
+        /// without a token comes back as `Err(answer)` for the provider to
+        /// explain in its backend's words.
+        pub fn login(&self, r: &Request<'_>) -> Result<Result<(), Response>, crate::Error> {
+            let lifts = [
+                lift("/access_token", false, Some(self.name)),
+                discard("/refresh_token"),
+                discard("/id_token"),
+            ];
+            let mut answer = send(r, &lifts)?;
+            if answer.status != 200 || answer.take_lifted(0).is_none() {
+                return Ok(Err(answer));
+            }
+            let json = answer.json();
+            let life = json["expires_in"]
+                .as_u64()
+                .or_else(|| json["expires_in"].as_str().and_then(|t| t.parse().ok()))
+                .unwrap_or(0);
+            self.renew_at.set(
+                (life > 0).then(|| {
+                    std::time::Instant::now() + std::time::Duration::from_secs(life * 2 / 3)
+                }),
+            );
+            Ok(Ok(()))
+        }
+
+        /// Sends `make()` with the token as its bearer: `login` first when there
+        /// is no token or it is due, and once more (with the token forgotten)
+        /// when the answer is 401.
+        pub fn call<'a>(
+            &self,
+            make: impl Fn() -> Request<'a>,
+            lifts: &[Lift],
+            login: impl Fn() -> Result<(), crate::Error>,
+        ) -> Result<Response, crate::Error> {
+            let due = self
+                .renew_at
+                .get()
+                .is_some_and(|at| std::time::Instant::now() >= at);
+            if due || !has_credential(self.name) {
+                login()?;
+            }
+            let r = send(&make().bearer(self.name), lifts)?;
+            if r.status != 401 {
+                return Ok(r);
+            }
+            forget(self.name);
+            login()?;
+            send(&make().bearer(self.name), lifts)
         }
     }
 

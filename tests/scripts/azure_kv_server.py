@@ -30,13 +30,13 @@ import base64
 import json
 import re
 import secrets as random
-import ssl
 import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from test_server import Faults, JsonHandler, serve
 
 NAME = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 API_VERSION = re.compile(r"^(\d+\.\d+|\d{4}-\d{2}-\d{2})(-preview(\.\d+)?)?$")
@@ -49,8 +49,8 @@ live = {}
 # lower-case name -> {"secret", "deleted", "ready_at"}
 deleted = {}
 tokens = {}  # token -> expiry (monotonic)
+faults = Faults()
 state = {
-    "faults": None,
     "token_ttl": 3600,
     "deleting_ms": 0,
     "purge_protection": False,
@@ -79,57 +79,17 @@ def unix():
     return int(time.time())
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
+class Handler(JsonHandler):
+    content_type = "application/json; charset=utf-8"
 
     def base(self):
         return f"https://127.0.0.1:{self.server.server_address[1]}"
 
-    def answer(self, code, body, headers=()):
-        raw = b"" if body is None else json.dumps(body).encode()
-        self.send_response(code)
-        if body is not None:
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(raw)))
-        for name, value in headers:
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def raw_body(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def do_GET(self):
-        self.handle_any("GET")
-
-    def do_PUT(self):
-        self.handle_any("PUT")
-
-    def do_POST(self):
-        self.handle_any("POST")
-
-    def do_PATCH(self):
-        self.handle_any("PATCH")
-
-    def do_DELETE(self):
-        self.handle_any("DELETE")
-
     def fault(self, method, path):
-        with lock:
-            fault = state["faults"]
-            if not fault or fault.get("times", 0) <= 0:
-                return None
-            if fault.get("method", method) != method or not path.startswith(fault.get("path", "")):
-                return None
-            fault["times"] -= 1
-        code = fault["status"]
-        headers = []
-        if "retry_after" in fault:
-            headers.append(("Retry-After", str(fault["retry_after"])))
+        injected = faults.take(method, path)
+        if not injected:
+            return None
+        code, headers = injected
         names = {429: "Throttled", 409: "Conflict", 503: "ServiceUnavailable"}
         _, body = error(code, names.get(code, "InternalServerError"), f"injected {code}")
         return code, body, headers
@@ -245,7 +205,7 @@ class Handler(BaseHTTPRequestHandler):
         body = json.loads(raw) if raw else {}
         with lock:
             if path == "/_test/faults" and method == "POST":
-                state["faults"] = body
+                faults.set(body)
             elif path == "/_test/config" and method == "POST":
                 state.update({k: body[k] for k in ("token_ttl", "deleting_ms", "purge_protection") if k in body})
             elif path == "/_test/revoke" and method == "POST":
@@ -462,15 +422,4 @@ if __name__ == "__main__":
 
     DIR = sys.argv[1]
     CLIENTS = os.path.join(DIR, "clients")
-    from test_ca import make_certificates
-
-    make_certificates(DIR, "azure test CA")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(f"{DIR}/cert.pem", f"{DIR}/key.pem")
-    server.socket = tls.wrap_socket(server.socket, server_side=True)
-    with open(f"{DIR}/port.tmp", "w") as f:
-        f.write(str(server.server_address[1]))
-    os.replace(f"{DIR}/port.tmp", f"{DIR}/port")
-    server.serve_forever()
+    serve(Handler, DIR, tls_ca_name="azure test CA")

@@ -22,13 +22,13 @@ import base64
 import binascii
 import json
 import re
-import ssl
 import sys
 import threading
 import uuid
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from test_server import Faults, JsonHandler, serve
 
 NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
@@ -40,7 +40,8 @@ MAX_DATA = 1 << 20
 
 lock = threading.Lock()
 store = {}  # (namespace, name) -> object
-state = {"rv": 1000, "faults": None}
+state = {"rv": 1000}
+faults = Faults()
 
 
 def now():
@@ -107,32 +108,15 @@ def check_secret(obj, name):
     return None
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def answer(self, code, body, headers=()):
-        raw = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        for name, value in headers:
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(raw)
-
+class Handler(JsonHandler):
     def body(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self.raw_body()
         return json.loads(raw) if raw else None
 
     def handle_any(self, method):
         url = urlsplit(self.path)
         if url.path == "/_test/faults" and method == "POST":
-            with lock:
-                state["faults"] = self.body()
+            faults.set(self.body())
             return self.answer(200, {})
         try:
             body = self.body()
@@ -142,16 +126,12 @@ class Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization", "")
         if not auth.startswith("Bearer ") or auth[len("Bearer "):] not in tokens:
             return self.answer(*status(401, "Unauthorized", "Unauthorized"))
+        injected = faults.take(method, url.path)
+        if injected:
+            code, headers = injected
+            reason = {429: "TooManyRequests", 409: "Conflict"}.get(code, "InternalError")
+            return self.answer(*status(code, reason, f"injected {code}"), headers=headers)
         with lock:
-            fault = state["faults"]
-            if fault and fault.get("times", 0) > 0 and fault.get("method", method) == method:
-                fault["times"] -= 1
-                code = fault["status"]
-                headers = []
-                if "retry_after" in fault:
-                    headers.append(("Retry-After", str(fault["retry_after"])))
-                reason = {429: "TooManyRequests", 409: "Conflict"}.get(code, "InternalError")
-                return self.answer(*status(code, reason, f"injected {code}"), headers=headers)
             code, out = self.route(method, url, body)
         self.answer(code, out)
 
@@ -236,17 +216,6 @@ class Handler(BaseHTTPRequestHandler):
             }
         return 200, {"kind": "SecretList", "apiVersion": "v1", "metadata": meta, "items": items}
 
-    def do_GET(self):
-        self.handle_any("GET")
-
-    def do_POST(self):
-        self.handle_any("POST")
-
-    def do_PUT(self):
-        self.handle_any("PUT")
-
-    def do_DELETE(self):
-        self.handle_any("DELETE")
 
 
 def create(ns, obj):
@@ -320,16 +289,4 @@ if __name__ == "__main__":
 
     DIR = sys.argv[1]
     TOKEN_FILE = os.path.join(DIR, "tokens")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    if "--tls" in sys.argv[2:]:
-        from test_ca import make_certificates
-
-        make_certificates(DIR, "k8s test CA")
-        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        tls.load_cert_chain(f"{DIR}/cert.pem", f"{DIR}/key.pem")
-        server.socket = tls.wrap_socket(server.socket, server_side=True)
-    with open(f"{DIR}/port.tmp", "w") as f:
-        f.write(str(server.server_address[1]))
-    os.replace(f"{DIR}/port.tmp", f"{DIR}/port")
-    server.serve_forever()
+    serve(Handler, DIR, tls_ca_name="k8s test CA" if "--tls" in sys.argv[2:] else None)

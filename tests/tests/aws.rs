@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::val;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -19,10 +21,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SM: &str = "aws-secrets-manager";
 const SSM: &str = "aws-ssm";
-
-fn val(s: &str) -> SecretValue {
-    SecretValue::from_string(s.into())
-}
 
 fn stdout(out: &std::process::Output) -> String {
     assert!(

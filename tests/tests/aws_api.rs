@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::ok;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -162,16 +164,6 @@ impl Served {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     }
-}
-
-fn ok(out: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "stdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
 }
 
 #[tokio::test(flavor = "multi_thread")]

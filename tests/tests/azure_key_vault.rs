@@ -13,30 +13,14 @@
 
 mod common;
 
+use common::{ok, text, val};
+
 use common::azure::Azure;
 use secret_broker::openmetadata::ids::{IdBuilder, IdStyle};
 use secret_broker::openmetadata::manager::SecretsManager;
 use secret_broker::{ProviderError, PutOptions, PutOutcome, SecretValue};
 use secret_broker_runtime::conformance;
 use serde_json::json;
-
-fn val(s: &str) -> SecretValue {
-    SecretValue::from_string(s.into())
-}
-
-fn text(v: Option<SecretValue>) -> Option<String> {
-    v.map(|v| v.expose_str().unwrap().to_owned())
-}
-
-fn ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[tokio::test]
 async fn conformance_on_the_test_vault() {

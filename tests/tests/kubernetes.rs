@@ -11,30 +11,14 @@
 
 mod common;
 
+use common::{ok, text, val};
+
 use common::k8s::K8s;
 use secret_broker::openmetadata::ids::{IdBuilder, IdStyle};
 use secret_broker::openmetadata::manager::SecretsManager;
-use secret_broker::{ProviderError, PutOptions, PutOutcome, SecretValue};
+use secret_broker::{ProviderError, PutOptions, PutOutcome};
 use secret_broker_runtime::conformance;
 use serde_json::json;
-
-fn val(s: &str) -> SecretValue {
-    SecretValue::from_string(s.into())
-}
-
-fn text(v: Option<SecretValue>) -> Option<String> {
-    v.map(|v| v.expose_str().unwrap().to_owned())
-}
-
-fn ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[tokio::test]
 async fn conformance_on_the_api_server() {
@@ -218,6 +202,26 @@ async fn faults_behave_as_on_a_cluster_and_keep_the_previous_value() {
         .provider_with(k8s.http("rotated-token"), "default")
         .await;
     assert_eq!(text(renewed.get(id).await.unwrap()).as_deref(), Some("v1"));
+    // A token read from a file (the projected service account token the
+    // kubelet rotates) is read again when the file changes: no restart.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "rotated-token\n").unwrap();
+    let mut http = k8s.http("unused");
+    http.credentials.clear();
+    let from_file = k8s
+        .provider_with(http.credential_file("token", &file).unwrap(), "default")
+        .await;
+    assert_eq!(
+        text(from_file.get(id).await.unwrap()).as_deref(),
+        Some("v1")
+    );
+    k8s.set_tokens(&["rotated-again-token"]);
+    std::fs::write(&file, "rotated-again-token\n").unwrap();
+    assert_eq!(
+        text(from_file.get(id).await.unwrap()).as_deref(),
+        Some("v1")
+    );
     // A name Kubernetes refuses is refused before any request.
     let err = renewed
         .put("-leading-dash", &val("x"), &PutOptions::default())

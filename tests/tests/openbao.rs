@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::{text, val};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -18,14 +20,6 @@ use secret_broker_http::HttpSettings;
 use secret_broker_runtime::conformance;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn val(s: &str) -> SecretValue {
-    SecretValue::from_string(s.into())
-}
-
-fn text(v: Option<SecretValue>) -> Option<String> {
-    v.map(|v| v.expose_str().unwrap().to_owned())
-}
 
 #[tokio::test]
 async fn conformance_with_a_token() {

@@ -20,9 +20,13 @@ pub const KUBERNETES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kubernet
 /// The `azure-key-vault` provider (Azure Key Vault secrets, on the `http` capability).
 pub const AZURE_KEY_VAULT: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/azure-key-vault.wasm"));
+/// The `gcp-secret-manager` provider (Google Cloud Secret Manager, on the `http`
+/// capability).
+pub const GCP_SECRET_MANAGER: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/gcp-secret-manager.wasm"));
 
 /// The name of every built-in provider, as its folder under `providers/` is named.
-pub const NAMES: [&str; 7] = include!("names.rs");
+pub const NAMES: [&str; 8] = include!("names.rs");
 
 /// A built-in provider component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +47,7 @@ impl Builtin {
 }
 
 /// Every built-in provider.
-pub const ALL: [Builtin; 7] = [
+pub const ALL: [Builtin; 8] = [
     Builtin {
         name: "memory",
         grants: &[],
@@ -78,6 +82,11 @@ pub const ALL: [Builtin; 7] = [
         name: "azure-key-vault",
         grants: &["http"],
         wasm: AZURE_KEY_VAULT,
+    },
+    Builtin {
+        name: "gcp-secret-manager",
+        grants: &["http"],
+        wasm: GCP_SECRET_MANAGER,
     },
 ];
 

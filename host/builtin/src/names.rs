@@ -1,1 +1,1 @@
-["memory", "db", "aws-secrets-manager", "aws-ssm", "openbao", "kubernetes", "azure-key-vault"]
+["memory", "db", "aws-secrets-manager", "aws-ssm", "openbao", "kubernetes", "azure-key-vault", "gcp-secret-manager"]

@@ -2208,3 +2208,171 @@ fn openmetadata_variables_run_the_azure_key_vault_provider() {
         "{err}"
     );
 }
+
+/// The built-in `gcp-secret-manager` provider as OpenMetadata configures its GCP
+/// secrets manager (`SECRET_MANAGER=gcp`, `OM_SM_PROJECT_ID`, the service
+/// account key in `GOOGLE_APPLICATION_CREDENTIALS`): `connection encrypt`
+/// stores a password under the id OpenMetadata gives it, which Google's
+/// official client reads; `migrate` moves secrets a `db` deployment wrote into
+/// Secret Manager under GCP's spelling of their ids, and the references
+/// OpenMetadata stored before the move still resolve.
+#[test]
+fn openmetadata_variables_run_the_gcp_provider_and_migrate_into_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server_dir = dir.path().join("gcp");
+    std::fs::create_dir(&server_dir).unwrap();
+    std::fs::write(server_dir.join("tokens"), "").unwrap();
+    let (_server, api) = script_server("gcp_sm_server.py", &server_dir, &[]);
+    let ca = server_dir.join("ca.pem").display().to_string();
+    let key = server_dir.join("keys/secret-broker.json");
+    let key_text = std::fs::read_to_string(&key).unwrap();
+    let key_path = key.display().to_string();
+    let env = [
+        ("SECRET_MANAGER", "gcp"),
+        ("OM_SM_PROJECT_ID", "om-test-project"),
+        ("GOOGLE_APPLICATION_CREDENTIALS", key_path.as_str()),
+        ("OM_SM_GCP_ENDPOINT", api.as_str()),
+        ("OM_SM_GCP_CA_FILE", ca.as_str()),
+        ("OM_SM_GCP_ALLOW_PRIVATE", "true"),
+    ];
+    let schemas =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/om-schemas-2.0");
+    let common = [
+        "--service-type",
+        "database",
+        "--schemas",
+        schemas.to_str().unwrap(),
+    ];
+    let plain = |password: &str| {
+        format!(
+            r#"{{"type": "Mysql", "username": "u", "hostPort": "h:3306", "authType": {{"password": "{password}"}}}}"#
+        )
+    };
+    let encrypt = |name: &str, password: &str, env: &[(&str, &str)]| {
+        let mut args = vec!["connection", "encrypt", "--name", name];
+        args.extend(common);
+        let out = broker_env(dir.path(), &args, Some(&plain(password)), env);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let decrypt = |stored: &str, env: &[(&str, &str)]| {
+        let mut args = vec!["connection", "decrypt"];
+        args.extend(common);
+        let out = broker_env(dir.path(), &args, Some(stored), env);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(!err.contains(CANARY), "{err}");
+        let back: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+        back["authType"]["password"].as_str().unwrap().to_owned()
+    };
+    let official = |name: &str| {
+        let read = Command::new("python3")
+            .arg("-c")
+            .arg(format!(
+                "import sys, os\nos.environ['REQUESTS_CA_BUNDLE'] = {ca:?}\n\
+                 from google.oauth2 import service_account\n\
+                 from google.cloud import secretmanager\n\
+                 creds = service_account.Credentials.from_service_account_file({key_path:?}, scopes=['https://www.googleapis.com/auth/cloud-platform'])\n\
+                 c = secretmanager.SecretManagerServiceClient(credentials=creds, transport='rest', client_options={{'api_endpoint': {api:?}}})\n\
+                 print(c.access_secret_version(name=f'projects/om-test-project/secrets/{{sys.argv[1]}}/versions/latest').payload.data.decode())"
+            ))
+            .arg(name)
+            .env("NO_PROXY", "*")
+            .output()
+            .expect("python3 with google-cloud-secret-manager (tests/setup)");
+        assert!(read.status.success(), "{}", text(&read.stderr));
+        text(&read.stdout).trim().to_owned()
+    };
+
+    let stored = encrypt("MySQL_Prod", CANARY, &env);
+    // GCP keeps `_` (Azure drops it).
+    let name = "openmetadata_database_mysql_prod_authtype_password";
+    assert!(stored.contains(&format!("\"secret:{name}\"")), "{stored}");
+    assert_eq!(official(name), CANARY);
+    assert_eq!(decrypt(&stored, &env), CANARY);
+
+    // Written by a `db` deployment, then moved into Secret Manager: the ids
+    // become GCP's, and what OpenMetadata stored before still resolves.
+    let db_env = [("SECRET_MANAGER", "db")];
+    let old = encrypt("Legacy_DB", "canary-cli-moved-9d", &db_env);
+    let old_id = "/openmetadata/database/legacy_db/authtype/password";
+    assert!(old.contains(&format!("\"secret:{old_id}\"")), "{old}");
+    let mut migrate_env = env.to_vec();
+    migrate_env.retain(|(k, _)| *k != "SECRET_MANAGER");
+    let dry = broker_env(
+        dir.path(),
+        &["migrate", "--from", "db", "--to", "gcp", "--dry-run"],
+        None,
+        &migrate_env,
+    );
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    let moved_id = "openmetadata_database_legacy_db_authtype_password";
+    assert!(
+        text(&dry.stdout).contains(&format!("{old_id} -> {moved_id}")),
+        "{}",
+        text(&dry.stdout)
+    );
+    let run = broker_env(
+        dir.path(),
+        &["migrate", "--from", "db", "--to", "gcp"],
+        None,
+        &migrate_env,
+    );
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert!(
+        text(&run.stderr).contains("migrated 1 secret(s)"),
+        "{}",
+        text(&run.stderr)
+    );
+    assert_eq!(official(moved_id), "canary-cli-moved-9d");
+    assert_eq!(decrypt(&old, &env), "canary-cli-moved-9d");
+    let gone = broker_env(dir.path(), &["secret", "get", old_id], None, &db_env);
+    assert!(
+        text(&gone.stdout).trim().is_empty(),
+        "{}",
+        text(&gone.stdout)
+    );
+
+    // openmetadata.yaml as OpenMetadata writes it (the key from Google's
+    // variable), plus the broker's keys for an endpoint on loopback.
+    let yaml = dir.path().join("openmetadata.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "secretsManagerConfiguration:\n  secretsManager: gcp\n  parameters:\n    \
+             projectId: om-test-project\n    endpoint: {api}\n    caFile: {ca}\n    allowPrivate: true\n"
+        ),
+    )
+    .unwrap();
+    let got = broker_env(
+        dir.path(),
+        &["--config", yaml.to_str().unwrap(), "secret", "get", name],
+        None,
+        &[("GOOGLE_APPLICATION_CREDENTIALS", key_path.as_str())],
+    );
+    assert!(got.status.success(), "{}", text(&got.stderr));
+    assert_eq!(text(&got.stdout).trim(), CANARY);
+
+    // A key the token endpoint no longer accepts: an error naming what to
+    // check, nothing of the key in it.
+    let mut other: serde_json::Value = serde_json::from_str(&key_text).unwrap();
+    other["client_email"] = "deleted@om-test-project.iam.gserviceaccount.com".into();
+    let other_key = dir.path().join("other-key.json");
+    std::fs::write(&other_key, other.to_string()).unwrap();
+    let other_path = other_key.display().to_string();
+    let mut wrong = env;
+    wrong[2] = ("GOOGLE_APPLICATION_CREDENTIALS", other_path.as_str());
+    let got = broker_env(dir.path(), &["secret", "get", name], None, &wrong);
+    assert!(!got.status.success());
+    let err = text(&got.stderr);
+    let body = other["private_key"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap();
+    assert!(
+        err.contains("service account key") && !err.contains(CANARY) && !err.contains(body),
+        "{err}"
+    );
+}

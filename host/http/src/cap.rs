@@ -8,7 +8,8 @@ use std::time::Instant;
 use base64::Engine as _;
 use secret_broker_runtime::bindings::WitError as Error;
 use secret_broker_runtime::bindings::v0_2_0::secret_broker::provider0_2_0::http::{
-    Encoding, Host, Lift, LiftFrom, Part, Request, Response, add_to_linker as link,
+    Checksum, ChecksumAlgorithm, Encoding, Host, Lift, LiftFrom, Part, Request, Response,
+    add_to_linker as link,
 };
 use secret_broker_runtime::caps::{PACKAGE, not_granted};
 use secret_broker_runtime::wasmtime::component::{HasData, Linker, Resource};
@@ -43,7 +44,13 @@ pub struct HttpCtx {
     /// Each granted origin as text (`scheme://host:port`): a request naming one
     /// this way is matched without parsing it.
     origin_texts: Vec<(String, Origin)>,
+    /// Credentials read from files, with the file's modification time and
+    /// length when read: read again when either changes.
+    files: Mutex<HashMap<String, (FileStamp, SecretValue)>>,
 }
+
+/// What tells a credential file changed.
+type FileStamp = (Option<std::time::SystemTime>, u64);
 
 impl std::fmt::Debug for HttpCtx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -164,6 +171,7 @@ impl HttpCtx {
             settings,
             client,
             kept: Mutex::new(HashMap::new()),
+            files: Mutex::new(HashMap::new()),
         })
     }
 
@@ -178,12 +186,31 @@ impl HttpCtx {
 
     /// The credential `name`, if it may go to `origin` (any origin: `None`).
     fn credential_for(&self, name: &str, origin: Option<&Origin>) -> Option<SecretValue> {
+        let allowed = || match (origin, self.settings.credential_origins.get(name)) {
+            (Some(origin), Some(bound)) => bound.contains(origin),
+            _ => true,
+        };
         if let Some(v) = self.settings.credentials.get(name) {
-            let allowed = match (origin, self.settings.credential_origins.get(name)) {
-                (Some(origin), Some(bound)) => bound.contains(origin),
-                _ => true,
+            return allowed().then(|| v.clone());
+        }
+        if let Some(path) = self.settings.credential_files.get(name) {
+            return if allowed() {
+                self.file_credential(name, path)
+            } else {
+                None
             };
-            return allowed.then(|| v.clone());
+        }
+        if let Some(signer) = self.settings.signers.get(name) {
+            if !allowed() {
+                return None;
+            }
+            return match signer.sign() {
+                Ok(assertion) => Some(assertion),
+                Err(e) => {
+                    tracing::error!(credential = name, error = %e, "signing an assertion failed");
+                    None
+                }
+            };
         }
         self.kept
             .lock()
@@ -202,6 +229,43 @@ impl HttpCtx {
                 })
             })
             .map(|(v, _)| v.clone())
+    }
+
+    /// The credential `name` from the file `path`: the value read before while
+    /// the file is unchanged, else read again (trailing newlines removed). A
+    /// file that cannot be read keeps the value read before, if any.
+    fn file_credential(&self, name: &str, path: &std::path::Path) -> Option<SecretValue> {
+        let stamp = std::fs::metadata(path)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()));
+        let mut files = self
+            .files
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let cached = files.get(name);
+        if let (Some(stamp), Some((seen, value))) = (stamp, cached)
+            && stamp == *seen
+        {
+            return Some(value.clone());
+        }
+        match (stamp, std::fs::read(path)) {
+            (Some(stamp), Ok(bytes)) => {
+                let mut bytes = Zeroizing::new(bytes);
+                while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                    bytes.pop();
+                }
+                let value = SecretValue::new(bytes.to_vec());
+                files.insert(name.to_owned(), (stamp, value.clone()));
+                Some(value)
+            }
+            (_, result) => {
+                let reason = result
+                    .err()
+                    .map_or_else(|| "gone".to_owned(), |e| e.to_string());
+                tracing::warn!(credential = name, path = %path.display(), %reason, "reading a credential file failed; keeping the value read before");
+                cached.map(|(_, value)| value.clone())
+            }
+        }
     }
 
     /// Keeps a value lifted from a response as the credential `name`. It stays
@@ -449,9 +513,16 @@ impl<'a> HttpView<'a> {
             if let LiftFrom::Pointer(p) | LiftFrom::Discard(p) = &lift.source {
                 self.host.charge(p.len())?;
             }
+            if let Some(check) = &lift.check {
+                self.host.charge(check.pointer.len())?;
+            }
             if let Some(name) = &lift.keep_as {
                 self.host.charge(name.len())?;
-                if check_name(name).is_err() || ctx.settings.credentials.contains_key(name) {
+                if check_name(name).is_err()
+                    || ctx.settings.credentials.contains_key(name)
+                    || ctx.settings.credential_files.contains_key(name)
+                    || ctx.settings.signers.contains_key(name)
+                {
                     return Ok(Err(denied(format!(
                         "cannot keep a value as `{name}`: not a plain name, or a credential the \
                          grant configures"
@@ -619,7 +690,7 @@ fn lift_out(
                     json.0 = serde_json::from_slice(&body).ok();
                 }
                 let taken = json.0.as_mut().and_then(|j| take(j, pointer));
-                out.push(match taken {
+                let value = match taken {
                     None => None,
                     Some(serde_json::Value::String(s)) => {
                         Some(decode(Zeroizing::new(s).as_bytes().to_vec(), lift.base64)?)
@@ -629,8 +700,21 @@ fn lift_out(
                         wipe(other);
                         Some(decode(text.as_bytes().to_vec(), lift.base64)?)
                     }
-                });
+                };
+                if let Some(check) = &lift.check {
+                    // Taken out whatever follows: the provider never sees it.
+                    let expected = json.0.as_mut().and_then(|j| take(j, &check.pointer));
+                    if let Some(value) = &value {
+                        verify(value, pointer, check, expected)?;
+                    }
+                }
+                out.push(value);
             }
+        }
+        if lift.check.is_some() && !matches!(lift.source, LiftFrom::Pointer(_)) {
+            return Err(Error::Backend(
+                "a checksum is checked for a value lifted by JSON pointer only".into(),
+            ));
         }
     }
     let body = if whole {
@@ -642,6 +726,40 @@ fn lift_out(
     };
     Ok((body, out))
 }
+
+/// Checks `value`, lifted from `pointer`, against the checksum the answer
+/// carried (`expected`, taken from `check.pointer`).
+fn verify(
+    value: &SecretValue,
+    pointer: &str,
+    check: &Checksum,
+    expected: Option<serde_json::Value>,
+) -> Result<(), Error> {
+    let ChecksumAlgorithm::Crc32c = check.algorithm;
+    let expected = match expected {
+        Some(serde_json::Value::Number(n)) => n.as_u64(),
+        Some(serde_json::Value::String(s)) => s.trim().parse::<u64>().ok(),
+        _ => {
+            return Err(Error::Backend(format!(
+                "the answer carries no CRC32C at {} for the value at {pointer}: the \
+                 backend is not the one the provider expects",
+                check.pointer
+            )));
+        }
+    };
+    let actual = u64::from(CRC32C.checksum(value.expose()));
+    if expected != Some(actual) {
+        return Err(Error::Backend(format!(
+            "the value at {pointer} fails its CRC32C check ({}): it was corrupted on the \
+             way or at rest; retry, and if it persists restore an earlier version",
+            check.pointer
+        )));
+    }
+    Ok(())
+}
+
+/// CRC32C (Castagnoli, as iSCSI uses it).
+const CRC32C: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
 
 /// A parsed answer, wiped when dropped.
 struct WipeOnDrop(Option<serde_json::Value>);
@@ -839,16 +957,19 @@ mod tests {
                 source: LiftFrom::Pointer("/data/data/value".into()),
                 base64: false,
                 keep_as: None,
+                check: None,
             },
             Lift {
                 source: LiftFrom::Discard("/data/data".into()),
                 base64: false,
                 keep_as: None,
+                check: None,
             },
             Lift {
                 source: LiftFrom::Discard("/note".into()),
                 base64: false,
                 keep_as: None,
+                check: None,
             },
         ];
         freed::SEEN.store(false, Ordering::SeqCst);
@@ -864,6 +985,45 @@ mod tests {
     }
 
     #[test]
+    fn a_checksum_is_checked_and_never_reaches_the_provider() {
+        // CRC32C("123456789") = 0xE3069283, Google's `dataCrc32c` as text.
+        let answer = |crc: &str| {
+            Zeroizing::new(
+                format!(r#"{{"name":"v/1","payload":{{"data":"MTIzNDU2Nzg5"{crc}}}}}"#)
+                    .into_bytes(),
+            )
+        };
+        let lifts = [Lift {
+            source: LiftFrom::Pointer("/payload/data".into()),
+            base64: true,
+            keep_as: None,
+            check: Some(Checksum {
+                algorithm: ChecksumAlgorithm::Crc32c,
+                pointer: "/payload/dataCrc32c".into(),
+            }),
+        }];
+        for good in [
+            r#","dataCrc32c":"3808858755""#,
+            r#","dataCrc32c":3808858755"#,
+        ] {
+            let (rest, lifted) = lift_out(answer(good), &lifts).unwrap();
+            assert_eq!(lifted[0].as_ref().unwrap().expose_str(), Some("123456789"));
+            let rest = String::from_utf8(rest.to_vec()).unwrap();
+            assert!(
+                !rest.contains("3808858755") && rest.contains("v/1"),
+                "{rest}"
+            );
+        }
+        let bad = lift_out(answer(r#","dataCrc32c":"3808858756""#), &lifts).unwrap_err();
+        assert!(
+            format!("{bad:?}").contains("fails its CRC32C check"),
+            "{bad:?}"
+        );
+        let missing = lift_out(answer(""), &lifts).unwrap_err();
+        assert!(format!("{missing:?}").contains("no CRC32C"), "{missing:?}");
+    }
+
+    #[test]
     fn lifting_removes_members_and_keeps_the_rest() {
         let body = Zeroizing::new(
             br#"{"data":{"data":{"value":"s3cr3t-xyz","other":1}},"auth":null}"#.to_vec(),
@@ -873,17 +1033,20 @@ mod tests {
                 source: LiftFrom::Pointer("/data/data/value".into()),
                 base64: false,
                 keep_as: None,
+                check: None,
             },
             Lift {
                 source: LiftFrom::Pointer("/nope/x".into()),
                 base64: false,
                 keep_as: None,
+                check: None,
             },
         ];
         lifts.push(Lift {
             source: LiftFrom::Discard("/data/data".into()),
             base64: false,
             keep_as: None,
+            check: None,
         });
         let (rest, lifted) = lift_out(body, &lifts).unwrap();
         assert!(lifted[2].is_none(), "a discarded member lifts nothing");
@@ -951,6 +1114,43 @@ mod tests {
         assert!(
             ctx.credential_for("access-token", Some(&o(other)))
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn a_credential_file_is_read_again_when_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "first-token\n").unwrap();
+        let ctx = HttpCtx::new(
+            HttpSettings::new(&["http://127.0.0.1:1"])
+                .unwrap()
+                .credential_file("token", &path)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            ctx.credential("token").unwrap().expose_str(),
+            Some("first-token")
+        );
+        // Rotated (another length, so the change shows whatever the clock's
+        // resolution): the next use reads the new token.
+        std::fs::write(&path, "second-token-rotated\n").unwrap();
+        assert_eq!(
+            ctx.credential("token").unwrap().expose_str(),
+            Some("second-token-rotated")
+        );
+        // Gone for a moment (a rotation's rename): the token read before serves.
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(
+            ctx.credential("token").unwrap().expose_str(),
+            Some("second-token-rotated")
+        );
+        assert!(
+            HttpSettings::new(&["http://127.0.0.1:1"])
+                .unwrap()
+                .credential_file("token", dir.path().join("missing"))
+                .is_err()
         );
     }
 

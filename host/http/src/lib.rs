@@ -14,14 +14,20 @@
 //!   checked addresses connected to; TLS by rustls with the system roots plus an
 //!   optional CA file; connect and request timeouts bounded by the call's
 //!   deadline; response size and requests per call limited.
+//! - Backend credentials are configured in the grant (or kept from a login's
+//!   answer) and reach the provider only as names to splice; a signer credential
+//!   is an assertion the host signs afresh at each splice with a key the
+//!   provider never holds.
 #![deny(missing_docs)]
 
 mod address;
 mod cap;
+mod jwt;
 mod settings;
 
 pub use address::{AddressKind, classify};
 pub use cap::{HttpCtx, HttpView, add_to_linker};
+pub use jwt::{JwtSigner, MAX_LIFETIME as MAX_ASSERTION_LIFETIME};
 pub use settings::{HttpSettings, Origin, SettingsError};
 
 /// Makes aws-lc-rs the process's default rustls crypto provider unless one is

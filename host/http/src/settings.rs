@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use secret_broker_runtime::SecretValue;
 
+use crate::jwt::JwtSigner;
+
 /// An allowed origin: scheme (`http` or `https`), host and port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
@@ -99,6 +101,24 @@ pub enum SettingsError {
     /// The client could not be built.
     #[error("http grant: building the HTTP client: {0}")]
     Client(String),
+    /// A credential file that cannot be read.
+    #[error("http grant: credential `{name}`: {path}: {reason}")]
+    CredentialFile {
+        /// The credential name.
+        name: String,
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A signer that cannot sign.
+    #[error("http grant: signer `{name}`: {reason}")]
+    Signer {
+        /// The credential name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A credential name that is not a plain name.
     #[error("http grant: credential name {0:?}: use letters, digits, `-` and `_`")]
     CredentialName(String),
@@ -129,6 +149,14 @@ pub struct HttpSettings {
     pub max_redirects: usize,
     /// Credentials the provider may splice by name but never read.
     pub credentials: BTreeMap<String, SecretValue>,
+    /// Credentials read from files, by name: read again whenever the file
+    /// changes (a Kubernetes service account token the kubelet rotates, an
+    /// access token a sidecar refreshes), so a rotation needs no restart.
+    pub credential_files: BTreeMap<String, PathBuf>,
+    /// Credentials the host signs afresh each time the provider splices them
+    /// (a service account's JWT assertion), by name; bound to origins like the
+    /// others.
+    pub signers: BTreeMap<String, JwtSigner>,
     /// The origins a credential may be sent to, by name; a configured credential
     /// not listed here may go to any of the grant's origins. A value the provider
     /// keeps from a response goes back to the origin that sent it, and also to
@@ -152,6 +180,8 @@ impl std::fmt::Debug for HttpSettings {
             .field("max_response_bytes", &self.max_response_bytes)
             .field("max_requests_per_call", &self.max_requests_per_call)
             .field("credentials", &self.credentials.keys().collect::<Vec<_>>())
+            .field("credential_files", &self.credential_files)
+            .field("signers", &self.signers)
             .finish()
     }
 }
@@ -182,6 +212,8 @@ impl HttpSettings {
             max_requests_per_call: 16,
             max_redirects: 5,
             credentials: BTreeMap::new(),
+            credential_files: BTreeMap::new(),
+            signers: BTreeMap::new(),
             credential_origins: BTreeMap::new(),
             digest_key: None,
         })
@@ -195,6 +227,31 @@ impl HttpSettings {
     ) -> Result<HttpSettings, SettingsError> {
         check_name(name)?;
         self.credentials.insert(name.to_owned(), value);
+        Ok(self)
+    }
+
+    /// Adds the credential `name`, read from the file `path` now (so a
+    /// missing file is refused here) and again whenever the file changes.
+    pub fn credential_file(
+        mut self,
+        name: &str,
+        path: impl Into<PathBuf>,
+    ) -> Result<HttpSettings, SettingsError> {
+        check_name(name)?;
+        let path = path.into();
+        std::fs::metadata(&path).map_err(|e| SettingsError::CredentialFile {
+            name: name.to_owned(),
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        self.credential_files.insert(name.to_owned(), path);
+        Ok(self)
+    }
+
+    /// Adds the signed credential `name`.
+    pub fn signer(mut self, name: &str, signer: JwtSigner) -> Result<HttpSettings, SettingsError> {
+        check_name(name)?;
+        self.signers.insert(name.to_owned(), signer);
         Ok(self)
     }
 

@@ -26,8 +26,7 @@
 //! first or answers a conflict that says so. Listing reads every page (Key Vault
 //! filters by nothing and promises no order), then sorts.
 
-use std::cell::Cell;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use secret_broker_guest_sdk::http::{self, Encoding, Part, Request, Response};
 use secret_broker_guest_sdk::{
@@ -45,8 +44,6 @@ const LIST_PAGE: u32 = 25;
 const DIGEST_TAG: &str = "secret-broker-digest";
 /// The content type of a value stored base64 (it was not UTF-8).
 const BASE64_TYPE: &str = "application/vnd.secret-broker.base64";
-/// Where the access token is kept in the grant.
-const TOKEN: &str = "access-token";
 
 static RULES: std::sync::LazyLock<IdRules> = std::sync::LazyLock::new(|| IdRules {
     separator: "-".into(),
@@ -61,8 +58,8 @@ static RULES: std::sync::LazyLock<IdRules> = std::sync::LazyLock::new(|| IdRules
 thread_local! {
     /// The settings, read once: an instance's grant never changes.
     static SETTINGS: config::Cached<Settings> = const { config::Cached::new() };
-    /// When this instance renews its access token.
-    static RENEW_AT: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// The access token, kept in the grant as `access-token`.
+    static TOKEN: http::Token = const { http::Token::new("access-token") };
 }
 
 struct Settings {
@@ -82,19 +79,6 @@ fn settings() -> Result<std::rc::Rc<Settings>, Error> {
     SETTINGS.with(|c| c.get_or_read(read_settings))
 }
 
-/// `scheme://host:port` and the path after it, without a trailing `/`.
-fn split_url(url: &str) -> (String, String) {
-    let url = url.trim().trim_end_matches('/');
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    match url[after_scheme..].find('/') {
-        Some(i) => {
-            let (origin, path) = url.split_at(after_scheme + i);
-            (origin.to_owned(), path.to_owned())
-        }
-        None => (url.to_owned(), String::new()),
-    }
-}
-
 fn read_settings() -> Result<Settings, Error> {
     let required = |name: &str, what: &str| {
         config::get(name)
@@ -104,7 +88,7 @@ fn read_settings() -> Result<Settings, Error> {
     let vault_url = required("vault-url", "https://NAME.vault.azure.net")?;
     let tenant = required("tenant-id", "the directory (tenant) id")?;
     let client_id = required("client-id", "the application (client) id")?;
-    let vault = split_url(&vault_url);
+    let vault = http::split_url(&vault_url);
     // The token's audience is the vault's cloud: the host name after the
     // vault's own label (vault.azure.net, vault.azure.cn, ...).
     let scope = config::get("scope").unwrap_or_else(|| {
@@ -133,7 +117,7 @@ fn read_settings() -> Result<Settings, Error> {
     }
     Ok(Settings {
         vault,
-        authority: split_url(
+        authority: http::split_url(
             &config::get("authority").unwrap_or_else(|| "https://login.microsoftonline.com".into()),
         ),
         tenant,
@@ -217,72 +201,32 @@ fn login(s: &Settings) -> Result<(), Error> {
         http::bytes(form),
         Part::Credential(("client-secret".into(), Encoding::Url)),
     ];
-    let lifts = [
-        http::lift("/access_token", false, Some(TOKEN)),
-        http::discard("/refresh_token"),
-        http::discard("/id_token"),
-    ];
-    let mut answer = http::send(&r, &lifts)?;
-    if answer.status != 200 || answer.take_lifted(0).is_none() {
-        return Err(failure("the Azure authority", &answer));
-    }
-    // Seconds, as a number (v2.0) or as text (v1.0).
-    let json = answer.json();
-    let life = json["expires_in"]
-        .as_u64()
-        .or_else(|| json["expires_in"].as_str().and_then(|t| t.parse().ok()))
-        .unwrap_or(0);
-    RENEW_AT.with(|at| {
-        at.set((life > 0).then(|| Instant::now() + Duration::from_secs(life * 2 / 3)));
-    });
-    Ok(())
+    TOKEN
+        .with(|t| t.login(&r))?
+        .map_err(|answer| failure("the Azure authority", &answer))
 }
 
-/// Logs in when there is no token or it is due for renewal.
-fn ensure_token(s: &Settings) -> Result<(), Error> {
-    let due = RENEW_AT
-        .with(Cell::get)
-        .is_some_and(|at| Instant::now() >= at);
-    if due || !http::has_credential(TOKEN) {
-        login(s)?;
-    }
-    Ok(())
-}
-
-/// A request to the vault at `path` (below the vault URL); [`call`] adds the token.
+/// A request to the vault at `path` (below the vault URL, without the API
+/// version); [`call`] adds the token.
 fn request<'a>(s: &Settings, method: &str, path: &str) -> Request<'a> {
     let sep = if path.contains('?') { '&' } else { '?' };
-    Request::new(method, &s.vault.0, format!("{}{path}{sep}{API}", s.vault.1))
-        .header("Accept", http::bytes("application/json"))
-        .header("Authorization", http::bytes("Bearer "))
+    request_at(s, method, format!("{}{path}{sep}{API}", s.vault.1))
 }
 
-/// Sends a vault request; a 401 (the token expired or was revoked) logs in once
-/// more and sends it again.
+/// A request to the vault's `path_and_query` as it is (a `nextLink`'s).
+fn request_at<'a>(s: &Settings, method: &str, path_and_query: String) -> Request<'a> {
+    Request::new(method, &s.vault.0, path_and_query)
+        .header("Accept", http::bytes("application/json"))
+}
+
+/// Sends a vault request with the access token; a 401 (the token expired or was
+/// revoked) logs in once more and sends it again.
 fn call<'a>(
     s: &Settings,
     make: impl Fn() -> Request<'a>,
     lifts: &[http::Lift],
 ) -> Result<Response, Error> {
-    ensure_token(s)?;
-    let r = http::send(&bearer(make()), lifts)?;
-    if r.status != 401 {
-        return Ok(r);
-    }
-    http::forget(TOKEN);
-    login(s)?;
-    http::send(&bearer(make()), lifts)
-}
-
-/// Completes the Authorization header `request` starts with the token.
-fn bearer(mut r: Request<'_>) -> Request<'_> {
-    for h in &mut r.headers {
-        if h.name == "Authorization" {
-            h.value
-                .push(Part::Credential((TOKEN.into(), Encoding::Raw)));
-        }
-    }
-    r
+    TOKEN.with(|t| t.call(make, lifts, || login(s)))
 }
 
 fn secret_path(name: &str) -> String {
@@ -499,12 +443,7 @@ impl Provider for AzureKeyVault {
                 Some(link) => link.to_owned(),
                 None => format!("{}/secrets?maxresults={LIST_PAGE}&{API}", s.vault.1),
             };
-            let make = || {
-                let mut r = request(&s, "GET", "");
-                r.path_and_query = path.clone();
-                r
-            };
-            let r = call(&s, make, &[])?;
+            let r = call(&s, || request_at(&s, "GET", path.clone()), &[])?;
             if r.status != 200 {
                 return Err(failure("Key Vault", &r));
             }

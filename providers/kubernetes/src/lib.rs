@@ -73,12 +73,7 @@ fn read_settings() -> Result<Settings, Error> {
     let server = config::get("server").ok_or_else(|| {
         Error::Backend("the setting `server` (the API server's URL) is missing".into())
     })?;
-    let server = server.trim_end_matches('/');
-    let after_scheme = server.find("://").map_or(0, |i| i + 3);
-    let (origin, base) = match server[after_scheme..].find('/') {
-        Some(i) => server.split_at(after_scheme + i),
-        None => (server, ""),
-    };
+    let (origin, base) = http::split_url(&server);
     let namespace = config::get("namespace")
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "default".into());
@@ -91,8 +86,8 @@ fn read_settings() -> Result<Settings, Error> {
         )));
     }
     Ok(Settings {
-        origin: origin.to_owned(),
-        base: base.to_owned(),
+        origin,
+        base,
         namespace,
     })
 }
@@ -119,15 +114,7 @@ fn request<'a>(s: &Settings, method: &str, name: Option<&str>, query: &str) -> R
         path.push_str(name);
     }
     path.push_str(query);
-    let mut r = Request::new(method, &s.origin, path);
-    r.headers.push(http::Header {
-        name: "Authorization".into(),
-        value: vec![
-            http::bytes("Bearer "),
-            Part::Credential(("token".into(), Encoding::Raw)),
-        ],
-    });
-    r
+    Request::new(method, &s.origin, path).bearer("token")
 }
 
 fn send(r: Request<'_>, lifts: &[http::Lift]) -> Result<Response, Error> {

@@ -7,8 +7,8 @@
 use std::process::Output;
 use std::sync::Arc;
 
-use secret_broker::{Granted, ProviderHost, SecretValue};
-use secret_broker_http::{HttpCtx, HttpSettings};
+use secret_broker::{ProviderHost, SecretValue};
+use secret_broker_http::HttpSettings;
 
 pub const TENANT: &str = "7f3c1d2e-0000-4000-8000-00000000a2b1";
 pub const CLIENT_ID: &str = "0d5e8a41-1111-4111-8111-0000000c11e7";
@@ -144,30 +144,20 @@ impl Azure {
         http: HttpSettings,
         settings: &[(&str, &str)],
     ) -> Arc<ProviderHost> {
-        let runtime = super::runtime();
-        let component = runtime
-            .load_bytes(
-                "builtin:azure-key-vault",
-                secret_broker_builtin::AZURE_KEY_VAULT,
-            )
-            .unwrap();
-        let mut granted = Granted::new("azure").with(HttpCtx::new(http).unwrap());
-        for (k, v) in [
+        let base = [
             ("vault-url", self.url.as_str()),
             ("authority", self.authority.as_str()),
             ("tenant-id", TENANT),
             ("client-id", CLIENT_ID),
-        ]
-        .into_iter()
-        .chain(settings.iter().copied())
-        {
-            granted.settings.insert(k.into(), v.into());
-        }
-        Arc::new(
-            ProviderHost::new(&runtime, &component, granted)
-                .await
-                .unwrap(),
+        ];
+        let all: Vec<_> = base.iter().chain(settings).copied().collect();
+        super::http_provider(
+            "azure-key-vault",
+            secret_broker_builtin::AZURE_KEY_VAULT,
+            http,
+            &all,
         )
+        .await
     }
 
     /// Runs a Python snippet with `c`, the official `SecretClient`, logged in

@@ -8,8 +8,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use secret_broker::{Granted, ProviderHost, SecretValue};
-use secret_broker_http::{HttpCtx, HttpSettings};
+use secret_broker::{ProviderHost, SecretValue};
+use secret_broker_http::HttpSettings;
 use serde_json::{Value, json};
 
 pub struct Bao {
@@ -190,20 +190,9 @@ impl Bao {
         http: HttpSettings,
         settings: &[(&str, &str)],
     ) -> Arc<ProviderHost> {
-        let runtime = super::runtime();
-        let component = runtime
-            .load_bytes("builtin:openbao", secret_broker_builtin::OPENBAO)
-            .unwrap();
-        let mut granted = Granted::new("bao").with(HttpCtx::new(http).unwrap());
-        granted.settings.insert("address".into(), self.addr.clone());
-        for (k, v) in settings {
-            granted.settings.insert((*k).into(), (*v).into());
-        }
-        Arc::new(
-            ProviderHost::new(&runtime, &component, granted)
-                .await
-                .unwrap(),
-        )
+        let address = [("address", self.addr.as_str())];
+        let all: Vec<_> = address.iter().chain(settings).copied().collect();
+        super::http_provider("openbao", secret_broker_builtin::OPENBAO, http, &all).await
     }
 
     /// Runs a Python snippet with an hvac client `client` on this server.

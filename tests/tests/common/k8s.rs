@@ -6,8 +6,8 @@
 use std::process::Output;
 use std::sync::Arc;
 
-use secret_broker::{Granted, ProviderHost, SecretValue};
-use secret_broker_http::{HttpCtx, HttpSettings};
+use secret_broker::{ProviderHost, SecretValue};
+use secret_broker_http::HttpSettings;
 
 pub struct K8s {
     _server: super::Server,
@@ -69,22 +69,14 @@ impl K8s {
     }
 
     pub async fn provider_with(&self, http: HttpSettings, namespace: &str) -> Arc<ProviderHost> {
-        let runtime = super::runtime();
-        let component = runtime
-            .load_bytes("builtin:kubernetes", secret_broker_builtin::KUBERNETES)
-            .unwrap();
-        let mut granted = Granted::new("k8s").with(HttpCtx::new(http).unwrap());
-        granted
-            .settings
-            .insert("server".into(), self.server.clone());
-        granted
-            .settings
-            .insert("namespace".into(), namespace.into());
-        Arc::new(
-            ProviderHost::new(&runtime, &component, granted)
-                .await
-                .unwrap(),
+        let settings = [("server", self.server.as_str()), ("namespace", namespace)];
+        super::http_provider(
+            "kubernetes",
+            secret_broker_builtin::KUBERNETES,
+            http,
+            &settings,
         )
+        .await
     }
 
     /// Runs a Python snippet with `api`, the official client's `CoreV1Api`, on

@@ -5,13 +5,14 @@
 
 pub mod azure;
 pub mod bao;
+pub mod gcp;
 pub mod k8s;
 pub mod moto;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use secret_broker::{Granted, ProviderHost, Runtime, RuntimeOptions};
+use secret_broker::{Granted, ProviderHost, Runtime, RuntimeOptions, SecretValue};
 use secret_broker_keyring::Keyring;
 use secret_broker_keyring::KeyringCtx;
 use secret_broker_record_store::RecordStore;
@@ -181,6 +182,51 @@ pub async fn aws_provider(
         .await
         .map(Arc::new)
         .map_err(|e| e.to_string())
+}
+
+/// A secret value from text.
+pub fn val(s: &str) -> SecretValue {
+    SecretValue::from_string(s.into())
+}
+
+/// The text of a value read back, if any.
+pub fn text(v: Option<SecretValue>) -> Option<String> {
+    v.map(|v| v.expose_str().unwrap().to_owned())
+}
+
+/// The stdout of a process that must have succeeded (its output in the panic
+/// when it did not).
+pub fn ok(out: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The built-in provider `builtin` (`"openbao"`, ...) of `component` on an http
+/// grant of `http`, with `settings`.
+pub async fn http_provider(
+    builtin: &str,
+    component: &[u8],
+    http: secret_broker_http::HttpSettings,
+    settings: &[(&str, &str)],
+) -> Arc<ProviderHost> {
+    let runtime = runtime();
+    let component = runtime
+        .load_bytes(&format!("builtin:{builtin}"), component)
+        .unwrap();
+    let mut granted = Granted::new(builtin).with(secret_broker_http::HttpCtx::new(http).unwrap());
+    for (k, v) in settings {
+        granted.settings.insert((*k).into(), (*v).into());
+    }
+    Arc::new(
+        ProviderHost::new(&runtime, &component, granted)
+            .await
+            .unwrap(),
+    )
 }
 
 /// A server process owned by a test: killed and reaped when dropped.

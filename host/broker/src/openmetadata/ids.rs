@@ -112,6 +112,51 @@ impl IdStyle {
         }
     }
 
+    /// Whether `id` is already spelled in this style: what OpenMetadata's
+    /// secrets manager for the backend could have written.
+    pub fn fits(self, id: &str) -> bool {
+        let kept = id.chars().all(|c| self.keeps(c));
+        match self {
+            IdStyle::Slash => id.starts_with('/') && kept,
+            IdStyle::Azure | IdStyle::Gcp => !id.is_empty() && !id.starts_with('/') && kept,
+            IdStyle::Kubernetes => kept && !id.is_empty() && k8s_name(&id.to_lowercase()) == id,
+        }
+    }
+
+    /// The id a secret stored under `id` by another backend's spelling has in
+    /// this one (`migrate` moves it there; a `secret:` reference OpenMetadata
+    /// stored before the move still resolves). An id already spelled in this
+    /// style is left as it is. Otherwise: into `/` ids, the whole id becomes one
+    /// segment (`/openmetadata-database-x-password`, so it translates back
+    /// exactly); from `/` ids, each segment is cleaned and joined with this
+    /// style's separator; any other character this style cannot keep becomes
+    /// the separator (`_` in a GCP id, for Azure). Kubernetes names are then
+    /// made valid object names (lowercase, runs of `-` collapsed, trimmed).
+    pub fn fit(self, id: &str) -> String {
+        if self.fits(id) {
+            return id.to_owned();
+        }
+        let sep = self.separator();
+        let out = match self {
+            IdStyle::Slash => format!("/{}", self.clean(id)),
+            _ => {
+                let mut out = String::with_capacity(id.len());
+                for c in id.trim_start_matches('/').chars() {
+                    if self.keeps(c) {
+                        out.push(c);
+                    } else if !out.ends_with(sep) {
+                        out.push(sep);
+                    }
+                }
+                out
+            }
+        };
+        match self {
+            IdStyle::Kubernetes => k8s_name(&out.to_lowercase()),
+            _ => out,
+        }
+    }
+
     /// Cleans one segment.
     pub fn clean(self, segment: &str) -> String {
         segment
@@ -305,6 +350,46 @@ mod tests {
             "/openmetadata/database/my_service_prod/_0/password"
         );
         Ok(())
+    }
+
+    #[test]
+    fn ids_fit_another_backends_spelling_and_back() {
+        let slash = "/openmetadata/database/mysql_prod/authtype/password";
+        assert_eq!(
+            IdStyle::Gcp.fit(slash),
+            "openmetadata_database_mysql_prod_authtype_password"
+        );
+        assert_eq!(
+            IdStyle::Azure.fit(slash),
+            "openmetadata-database-mysql-prod-authtype-password"
+        );
+        assert_eq!(
+            IdStyle::Kubernetes.fit("/OpenMetadata/database/My--db/x"),
+            "openmetadata-database-my-db-x"
+        );
+        // Already spelled for the backend: unchanged (a reference OpenMetadata
+        // wrote for it resolves as before).
+        for (style, id) in [
+            (IdStyle::Slash, slash),
+            (IdStyle::Gcp, "openmetadata_database_x_password"),
+            (IdStyle::Azure, "openmetadata-database-x-password"),
+            (IdStyle::Kubernetes, "openmetadata-database-x-password"),
+        ] {
+            assert!(style.fits(id), "{style:?} {id}");
+            assert_eq!(style.fit(id), id);
+        }
+        // Into `/` ids and back out: exactly the id it was.
+        for (style, id) in [
+            (IdStyle::Gcp, "openmetadata_database_x_password"),
+            (IdStyle::Azure, "openmetadata-database-x-password"),
+        ] {
+            let moved = IdStyle::Slash.fit(id);
+            assert_eq!(moved, format!("/{id}"));
+            assert_eq!(style.fit(&moved), id);
+        }
+        // A GCP id into Azure: `_` becomes `-`.
+        assert_eq!(IdStyle::Azure.fit("om_db_x"), "om-db-x");
+        assert!(!IdStyle::Kubernetes.fits("-x") && !IdStyle::Azure.fits("/x"));
     }
 
     #[test]

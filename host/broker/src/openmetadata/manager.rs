@@ -732,9 +732,10 @@ impl SecretsManager {
         id: &str,
         undo: &mut Vec<(String, Option<SecretValue>)>,
     ) -> Result<(), ProviderError> {
-        let before = self.provider.get(id).await?;
-        self.provider.delete(id).await?;
-        undo.push((id.to_owned(), before));
+        let id = self.backend_id(id);
+        let before = self.provider.get(&id).await?;
+        self.provider.delete(&id).await?;
+        undo.push((id, before));
         Ok(())
     }
 
@@ -803,6 +804,18 @@ impl SecretsManager {
     }
 
     async fn resolve_id(&self, id: &str) -> Result<Option<SecretValue>, ProviderError> {
-        self.provider.get(id).await
+        self.provider.get(&self.backend_id(id)).await
+    }
+
+    /// `id` as the backend takes it: itself when the provider's rules take it,
+    /// else spelled in this deployment's style ([`super::ids::IdStyle::fit`]): a reference
+    /// OpenMetadata stored before a `migrate` names the secret as its old
+    /// backend spelled it.
+    fn backend_id(&self, id: &str) -> String {
+        if self.provider.info().id_rules.check(id).is_ok() {
+            id.to_owned()
+        } else {
+            self.ids.style().fit(id)
+        }
     }
 }

@@ -81,9 +81,10 @@ pub fn provider_for(secret_manager: &str) -> anyhow::Result<secret_broker_builti
         "openbao" => "openbao",
         "kubernetes" => "kubernetes",
         "managed-azure-kv" | "azure-kv" => "azure-key-vault",
+        "gcp" | "managed-gcp" => "gcp-secret-manager",
         other => bail!(
             "SECRET_MANAGER={other:?} is not a secrets manager this broker knows: use db, managed-aws, \
-             managed-aws-ssm, aws, aws-ssm, managed-azure-kv, azure-kv, openbao or kubernetes"
+             managed-aws-ssm, aws, aws-ssm, managed-azure-kv, azure-kv, gcp, openbao or kubernetes"
         ),
     };
     secret_broker_builtin::lookup(name)

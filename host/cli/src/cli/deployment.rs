@@ -205,8 +205,14 @@ impl Deployment {
         Ok(Arc::new(RecordStore::connect(&url).await?))
     }
 
-    /// Adds the grant `name` for `instance` to `granted`.
-    async fn grant(&self, granted: &mut Granted, name: &str) -> anyhow::Result<()> {
+    /// Adds the grant `name` for `instance` to `granted`, for the provider
+    /// `component` (`builtin:NAME` or a path; `None`: the configured one).
+    async fn grant(
+        &self,
+        granted: &mut Granted,
+        name: &str,
+        component: Option<&str>,
+    ) -> anyhow::Result<()> {
         let namespace = format!("provider/{}", granted.instance);
         match name {
             "keyring" => granted.grant(KeyringCtx::new(self.keyring()?, &namespace)),
@@ -216,7 +222,7 @@ impl Deployment {
             "aws-secrets-manager" => granted.grant(SecretsManagerCtx::new(self.aws().await?)),
             "aws-ssm" => granted.grant(SsmCtx::new(self.aws().await?)),
             "http" => {
-                let config = self.http_config()?;
+                let config = self.http_config(component)?;
                 let digest_key = SecretValue::from_string(
                     self.audit_salt()?
                         .hmac(format!("http digest key/{}", granted.instance).as_bytes()),
@@ -232,17 +238,31 @@ impl Deployment {
         Ok(())
     }
 
-    /// The `http` grant's configuration: the `[openbao]` server's or the
-    /// Kubernetes cluster's for the built-in provider `SECRET_MANAGER=openbao` or
-    /// `kubernetes` selects, else `[http]`.
-    fn http_config(&self) -> anyhow::Result<HttpConfig> {
-        if self.settings.provider.is_none() {
-            match aws_config::provider_for(self.settings.secrets_manager.trim()).map(|b| b.name) {
-                Ok("openbao") => return Ok(self.settings.openbao.provider()?.1),
-                Ok("kubernetes") => return Ok(self.settings.kubernetes.provider()?.1),
-                Ok("azure-key-vault") => return Ok(self.settings.azure.provider()?.1),
-                _ => {}
-            }
+    /// The `http` grant's configuration for the provider `component`
+    /// (`builtin:NAME` or a path; `None`: the configured one): `[http]` for
+    /// the provider a `[provider]` table configures; else, for the built-in
+    /// `openbao`, `kubernetes`, `azure-key-vault` and `gcp-secret-manager`
+    /// (named, or selected by `SECRET_MANAGER`), their own tables' (`migrate`
+    /// starts two providers, each with its own).
+    fn http_config(&self, component: Option<&str>) -> anyhow::Result<HttpConfig> {
+        let configured = self
+            .settings
+            .provider
+            .as_ref()
+            .map(|p| p.component.as_str());
+        let builtin = match (component, configured) {
+            (Some(c), _) if Some(c) != configured => c.strip_prefix("builtin:"),
+            (None, None) => aws_config::provider_for(self.settings.secrets_manager.trim())
+                .ok()
+                .map(|b| b.name),
+            _ => None,
+        };
+        match builtin {
+            Some("openbao") => return Ok(self.settings.openbao.provider()?.1),
+            Some("kubernetes") => return Ok(self.settings.kubernetes.provider()?.1),
+            Some("azure-key-vault") => return Ok(self.settings.azure.provider()?.1),
+            Some("gcp-secret-manager") => return Ok(self.settings.gcp.provider()?.1),
+            _ => {}
         }
         self.settings.http.clone().ok_or_else(|| {
             anyhow::anyhow!(
@@ -257,17 +277,19 @@ impl Deployment {
         Ok(AwsGrantBase::new(&settings).await?)
     }
 
-    /// The grants named in configuration, for the instance `instance`.
+    /// The grants named in configuration, for the instance `instance` of the
+    /// provider `component` (`builtin:NAME` or a path; `None`: the configured one).
     pub async fn grants(
         &self,
         instance: &str,
         names: &[String],
         settings: &std::collections::BTreeMap<String, String>,
+        component: Option<&str>,
     ) -> anyhow::Result<Granted> {
         let mut granted = Granted::new(instance);
         granted.settings = settings.clone();
         for name in names {
-            self.grant(&mut granted, name).await?;
+            self.grant(&mut granted, name, component).await?;
         }
         Ok(granted)
     }
@@ -284,6 +306,7 @@ impl Deployment {
             "openbao" => self.settings.openbao.provider()?.0,
             "kubernetes" => self.settings.kubernetes.provider()?.0,
             "azure-key-vault" => self.settings.azure.provider()?.0,
+            "gcp-secret-manager" => self.settings.gcp.provider()?.0,
             _ => Default::default(),
         };
         let config = ProviderConfig {
@@ -328,7 +351,12 @@ impl Deployment {
         let instance = config.instance()?;
         let component = load_component(runtime, &config.component, config.sha256.as_deref())?;
         let granted = self
-            .grants(&instance, &config.grants, &config.settings)
+            .grants(
+                &instance,
+                &config.grants,
+                &config.settings,
+                Some(&config.component),
+            )
             .await?;
         Ok(Arc::new(
             ProviderHost::new(runtime, &component, granted).await?,

@@ -33,6 +33,56 @@ pub struct CredentialSource {
     pub value: Option<SecretValue>,
 }
 
+/// A credential the host signs afresh at each use: an RS256 JWT assertion
+/// (RFC 7523), as a Google service account logs in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignerSource {
+    /// A PEM file holding the RSA private key (PKCS#8).
+    #[serde(default, alias = "keyFile")]
+    pub key_file: Option<PathBuf>,
+    /// The key's id, written as the JWT's `kid`.
+    #[serde(default, alias = "keyId")]
+    pub key_id: Option<String>,
+    /// Claims written into every assertion (`iss`, `aud`, `scope`, ...); the
+    /// host adds `iat` and `exp`.
+    #[serde(default)]
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// The assertion's life in seconds (default 3600, at most 3600).
+    #[serde(default, alias = "lifetimeSecs")]
+    pub lifetime_secs: Option<u64>,
+    /// The origins it may be sent to (each one of the grant's); all of them
+    /// when not given.
+    #[serde(default)]
+    pub origins: Option<Vec<String>>,
+    /// The key itself, when the host read it from elsewhere (a service
+    /// account key file).
+    #[serde(skip)]
+    pub key: Option<SecretValue>,
+}
+
+impl SignerSource {
+    fn signer(&self, name: &str) -> anyhow::Result<secret_broker_http::JwtSigner> {
+        let key = match (&self.key, &self.key_file) {
+            (Some(key), _) => key.clone(),
+            (None, Some(path)) => SecretValue::new(
+                zeroize::Zeroizing::new(std::fs::read(path).with_context(|| {
+                    format!("http signer `{name}`: reading {}", path.display())
+                })?)
+                .to_vec(),
+            ),
+            (None, None) => bail!("http signer `{name}`: give `key_file`"),
+        };
+        Ok(secret_broker_http::JwtSigner::rs256(
+            name,
+            &key,
+            self.key_id.clone(),
+            serde_json::Value::Object(self.claims.clone()),
+            Duration::from_secs(self.lifetime_secs.unwrap_or(3600)),
+        )?)
+    }
+}
+
 /// `[http]` (TOML) or `secretBroker.http` (YAML).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,6 +111,9 @@ pub struct HttpConfig {
     /// Credentials by name.
     #[serde(default)]
     pub credentials: BTreeMap<String, CredentialSource>,
+    /// Credentials the host signs at each use, by name.
+    #[serde(default)]
+    pub signers: BTreeMap<String, SignerSource>,
     /// CA certificates given inline (a kubeconfig's `certificate-authority-data`).
     #[serde(skip)]
     pub ca_pem: Option<Vec<u8>>,
@@ -95,15 +148,6 @@ fn read_credential(name: &str, source: &CredentialSource) -> anyhow::Result<Secr
         return Ok(value.clone());
     }
     match (&source.file, &source.env) {
-        (Some(path), None) => {
-            let mut bytes = zeroize::Zeroizing::new(std::fs::read(path).with_context(|| {
-                format!("http credential `{name}`: reading {}", path.display())
-            })?);
-            while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                bytes.pop();
-            }
-            Ok(SecretValue::new(bytes.to_vec()))
-        }
         (None, Some(var)) => match std::env::var(var) {
             Ok(v) if !v.is_empty() => Ok(SecretValue::from_string(v)),
             _ => bail!("http credential `{name}`: the variable {var} is not set"),
@@ -133,13 +177,28 @@ impl HttpConfig {
         }
         s.digest_key = Some(digest_key);
         for (name, source) in &self.credentials {
-            s = s.credential(name, read_credential(name, source)?)?;
+            s = match (&source.value, &source.file) {
+                // Read again whenever the file changes: a rotation needs no restart.
+                (None, Some(path)) if source.env.is_none() => s
+                    .credential_file(name, path)
+                    .with_context(|| format!("http credential `{name}`"))?,
+                _ => s.credential(name, read_credential(name, source)?)?,
+            };
+            if let Some(origins) = &source.origins {
+                s = s.bind_credential(name, origins)?;
+            }
+        }
+        for (name, source) in &self.signers {
+            if self.credentials.contains_key(name) {
+                bail!("http: `{name}` is both a configured credential and a signer: rename one");
+            }
+            s = s.signer(name, source.signer(name)?)?;
             if let Some(origins) = &source.origins {
                 s = s.bind_credential(name, origins)?;
             }
         }
         for (name, origins) in &self.kept_origins {
-            if self.credentials.contains_key(name) {
+            if self.credentials.contains_key(name) || self.signers.contains_key(name) {
                 bail!(
                     "http: `{name}` is both a configured credential and a kept one: \
                      bind a credential's origins under `credentials`"

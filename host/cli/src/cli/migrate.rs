@@ -1,5 +1,11 @@
 //! `secret-broker migrate --from X --to Y`: move every secret from one secrets
-//! manager to another (`db`, `managed-aws`, `managed-aws-ssm`), under the same ids.
+//! manager to another (any two of `db`, `managed-aws`, `managed-aws-ssm`,
+//! `openbao`, `managed-azure-kv`, `gcp`, `kubernetes`), under the same ids where
+//! the target takes them, else under the ids spelled as the target's
+//! OpenMetadata secrets manager spells them (`/openmetadata/database/x/password`
+//! becomes `openmetadata_database_x_password` on GCP; [`IdStyle::fit`]), which
+//! is also how the broker resolves the references OpenMetadata stored before
+//! the move.
 //! Each secret is written to the target, read back and compared, and only then
 //! deleted from the source, so a crash at any point leaves every value readable in
 //! one of the two; progress is saved in the data dir and a second run resumes.
@@ -12,6 +18,7 @@ use anyhow::{Context as _, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
+use secret_broker::openmetadata::ids::IdStyle;
 use secret_broker::{PutOptions, SecretValue};
 
 use secret_broker::broker::{Broker, Caller};
@@ -76,6 +83,16 @@ pub async fn run(ctx: &Deployment, args: Args) -> anyhow::Result<ExitCode> {
         .provider_named(&runtime, &args.to)
         .await
         .with_context(|| format!("--to {}", args.to))?;
+    // The id each secret gets in the target.
+    let target_rules = target.info().id_rules.clone();
+    let target_style = IdStyle::for_secrets_manager(to.name);
+    let target_id = move |id: &str| {
+        if target_rules.check(id).is_ok() {
+            id.to_owned()
+        } else {
+            target_style.fit(id)
+        }
+    };
     // Every read, write and delete is audited, as the operator at the terminal.
     let caller = super::deployment::cli_caller();
     let source = ctx.broker(source, None)?.labelled(&args.from);
@@ -99,7 +116,10 @@ pub async fn run(ctx: &Deployment, args: Args) -> anyhow::Result<ExitCode> {
     // matters when a crash left an id in both places.
     if args.dry_run {
         for id in &ids {
-            println!("{id}");
+            match target_id(id) {
+                new if new == *id => println!("{id}"),
+                new => println!("{id} -> {new}"),
+            }
         }
         eprintln!(
             "dry run: {} secret(s) would move from {} to {}; nothing was written",
@@ -130,9 +150,13 @@ pub async fn run(ctx: &Deployment, args: Args) -> anyhow::Result<ExitCode> {
             bar.inc(1);
             continue;
         };
-        move_one(&caller, id, &value, &source, &target)
+        let to_id = target_id(id);
+        move_one(&caller, (id, &to_id), &value, &source, &target)
             .await
-            .with_context(|| format!("moving {id}"))?;
+            .with_context(|| match to_id == *id {
+                true => format!("moving {id}"),
+                false => format!("moving {id} (to {to_id})"),
+            })?;
         moved += 1;
         state.done_through = Some(id.clone());
         save(&state_path, &state)?;
@@ -151,15 +175,15 @@ pub async fn run(ctx: &Deployment, args: Args) -> anyhow::Result<ExitCode> {
 /// Write, verify, then delete: the value is readable somewhere at every step.
 async fn move_one(
     caller: &Caller,
-    id: &str,
+    (id, to_id): (&str, &str),
     value: &SecretValue,
     source: &Broker,
     target: &Broker,
 ) -> anyhow::Result<()> {
     target
-        .put(caller, id, value, &PutOptions::default())
+        .put(caller, to_id, value, &PutOptions::default())
         .await?;
-    match target.get(caller, id).await? {
+    match target.get(caller, to_id).await? {
         Some(back) if back.ct_eq(value) => {}
         _ => bail!("the target did not return the value just written; the source still holds it"),
     }

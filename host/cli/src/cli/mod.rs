@@ -5,6 +5,7 @@ mod aws_config;
 mod azure_config;
 mod connection;
 mod deployment;
+mod gcp_config;
 mod http_config;
 mod import;
 mod k8s_config;

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::aws_config::AwsConfig;
 use super::azure_config::AzureConfig;
+use super::gcp_config::GcpConfig;
 use super::k8s_config::KubernetesConfig;
 use super::settings::{LimitsConfig, ProviderConfig};
 
@@ -41,7 +42,7 @@ pub struct SecretsManagerConfiguration {
     /// For AWS: `region`, `accessKeyId`, `secretAccessKey`, and our `endpoint`,
     /// retries...; for `kubernetes`: `namespace`, `kubeconfigPath`, `inCluster`;
     /// for `managed-azure-kv`: `vaultName`, `tenantId`, `clientId`,
-    /// `clientSecret`, `expiresAfterDays`.
+    /// `clientSecret`, `expiresAfterDays`; for `gcp`: `projectId`.
     /// Read by [`SecretsManagerConfiguration::aws`] and
     /// [`SecretsManagerConfiguration::kubernetes`] once the manager is known.
     #[serde(default)]
@@ -69,6 +70,11 @@ impl SecretsManagerConfiguration {
 
     /// The parameters of `managed-azure-kv` and `azure-kv`.
     pub fn azure(&self) -> anyhow::Result<Option<AzureConfig>> {
+        self.parameters()
+    }
+
+    /// The parameters of `gcp`.
+    pub fn gcp(&self) -> anyhow::Result<Option<GcpConfig>> {
         self.parameters()
     }
 }
@@ -134,6 +140,10 @@ pub struct BrokerSection {
     /// `managed-azure-kv` (else its `parameters` say the same).
     #[serde(default)]
     pub azure: Option<AzureConfig>,
+    /// The built-in `gcp-secret-manager` provider, when `secretsManager` is not
+    /// `gcp` (else its `parameters` say the same).
+    #[serde(default)]
+    pub gcp: Option<GcpConfig>,
 }
 
 /// Parses the YAML text; errors name the key and the line.

@@ -33,7 +33,12 @@ pub async fn run(ctx: &Deployment, args: Args) -> anyhow::Result<ExitCode> {
     let component = runtime.load_file(&args.path)?;
     let names = super::deployment::needed_grants(&component)?;
     let granted = ctx
-        .grants("conformance", &names, &args.settings.into_iter().collect())
+        .grants(
+            "conformance",
+            &names,
+            &args.settings.into_iter().collect(),
+            None,
+        )
         .await?;
     let host = Arc::new(ProviderHost::new(&runtime, &component, granted).await?);
     let report = conformance::run(host).await;

@@ -17,6 +17,7 @@ use secret_broker::policy::Policy;
 
 use super::aws_config::{self, AwsConfig};
 use super::azure_config::AzureConfig;
+use super::gcp_config::GcpConfig;
 use super::http_config::{HttpConfig, OpenBaoConfig};
 use super::k8s_config::KubernetesConfig;
 
@@ -201,6 +202,8 @@ pub struct FileSettings {
     pub kubernetes: Option<KubernetesConfig>,
     /// The built-in `azure-key-vault` provider's vault and login.
     pub azure: Option<AzureConfig>,
+    /// The built-in `gcp-secret-manager` provider's project and credentials.
+    pub gcp: Option<GcpConfig>,
 }
 
 /// The TOML file.
@@ -230,6 +233,8 @@ struct TomlFile {
     kubernetes: Option<KubernetesConfig>,
     #[serde(default)]
     azure: Option<AzureConfig>,
+    #[serde(default)]
+    gcp: Option<GcpConfig>,
 }
 
 /// `[keyring]`: where the master keys live.
@@ -280,6 +285,7 @@ impl FileSettings {
             openbao: file.openbao,
             kubernetes: file.kubernetes,
             azure: file.azure,
+            gcp: file.gcp,
             ..FileSettings::default()
         })
     }
@@ -302,10 +308,12 @@ impl FileSettings {
             .as_deref()
             .and_then(|m| aws_config::provider_for(m).ok())
             .map(|b| b.name);
-        let (mut aws, mut kubernetes, mut azure) = (None, broker.kubernetes, broker.azure);
+        let (mut aws, mut kubernetes, mut azure, mut gcp) =
+            (None, broker.kubernetes, broker.azure, broker.gcp);
         match builtin {
             Some("kubernetes") => kubernetes = sm.kubernetes()?.or(kubernetes),
             Some("azure-key-vault") => azure = sm.azure()?.or(azure),
+            Some("gcp-secret-manager") => gcp = sm.gcp()?.or(gcp),
             _ => aws = sm.aws()?,
         }
         Ok(FileSettings {
@@ -327,6 +335,7 @@ impl FileSettings {
             openbao: broker.openbao,
             kubernetes,
             azure,
+            gcp,
         })
     }
 }
@@ -371,6 +380,9 @@ pub struct Settings {
     /// The built-in `azure-key-vault` provider (`[azure]`, `OM_SM_VAULT_NAME`,
     /// `OM_SM_TENANT_ID`, `OM_SM_CLIENT_ID`, `OM_SM_CLIENT_SECRET`).
     pub azure: AzureConfig,
+    /// The built-in `gcp-secret-manager` provider (`[gcp]`, `OM_SM_PROJECT_ID`,
+    /// `GOOGLE_APPLICATION_CREDENTIALS`, `OM_SM_GCP_TOKEN_FILE`).
+    pub gcp: GcpConfig,
 }
 
 impl Settings {
@@ -408,6 +420,7 @@ impl Settings {
             openbao: file.openbao.unwrap_or_default(),
             kubernetes: file.kubernetes.unwrap_or_default(),
             azure: file.azure.unwrap_or_default(),
+            gcp: file.gcp.unwrap_or_default(),
         }
     }
 
@@ -438,6 +451,7 @@ impl Settings {
         self.openbao.overlay_env(&get);
         self.kubernetes.overlay_env(&get);
         self.azure.overlay_env(&get);
+        self.gcp.overlay_env(&get);
     }
 }
 
