@@ -300,6 +300,52 @@ pub mod http {
             serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
         }
 
+        /// The value of the header `name` (any case), if sent.
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+
+        /// `{who} answered {status} {code}: {message}`, read from the usual
+        /// JSON error shapes: `{"error": {"code" or "status", "message"}}`
+        /// (Azure, Google) and OAuth's `{"error", "error_description"}`.
+        pub fn error_text(&self, who: &str) -> String {
+            use serde_json::Value;
+            let json = self.json();
+            let (code, message) = match &json["error"] {
+                Value::Object(e) => (
+                    ["status", "code"]
+                        .iter()
+                        .find_map(|k| e.get(*k).and_then(Value::as_str))
+                        .unwrap_or(""),
+                    e.get("message").and_then(Value::as_str).unwrap_or(""),
+                ),
+                Value::String(code) => (
+                    code.as_str(),
+                    json["error_description"].as_str().unwrap_or(""),
+                ),
+                _ => ("", ""),
+            };
+            format!("{who} answered {} {code}: {message}", self.status)
+        }
+
+        /// The provider error an HTTP status means, with `text`: 401 and 403
+        /// access denied, 409 a conflict, 429 and 5xx unavailable (naming the
+        /// answer's `Retry-After`), anything else a backend error.
+        pub fn status_error(&self, text: String) -> crate::Error {
+            match self.status {
+                401 | 403 => crate::Error::AccessDenied(text),
+                409 => crate::Error::Conflict(text),
+                429 | 500..=599 => crate::Error::Unavailable(match self.header("retry-after") {
+                    Some(after) => format!("{text}; retry after {after} s"),
+                    None => text,
+                }),
+                _ => crate::Error::Backend(text),
+            }
+        }
+
         /// Takes the `i`th lifted handle.
         pub fn take_lifted(&mut self, i: usize) -> Option<crate::Secret> {
             self.lifted.get_mut(i).and_then(Option::take)

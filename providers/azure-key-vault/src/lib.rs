@@ -142,41 +142,14 @@ fn name(id: &str) -> Result<&str, Error> {
     Ok(id)
 }
 
-fn retry_after(r: &Response) -> Option<String> {
-    r.headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("retry-after"))
-        .map(|(_, v)| v.clone())
-}
-
 /// Key Vault's (or the authority's) error answer as the provider's error.
 fn failure(who: &str, r: &Response) -> Error {
-    let json = r.json();
-    let error = &json["error"];
-    // Key Vault: {"error": {"code", "message"}}; the authority: {"error", "error_description"}.
-    let (code, message) = match error {
-        Value::Object(e) => (
-            e.get("code").and_then(Value::as_str).unwrap_or(""),
-            e.get("message").and_then(Value::as_str).unwrap_or(""),
-        ),
-        Value::String(code) => (
-            code.as_str(),
-            json["error_description"].as_str().unwrap_or(""),
-        ),
-        _ => ("", ""),
-    };
-    let text = format!("{who} answered {} {code}: {message}", r.status);
+    let text = r.error_text(who);
     match r.status {
         400 | 401 if who.contains("authority") => Error::AccessDenied(format!(
             "{text} (check tenant-id, client-id and the credential client-secret)"
         )),
-        401 | 403 => Error::AccessDenied(text),
-        409 => Error::Conflict(text),
-        429 | 500..=599 => Error::Unavailable(match retry_after(r) {
-            Some(after) => format!("{text}; retry after {after} s"),
-            None => text,
-        }),
-        _ => Error::Backend(text),
+        _ => r.status_error(text),
     }
 }
 

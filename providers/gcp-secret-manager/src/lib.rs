@@ -136,41 +136,15 @@ fn name(id: &str) -> Result<&str, Error> {
     Ok(id)
 }
 
-fn retry_after(r: &Response) -> Option<String> {
-    r.headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("retry-after"))
-        .map(|(_, v)| v.clone())
-}
-
 /// Secret Manager's (or the token endpoint's) error answer as the provider's error.
 fn failure(who: &str, r: &Response) -> Error {
-    let json = r.json();
-    // The API: {"error": {"code", "message", "status"}}; OAuth: {"error", "error_description"}.
-    let (code, message) = match &json["error"] {
-        Value::Object(e) => (
-            e.get("status").and_then(Value::as_str).unwrap_or(""),
-            e.get("message").and_then(Value::as_str).unwrap_or(""),
-        ),
-        Value::String(code) => (
-            code.as_str(),
-            json["error_description"].as_str().unwrap_or(""),
-        ),
-        _ => ("", ""),
-    };
-    let text = format!("{who} answered {} {code}: {message}", r.status);
+    let text = r.error_text(who);
     match r.status {
         400 | 401 if who.contains("token") => Error::AccessDenied(format!(
             "{text} (check the service account key: its client_email, private_key and \
              token_uri)"
         )),
-        401 | 403 => Error::AccessDenied(text),
-        409 => Error::Conflict(text),
-        429 | 500..=599 => Error::Unavailable(match retry_after(r) {
-            Some(after) => format!("{text}; retry after {after} s"),
-            None => text,
-        }),
-        _ => Error::Backend(text),
+        _ => r.status_error(text),
     }
 }
 

@@ -310,11 +310,13 @@ impl Provider for OpenBao {
 
     fn get(id: String) -> Result<Option<Secret>, Error> {
         let (s, path) = (settings()?, path(&id)?);
-        // Whatever else the secret holds is discarded: the provider sees none of it.
+        // Whatever else the secret holds is discarded: the provider sees none of
+        // it, nor the version's metadata it has no use for here (less to hand
+        // back, too).
         let lifts = [
             http::pointer("/data/data/value"),
             http::lift("/data/data/value_base64", true, None),
-            http::discard("/data/data"),
+            http::discard("/data"),
         ];
         let mut r = call(
             &s,

@@ -64,16 +64,7 @@ impl Azure {
         times: u32,
         retry_after: Option<u32>,
     ) {
-        let mut body = serde_json::json!({"status": status, "times": times});
-        if let Some(method) = method {
-            body["method"] = method.into();
-        }
-        if let Some(path) = path {
-            body["path"] = path.into();
-        }
-        if let Some(after) = retry_after {
-            body["retry_after"] = after.into();
-        }
+        let body = super::fault_body(method, path, status, times, retry_after);
         self.control("/_test/faults", &body);
     }
 

@@ -42,13 +42,7 @@ impl K8s {
     /// Answers the next `times` API requests (of `method`, if given) with
     /// `status` (and `Retry-After`).
     pub fn fault(&self, method: Option<&str>, status: u16, times: u32, retry_after: Option<u32>) {
-        let mut body = serde_json::json!({"status": status, "times": times});
-        if let Some(method) = method {
-            body["method"] = method.into();
-        }
-        if let Some(after) = retry_after {
-            body["retry_after"] = after.into();
-        }
+        let body = super::fault_body(method, None, status, times, retry_after);
         super::post_test_control(&self.server, &self.ca_file, "/_test/faults", &body);
     }
 

@@ -272,6 +272,29 @@ pub fn start_script_server(script: &str, dir: &Path, args: &[&str], tls: bool) -
     (server, format!("{scheme}://127.0.0.1:{}", port.trim()))
 }
 
+/// The body of a test server's `/_test/faults`: answer the next `times`
+/// requests (of `method` and under `path`, if given) with `status` (and
+/// `Retry-After`).
+pub fn fault_body(
+    method: Option<&str>,
+    path: Option<&str>,
+    status: u16,
+    times: u32,
+    retry_after: Option<u32>,
+) -> serde_json::Value {
+    let mut body = serde_json::json!({"status": status, "times": times});
+    if let Some(method) = method {
+        body["method"] = method.into();
+    }
+    if let Some(path) = path {
+        body["path"] = path.into();
+    }
+    if let Some(after) = retry_after {
+        body["retry_after"] = after.into();
+    }
+    body
+}
+
 /// POSTs `body` to a test server's control path (`/_test/...`), trusting `ca_file`.
 pub fn post_test_control(base: &str, ca_file: &Path, path: &str, body: &serde_json::Value) {
     let out = python(
