@@ -20,6 +20,25 @@ class JsonHandler(BaseHTTPRequestHandler):
     # real servers send it, not its headers and body in two small segments that
     # Nagle's algorithm and a delayed ACK would hold 40 ms apart.
     wbufsize = -1
+    # A client that connects and goes quiet (a request its caller gave up on)
+    # holds its own thread for this long, never the server.
+    timeout = 60
+
+    def setup(self):
+        # The TLS handshake happens here, in the connection's own thread: done
+        # in the accept loop, one client that never sends its hello would stop
+        # the server accepting anyone else.
+        if hasattr(self.request, "do_handshake"):
+            self.request.settimeout(self.timeout)
+            try:
+                self.request.do_handshake()
+            except OSError:
+                self.handshake_failed = True
+        super().setup()
+
+    def handle(self):
+        if not getattr(self, "handshake_failed", False):
+            super().handle()
 
     def log_message(self, *args):
         pass
@@ -83,17 +102,24 @@ class Faults:
         return fault["status"], headers
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # Room for a burst of connections while the accept loop starts threads.
+    request_queue_size = 128
+
+
 def serve(handler, dir, tls_ca_name=None, ready=None):
     """Serves `handler` on a free loopback port, over TLS with a test CA named
     `tls_ca_name` (DIR/ca.pem) when given, and writes the port to DIR/port
     (after calling `ready(port)`, when given)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
+    server = Server(("127.0.0.1", 0), handler)
     if tls_ca_name:
         make_certificates(dir, tls_ca_name)
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.load_cert_chain(f"{dir}/cert.pem", f"{dir}/key.pem")
-        server.socket = tls.wrap_socket(server.socket, server_side=True)
+        server.socket = tls.wrap_socket(
+            server.socket, server_side=True, do_handshake_on_connect=False
+        )
     if ready:
         ready(server.server_address[1])
     with open(f"{dir}/port.tmp", "w") as f:
