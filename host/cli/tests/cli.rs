@@ -2332,6 +2332,31 @@ fn openmetadata_variables_run_the_gcp_provider_and_migrate_into_it() {
         "{}",
         text(&gone.stdout)
     );
+    // And back to `db`: every reference OpenMetadata stored, on either side,
+    // still resolves there.
+    let back = broker_env(
+        dir.path(),
+        &["migrate", "--from", "gcp", "--to", "db"],
+        None,
+        &migrate_env,
+    );
+    assert!(back.status.success(), "{}", text(&back.stderr));
+    assert!(
+        text(&back.stderr).contains("migrated 2 secret(s)"),
+        "{}",
+        text(&back.stderr)
+    );
+    assert_eq!(decrypt(&old, &db_env), "canary-cli-moved-9d");
+    assert_eq!(decrypt(&stored, &db_env), CANARY);
+    // And to Secret Manager once more, for what follows.
+    let again = broker_env(
+        dir.path(),
+        &["migrate", "--from", "db", "--to", "gcp"],
+        None,
+        &migrate_env,
+    );
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(official(name), CANARY);
 
     // openmetadata.yaml as OpenMetadata writes it (the key from Google's
     // variable), plus the broker's keys for an endpoint on loopback.

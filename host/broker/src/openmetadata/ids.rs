@@ -157,6 +157,28 @@ impl IdStyle {
         }
     }
 
+    /// Where a secret OpenMetadata referenced as `id` may sit in a backend of
+    /// this style after one or more `migrate`s (through any other spelling and
+    /// back), besides [`IdStyle::fit`]`(id)`: tried in turn when that is not
+    /// found (`/openmetadata/database/x/password`, moved to GCP and back, sits
+    /// at `/openmetadata_database_x_password`).
+    pub fn migrated_spellings(self, id: &str) -> Vec<String> {
+        let first = self.fit(id);
+        let mut out: Vec<String> = Vec::new();
+        for via in [
+            IdStyle::Gcp,
+            IdStyle::Azure,
+            IdStyle::Kubernetes,
+            IdStyle::Slash,
+        ] {
+            let candidate = self.fit(&via.fit(id));
+            if candidate != first && candidate != id && !out.contains(&candidate) {
+                out.push(candidate);
+            }
+        }
+        out
+    }
+
     /// Cleans one segment.
     pub fn clean(self, segment: &str) -> String {
         segment
@@ -387,6 +409,15 @@ mod tests {
             assert_eq!(moved, format!("/{id}"));
             assert_eq!(style.fit(&moved), id);
         }
+        // Moved to GCP and back: the old reference finds it among the spellings.
+        let back = IdStyle::Slash.fit(&IdStyle::Gcp.fit(slash));
+        assert_eq!(back, "/openmetadata_database_mysql_prod_authtype_password");
+        assert!(IdStyle::Slash.migrated_spellings(slash).contains(&back));
+        assert!(
+            !IdStyle::Slash
+                .migrated_spellings(slash)
+                .contains(&slash.to_owned())
+        );
         // A GCP id into Azure: `_` becomes `-`.
         assert_eq!(IdStyle::Azure.fit("om_db_x"), "om-db-x");
         assert!(!IdStyle::Kubernetes.fits("-x") && !IdStyle::Azure.fits("/x"));

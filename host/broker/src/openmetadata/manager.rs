@@ -732,8 +732,7 @@ impl SecretsManager {
         id: &str,
         undo: &mut Vec<(String, Option<SecretValue>)>,
     ) -> Result<(), ProviderError> {
-        let id = self.backend_id(id);
-        let before = self.provider.get(&id).await?;
+        let (id, before) = self.locate(id).await?;
         self.provider.delete(&id).await?;
         undo.push((id, before));
         Ok(())
@@ -804,7 +803,27 @@ impl SecretsManager {
     }
 
     async fn resolve_id(&self, id: &str) -> Result<Option<SecretValue>, ProviderError> {
-        self.provider.get(&self.backend_id(id)).await
+        Ok(self.locate(id).await?.1)
+    }
+
+    /// Where the secret a reference names sits, and its value: at
+    /// [`Self::backend_id`], or, when nothing is there, where `migrate`s may
+    /// have moved it ([`super::ids::IdStyle::migrated_spellings`]); the
+    /// backend id and `None` when it is nowhere.
+    async fn locate(&self, id: &str) -> Result<(String, Option<SecretValue>), ProviderError> {
+        let primary = self.backend_id(id);
+        if let Some(value) = self.provider.get(&primary).await? {
+            return Ok((primary, Some(value)));
+        }
+        let rules = &self.provider.info().id_rules;
+        for candidate in self.ids.style().migrated_spellings(id) {
+            if rules.check(&candidate).is_ok()
+                && let Some(value) = self.provider.get(&candidate).await?
+            {
+                return Ok((candidate, Some(value)));
+            }
+        }
+        Ok((primary, None))
     }
 
     /// `id` as the backend takes it: itself when the provider's rules take it,

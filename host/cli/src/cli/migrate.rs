@@ -35,8 +35,9 @@ pub struct Args {
     /// The secrets manager to move to.
     #[arg(long)]
     to: String,
-    /// Only ids starting with this.
-    #[arg(long, default_value = "/")]
+    /// Only ids starting with this (default: every id; `/`-joined and other
+    /// backends' ids alike).
+    #[arg(long, default_value = "")]
     prefix: String,
     /// Show what would move; write nothing.
     #[arg(long)]
