@@ -2,6 +2,7 @@
 //! credentials), its view, and `send`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -47,6 +48,8 @@ pub struct HttpCtx {
     /// Credentials read from files, with the file's modification time and
     /// length when read: read again when either changes.
     files: Mutex<HashMap<String, (FileStamp, SecretValue)>>,
+    /// Lifted values that failed their checksum, for this grant's life.
+    checksum_failures: AtomicU32,
 }
 
 /// What tells a credential file changed.
@@ -172,6 +175,7 @@ impl HttpCtx {
             client,
             kept: Mutex::new(HashMap::new()),
             files: Mutex::new(HashMap::new()),
+            checksum_failures: AtomicU32::new(0),
         })
     }
 
@@ -592,7 +596,7 @@ impl<'a> HttpView<'a> {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "provider http request"
         );
-        let (mut body, lifted) = try_grant!(lift_out(body, &lifts));
+        let (mut body, lifted) = try_grant!(lift_out(body, &lifts, &ctx.checksum_failures));
         let mut handles = Vec::with_capacity(lifted.len());
         for (value, lift) in lifted.into_iter().zip(&lifts) {
             match value {
@@ -651,9 +655,18 @@ impl<'a> HttpView<'a> {
 fn lift_out(
     body: Zeroizing<Vec<u8>>,
     lifts: &[Lift],
+    checksum_failures: &AtomicU32,
 ) -> Result<(Zeroizing<Vec<u8>>, Vec<Option<SecretValue>>), Error> {
     if lifts.is_empty() {
         return Ok((body, Vec::new()));
+    }
+    let failed = checksum_failures.load(Ordering::Relaxed);
+    if failed >= MAX_CHECKSUM_FAILURES && lifts.iter().any(|l| l.check.is_some()) {
+        return Err(Error::AccessDenied(format!(
+            "this grant's provider has failed {failed} checksum checks: checked reads are \
+             refused until the host restarts (a corrupting backend looks like this, and so \
+             does a provider testing guesses of a value against checksums it planted)"
+        )));
     }
     let decode = |bytes: Vec<u8>, base64: bool| -> Result<SecretValue, Error> {
         let bytes = Zeroizing::new(bytes);
@@ -704,8 +717,14 @@ fn lift_out(
                 if let Some(check) = &lift.check {
                     // Taken out whatever follows: the provider never sees it.
                     let expected = json.0.as_mut().and_then(|j| take(j, &check.pointer));
-                    if let Some(value) = &value {
-                        verify(value, pointer, check, expected)?;
+                    if let Some(value) = &value
+                        && let Err(e) = verify(value, pointer, check, expected)
+                    {
+                        // Each failure says one guess was wrong: a provider gets
+                        // few of them.
+                        checksum_failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(pointer, "a lifted value failed its checksum");
+                        return Err(e);
                     }
                 }
                 out.push(value);
@@ -757,6 +776,12 @@ fn verify(
     }
     Ok(())
 }
+
+/// Checksum failures a grant's provider may meet before checked reads are
+/// refused: a mismatch tells the provider its planted checksum was not the
+/// value's, so unbounded failures would let it test a dictionary of guesses.
+/// Real corruption is rare enough that an honest provider never comes near.
+pub(crate) const MAX_CHECKSUM_FAILURES: u32 = 8;
 
 /// CRC32C (Castagnoli, as iSCSI uses it).
 const CRC32C: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
@@ -974,7 +999,7 @@ mod tests {
         ];
         freed::SEEN.store(false, Ordering::SeqCst);
         freed::ARMED.store(true, Ordering::SeqCst);
-        let (rest, lifted) = lift_out(body, &lifts).unwrap();
+        let (rest, lifted) = lift_out(body, &lifts, &AtomicU32::new(0)).unwrap();
         drop((rest, lifted));
         freed::ARMED.store(false, Ordering::SeqCst);
         drop(canary);
@@ -1002,11 +1027,12 @@ mod tests {
                 pointer: "/payload/dataCrc32c".into(),
             }),
         }];
+        let failures = AtomicU32::new(0);
         for good in [
             r#","dataCrc32c":"3808858755""#,
             r#","dataCrc32c":3808858755"#,
         ] {
-            let (rest, lifted) = lift_out(answer(good), &lifts).unwrap();
+            let (rest, lifted) = lift_out(answer(good), &lifts, &failures).unwrap();
             assert_eq!(lifted[0].as_ref().unwrap().expose_str(), Some("123456789"));
             let rest = String::from_utf8(rest.to_vec()).unwrap();
             assert!(
@@ -1014,13 +1040,31 @@ mod tests {
                 "{rest}"
             );
         }
-        let bad = lift_out(answer(r#","dataCrc32c":"3808858756""#), &lifts).unwrap_err();
+        let bad = lift_out(answer(r#","dataCrc32c":"3808858756""#), &lifts, &failures).unwrap_err();
         assert!(
             format!("{bad:?}").contains("fails its CRC32C check"),
             "{bad:?}"
         );
-        let missing = lift_out(answer(""), &lifts).unwrap_err();
+        let missing = lift_out(answer(""), &lifts, &failures).unwrap_err();
         assert!(format!("{missing:?}").contains("no CRC32C"), "{missing:?}");
+        // A provider testing guesses against checksums it planted gets few
+        // answers: after the budget, checked reads are refused, even right ones.
+        for guess in 1..MAX_CHECKSUM_FAILURES {
+            let planted = format!(r#","dataCrc32c":"{guess}""#);
+            assert!(lift_out(answer(&planted), &lifts, &failures).is_err());
+        }
+        let refused =
+            lift_out(answer(r#","dataCrc32c":"3808858755""#), &lifts, &failures).unwrap_err();
+        assert!(
+            matches!(&refused, Error::AccessDenied(m) if m.contains("until the host restarts")),
+            "{refused:?}"
+        );
+        // Reads without a check go on.
+        let plain = [Lift {
+            check: None,
+            ..lifts[0].clone()
+        }];
+        assert!(lift_out(answer(""), &plain, &failures).unwrap().1[0].is_some());
     }
 
     #[test]
@@ -1048,7 +1092,7 @@ mod tests {
             keep_as: None,
             check: None,
         });
-        let (rest, lifted) = lift_out(body, &lifts).unwrap();
+        let (rest, lifted) = lift_out(body, &lifts, &AtomicU32::new(0)).unwrap();
         assert!(lifted[2].is_none(), "a discarded member lifts nothing");
         assert_eq!(lifted[0].as_ref().unwrap().expose_str(), Some("s3cr3t-xyz"));
         assert!(lifted[1].is_none());
