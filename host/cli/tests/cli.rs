@@ -2312,18 +2312,18 @@ fn openmetadata_variables_run_the_gcp_provider_and_migrate_into_it() {
         "{}",
         text(&dry.stdout)
     );
-    let run = broker_env(
-        dir.path(),
-        &["migrate", "--from", "db", "--to", "gcp"],
-        None,
-        &migrate_env,
-    );
-    assert!(run.status.success(), "{}", text(&run.stderr));
-    assert!(
-        text(&run.stderr).contains("migrated 1 secret(s)"),
-        "{}",
-        text(&run.stderr)
-    );
+    let migrate = |from: &str, to: &str| {
+        let out = broker_env(
+            dir.path(),
+            &["migrate", "--from", from, "--to", to],
+            None,
+            &migrate_env,
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    let moved = migrate("db", "gcp");
+    assert!(moved.contains("migrated 1 secret(s)"), "{moved}");
     assert_eq!(official(moved_id), "canary-cli-moved-9d");
     assert_eq!(decrypt(&old, &env), "canary-cli-moved-9d");
     let gone = broker_env(dir.path(), &["secret", "get", old_id], None, &db_env);
@@ -2334,28 +2334,12 @@ fn openmetadata_variables_run_the_gcp_provider_and_migrate_into_it() {
     );
     // And back to `db`: every reference OpenMetadata stored, on either side,
     // still resolves there.
-    let back = broker_env(
-        dir.path(),
-        &["migrate", "--from", "gcp", "--to", "db"],
-        None,
-        &migrate_env,
-    );
-    assert!(back.status.success(), "{}", text(&back.stderr));
-    assert!(
-        text(&back.stderr).contains("migrated 2 secret(s)"),
-        "{}",
-        text(&back.stderr)
-    );
+    let back = migrate("gcp", "db");
+    assert!(back.contains("migrated 2 secret(s)"), "{back}");
     assert_eq!(decrypt(&old, &db_env), "canary-cli-moved-9d");
     assert_eq!(decrypt(&stored, &db_env), CANARY);
     // And to Secret Manager once more, for what follows.
-    let again = broker_env(
-        dir.path(),
-        &["migrate", "--from", "db", "--to", "gcp"],
-        None,
-        &migrate_env,
-    );
-    assert!(again.status.success(), "{}", text(&again.stderr));
+    migrate("db", "gcp");
     assert_eq!(official(name), CANARY);
 
     // openmetadata.yaml as OpenMetadata writes it (the key from Google's

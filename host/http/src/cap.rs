@@ -188,6 +188,19 @@ impl HttpCtx {
         self.credential_for(name, None)
     }
 
+    /// Whether the grant holds the credential `name`, without making its value
+    /// (no assertion signed, no file read).
+    fn holds(&self, name: &str) -> bool {
+        self.settings.credentials.contains_key(name)
+            || self.settings.credential_files.contains_key(name)
+            || self.settings.signers.contains_key(name)
+            || self
+                .kept
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains_key(name)
+    }
+
     /// The credential `name`, if it may go to `origin` (any origin: `None`).
     fn credential_for(&self, name: &str, origin: Option<&Origin>) -> Option<SecretValue> {
         let allowed = || match (origin, self.settings.credential_origins.get(name)) {
@@ -401,7 +414,7 @@ impl<'a> HttpView<'a> {
                     self.host.charge(name.len())?;
                     let ctx = try_grant!(self.ctx());
                     let Some(value) = ctx.credential_for(&name, Some(to)) else {
-                        if ctx.credential(&name).is_some() {
+                        if ctx.holds(&name) {
                             return Ok(Err(denied(format!(
                                 "the credential `{name}` may not be sent to {to}: it is bound to \
                                  other origins (its `origins` in the http grant's credentials)"
@@ -886,7 +899,7 @@ impl Host for HttpView<'_> {
         name: String,
     ) -> secret_broker_runtime::wasmtime::Result<bool> {
         self.host.charge(name.len())?;
-        Ok(self.ctx.is_some_and(|ctx| ctx.credential(&name).is_some()))
+        Ok(self.ctx.is_some_and(|ctx| ctx.holds(&name)))
     }
 
     async fn credential(&mut self, name: String) -> HostResult<Resource<SecretValue>> {
