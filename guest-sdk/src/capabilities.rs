@@ -218,20 +218,63 @@ pub mod http {
         }
     }
 
-    /// An OAuth2 access token the grant keeps under a name (the provider never
-    /// holds it): renewed at two thirds of its life, and once more when the
-    /// backend answers 401 (revoked or expired early). Keep one per instance in
-    /// a `thread_local!`.
+    /// How a backend hands out a token and wants it back: where its login
+    /// answer carries the token and its life (seconds, a number or text), what
+    /// else in that answer the provider must not see, the header the token goes
+    /// in, and the status that means it was refused.
+    pub struct TokenShape {
+        /// JSON pointer to the token in the login answer.
+        pub token: &'static str,
+        /// JSON pointer to its life in seconds.
+        pub life: &'static str,
+        /// JSON pointers removed from the answer unseen.
+        pub discard: &'static [&'static str],
+        /// The header it goes in; `None`: `Authorization: Bearer <token>`.
+        pub header: Option<&'static str>,
+        /// The status that means the backend refused it.
+        pub refused: u16,
+    }
+
+    /// OAuth2 (RFC 6749): `access_token`, `expires_in`, a bearer, 401.
+    pub const OAUTH: TokenShape = TokenShape {
+        token: "/access_token",
+        life: "/expires_in",
+        discard: &["/refresh_token", "/id_token"],
+        header: None,
+        refused: 401,
+    };
+
+    /// OpenBao / Vault auth methods: `auth.client_token`, `auth.lease_duration`,
+    /// `X-Vault-Token`, 403 (the accessor is discarded unseen).
+    pub const VAULT: TokenShape = TokenShape {
+        token: "/auth/client_token",
+        life: "/auth/lease_duration",
+        discard: &["/auth/accessor"],
+        header: Some("X-Vault-Token"),
+        refused: 403,
+    };
+
+    /// A token the grant keeps under a name (the provider never holds it):
+    /// renewed at two thirds of its life, and once more when the backend
+    /// refuses it (revoked or expired early). Keep one per instance in a
+    /// `thread_local!`.
     pub struct Token {
         name: &'static str,
+        shape: &'static TokenShape,
         renew_at: std::cell::Cell<Option<std::time::Instant>>,
     }
 
     impl Token {
-        /// A token kept as the grant's credential `name`.
+        /// An OAuth2 access token kept as the grant's credential `name`.
         pub const fn new(name: &'static str) -> Self {
+            Self::shaped(name, &OAUTH)
+        }
+
+        /// A token of another shape kept as the grant's credential `name`.
+        pub const fn shaped(name: &'static str, shape: &'static TokenShape) -> Self {
             Token {
                 name,
+                shape,
                 renew_at: std::cell::Cell::new(None),
             }
         }
@@ -241,36 +284,41 @@ pub mod http {
             self.name
         }
 
-        /// Sends the token request `r`: the answer's `access_token` is kept, its
-        /// `expires_in` (seconds, a number or text) sets the renewal. An answer
-        /// without a token comes back as `Err(answer)` for the provider to
-        /// explain in its backend's words.
+        /// `r` carrying the token (held by the grant, spliced by the host).
+        pub fn attach<'a>(&self, r: Request<'a>) -> Request<'a> {
+            match self.shape.header {
+                Some(header) => r.header(header, credential_part(self.name)),
+                None => r.bearer(self.name),
+            }
+        }
+
+        /// Sends the login (or renewal) request `r`: the answer's token is
+        /// kept, its life sets the renewal. An answer without a token comes
+        /// back as `Err(answer)` for the provider to explain in its backend's
+        /// words.
         pub fn login(&self, r: &Request<'_>) -> Result<Result<(), Response>, crate::Error> {
-            let lifts = [
-                lift("/access_token", false, Some(self.name)),
-                discard("/refresh_token"),
-                discard("/id_token"),
-            ];
+            let mut lifts = vec![lift(self.shape.token, false, Some(self.name))];
+            lifts.extend(self.shape.discard.iter().map(|p| discard(p)));
             let mut answer = send(r, &lifts)?;
             if answer.status != 200 || answer.take_lifted(0).is_none() {
                 return Ok(Err(answer));
             }
             let json = answer.json();
-            let life = json["expires_in"]
-                .as_u64()
-                .or_else(|| json["expires_in"].as_str().and_then(|t| t.parse().ok()))
-                .unwrap_or(0);
-            self.renew_at.set(
-                (life > 0).then(|| {
-                    std::time::Instant::now() + std::time::Duration::from_secs(life * 2 / 3)
-                }),
-            );
+            let life = json.pointer(self.shape.life).and_then(|l| {
+                l.as_u64()
+                    .or_else(|| l.as_str().and_then(|t| t.parse().ok()))
+            });
+            self.renew_at
+                .set(life.filter(|l| *l > 0).map(|l| {
+                    std::time::Instant::now() + std::time::Duration::from_secs(l * 2 / 3)
+                }));
             Ok(Ok(()))
         }
 
-        /// Sends `make()` with the token as its bearer: `login` first when there
-        /// is no token or it is due, and once more (with the token forgotten)
-        /// when the answer is 401.
+        /// Sends `make()` carrying the token: `login` first when there is no
+        /// token or it is due (the token is still held then, so `login` may
+        /// renew it), and once more, with the token forgotten, when the backend
+        /// refuses it.
         pub fn call<'a>(
             &self,
             make: impl Fn() -> Request<'a>,
@@ -284,13 +332,13 @@ pub mod http {
             if due || !has_credential(self.name) {
                 login()?;
             }
-            let r = send(&make().bearer(self.name), lifts)?;
-            if r.status != 401 {
+            let r = send(&self.attach(make()), lifts)?;
+            if r.status != self.shape.refused {
                 return Ok(r);
             }
             forget(self.name);
             login()?;
-            send(&make().bearer(self.name), lifts)
+            send(&self.attach(make()), lifts)
         }
     }
 
@@ -310,25 +358,38 @@ pub mod http {
 
         /// `{who} answered {status} {code}: {message}`, read from the usual
         /// JSON error shapes: `{"error": {"code" or "status", "message"}}`
-        /// (Azure, Google) and OAuth's `{"error", "error_description"}`.
+        /// (Azure, Google), OAuth's `{"error", "error_description"}` and
+        /// Vault's `{"errors": [...]}`.
         pub fn error_text(&self, who: &str) -> String {
             use serde_json::Value;
             let json = self.json();
-            let (code, message) = match &json["error"] {
-                Value::Object(e) => (
+            let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
+            let (code, message) = match (&json["error"], &json["errors"]) {
+                (Value::Object(e), _) => (
                     ["status", "code"]
                         .iter()
                         .find_map(|k| e.get(*k).and_then(Value::as_str))
-                        .unwrap_or(""),
-                    e.get("message").and_then(Value::as_str).unwrap_or(""),
+                        .unwrap_or("")
+                        .to_owned(),
+                    text(&e["message"]),
                 ),
-                Value::String(code) => (
-                    code.as_str(),
-                    json["error_description"].as_str().unwrap_or(""),
+                (Value::String(code), _) => (code.clone(), text(&json["error_description"])),
+                (_, Value::Array(errors)) => (
+                    String::new(),
+                    errors
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join("; "),
                 ),
-                _ => ("", ""),
+                _ => (String::new(), String::new()),
             };
-            format!("{who} answered {} {code}: {message}", self.status)
+            let code = if code.is_empty() {
+                code
+            } else {
+                format!(" {code}")
+            };
+            format!("{who} answered {}{code}: {message}", self.status)
         }
 
         /// The provider error an HTTP status means, with `text`: 401 and 403

@@ -12,12 +12,13 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use base64::Engine as _;
 use memchr::memmem::Finder;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
+use secrecy::zeroize::Zeroizing;
 
 use crate::secret::SecretValue;
 
@@ -36,6 +37,20 @@ const URL_RESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
+
+/// A value's needles, wiped when the last holder drops them.
+pub(crate) type Needles = Arc<[Zeroizing<Vec<u8>>]>;
+
+/// The needles of `value`, each once (none for an empty one).
+pub(crate) fn needles_of(value: &[u8]) -> Needles {
+    let mut out = Vec::new();
+    needles(value, &mut out);
+    let mut out: Vec<Zeroizing<Vec<u8>>> = out.into_iter().map(Zeroizing::new).collect();
+    // Most encodings of plain text are the text itself.
+    out.sort_by(|a, b| a.as_slice().cmp(b.as_slice()));
+    out.dedup_by(|later, first| later.as_slice() == first.as_slice());
+    out.into()
+}
 
 /// The forms of `value` the scrubber looks for: the bytes, and their encodings.
 fn needles(value: &[u8], out: &mut Vec<Vec<u8>>) {
@@ -63,8 +78,8 @@ fn needles(value: &[u8], out: &mut Vec<Vec<u8>>) {
             .to_string()
             .into_bytes(),
     );
-    if let Ok(json) =
-        std::str::from_utf8(value).map(|text| serde_json::Value::from(text).to_string())
+    if let Ok(json) = std::str::from_utf8(value)
+        .map(|text| Zeroizing::new(serde_json::Value::from(text).to_string()))
     {
         let escaped = &json[1..json.len() - 1];
         // JSON with every non-ASCII character escaped too, as some encoders write it.
@@ -89,22 +104,39 @@ fn needles(value: &[u8], out: &mut Vec<Vec<u8>>) {
 /// the automaton stays small however large the values.
 const WINDOW: usize = 64;
 
-/// One pattern of the automaton.
+/// Texts up to this size are searched needle by needle with `memchr` on the
+/// needle's first byte (no searcher to build); longer ones with `memmem`
+/// searchers, built at the first such text.
+const SHORT_TEXT: usize = 16 * 1024;
+
+/// One pattern: a needle, or a window of a long one.
 struct Pattern {
     /// Too short to mark in place: the whole text is withheld.
     short: bool,
-    /// For the leading window of a long needle: the whole needle, removed whole
-    /// where it occurs whole.
-    whole: Option<Vec<u8>>,
+    /// The needle: its value's index and its index among that value's needles.
+    at: (usize, usize),
+    part: Part,
+}
+
+/// Which bytes of its needle a pattern searches for.
+#[derive(Clone, Copy, PartialEq)]
+enum Part {
+    Whole,
+    /// The leading window of a long needle, which is removed whole where it
+    /// occurs whole.
+    Head,
+    Tail,
 }
 
 /// A compiled set of values to remove from text.
 pub struct Scrubber {
-    automaton: Option<AhoCorasick>,
+    /// Each value's needles (shared with the value when it keeps them).
+    sources: Vec<Needles>,
+    /// Sorted by their bytes, without duplicates.
     patterns: Vec<Pattern>,
-    /// For a one-shot scrubber: a searcher per needle, run one by one
-    /// (building no automaton is cheaper for a few short texts).
-    finders: Vec<Finder<'static>>,
+    automaton: Option<AhoCorasick>,
+    /// For a one-shot scrubber's long texts: a searcher per pattern.
+    finders: OnceLock<Vec<Finder<'static>>>,
 }
 
 impl Scrubber {
@@ -115,69 +147,99 @@ impl Scrubber {
     }
 
     /// A scrubber for one short text (an HTTP answer): no automaton is built; each
-    /// needle is searched with `memmem`, with the same leftmost-longest result.
+    /// needle is searched on its own, with the same leftmost-longest result.
     pub fn one_shot(values: &[SecretValue]) -> Self {
         Self::build(values, true)
     }
 
     fn build(values: &[SecretValue], one_shot: bool) -> Self {
-        let mut all = Vec::new();
-        for value in values {
-            needles(value.expose(), &mut all);
-        }
+        let sources: Vec<Needles> = values
+            .iter()
+            .filter(|v| !v.is_empty())
+            .map(SecretValue::needles)
+            .collect();
         // What the search runs on: a short needle itself, a long one by its
         // leading window (removing the whole needle where it occurs whole) and
         // its trailing window. Sorted and deduplicated by bytes, no hashing.
-        let mut placed: Vec<(Vec<u8>, Pattern)> = Vec::with_capacity(all.len());
-        for needle in all {
-            if needle.len() <= WINDOW {
-                let short = needle.len() < MIN_SCRUB_LEN;
-                placed.push((needle, Pattern { short, whole: None }));
-                continue;
+        let mut patterns = Vec::new();
+        for (v, needles) in sources.iter().enumerate() {
+            for (n, needle) in needles.iter().enumerate() {
+                let at = (v, n);
+                if needle.len() <= WINDOW {
+                    let short = needle.len() < MIN_SCRUB_LEN;
+                    patterns.push(Pattern {
+                        short,
+                        at,
+                        part: Part::Whole,
+                    });
+                } else {
+                    for part in [Part::Head, Part::Tail] {
+                        patterns.push(Pattern {
+                            short: false,
+                            at,
+                            part,
+                        });
+                    }
+                }
             }
-            let head = needle[..WINDOW].to_vec();
-            let tail = needle[needle.len() - WINDOW..].to_vec();
-            placed.push((
-                head,
-                Pattern {
-                    short: false,
-                    whole: Some(needle),
-                },
-            ));
-            placed.push((
-                tail,
-                Pattern {
-                    short: false,
-                    whole: None,
-                },
-            ));
         }
-        placed.sort_by(|a, b| a.0.cmp(&b.0));
-        placed.dedup_by(|later, first| later.0 == first.0);
-        let (windows, patterns): (Vec<Vec<u8>>, Vec<Pattern>) = placed.into_iter().unzip();
-        if one_shot {
-            return Scrubber {
-                automaton: None,
-                patterns,
-                finders: windows
-                    .iter()
-                    .map(|w| Finder::new(w).into_owned())
-                    .collect(),
-            };
-        }
-        let automaton = if windows.is_empty() {
+        patterns.sort_by(|a, b| window(&sources, a).cmp(window(&sources, b)));
+        patterns.dedup_by(|later, first| window(&sources, later) == window(&sources, first));
+        let automaton = if one_shot || patterns.is_empty() {
             None
         } else {
             AhoCorasickBuilder::new()
                 .match_kind(MatchKind::LeftmostLongest)
-                .build(&windows)
+                .build(patterns.iter().map(|p| window(&sources, p)))
                 .ok()
         };
         Scrubber {
-            automaton,
+            sources,
             patterns,
-            finders: Vec::new(),
+            automaton,
+            finders: OnceLock::new(),
         }
+    }
+
+    /// Every occurrence of every pattern in `text`: (start, end, pattern).
+    fn occurrences(&self, text: &[u8], first_only: bool) -> Vec<(usize, usize, usize)> {
+        let mut all = Vec::new();
+        if text.len() <= SHORT_TEXT {
+            for (i, p) in self.patterns.iter().enumerate() {
+                let needle = window(&self.sources, p);
+                let Some((&first, rest)) = needle.split_first() else {
+                    continue;
+                };
+                let Some(last_start) = text.len().checked_sub(needle.len()) else {
+                    continue;
+                };
+                for start in memchr::memchr_iter(first, &text[..=last_start]) {
+                    if text[start + 1..start + needle.len()] == *rest {
+                        all.push((start, start + needle.len(), i));
+                        if first_only {
+                            return all;
+                        }
+                    }
+                }
+            }
+            return all;
+        }
+        let finders = self.finders.get_or_init(|| {
+            self.patterns
+                .iter()
+                .map(|p| Finder::new(window(&self.sources, p)).into_owned())
+                .collect()
+        });
+        for (i, finder) in finders.iter().enumerate() {
+            let len = finder.needle().len();
+            for start in finder.find_iter(text) {
+                all.push((start, start + len, i));
+                if first_only {
+                    return all;
+                }
+            }
+        }
+        all
     }
 
     /// `text` with every value replaced by [`REDACTED`], or [`WITHHELD`] if a value
@@ -198,8 +260,8 @@ impl Scrubber {
                 .find_iter(bytes)
                 .map(|m| (m.start(), m.end(), m.pattern().as_usize()))
                 .collect(),
-            None if self.finders.is_empty() => return Cow::Borrowed(bytes),
-            None => leftmost_longest(&self.finders, bytes),
+            None if self.patterns.is_empty() => return Cow::Borrowed(bytes),
+            None => leftmost_longest(self.occurrences(bytes, false)),
         };
         if matches.is_empty() {
             return Cow::Borrowed(bytes);
@@ -217,8 +279,9 @@ impl Scrubber {
             if pattern.short {
                 return Cow::Owned(WITHHELD.as_bytes().to_vec());
             }
-            let end = match &pattern.whole {
-                Some(whole) if bytes[start..].starts_with(whole) => start + whole.len(),
+            let whole = &self.sources[pattern.at.0][pattern.at.1];
+            let end = match pattern.part {
+                Part::Head if bytes[start..].starts_with(whole) => start + whole.len(),
                 _ => end,
             };
             let buf = out.get_or_insert_with(|| Vec::with_capacity(bytes.len()));
@@ -244,25 +307,25 @@ impl Scrubber {
     pub fn matches_bytes(&self, bytes: &[u8]) -> bool {
         match &self.automaton {
             Some(ac) => ac.is_match(bytes),
-            None => self.finders.iter().any(|f| f.find(bytes).is_some()),
+            None => !self.occurrences(bytes, true).is_empty(),
         }
     }
 }
 
-/// The matches an Aho-Corasick automaton with leftmost-longest semantics would
-/// report, found needle by needle: at each position the longest needle starting
-/// there wins, and the search goes on after it.
-fn leftmost_longest(needles: &[Finder<'static>], text: &[u8]) -> Vec<(usize, usize, usize)> {
-    let mut all: Vec<(usize, usize, usize)> = Vec::new();
-    for (i, finder) in needles.iter().enumerate() {
-        let len = finder.needle().len();
-        if len == 0 {
-            continue;
-        }
-        for start in finder.find_iter(text) {
-            all.push((start, start + len, i));
-        }
+/// The bytes a pattern searches for.
+fn window<'s>(sources: &'s [Needles], p: &Pattern) -> &'s [u8] {
+    let needle: &[u8] = &sources[p.at.0][p.at.1];
+    match p.part {
+        Part::Whole => needle,
+        Part::Head => &needle[..WINDOW],
+        Part::Tail => &needle[needle.len() - WINDOW..],
     }
+}
+
+/// The matches an Aho-Corasick automaton with leftmost-longest semantics would
+/// report, from every occurrence of every needle: at each position the longest
+/// needle starting there wins, and the search goes on after it.
+fn leftmost_longest(mut all: Vec<(usize, usize, usize)>) -> Vec<(usize, usize, usize)> {
     // Leftmost first; at one start, longest first.
     all.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
     let mut out = Vec::new();
@@ -479,12 +542,33 @@ mod tests {
             format!("a{long}b {} c", &long[..WINDOW + 3]),
             "x czFjcjN0LXh5eg y %C3%BCn%C3%AFcode".to_owned(),
             "has abc in it".to_owned(),
+            // Past the short-text search: the one-shot scrubber's searchers.
+            format!("{}pa55word {long} s3cr3t-xyz", "x".repeat(SHORT_TEXT)),
+            format!("{}nothing", "y".repeat(SHORT_TEXT)),
         ];
         let (many, one) = (Scrubber::new(&vals), Scrubber::one_shot(&vals));
         for text in &texts {
             assert_eq!(many.scrub(text), one.scrub(text), "{text}");
             assert_eq!(many.matches(text), one.matches(text), "{text}");
         }
+    }
+
+    #[test]
+    fn a_small_value_keeps_its_needles_and_a_large_one_does_not() {
+        let small = SecretValue::from_string("a-credential-sent-every-call".into());
+        assert!(Arc::ptr_eq(&small.needles(), &small.clone().needles()));
+        let large = SecretValue::new(vec![b'k'; 4096]);
+        assert!(!Arc::ptr_eq(&large.needles(), &large.needles()));
+        // Each form once: plain ASCII is its own URL and JSON form.
+        let forms = small.needles();
+        let mut unique: Vec<&[u8]> = forms.iter().map(|n| n.as_slice()).collect();
+        unique.dedup();
+        assert_eq!(unique.len(), forms.len());
+        assert!(
+            forms
+                .iter()
+                .any(|n| n.as_slice() == b"a-credential-sent-every-call")
+        );
     }
 
     #[test]

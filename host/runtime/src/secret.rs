@@ -1,7 +1,7 @@
 //! `SecretValue`: plaintext held by the host, zeroized on drop, never printable.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use secrecy::{ExposeSecret, SecretSlice};
 use subtle::ConstantTimeEq;
@@ -16,9 +16,22 @@ use subtle::ConstantTimeEq;
 /// guess plaintext.
 #[derive(Clone)]
 pub struct SecretValue {
-    bytes: Arc<SecretSlice<u8>>,
+    shared: Arc<Shared>,
     guest_made: bool,
 }
+
+/// What clones of one value share.
+struct Shared {
+    bytes: SecretSlice<u8>,
+    /// The forms the scrubber looks for, made at the first scrub and kept for a
+    /// small value (a credential is scrubbed from every answer it is sent for);
+    /// wiped with the value.
+    needles: OnceLock<crate::scrub::Needles>,
+}
+
+/// Values up to this size keep their scrubber needles (about ten times the
+/// value's size).
+const KEEP_NEEDLES_MAX: usize = 1024;
 
 impl SecretValue {
     /// Takes ownership of `bytes`: a value the host holds. A vector with spare
@@ -33,7 +46,10 @@ impl SecretValue {
             copy
         };
         SecretValue {
-            bytes: Arc::new(SecretSlice::from(exact)),
+            shared: Arc::new(Shared {
+                bytes: SecretSlice::from(exact),
+                needles: OnceLock::new(),
+            }),
             guest_made: false,
         }
     }
@@ -80,7 +96,7 @@ impl SecretValue {
 
     /// An identity of the shared buffer: equal for clones of one value.
     pub fn buffer_id(&self) -> usize {
-        Arc::as_ptr(&self.bytes) as *const u8 as usize
+        Arc::as_ptr(&self.shared) as *const u8 as usize
     }
 
     /// Copies a string value.
@@ -91,7 +107,18 @@ impl SecretValue {
     /// The plaintext. Every caller of this is a place where a value may leave the
     /// host's care: keep them few and audited.
     pub fn expose(&self) -> &[u8] {
-        self.bytes.expose_secret()
+        self.shared.bytes.expose_secret()
+    }
+
+    /// The forms of the value the scrubber looks for (kept for a small value).
+    pub(crate) fn needles(&self) -> crate::scrub::Needles {
+        if self.len() > KEEP_NEEDLES_MAX {
+            return crate::scrub::needles_of(self.expose());
+        }
+        self.shared
+            .needles
+            .get_or_init(|| crate::scrub::needles_of(self.expose()))
+            .clone()
     }
 
     /// The plaintext as UTF-8, if it is.

@@ -10,11 +10,7 @@
 //! credential `secret-id`, renews the token at two thirds of its lease and logs in
 //! again when refused), `soft-delete` (`true` deletes only the latest version).
 
-use std::cell::Cell;
-use std::rc::Rc;
-use std::time::{Duration, Instant};
-
-use secret_broker_guest_sdk::http::{self, Encoding, Lift, Part, Request, Response};
+use secret_broker_guest_sdk::http::{self, Encoding, Lift, Part, Request, Response, Token};
 use secret_broker_guest_sdk::{
     Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret, config,
     export_provider, walk_tree,
@@ -31,8 +27,8 @@ static RULES: std::sync::LazyLock<IdRules> = std::sync::LazyLock::new(|| IdRules
 });
 
 thread_local! {
-    /// When this instance renews the AppRole token it logged in with.
-    static RENEW_AT: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// The AppRole login's token, kept by the grant as `session`.
+    static SESSION: Token = const { Token::shaped("session", &http::VAULT) };
     /// The settings, read once: an instance's grant never changes.
     static SETTINGS: config::Cached<Settings> = const { config::Cached::new() };
 }
@@ -45,7 +41,7 @@ struct Settings {
     soft_delete: bool,
 }
 
-fn settings() -> Result<Rc<Settings>, Error> {
+fn settings() -> Result<std::rc::Rc<Settings>, Error> {
     SETTINGS.with(|c| c.get_or_read(read_settings))
 }
 
@@ -76,10 +72,8 @@ fn read_settings() -> Result<Settings, Error> {
 fn path(id: &str) -> Result<&str, Error> {
     RULES.check(id)?;
     let path = &id[1..];
-    if path
-        .split('/')
-        .any(|s| s.is_empty() || s == "." || s == "..")
-    {
+    let odd = |s: &str| s.is_empty() || s == "." || s == "..";
+    if path.split('/').any(odd) {
         return Err(Error::InvalidId(format!(
             "{id:?} has an empty, `.` or `..` segment"
         )));
@@ -87,47 +81,41 @@ fn path(id: &str) -> Result<&str, Error> {
     Ok(path)
 }
 
-/// OpenBao's answer as the provider's error.
-fn failure(response: &Response) -> Error {
-    let errors = response.json()["errors"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let message: Vec<&str> = errors.iter().filter_map(Value::as_str).collect();
-    let text = format!(
-        "OpenBao answered {}: {}",
-        response.status,
-        message.join("; ")
-    );
-    match response.status {
-        403 => Error::AccessDenied(text),
+/// OpenBao's answer as the provider's error (403 access denied, sealed 503
+/// unavailable, a check-and-set mismatch a conflict).
+fn failure(r: &Response) -> Error {
+    let text = r.error_text("OpenBao");
+    match r.status {
         400 if text.contains("check-and-set") => Error::Conflict(text),
-        429 | 500..=599 => Error::Unavailable(text),
-        _ => Error::Backend(text),
+        _ => r.status_error(text),
     }
 }
 
-fn request<'a>(s: &Settings, method: &str, path: &str, token: Option<&str>) -> Request<'a> {
-    let mut r = Request::new(method, &s.address, format!("/v1/{path}"));
-    if let Some(name) = token {
-        r = r.header("X-Vault-Token", http::credential_part(name));
+/// The answer if it is a success, else its error.
+fn success(r: Response) -> Result<Response, Error> {
+    match r.status {
+        ..300 => Ok(r),
+        _ => Err(failure(&r)),
     }
+}
+
+fn request<'a>(s: &Settings, method: &str, path: &str) -> Request<'a> {
+    let r = Request::new(method, &s.address, format!("/v1/{path}"));
     match &s.namespace {
         Some(ns) => r.header("X-Vault-Namespace", http::bytes(ns.as_str())),
         None => r,
     }
 }
 
-/// Lifts that keep a token out of an auth answer (into the grant as `session`).
-fn auth_lifts(keep: Option<&str>) -> [Lift; 2] {
-    [
-        http::lift("/auth/client_token", false, keep),
-        http::pointer("/auth/accessor"),
-    ]
-}
-
-/// AppRole login: the token goes into the grant as `session`.
-fn login(s: &Settings, role_id: &str) -> Result<(), Error> {
+/// AppRole: renews the token while it is held (OpenBao caps the lease at the
+/// token's max TTL), else logs in with `role-id` and the credential `secret-id`.
+fn login(s: &Settings, role_id: &str, t: &Token) -> Result<(), Error> {
+    if http::has_credential(t.name()) {
+        let renew = request(s, "POST", "auth/token/renew-self").json(vec![http::bytes("{}")]);
+        if t.login(&t.attach(renew))?.is_ok() {
+            return Ok(());
+        }
+    }
     let body = vec![
         http::bytes(format!(
             "{{\"role_id\":{},\"secret_id\":",
@@ -136,47 +124,13 @@ fn login(s: &Settings, role_id: &str) -> Result<(), Error> {
         Part::Credential(("secret-id".into(), Encoding::JsonString)),
         http::bytes("}"),
     ];
-    let mut r = http::send(
-        &request(s, "POST", "auth/approle/login", None).json(body),
-        &auth_lifts(Some("session")),
-    )?;
-    if r.status != 200 || r.take_lifted(0).is_none() {
-        return Err(failure(&r));
-    }
-    note_lease(&r.json());
-    Ok(())
+    let login = request(s, "POST", "auth/approle/login").json(body);
+    t.login(&login)?.map_err(|r| failure(&r))
 }
 
-/// Renews at two thirds of the lease.
-fn note_lease(json: &Value) {
-    let lease = json["auth"]["lease_duration"].as_u64().unwrap_or(0);
-    RENEW_AT
-        .with(|r| r.set((lease > 0).then(|| Instant::now() + Duration::from_secs(lease * 2 / 3))));
-}
-
-/// The credential to send as the token, logging in or renewing first if due.
-fn token(s: &Settings) -> Result<&'static str, Error> {
-    let Some(role_id) = &s.role_id else {
-        return Ok("token");
-    };
-    if !http::has_credential("session") {
-        login(s, role_id)?;
-    } else if RENEW_AT
-        .with(Cell::get)
-        .is_some_and(|at| Instant::now() >= at)
-    {
-        let renew = request(s, "POST", "auth/token/renew-self", Some("session"))
-            .json(vec![http::bytes("{}")]);
-        match http::send(&renew, &auth_lifts(None))? {
-            r if r.status == 200 => note_lease(&r.json()),
-            _ => login(s, role_id)?,
-        }
-    }
-    Ok("session")
-}
-
-/// Sends a request with the token; with AppRole a 403 logs in once more and
-/// retries (the token expired or was revoked).
+/// Sends a request for `path` below the mount with the token: the grant's
+/// `token`, or the AppRole token (logging in or renewing when due, and once
+/// more after a 403).
 fn call<'a>(
     s: &Settings,
     method: &str,
@@ -184,42 +138,34 @@ fn call<'a>(
     body: impl Fn() -> Vec<Part<'a>>,
     lifts: &[Lift],
 ) -> Result<Response, Error> {
-    let send = |token| {
-        let r = request(s, method, path, Some(token));
-        http::send(&if method == "POST" { r.json(body()) } else { r }, lifts)
+    let make = || {
+        let r = request(s, method, &format!("{}/{path}", s.mount));
+        if method == "POST" { r.json(body()) } else { r }
     };
-    let r = send(token(s)?)?;
     match &s.role_id {
-        Some(role_id) if r.status == 403 => {
-            http::forget("session");
-            login(s, role_id)?;
-            send("session")
-        }
-        _ => Ok(r),
+        None => http::send(
+            &make().header("X-Vault-Token", http::credential_part("token")),
+            lifts,
+        ),
+        Some(role_id) => SESSION.with(|t| t.call(make, lifts, || login(s, role_id, t))),
     }
 }
 
-/// A path's current version, whether it is live, and our digest of it.
+/// A path's current version (0: no such path), whether it is live, and our
+/// digest of it.
+#[derive(Default)]
 struct Meta {
     version: u64,
     live: bool,
     digest: Option<String>,
 }
 
-fn metadata(s: &Settings, path: &str) -> Result<Option<Meta>, Error> {
-    let r = call(
-        s,
-        "GET",
-        &format!("{}/metadata/{path}", s.mount),
-        Vec::new,
-        &[],
-    )?;
-    match r.status {
-        404 => return Ok(None),
-        200 => {}
-        _ => return Err(failure(&r)),
+fn metadata(s: &Settings, path: &str) -> Result<Meta, Error> {
+    let r = call(s, "GET", &format!("metadata/{path}"), Vec::new, &[])?;
+    if r.status == 404 {
+        return Ok(Meta::default());
     }
-    let data = &r.json()["data"];
+    let data = &success(r)?.json()["data"];
     let version = data["current_version"].as_u64().unwrap_or(0);
     let current = &data["versions"][version.to_string()];
     let live = version > 0
@@ -228,13 +174,13 @@ fn metadata(s: &Settings, path: &str) -> Result<Option<Meta>, Error> {
     // Our digest names the version it describes: a write by another client
     // (which leaves custom metadata alone) makes it stale, never wrong.
     let custom = &data["custom_metadata"];
-    let digest = (custom["version"].as_str() == Some(&version.to_string()))
-        .then(|| custom["digest"].as_str().map(str::to_owned));
-    Ok(Some(Meta {
+    let ours = custom["version"].as_str() == Some(&version.to_string());
+    let digest = ours.then(|| custom["digest"].as_str().map(str::to_owned));
+    Ok(Meta {
         version,
         live,
         digest: digest.flatten(),
-    }))
+    })
 }
 
 struct OpenBao;
@@ -254,18 +200,12 @@ impl Provider for OpenBao {
         RULES.check_value(&value)?;
         let digest = http::digest(&value);
         let meta = metadata(&s, path)?;
-        let live = meta.as_ref().is_some_and(|m| m.live);
-        if live && meta.as_ref().and_then(|m| m.digest.as_deref()) == Some(digest.as_str()) {
+        if meta.live && meta.digest.as_deref() == Some(digest.as_str()) {
             return Ok(PutOutcome::Unchanged);
         }
-        let cas = meta.map_or(0, |m| m.version);
-        let write = |field: &str, encoding| {
-            // Base64 is bare text: quoted here (a JSON string quotes itself).
-            let quote = if matches!(encoding, Encoding::Base64) {
-                "\""
-            } else {
-                ""
-            };
+        let cas = meta.version;
+        // Base64 is bare text, quoted here (a JSON string quotes itself).
+        let write = |field: &str, encoding, quote: &str| {
             let head = format!("{{\"options\":{{\"cas\":{cas}}},\"data\":{{\"{field}\":{quote}");
             let tail = format!("{quote}}}}}");
             let body = || {
@@ -275,33 +215,22 @@ impl Provider for OpenBao {
                     http::bytes(tail.as_str()),
                 ]
             };
-            call(&s, "POST", &format!("{}/data/{path}", s.mount), body, &[])
+            call(&s, "POST", &format!("data/{path}"), body, &[])
         };
-        let r = match write("value", Encoding::JsonString) {
+        let r = success(match write("value", Encoding::JsonString, "") {
             // Not UTF-8: stored base64, in a field of its own.
             Err(Error::Backend(m)) if m.contains("not UTF-8") => {
-                write("value_base64", Encoding::Base64)?
+                write("value_base64", Encoding::Base64, "\"")?
             }
             other => other?,
-        };
-        if r.status >= 300 {
-            return Err(failure(&r));
-        }
+        })?;
         let version = r.json()["data"]["version"].as_u64().unwrap_or(cas + 1);
         let custom = format!(
             "{{\"custom_metadata\":{{\"digest\":\"{digest}\",\"version\":\"{version}\"}}}}"
         );
-        let r = call(
-            &s,
-            "POST",
-            &format!("{}/metadata/{path}", s.mount),
-            || vec![http::bytes(custom.as_str())],
-            &[],
-        )?;
-        if r.status >= 300 {
-            return Err(failure(&r));
-        }
-        Ok(if live {
+        let body = || vec![http::bytes(custom.as_str())];
+        success(call(&s, "POST", &format!("metadata/{path}"), body, &[])?)?;
+        Ok(if meta.live {
             PutOutcome::Updated
         } else {
             PutOutcome::Created
@@ -318,13 +247,7 @@ impl Provider for OpenBao {
             http::lift("/data/data/value_base64", true, None),
             http::discard("/data"),
         ];
-        let mut r = call(
-            &s,
-            "GET",
-            &format!("{}/data/{path}", s.mount),
-            Vec::new,
-            &lifts,
-        )?;
+        let mut r = call(&s, "GET", &format!("data/{path}"), Vec::new, &lifts)?;
         match r.status {
             404 => Ok(None),
             200 => match r.take_lifted(0).or_else(|| r.take_lifted(1)) {
@@ -339,62 +262,46 @@ impl Provider for OpenBao {
 
     fn delete(id: String) -> Result<bool, Error> {
         let (s, path) = (settings()?, path(&id)?);
-        let Some(meta) = metadata(&s, path)? else {
-            return Ok(false);
-        };
-        if s.soft_delete && !meta.live {
+        let meta = metadata(&s, path)?;
+        if meta.version == 0 || (s.soft_delete && !meta.live) {
             return Ok(false);
         }
         let what = if s.soft_delete { "data" } else { "metadata" };
-        let r = call(
-            &s,
-            "DELETE",
-            &format!("{}/{what}/{path}", s.mount),
-            Vec::new,
-            &[],
-        )?;
-        if r.status >= 300 {
-            return Err(failure(&r));
-        }
+        let at = format!("{what}/{path}");
+        success(call(&s, "DELETE", &at, Vec::new, &[])?)?;
         Ok(meta.live)
     }
 
     fn list(prefix: String, cursor: Option<String>, limit: u32) -> Result<ListPage, Error> {
         let s = settings()?;
-        // Folders page through OpenBao's `after`/`limit` (Vault ignores them and
-        // lists whole; the walk skips what it has seen either way).
-        walk_tree(
-            &prefix,
-            cursor.as_deref(),
-            limit,
-            LIST_BUDGET,
-            |dir, after| {
-                let after = after.map_or(String::new(), |a| {
-                    format!("&after={}", http::query_escape(a))
-                });
-                let r = call(
-                    &s,
-                    "LIST",
-                    &format!("{}/metadata/{dir}?limit=1000{after}", s.mount),
-                    Vec::new,
-                    &[],
-                )?;
-                match r.status {
-                    404 => Ok((Vec::new(), false)),
-                    200 => {
-                        let keys: Vec<String> = r.json()["data"]["keys"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter_map(|k| k.as_str().map(str::to_owned))
-                            .collect();
-                        let more = keys.len() >= 1000;
-                        Ok((keys, more))
-                    }
-                    _ => Err(failure(&r)),
-                }
-            },
-        )
+        walk_tree(&prefix, cursor.as_deref(), limit, LIST_BUDGET, |dir, at| {
+            list_dir(&s, dir, at)
+        })
+    }
+}
+
+/// A folder's keys after `after` (OpenBao pages with `after`/`limit`; Vault
+/// ignores them and lists whole, and the walk skips what it has seen).
+fn list_dir(s: &Settings, dir: &str, after: Option<&str>) -> Result<(Vec<String>, bool), Error> {
+    let after = after.map_or(String::new(), |a| {
+        format!("&after={}", http::query_escape(a))
+    });
+    let r = call(
+        s,
+        "LIST",
+        &format!("metadata/{dir}?limit=1000{after}"),
+        Vec::new,
+        &[],
+    )?;
+    match r.status {
+        404 => Ok((Vec::new(), false)),
+        200 => {
+            let keys: Vec<String> =
+                serde_json::from_value(r.json()["data"]["keys"].take()).unwrap_or_default();
+            let more = keys.len() >= 1000;
+            Ok((keys, more))
+        }
+        _ => Err(failure(&r)),
     }
 }
 
