@@ -12,6 +12,10 @@
 
 mod common;
 
+/// The binary's allocator (host/cli/src/main.rs), for both sides.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
