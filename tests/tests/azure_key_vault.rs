@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{ok, text, val};
+use common::{TestControls, ok, text, val};
 
 use common::azure::Azure;
 use secret_broker::openmetadata::ids::{IdBuilder, IdStyle};

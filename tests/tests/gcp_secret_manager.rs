@@ -15,7 +15,7 @@
 mod common;
 
 use common::gcp::Gcp;
-use common::{ok, text, val};
+use common::{TestControls, ok, text, val};
 use secret_broker::openmetadata::ids::{IdBuilder, IdStyle};
 use secret_broker::openmetadata::manager::SecretsManager;
 use secret_broker::{ProviderError, PutOptions, PutOutcome, SecretValue};

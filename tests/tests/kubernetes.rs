@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{ok, text, val};
+use common::{TestControls, ok, text, val};
 
 use common::k8s::K8s;
 use secret_broker::openmetadata::ids::{IdBuilder, IdStyle};
@@ -165,7 +165,7 @@ async fn faults_behave_as_on_a_cluster_and_keep_the_previous_value() {
     p.put(id, &val("v1"), &PutOptions::default()).await.unwrap();
 
     // A change between the broker's read and its write: a conflict, nothing lost.
-    k8s.fault(Some("PUT"), 409, 1, None);
+    k8s.fault(Some("PUT"), None, 409, 1, None);
     let err = p
         .put(id, &val("v2"), &PutOptions::default())
         .await
@@ -174,7 +174,7 @@ async fn faults_behave_as_on_a_cluster_and_keep_the_previous_value() {
     assert_eq!(text(p.get(id).await.unwrap()).as_deref(), Some("v1"));
 
     // Throttled: unavailable, naming when to retry.
-    k8s.fault(Some("GET"), 429, 1, Some(3));
+    k8s.fault(Some("GET"), None, 429, 1, Some(3));
     let err = p.get(id).await.unwrap_err();
     assert!(
         matches!(&err, ProviderError::Unavailable(m) if m.contains("retry after 3 s")),
@@ -182,7 +182,7 @@ async fn faults_behave_as_on_a_cluster_and_keep_the_previous_value() {
     );
     assert!(err.is_retryable());
     // A server error on the write: unavailable, the previous value readable.
-    k8s.fault(Some("PUT"), 503, 1, None);
+    k8s.fault(Some("PUT"), None, 503, 1, None);
     let err = p
         .put(id, &val("v3"), &PutOptions::default())
         .await

@@ -54,50 +54,6 @@ impl Azure {
         .unwrap();
     }
 
-    /// Answers the next `times` requests (of `method` and under `path`, if
-    /// given) with `status` (and `Retry-After`).
-    pub fn fault(
-        &self,
-        method: Option<&str>,
-        path: Option<&str>,
-        status: u16,
-        times: u32,
-        retry_after: Option<u32>,
-    ) {
-        let body = super::fault_body(method, path, status, times, retry_after);
-        self.control("/_test/faults", &body);
-    }
-
-    /// `/_test/config`: `token_ttl`, `deleting_ms`, `purge_protection`.
-    pub fn config(&self, body: serde_json::Value) {
-        self.control("/_test/config", &body);
-    }
-
-    /// Makes every access token issued so far invalid.
-    pub fn revoke_tokens(&self) {
-        self.control("/_test/revoke", &serde_json::json!({}));
-    }
-
-    fn control(&self, path: &str, body: &serde_json::Value) {
-        super::post_test_control(&self.url, &self.ca_file, path, body);
-    }
-
-    /// `{"logins", "secrets", "deleted"}`.
-    pub fn stats(&self) -> serde_json::Value {
-        let out = self.python(
-            "import json, urllib.request, ssl\n\
-             ctx = ssl.create_default_context(cafile=CA)\n\
-             print(urllib.request.urlopen(BASE + '/_test/stats', context=ctx).read().decode())",
-            &[],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
     /// Grant settings for this server with `client_secret` as the credential
     /// `client-secret` (sent to the authority only); the access token the
     /// provider keeps from the authority may go to the vault.
@@ -170,5 +126,11 @@ impl Azure {
             secret = self.client_secret,
         );
         super::python(&script, args, "azure-keyvault-secrets and azure-identity")
+    }
+}
+
+impl super::TestControls for Azure {
+    fn control_base(&self) -> (&str, &std::path::Path) {
+        (&self.url, &self.ca_file)
     }
 }

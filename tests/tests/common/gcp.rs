@@ -12,6 +12,8 @@ use std::time::Duration;
 use secret_broker::{ProviderHost, SecretValue};
 use secret_broker_http::{HttpSettings, JwtSigner};
 
+use super::TestControls as _;
+
 pub const PROJECT: &str = "om-test-project";
 pub const CLIENT_EMAIL: &str = "secret-broker@om-test-project.iam.gserviceaccount.com";
 
@@ -131,54 +133,18 @@ impl Gcp {
         .await
     }
 
-    /// Answers the next `times` requests (of `method` and under `path`, if
-    /// given) with `status` (and `Retry-After`).
-    pub fn fault(
-        &self,
-        method: Option<&str>,
-        path: Option<&str>,
-        status: u16,
-        times: u32,
-        retry_after: Option<u32>,
-    ) {
-        let body = super::fault_body(method, path, status, times, retry_after);
-        self.control("/_test/faults", &body);
-    }
-
-    /// `/_test/config`: `token_ttl`.
-    pub fn config(&self, body: serde_json::Value) {
-        self.control("/_test/config", &body);
-    }
-
-    /// Makes every access token issued so far invalid.
-    pub fn revoke_tokens(&self) {
-        self.control("/_test/revoke", &serde_json::json!({}));
-    }
-
     /// Flips a bit of the latest version's stored data of `secret`, keeping its
     /// CRC32C (corruption at rest).
     pub fn corrupt(&self, secret: &str) {
-        self.control("/_test/corrupt", &serde_json::json!({ "secret": secret }));
+        self.control(
+            "/_test/corrupt",
+            Some(&serde_json::json!({ "secret": secret })),
+        );
     }
 
     /// Replaces the plain bearer tokens the API accepts.
     pub fn set_tokens(&self, tokens: &[&str]) {
         std::fs::write(self.dir.path().join("tokens"), tokens.join("\n")).unwrap();
-    }
-
-    fn control(&self, path: &str, body: &serde_json::Value) {
-        super::post_test_control(&self.api, &self.ca_file, path, body);
-    }
-
-    /// `{"logins", "secrets", "versions"}`.
-    pub fn stats(&self) -> serde_json::Value {
-        let out = self.python(
-            "import urllib.request, ssl\n\
-             ctx = ssl.create_default_context(cafile=CA)\n\
-             print(urllib.request.urlopen(BASE + '/_test/stats', context=ctx).read().decode())",
-            &[],
-        );
-        serde_json::from_str(&super::ok(&out)).unwrap()
     }
 
     /// Runs a Python snippet with `c`, the official `SecretManagerServiceClient`
@@ -206,5 +172,11 @@ impl Gcp {
             args,
             "google-cloud-secret-manager and google-crc32c",
         )
+    }
+}
+
+impl super::TestControls for Gcp {
+    fn control_base(&self) -> (&str, &std::path::Path) {
+        (&self.api, &self.ca_file)
     }
 }

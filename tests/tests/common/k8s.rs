@@ -39,13 +39,6 @@ impl K8s {
         std::fs::write(self.dir.path().join("tokens"), tokens.join("\n")).unwrap();
     }
 
-    /// Answers the next `times` API requests (of `method`, if given) with
-    /// `status` (and `Retry-After`).
-    pub fn fault(&self, method: Option<&str>, status: u16, times: u32, retry_after: Option<u32>) {
-        let body = super::fault_body(method, None, status, times, retry_after);
-        super::post_test_control(&self.server, &self.ca_file, "/_test/faults", &body);
-    }
-
     /// Grant settings for this server with `token` as the credential `token`.
     pub fn http(&self, token: &str) -> HttpSettings {
         let mut s = HttpSettings::new(&[self.server.as_str()])
@@ -93,5 +86,11 @@ impl K8s {
             token = self.token,
         );
         super::python(&script, args, "kubernetes")
+    }
+}
+
+impl super::TestControls for K8s {
+    fn control_base(&self) -> (&str, &std::path::Path) {
+        (&self.server, &self.ca_file)
     }
 }

@@ -295,25 +295,63 @@ pub fn fault_body(
     body
 }
 
-/// POSTs `body` to a test server's control path (`/_test/...`), trusting `ca_file`.
-pub fn post_test_control(base: &str, ca_file: &Path, path: &str, body: &serde_json::Value) {
-    let out = python(
-        "import sys, ssl, urllib.request\n\
-         ctx = ssl.create_default_context(cafile=sys.argv[1])\n\
-         req = urllib.request.Request(sys.argv[2], data=sys.argv[3].encode(), method='POST')\n\
-         urllib.request.urlopen(req, context=ctx).read()",
-        &[
-            &ca_file.display().to_string(),
-            &format!("{base}{path}"),
-            &body.to_string(),
-        ],
-        "the standard library",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// The `/_test/*` controls the Python test servers share
+/// (`tests/scripts/test_server.py`), sent with the standard library only.
+pub trait TestControls {
+    /// The server's `https://127.0.0.1:PORT` and the CA file that trusts it.
+    fn control_base(&self) -> (&str, &Path);
+
+    /// Sends `body` to the control `path` (a GET without one) and returns its
+    /// JSON answer (`Null` when it has none).
+    fn control(&self, path: &str, body: Option<&serde_json::Value>) -> serde_json::Value {
+        let (base, ca_file) = self.control_base();
+        let url = format!("{base}{path}");
+        let ca = ca_file.display().to_string();
+        let body = body.map(serde_json::Value::to_string);
+        let mut args = vec![ca.as_str(), url.as_str()];
+        args.extend(body.as_deref());
+        let out = python(
+            "import sys, ssl, urllib.request\n\
+             ctx = ssl.create_default_context(cafile=sys.argv[1])\n\
+             data = sys.argv[3].encode() if len(sys.argv) > 3 else None\n\
+             req = urllib.request.Request(sys.argv[2], data=data, method='POST' if data else 'GET')\n\
+             sys.stdout.buffer.write(urllib.request.urlopen(req, context=ctx).read())",
+            &args,
+            "the standard library",
+        );
+        serde_json::from_str(&ok(&out)).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Answers the next `times` requests (of `method` and under `path`, if
+    /// given) with `status` (and `Retry-After`).
+    fn fault(
+        &self,
+        method: Option<&str>,
+        path: Option<&str>,
+        status: u16,
+        times: u32,
+        retry_after: Option<u32>,
+    ) {
+        let body = fault_body(method, path, status, times, retry_after);
+        self.control("/_test/faults", Some(&body));
+    }
+
+    /// `/_test/config`: the server's settings (`token_ttl`, and what its
+    /// script lists).
+    fn config(&self, body: serde_json::Value) {
+        self.control("/_test/config", Some(&body));
+    }
+
+    /// Makes every access token issued so far invalid.
+    fn revoke_tokens(&self) {
+        self.control("/_test/revoke", Some(&serde_json::json!({})));
+    }
+
+    /// `/_test/stats`: what the server counted (`logins`, and what its script
+    /// lists).
+    fn stats(&self) -> serde_json::Value {
+        self.control("/_test/stats", None)
+    }
 }
 
 /// Runs a Python `script` with `args` (loopback never through a proxy); `what`
