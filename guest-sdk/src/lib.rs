@@ -83,10 +83,19 @@ pub mod __bindings {
     });
 }
 
+/// The provider author's guide (`GUIDE.md`), here so that its example provider
+/// is compiled by this crate's doc tests and stays true.
+#[doc = include_str!("../GUIDE.md")]
+pub mod guide {}
+
 mod capabilities;
 mod page;
 pub use page::{collect_sorted, walk_tree};
 mod rules;
+
+/// The setting keys and credential names the host's presets and the
+/// first-party providers share.
+pub use secret_broker_names as names;
 
 pub use capabilities::{
     aws_secrets_manager, aws_ssm, config, http, keyring, log, record_store, reveal,

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::moto::Moto;
-use common::{aws_provider, runtime};
+use common::{OtherClient, aws_provider, ran, runtime};
 use secret_broker::{ProviderError, PutOptions, PutOutcome, SecretValue, conformance};
 use secret_broker_aws::AwsSettings;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -37,8 +37,15 @@ async fn secrets_manager_passes_the_conformance_suite() {
     let p = aws_provider(&runtime(), SM, &moto.settings("/"))
         .await
         .unwrap();
-    let report = conformance::run(p).await;
+    let boto3 = OtherClient(|id: &str, value: &[u8]| {
+        ran(moto.boto3(
+            "sm.put_secret_value(SecretId=sys.argv[1], SecretString=sys.argv[2])",
+            &[id, std::str::from_utf8(value).unwrap()],
+        ))
+    });
+    let report = conformance::run_with(p, Some(&boto3)).await;
     assert!(report.ok(), "{report}");
+    assert_eq!(report.checks.len(), 17, "{report}");
 }
 
 #[tokio::test]
@@ -47,8 +54,15 @@ async fn ssm_passes_the_conformance_suite() {
     let p = aws_provider(&runtime(), SSM, &moto.settings("/"))
         .await
         .unwrap();
-    let report = conformance::run(p).await;
+    let boto3 = OtherClient(|id: &str, value: &[u8]| {
+        ran(moto.boto3(
+            "ssm.put_parameter(Name=sys.argv[1], Value=sys.argv[2], Type='SecureString', Overwrite=True)",
+            &[id, std::str::from_utf8(value).unwrap()],
+        ))
+    });
+    let report = conformance::run_with(p, Some(&boto3)).await;
     assert!(report.ok(), "{report}");
+    assert_eq!(report.checks.len(), 17, "{report}");
 }
 
 #[tokio::test]

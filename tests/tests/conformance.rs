@@ -13,6 +13,6 @@ async fn memory_provider_passes_the_suite() -> anyhow::Result<()> {
     let host = Arc::new(ProviderHost::new(&rt, &component, granted).await?);
     let report = conformance::run(host).await;
     assert!(report.ok(), "{report}");
-    assert_eq!(report.checks.len(), 15);
+    assert_eq!(report.checks.len(), 16);
     Ok(())
 }

@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{TempDb, db_provider, runtime};
+use common::{Replica, TempDb, db_provider, runtime};
 use secret_broker::{ProviderError, PutOptions, PutOutcome, SecretValue, conformance};
 use secret_broker_keyring::Keyring;
 use secret_broker_record_store::{Condition, RecordStore};
@@ -15,15 +15,13 @@ use secret_broker_record_store::{Condition, RecordStore};
 async fn conformance_on(db: &TempDb) {
     let rt = runtime();
     let store = Arc::new(RecordStore::connect(&db.url).await.unwrap());
-    let p = db_provider(
-        &rt,
-        store,
-        Arc::new(Keyring::single([1; 32])),
-        "conformance",
-    )
-    .await;
-    let report = conformance::run(p).await;
+    let keyring = Arc::new(Keyring::single([1; 32]));
+    let p = db_provider(&rt, store.clone(), keyring.clone(), "conformance").await;
+    // Another broker replica on the same database writes between two puts.
+    let replica = Replica(db_provider(&rt, store, keyring, "conformance").await);
+    let report = conformance::run_with(p, Some(&replica)).await;
     assert!(report.ok(), "{report}");
+    assert_eq!(report.checks.len(), 17, "{report}");
 }
 
 /// The db provider on a fresh SQLite file, with a one-key keyring.

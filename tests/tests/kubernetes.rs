@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{TestControls, ok, text, val};
+use common::{OtherClient, TestControls, ok, ran, text, val};
 
 use common::k8s::K8s;
 use secret_broker::openmetadata::ids::{IdBuilder, IdStyle};
@@ -23,8 +23,18 @@ use serde_json::json;
 #[tokio::test]
 async fn conformance_on_the_api_server() {
     let k8s = K8s::start();
-    let report = conformance::run(k8s.provider("default").await).await;
+    let client = OtherClient(|id: &str, value: &[u8]| {
+        ran(k8s.python(
+            "s = api.read_namespaced_secret(sys.argv[1], 'default')\n\
+             s.data = None\n\
+             s.string_data = {'value': sys.argv[2]}\n\
+             api.replace_namespaced_secret(sys.argv[1], 'default', s)",
+            &[id, std::str::from_utf8(value).unwrap()],
+        ))
+    });
+    let report = conformance::run_with(k8s.provider("default").await, Some(&client)).await;
     assert!(report.ok(), "{report}");
+    assert_eq!(report.checks.len(), 17, "{report}");
 }
 
 #[tokio::test]

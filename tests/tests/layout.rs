@@ -79,10 +79,32 @@ fn capability_backends_stay_behind_their_features() {
     assert!(has(&ssm, "aws-sdk-ssm"));
     assert!(!has(&ssm, "aws-sdk-secretsmanager"), "{ssm:?}");
     let broker = tree("secret-broker", &[]);
-    for banned in ["axum", "clap", "sqlx", "aws-config"] {
+    for banned in [
+        "axum",
+        "clap",
+        "sqlx",
+        "aws-config",
+        "secret-broker-record-store",
+    ] {
         assert!(
             !has(&broker, banned),
             "the broker library depends on {banned}"
         );
     }
+    // The AWS APIs are a feature of the server: without it, no SigV4 and no
+    // record store.
+    let server = tree("secret-broker-server", &["--no-default-features"]);
+    for banned in ["aws-sigv4", "secret-broker-record-store", "sqlx"] {
+        assert!(
+            !has(&server, banned),
+            "the server without `aws-api` depends on {banned}"
+        );
+    }
+    // The record store is a capability: it knows nothing of the broker (the
+    // owner records on its table are kept by the deployment library).
+    let store = tree("secret-broker-record-store", &[]);
+    assert!(
+        !store.iter().any(|d| d == "secret-broker"),
+        "the record store depends on the broker: {store:?}"
+    );
 }

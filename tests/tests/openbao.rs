@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{text, val};
+use common::{OtherClient, ran, text, val};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,8 +25,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 async fn conformance_with_a_token() {
     let bao = Bao::start();
     let token = bao.kv_token().await;
-    let report = conformance::run(bao.provider(&token).await).await;
+    let hvac = OtherClient(|id: &str, value: &[u8]| {
+        ran(bao.hvac(
+            "client.secrets.kv.v2.create_or_update_secret(path=sys.argv[1].lstrip('/'), mount_point='secret', secret={'value': sys.argv[2]})",
+            &[id, std::str::from_utf8(value).unwrap()],
+        ))
+    });
+    let report = conformance::run_with(bao.provider(&token).await, Some(&hvac)).await;
     assert!(report.ok(), "{report}");
+    assert_eq!(report.checks.len(), 17, "{report}");
 }
 
 #[tokio::test]

@@ -709,6 +709,26 @@ mod leaky {
 #[path = "../../host/runtime/examples/embedder.rs"]
 mod embedder_example;
 
+/// The second example: a broker and its server from settings, one call each.
+#[path = "../../host/runtime/examples/from_settings.rs"]
+mod from_settings_example;
+
+#[tokio::test]
+async fn the_example_builds_a_broker_and_a_server_from_settings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (read, body) = from_settings_example::run(dir.path())
+        .await
+        .expect("example");
+    assert_eq!(read, "s3cr3t-from-settings");
+    // The server is the same deployment: the value the broker stored, for the
+    // admin token the server created, and the write is in the audit log.
+    let answer: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(answer["value"], "s3cr3t-from-settings", "{body}");
+    let audit = std::fs::read_to_string(dir.path().join("audit.log")).expect("audit log");
+    assert!(audit.contains("\"secret.put\"") && audit.contains("\"secret.get\""));
+    assert!(!audit.contains("s3cr3t-from-settings"));
+}
+
 /// A capability of an embedder's own (the example embedder's inventory): linked
 /// only when granted, refused by name otherwise.
 mod inventory {

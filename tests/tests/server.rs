@@ -105,7 +105,9 @@ async fn start_with(
         "sqlite://{}?mode=rwc",
         dir.path().join("owners.db").display()
     );
-    let owners = Owners::new(Arc::new(RecordStore::connect(&owners_url).await.unwrap()));
+    let owners = Owners::new(secret_broker_deploy::RecordOwners::new(Arc::new(
+        RecordStore::connect(&owners_url).await.unwrap(),
+    )));
     let manager = SecretsManager::new(provider.clone(), &schemas(), ids, owners).unwrap();
     let broker = Broker::new(provider, Some(manager), policy, Some(audit));
     let app = server::router(AppState::new(broker, tokens(), options));

@@ -42,6 +42,7 @@ pub fn build(workspace_root: &Path, guests: &[Guest]) -> Vec<PathBuf> {
         "wit",
         "guest-sdk/src",
         "host/idrules/src",
+        "host/names/src",
         "Cargo.toml",
         "Cargo.lock",
     ] {

@@ -193,25 +193,22 @@ impl Broker {
         self.policy.of(role)
     }
 
-    fn require(
-        &self,
-        caller: &Caller,
-        operation: &'static str,
-        reveal: bool,
-    ) -> Result<(), BrokerError> {
+    /// Whether `caller` may run `op`; the refusal names what was refused.
+    fn require(&self, caller: &Caller, op: &Op) -> Result<(), BrokerError> {
         let p = self.policy.of(caller.role);
-        let allowed = if reveal { p.reveal } else { p.write };
+        let (allowed, action) = match op.need {
+            Need::Reveal => (p.reveal, "see secret values"),
+            Need::Write => (p.write, "create, change or delete secrets"),
+            Need::RevealOrWrite(action) => (p.reveal || p.write, action),
+            Need::Nothing => (true, ""),
+        };
         if allowed {
             Ok(())
         } else {
             Err(BrokerError::Denied {
                 role: caller.role,
-                action: if reveal {
-                    "see secret values"
-                } else {
-                    "create, change or delete secrets"
-                },
-                operation,
+                action,
+                operation: op.name,
             })
         }
     }
@@ -236,25 +233,6 @@ impl Broker {
         )
     }
 
-    /// Before a write reaches the provider: an `attempt` entry, so that a write
-    /// whose log cannot be written never happens, and one that happens is in the
-    /// log even if the process dies before its outcome entry.
-    async fn intend(
-        &self,
-        caller: &Caller,
-        operation: &str,
-        ids: &[&str],
-    ) -> Result<(), BrokerError> {
-        let Some(log) = &self.audit else {
-            return Ok(());
-        };
-        let entry = Entry {
-            ids: log.hmac_ids(ids),
-            ..self.entry(caller, operation, Outcome::Attempt)
-        };
-        Ok(log.write(&entry, Durability::Written).await?)
-    }
-
     /// A request that presented no valid token (answered 401): audited with the
     /// operation it tried, under the actor `-`.
     pub async fn audit_unauthenticated(&self, operation: &str) -> Result<(), BrokerError> {
@@ -274,20 +252,38 @@ impl Broker {
         Ok(log.write(&entry, Durability::Written).await?)
     }
 
-    /// Writes the audit entry of an operation (synced to disk first for writes:
-    /// `durability`), and turns a failure to write it into the operation's
-    /// failure.
-    #[allow(clippy::too_many_arguments)]
-    async fn audit<T>(
+    /// The envelope every operation runs in: the role table first, then `body`
+    /// (which logs an `attempt` entry through [`Call::intend`] before a write
+    /// reaches the provider), then the outcome entry (synced to the disk before
+    /// a write is acknowledged: [`Op::durability`]). A result whose entry cannot
+    /// be written is withheld: the failure to write it is the operation's.
+    /// `ids` are the ids the operation touches, as far as known before `body`
+    /// runs; `value` is a value written, logged as its HMAC.
+    async fn guarded<T>(
         &self,
         caller: &Caller,
-        operation: &str,
+        op: &Op,
         ids: &[&str],
         value: Option<&SecretValue>,
-        durability: Durability,
-        result: Result<T, BrokerError>,
+        body: impl AsyncFnOnce(&mut Call<'_>) -> Result<T, BrokerError>,
         outcome_ok: impl FnOnce(&T) -> Outcome,
     ) -> Result<T, BrokerError> {
+        let mut call = Call {
+            broker: self,
+            caller,
+            op: op.name,
+            ids: ids.iter().map(|id| (*id).to_owned()).collect(),
+            unlogged: false,
+        };
+        let result = match self.require(caller, op) {
+            Ok(()) => body(&mut call).await,
+            Err(e) => Err(e),
+        };
+        // An attempt entry that could not be written: the log refuses entries,
+        // and the write never reached the provider.
+        if call.unlogged {
+            return result;
+        }
         let Some(log) = &self.audit else {
             return result;
         };
@@ -295,13 +291,14 @@ impl Broker {
             Ok(t) => (outcome_ok(t), None),
             Err(e) => (outcome_of(e), Some(e.kind())),
         };
+        let ids: Vec<&str> = call.ids.iter().map(String::as_str).collect();
         let entry = Entry {
-            ids: log.hmac_ids(ids),
+            ids: log.hmac_ids(&ids),
             value: value.map(|v| log.salt().hmac(v.expose())),
             error,
-            ..self.entry(caller, operation, outcome)
+            ..self.entry(caller, op.name, outcome)
         };
-        log.write(&entry, durability).await?;
+        log.write(&entry, op.durability).await?;
         result
     }
 
@@ -315,24 +312,13 @@ impl Broker {
 
     /// The value of `id`; needs `reveal`.
     pub async fn get(&self, caller: &Caller, id: &str) -> Result<Option<SecretValue>, BrokerError> {
-        let result = match self.require(caller, "secret.get", true) {
-            Ok(()) => self.provider.get(id).await.map_err(BrokerError::from),
-            Err(e) => Err(e),
-        };
-        self.audit(
+        self.guarded(
             caller,
-            "secret.get",
+            &GET,
             &[id],
             None,
-            Durability::Written,
-            result,
-            |v| {
-                if v.is_some() {
-                    Outcome::Ok
-                } else {
-                    Outcome::NotFound
-                }
-            },
+            async |_| Ok(self.provider.get(id).await?),
+            |v| found(v.is_some()),
         )
         .await
     }
@@ -357,27 +343,23 @@ impl Broker {
         options: &PutOptions,
     ) -> Result<Written, BrokerError> {
         let masked = value.expose() == MASK.as_bytes();
-        let result = match self.require(caller, "secret.put", false) {
-            Err(e) => Err(e),
-            Ok(()) if masked => self.masked_put(id).await,
-            Ok(()) => {
-                self.intend(caller, "secret.put", &[id]).await?;
-                match self.provider.put(id, value, options).await {
-                    Ok(PutOutcome::Created) => Ok(Written::Created),
-                    Ok(PutOutcome::Updated) => Ok(Written::Updated),
-                    Ok(PutOutcome::Unchanged) => Ok(Written::Unchanged),
-                    Err(e) => Err(e.into()),
-                }
-            }
-        };
         let written = (!masked).then_some(value);
-        self.audit(
+        self.guarded(
             caller,
-            "secret.put",
+            &PUT,
             &[id],
             written,
-            Durability::Synced,
-            result,
+            async |call| {
+                if masked {
+                    return self.masked_put(id).await;
+                }
+                call.intend().await?;
+                Ok(match self.provider.put(id, value, options).await? {
+                    PutOutcome::Created => Written::Created,
+                    PutOutcome::Updated => Written::Updated,
+                    PutOutcome::Unchanged => Written::Unchanged,
+                })
+            },
             |_| Outcome::Ok,
         )
         .await
@@ -395,12 +377,15 @@ impl Broker {
         value: &SecretValue,
         options: &PutOptions,
     ) -> Result<Written, BrokerError> {
-        let result = match self.require(caller, "secret.create", false) {
-            Err(e) => Err(e),
-            Ok(()) if value.expose() == MASK.as_bytes() => {
-                Err(BrokerError::MaskWithoutValue { id: id.to_owned() })
-            }
-            Ok(()) => {
+        self.guarded(
+            caller,
+            &CREATE,
+            &[id],
+            Some(value),
+            async |call| {
+                if value.expose() == MASK.as_bytes() {
+                    return Err(BrokerError::MaskWithoutValue { id: id.to_owned() });
+                }
                 let slot = {
                     use std::hash::{Hash as _, Hasher as _};
                     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -408,26 +393,13 @@ impl Broker {
                     (h.finish() % self.create_locks.len() as u64) as usize
                 };
                 let _queued = self.create_locks[slot].lock().await;
-                match self.provider.get(id).await {
-                    Err(e) => Err(e.into()),
-                    Ok(Some(_)) => Err(BrokerError::Exists { id: id.to_owned() }),
-                    Ok(None) => {
-                        self.intend(caller, "secret.create", &[id]).await?;
-                        match self.provider.put(id, value, options).await {
-                            Ok(_) => Ok(Written::Created),
-                            Err(e) => Err(e.into()),
-                        }
-                    }
+                if self.provider.get(id).await?.is_some() {
+                    return Err(BrokerError::Exists { id: id.to_owned() });
                 }
-            }
-        };
-        self.audit(
-            caller,
-            "secret.create",
-            &[id],
-            Some(value),
-            Durability::Synced,
-            result,
+                call.intend().await?;
+                self.provider.put(id, value, options).await?;
+                Ok(Written::Created)
+            },
             |_| Outcome::Ok,
         )
         .await
@@ -436,61 +408,29 @@ impl Broker {
     /// Whether `id` holds a value, without returning it; needs `reveal` or
     /// `write` (as listing does).
     pub async fn exists(&self, caller: &Caller, id: &str) -> Result<bool, BrokerError> {
-        let p = self.policy.of(caller.role);
-        let result = if p.reveal || p.write {
-            self.provider
-                .get(id)
-                .await
-                .map(|v| v.is_some())
-                .map_err(BrokerError::from)
-        } else {
-            Err(BrokerError::Denied {
-                role: caller.role,
-                action: "look up secrets",
-                operation: "secret.describe",
-            })
-        };
-        self.audit(
+        self.guarded(
             caller,
-            "secret.describe",
+            &DESCRIBE,
             &[id],
             None,
-            Durability::Written,
-            result,
-            |found| {
-                if *found {
-                    Outcome::Ok
-                } else {
-                    Outcome::NotFound
-                }
-            },
+            async |_| Ok(self.provider.get(id).await?.is_some()),
+            |exists| found(*exists),
         )
         .await
     }
 
     /// Deletes `id`; needs `write`. True when it existed.
     pub async fn delete(&self, caller: &Caller, id: &str) -> Result<bool, BrokerError> {
-        let result = match self.require(caller, "secret.delete", false) {
-            Ok(()) => {
-                self.intend(caller, "secret.delete", &[id]).await?;
-                self.provider.delete(id).await.map_err(BrokerError::from)
-            }
-            Err(e) => Err(e),
-        };
-        self.audit(
+        self.guarded(
             caller,
-            "secret.delete",
+            &DELETE,
             &[id],
             None,
-            Durability::Synced,
-            result,
-            |existed| {
-                if *existed {
-                    Outcome::Ok
-                } else {
-                    Outcome::NotFound
-                }
+            async |call| {
+                call.intend().await?;
+                Ok(self.provider.delete(id).await?)
             },
+            |existed| found(*existed),
         )
         .await
     }
@@ -503,26 +443,12 @@ impl Broker {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<ListPage, BrokerError> {
-        let p = self.policy.of(caller.role);
-        let result = if p.reveal || p.write {
-            self.provider
-                .list(prefix, cursor, limit)
-                .await
-                .map_err(BrokerError::from)
-        } else {
-            Err(BrokerError::Denied {
-                role: caller.role,
-                action: "list secret ids",
-                operation: "secret.list",
-            })
-        };
-        self.audit(
+        self.guarded(
             caller,
-            "secret.list",
+            &LIST,
             &[prefix],
             None,
-            Durability::Written,
-            result,
+            async |_| Ok(self.provider.list(prefix, cursor, limit).await?),
             |_| Outcome::Ok,
         )
         .await
@@ -539,25 +465,18 @@ impl Broker {
         doc: Value,
         stored: Option<&Value>,
     ) -> Result<Value, BrokerError> {
-        let mut ids = Vec::new();
-        let result = async {
-            self.require(caller, "entity.encrypt", false)?;
-            let manager = self.manager()?;
-            let doc = manager.unmask(entity, doc, stored)?;
-            ids = manager.ids(entity, name, &doc)?;
-            let named: Vec<&str> = ids.iter().map(String::as_str).collect();
-            self.intend(caller, "entity.encrypt", &named).await?;
-            Ok(manager.encrypt(entity, name, doc).await?)
-        }
-        .await;
-        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        self.audit(
+        self.guarded(
             caller,
-            "entity.encrypt",
-            &ids,
+            &ENCRYPT,
+            &[],
             None,
-            Durability::Synced,
-            result,
+            async |call| {
+                let manager = self.manager()?;
+                let doc = manager.unmask(entity, doc, stored)?;
+                call.ids = manager.ids(entity, name, &doc)?;
+                call.intend().await?;
+                Ok(manager.encrypt(entity, name, doc).await?)
+            },
             |_| Outcome::Ok,
         )
         .await
@@ -572,30 +491,21 @@ impl Broker {
         doc: Value,
     ) -> Result<Value, BrokerError> {
         let reveal = self.policy.of(caller.role).reveal;
-        let operation = if reveal {
-            "entity.decrypt"
-        } else {
-            "entity.view-masked"
-        };
-        let mut ids = Vec::new();
-        let result = async {
-            let manager = self.manager()?;
-            ids = manager.references(entity, &doc)?;
-            if reveal {
-                Ok(manager.decrypt(entity, doc).await?)
-            } else {
-                Ok(manager.mask(entity, doc)?)
-            }
-        }
-        .await;
-        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        self.audit(
+        let op = if reveal { &DECRYPT } else { &VIEW_MASKED };
+        self.guarded(
             caller,
-            operation,
-            &ids,
+            op,
+            &[],
             None,
-            Durability::Written,
-            result,
+            async |call| {
+                let manager = self.manager()?;
+                call.ids = manager.references(entity, &doc)?;
+                if reveal {
+                    Ok(manager.decrypt(entity, doc).await?)
+                } else {
+                    Ok(manager.mask(entity, doc)?)
+                }
+            },
             |_| Outcome::Ok,
         )
         .await
@@ -609,26 +519,104 @@ impl Broker {
         name: &str,
         doc: &Value,
     ) -> Result<usize, BrokerError> {
-        let mut ids = Vec::new();
-        let result = async {
-            self.require(caller, "entity.delete", false)?;
-            let manager = self.manager()?;
-            ids = manager.ids(entity, name, doc)?;
-            let named: Vec<&str> = ids.iter().map(String::as_str).collect();
-            self.intend(caller, "entity.delete", &named).await?;
-            Ok(manager.delete(entity, name, doc).await?)
-        }
-        .await;
-        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        self.audit(
+        self.guarded(
             caller,
-            "entity.delete",
-            &ids,
+            &DELETE_ENTITY,
+            &[],
             None,
-            Durability::Synced,
-            result,
+            async |call| {
+                let manager = self.manager()?;
+                call.ids = manager.ids(entity, name, doc)?;
+                call.intend().await?;
+                Ok(manager.delete(entity, name, doc).await?)
+            },
             |_| Outcome::Ok,
         )
         .await
+    }
+}
+
+/// `Ok` when something was there, `NotFound` otherwise.
+fn found(found: bool) -> Outcome {
+    if found { Outcome::Ok } else { Outcome::NotFound }
+}
+
+/// What an operation needs of the caller's role.
+#[derive(Debug, Clone, Copy)]
+enum Need {
+    /// `reveal`: it returns values.
+    Reveal,
+    /// `write`: it creates, changes or deletes.
+    Write,
+    /// `reveal` or `write`: it tells what exists; what a refusal calls it.
+    RevealOrWrite(&'static str),
+    /// Nothing: what it returns is shaped by the role (a masked view).
+    Nothing,
+}
+
+/// An operation as the audit log names it, what it needs, and how durable its
+/// outcome entry must be before it is answered.
+#[derive(Debug)]
+struct Op {
+    name: &'static str,
+    need: Need,
+    durability: Durability,
+}
+
+const fn read(name: &'static str, need: Need) -> Op {
+    Op {
+        name,
+        need,
+        durability: Durability::Written,
+    }
+}
+
+const fn write(name: &'static str) -> Op {
+    Op {
+        name,
+        need: Need::Write,
+        durability: Durability::Synced,
+    }
+}
+
+const GET: Op = read("secret.get", Need::Reveal);
+const DESCRIBE: Op = read("secret.describe", Need::RevealOrWrite("look up secrets"));
+const LIST: Op = read("secret.list", Need::RevealOrWrite("list secret ids"));
+const DECRYPT: Op = read("entity.decrypt", Need::Nothing);
+const VIEW_MASKED: Op = read("entity.view-masked", Need::Nothing);
+const PUT: Op = write("secret.put");
+const CREATE: Op = write("secret.create");
+const DELETE: Op = write("secret.delete");
+const ENCRYPT: Op = write("entity.encrypt");
+const DELETE_ENTITY: Op = write("entity.delete");
+
+/// One operation inside [`Broker::guarded`]: the ids its entries name.
+struct Call<'a> {
+    broker: &'a Broker,
+    caller: &'a Caller,
+    op: &'static str,
+    /// The ids it touches (an entity operation finds them as it goes).
+    ids: Vec<String>,
+    /// The attempt entry could not be written.
+    unlogged: bool,
+}
+
+impl Call<'_> {
+    /// Before a write reaches the provider: an `attempt` entry, so that a write
+    /// whose log cannot be written never happens, and one that happens is in the
+    /// log even if the process dies before its outcome entry.
+    async fn intend(&mut self) -> Result<(), BrokerError> {
+        let Some(log) = &self.broker.audit else {
+            return Ok(());
+        };
+        let ids: Vec<&str> = self.ids.iter().map(String::as_str).collect();
+        let entry = Entry {
+            ids: log.hmac_ids(&ids),
+            ..self.broker.entry(self.caller, self.op, Outcome::Attempt)
+        };
+        log.write(&entry, Durability::Written).await.map_err(|e| {
+            self.unlogged = true;
+            BrokerError::from(e)
+        })
     }
 }

@@ -196,6 +196,14 @@ fn verify_runs_nothing_against_the_users_data() {
         "{stdout}"
     );
     assert!(stdout.contains("provider:    db "), "{stdout}");
+    // The world it targets is the newest contract it imports from: the db
+    // provider imports only 0.1.0 interfaces, openbao the 0.2.0 `http`.
+    assert!(stdout.contains("provider-world@0.1.0"), "{stdout}");
+    let bao = dir.path().join("openbao.wasm");
+    std::fs::write(&bao, secret_broker_builtin::OPENBAO).unwrap();
+    let out = broker(&data, &["provider", "verify", bao.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("provider-world@0.2.0"), "{}", text(&out.stdout));
     // No store, no key file, no cache: the data dir is as it was.
     let left: Vec<_> = std::fs::read_dir(&data).unwrap().collect();
     assert!(left.is_empty(), "verify wrote {left:?}");
@@ -2384,4 +2392,128 @@ fn openmetadata_variables_run_the_gcp_provider_and_migrate_into_it() {
         err.contains("service account key") && !err.contains(CANARY) && !err.contains(body),
         "{err}"
     );
+}
+
+/// The Markdown a user reads: the README, `docs/` and the provider guide.
+fn doc_pages() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut pages = vec![root.join("README.md"), root.join("guest-sdk/GUIDE.md")];
+    let mut dirs = vec![root.join("docs")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "md") {
+                pages.push(path);
+            }
+        }
+    }
+    pages
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            (p.display().to_string(), text)
+        })
+        .collect()
+}
+
+/// Every `secret-broker ...` command the docs show names subcommands and
+/// options the binary has, and every variable of ours or OpenMetadata's they
+/// name is one the code reads: the docs cannot drift from the binary.
+#[test]
+fn every_command_and_variable_in_the_docs_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = |path: &[&str]| {
+        let mut args: Vec<&str> = path.to_vec();
+        args.push("--help");
+        let out = broker(dir.path(), &args, None);
+        assert!(out.status.success(), "{path:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let global = help(&[]);
+    let mut checked = 0;
+    for (page, body) in doc_pages() {
+        let mut in_shell = false;
+        for line in body.lines() {
+            if line.starts_with("```") {
+                in_shell = line.starts_with("```sh");
+                continue;
+            }
+            let Some(at) = line.find("secret-broker ").filter(|_| in_shell) else {
+                continue;
+            };
+            // The command up to a comment, a pipe or a redirection.
+            let words: Vec<&str> = line[at + "secret-broker ".len()..]
+                .split_whitespace()
+                .take_while(|w| !["#", "|", "<", ">", "&&"].contains(w))
+                .collect();
+            // Global options (and their values) come before the subcommand.
+            let mut rest = words.as_slice();
+            while let Some((first, tail)) = rest.split_first() {
+                if !first.starts_with("--") {
+                    break;
+                }
+                let name = first.split('=').next().unwrap();
+                assert!(global.contains(name), "{page}: `{line}`: no global {name}");
+                rest = if first.contains('=') { tail } else { &tail[1.min(tail.len())..] };
+            }
+            // Subcommands while the help lists them, then options of the last.
+            let mut path: Vec<&str> = Vec::new();
+            let mut text = global.clone();
+            for word in rest {
+                if word.starts_with('-') {
+                    let name = word.split('=').next().unwrap();
+                    assert!(
+                        text.contains(name) || global.contains(name),
+                        "{page}: `{line}`: `secret-broker {}` has no option {name}",
+                        path.join(" ")
+                    );
+                } else if text.contains("Commands:")
+                    && text
+                        .lines()
+                        .any(|l| l.trim_start().split_whitespace().next() == Some(*word))
+                {
+                    path.push(word);
+                    text = help(&path);
+                }
+            }
+            assert!(!path.is_empty(), "{page}: `{line}` names no subcommand");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} commands found in the docs");
+
+    // Variables: each one a page names is read somewhere in the code.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // The demo script reads `SECRET_BROKER_PORT`.
+    let mut code = std::fs::read_to_string(root.join("host/demo"))
+        .unwrap()
+        .replace("${", "\"");
+    let mut dirs = vec![root.join("host")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() && !path.ends_with("target") {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                code.push_str(&std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    for (page, body) in doc_pages() {
+        for (i, _) in body.match_indices("OM_SM_").chain(body.match_indices("SECRET_BROKER_")) {
+            let name: String = body[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            // `OM_SM_VAULT_SECRET_ID(_FILE)` and the like: the name before the
+            // parenthesis is read, and so is the `_FILE` form (checked apart).
+            let name = name.trim_end_matches('_');
+            assert!(
+                code.contains(&format!("\"{name}")),
+                "{page} names {name}, which no code reads"
+            );
+        }
+    }
 }

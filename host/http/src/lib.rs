@@ -22,11 +22,17 @@
 
 mod address;
 mod cap;
+mod ctx;
 mod jwt;
+mod lift;
+mod scrub;
 mod settings;
+mod splice;
+mod transport;
 
 pub use address::{AddressKind, classify};
-pub use cap::{HttpCtx, HttpView, add_to_linker};
+pub use cap::{HttpView, add_to_linker};
+pub use ctx::HttpCtx;
 pub use jwt::{JwtSigner, MAX_LIFETIME as MAX_ASSERTION_LIFETIME};
 pub use settings::{HttpSettings, Origin, SettingsError};
 

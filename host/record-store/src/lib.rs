@@ -11,7 +11,6 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 mod cap;
-mod owners;
 pub use cap::{RecordStoreCtx, RecordStoreView, add_to_linker};
 
 /// Which SQL dialect a store speaks.

@@ -6,6 +6,8 @@
 //! All ids live under a fresh random prefix and are deleted at the end.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use rand::Rng;
@@ -80,8 +82,28 @@ fn val(s: &str) -> SecretValue {
     SecretValue::from_string(s.to_owned())
 }
 
+/// Another client of the provider's backend: it writes as something other than
+/// this provider would (the backend's own client, an operator's tool), so the
+/// suite can check that a put after someone else changed a value still writes.
+pub trait OtherClient: Send + Sync {
+    /// Stores `value` at `id` (an id of the provider's) in the backend, not
+    /// through the provider.
+    fn overwrite<'a>(
+        &'a self,
+        id: &'a str,
+        value: &'a [u8],
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+}
+
 /// Runs the suite against `provider`.
 pub async fn run(provider: Arc<ProviderHost>) -> Report {
+    run_with(provider, None).await
+}
+
+/// Runs the suite against `provider`, and with `other` (another client of the
+/// same backend) also the check that a put writes after `other` changed the
+/// value, even when it puts a value the provider wrote there before.
+pub async fn run_with(provider: Arc<ProviderHost>, other: Option<&dyn OtherClient>) -> Report {
     let mut suite = Suite::new(provider.clone());
     let info = provider.info();
     // Where a leading separator is optional, the provider may still refuse it
@@ -110,6 +132,10 @@ pub async fn run(provider: Arc<ProviderHost>) -> Report {
     check!("put on an existing id updates it", update);
     check!("put of the same value reports unchanged", unchanged);
     check!(
+        "short and common values (1, 0, a, true, [redacted]) round-trip and compare",
+        short_values
+    );
+    check!(
         "delete removes, and a second delete reports absence",
         delete
     );
@@ -133,6 +159,13 @@ pub async fn run(provider: Arc<ProviderHost>) -> Report {
     check!("an empty value is stored or refused cleanly", empty_value);
     check!("many ids stay distinct", many_ids);
     check!("concurrent calls neither lose nor mix values", concurrent);
+    if let Some(other) = other {
+        let failure = suite.changed_by_another_client(other).await.err();
+        report.checks.push(Check {
+            name: "a put after another client changed the value writes it again",
+            failure,
+        });
+    }
     suite.cleanup().await;
     report
 }
@@ -205,6 +238,60 @@ impl Suite {
             format!("repeated put reported {outcome:?}, want Unchanged")
         })?;
         self.expect_value(&id, &val("same-value")).await
+    }
+
+    /// Values a scrubber or a parser could mistake for the text around them: an
+    /// honest provider stores, reads back, updates and compares them like any
+    /// other.
+    async fn short_values(&self) -> Outcome {
+        const VALUES: [&str; 5] = ["1", "0", "a", "true", "[redacted]"];
+        for (i, value) in VALUES.iter().enumerate() {
+            let id = self.id(&["short", &format!("s{i}")]);
+            let v = val(value);
+            let what = |step: &str, e: String| format!("value #{i} ({} bytes): {step}: {e}", v.len());
+            let first = self.put(&id, &v).await.map_err(|e| what("put", e))?;
+            ensure(first == PutOutcome::Created, || {
+                what("first put", format!("reported {first:?}, want Created"))
+            })?;
+            self.expect_value(&id, &v).await.map_err(|e| what("get", e))?;
+            let again = self.put(&id, &v).await.map_err(|e| what("put again", e))?;
+            ensure(again == PutOutcome::Unchanged, || {
+                what("repeated put", format!("reported {again:?}, want Unchanged"))
+            })?;
+            // The next value of the list replaces it: an update, read back.
+            let next = val(VALUES[(i + 1) % VALUES.len()]);
+            let changed = self.put(&id, &next).await.map_err(|e| what("update", e))?;
+            ensure(changed == PutOutcome::Updated, || {
+                what("update", format!("reported {changed:?}, want Updated"))
+            })?;
+            self.expect_value(&id, &next)
+                .await
+                .map_err(|e| what("get after update", e))?;
+        }
+        Ok(())
+    }
+
+    /// put A; another client writes B; put A: the provider must not take its
+    /// own record of A (a digest beside the value) for what the backend holds.
+    async fn changed_by_another_client(&self, other: &dyn OtherClient) -> Outcome {
+        let id = self.id(&["other"]);
+        let mine = val("written-by-the-provider");
+        self.put(&id, &mine).await?;
+        other
+            .overwrite(&id, b"written-by-another-client")
+            .await
+            .map_err(|e| format!("the other client could not write {id}: {e}"))?;
+        self.expect_value(&id, &val("written-by-another-client"))
+            .await
+            .map_err(|e| format!("after the other client wrote: {e}"))?;
+        let again = self.put(&id, &mine).await?;
+        ensure(again == PutOutcome::Updated, || {
+            format!(
+                "putting the provider's earlier value again reported {again:?}, want Updated: \
+                 the other client's value is still there, and the put was lost"
+            )
+        })?;
+        self.expect_value(&id, &mine).await
     }
 
     async fn delete(&self) -> Outcome {

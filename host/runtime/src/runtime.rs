@@ -132,6 +132,21 @@ impl LoadedComponent {
     pub fn grant_names(&self) -> Vec<String> {
         self.needs.iter().map(|n| grant_name(n)).collect()
     }
+
+    /// The newest version of the contract it imports from: the world it targets
+    /// (`0.2.0` for a provider that imports `http`). A component that imports only
+    /// 0.1.0 interfaces is a 0.1.0 provider, whichever SDK built it.
+    pub fn world_version(&self) -> &'static str {
+        VERSIONS
+            .iter()
+            .rev()
+            .find(|v| {
+                let suffix = format!("@{v}");
+                self.needs.iter().any(|n| n.ends_with(&suffix))
+            })
+            .copied()
+            .unwrap_or(VERSION)
+    }
 }
 
 /// The grant name of an import: `keyring` for `secret-broker:provider/keyring@0.1.0`.

@@ -6,6 +6,7 @@
 //! mapping, extractors and middleware live in files of their own.
 #![deny(missing_docs)]
 
+#[cfg(feature = "aws-api")]
 pub mod aws;
 mod errors;
 mod extractors;
@@ -13,6 +14,7 @@ mod handlers;
 pub mod listen;
 pub mod metrics;
 mod middleware;
+#[cfg(feature = "aws-api")]
 pub mod sigv4;
 pub mod tokens;
 
@@ -24,10 +26,12 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use secret_broker::broker::{Broker, Caller};
 
+#[cfg(feature = "aws-api")]
 use self::aws::AwsMetadata;
 pub use self::errors::ApiError;
 pub use self::extractors::ApiJson;
 use self::metrics::Metrics;
+#[cfg(feature = "aws-api")]
 use self::sigv4::AwsKeys;
 use self::tokens::Tokens;
 
@@ -60,7 +64,9 @@ pub struct AppState {
     tokens: std::sync::RwLock<Tokens>,
     pub(crate) metrics: Metrics,
     pub(crate) options: ServerOptions,
+    #[cfg(feature = "aws-api")]
     aws_keys: std::sync::RwLock<Arc<AwsKeys>>,
+    #[cfg(feature = "aws-api")]
     aws_metadata: std::sync::OnceLock<AwsMetadata>,
 }
 
@@ -81,6 +87,7 @@ impl AppState {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = tokens;
     }
 
+    #[cfg(feature = "aws-api")]
     /// Replaces the AWS access keys (a reloaded access keys file).
     pub fn set_aws_keys(&self, keys: AwsKeys) {
         *self
@@ -89,6 +96,7 @@ impl AppState {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
     }
 
+    #[cfg(feature = "aws-api")]
     /// The AWS access keys in use.
     pub(crate) fn aws_keys(&self) -> Arc<AwsKeys> {
         self.aws_keys
@@ -97,12 +105,14 @@ impl AppState {
             .clone()
     }
 
+    #[cfg(feature = "aws-api")]
     /// Where the AWS APIs keep what only AWS has (descriptions, tags, version
     /// ids, dates); set once, before serving.
     pub fn set_aws_metadata(&self, metadata: AwsMetadata) {
         let _ = self.aws_metadata.set(metadata);
     }
 
+    #[cfg(feature = "aws-api")]
     pub(crate) fn aws_metadata(&self) -> Option<AwsMetadata> {
         self.aws_metadata.get().cloned()
     }
@@ -114,7 +124,9 @@ impl AppState {
             tokens: std::sync::RwLock::new(tokens),
             metrics: Metrics::default(),
             options,
+            #[cfg(feature = "aws-api")]
             aws_keys: std::sync::RwLock::new(Arc::new(AwsKeys::default())),
+            #[cfg(feature = "aws-api")]
             aws_metadata: std::sync::OnceLock::new(),
         })
     }
@@ -136,9 +148,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             middleware::authenticate,
         ));
-    Router::new()
-        .route("/", post(aws::entry))
-        .route("/health", get(handlers::health))
+    let root = Router::new();
+    // The AWS Secrets Manager and SSM APIs, when built in.
+    #[cfg(feature = "aws-api")]
+    let root = root.route("/", post(aws::entry));
+    root.route("/health", get(handlers::health))
         .route(OPENAPI_PATH, get(handlers::openapi))
         .merge(api)
         .fallback(handlers::not_found)

@@ -114,7 +114,7 @@ pub(crate) async fn observe(
         _ => "other",
     }
     .to_owned();
-    let aws = crate::aws::is_aws(&req);
+    let aws = is_aws(&req);
     let role = RoleSlot::default();
     req.extensions_mut().insert(role.clone());
     let limit = s.options.request_timeout;
@@ -126,29 +126,11 @@ pub(crate) async fn observe(
     let response = if declared.is_some_and(|n| n > s.options.body_limit as u64) {
         // Refused before reading a byte of it: a client that declares more than
         // the limit is not waited for.
-        if aws {
-            crate::aws::too_large()
-        } else {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too-large",
-                "the request body is over the server's size limit (--body-limit-kib)",
-            )
-            .into_response()
-        }
+        too_large(aws)
     } else {
         match tokio::time::timeout(limit, next.run(req)).await {
             Ok(response) => response,
-            Err(_) if aws => crate::aws::timed_out(limit),
-            Err(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "timeout",
-                format!(
-                    "the request did not finish within {limit:?}; the provider is slow or down, \
-                 try again later"
-                ),
-            )
-            .into_response(),
+            Err(_) => timed_out(aws, limit),
         }
     };
     s.metrics.observe(
@@ -170,6 +152,50 @@ pub(crate) fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal",
         "internal error; the server log has the details",
+    )
+    .into_response()
+}
+
+/// Whether a request is for the AWS APIs (its errors then take their shape).
+fn is_aws(req: &Request) -> bool {
+    #[cfg(feature = "aws-api")]
+    return crate::aws::is_aws(req);
+    #[cfg(not(feature = "aws-api"))]
+    {
+        let _ = req;
+        false
+    }
+}
+
+/// A body declared over the limit, answered in the shape of the request's API.
+fn too_large(aws: bool) -> Response {
+    #[cfg(feature = "aws-api")]
+    if aws {
+        return crate::aws::too_large();
+    }
+    let _ = aws;
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too-large",
+        "the request body is over the server's size limit (--body-limit-kib)",
+    )
+    .into_response()
+}
+
+/// A request past its deadline, answered in the shape of the request's API.
+fn timed_out(aws: bool, limit: std::time::Duration) -> Response {
+    #[cfg(feature = "aws-api")]
+    if aws {
+        return crate::aws::timed_out(limit);
+    }
+    let _ = aws;
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "timeout",
+        format!(
+            "the request did not finish within {limit:?}; the provider is slow or down, try \
+             again later"
+        ),
     )
     .into_response()
 }

@@ -28,6 +28,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use secret_broker_guest_sdk::names;
 use secret_broker_guest_sdk::http::{self, Encoding, Part, Request, Response};
 use secret_broker_guest_sdk::{
     Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret, SizeLimit,
@@ -59,7 +60,7 @@ thread_local! {
     /// The settings, read once: an instance's grant never changes.
     static SETTINGS: config::Cached<Settings> = const { config::Cached::new() };
     /// The access token, kept in the grant as `access-token`.
-    static TOKEN: http::Token = const { http::Token::new("access-token") };
+    static TOKEN: http::Token = const { http::Token::new(names::common::ACCESS_TOKEN) };
 }
 
 struct Settings {
@@ -85,13 +86,13 @@ fn read_settings() -> Result<Settings, Error> {
             .filter(|v| !v.trim().is_empty())
             .ok_or_else(|| Error::Backend(format!("the setting `{name}` ({what}) is missing")))
     };
-    let vault_url = required("vault-url", "https://NAME.vault.azure.net")?;
-    let tenant = required("tenant-id", "the directory (tenant) id")?;
-    let client_id = required("client-id", "the application (client) id")?;
+    let vault_url = required(names::azure::VAULT_URL, "https://NAME.vault.azure.net")?;
+    let tenant = required(names::azure::TENANT_ID, "the directory (tenant) id")?;
+    let client_id = required(names::azure::CLIENT_ID, "the application (client) id")?;
     let vault = http::split_url(&vault_url);
     // The token's audience is the vault's cloud: the host name after the
     // vault's own label (vault.azure.net, vault.azure.cn, ...).
-    let scope = config::get("scope").unwrap_or_else(|| {
+    let scope = config::get(names::azure::SCOPE).unwrap_or_else(|| {
         let authority = vault.0.rsplit("://").next().unwrap_or("");
         let host = authority.split(':').next().unwrap_or("");
         match host.split_once('.') {
@@ -118,14 +119,14 @@ fn read_settings() -> Result<Settings, Error> {
     Ok(Settings {
         vault,
         authority: http::split_url(
-            &config::get("authority").unwrap_or_else(|| "https://login.microsoftonline.com".into()),
+            &config::get(names::azure::AUTHORITY).unwrap_or_else(|| "https://login.microsoftonline.com".into()),
         ),
         tenant,
         client_id,
         scope,
-        expires_after_days: number("expires-after-days", None)?,
-        purge: config::get("purge").is_none_or(|v| v != "false"),
-        max_list_pages: number("max-list-pages", Some(12))?.unwrap_or(12) as usize,
+        expires_after_days: number(names::azure::EXPIRES_AFTER_DAYS, None)?,
+        purge: config::get(names::azure::PURGE).is_none_or(|v| v != "false"),
+        max_list_pages: number(names::common::MAX_LIST_PAGES, Some(12))?.unwrap_or(12) as usize,
     })
 }
 
@@ -172,7 +173,7 @@ fn login(s: &Settings) -> Result<(), Error> {
     .header("Accept", http::bytes("application/json"));
     r.body = vec![
         http::bytes(form),
-        Part::Credential(("client-secret".into(), Encoding::Url)),
+        Part::Credential((names::azure::CLIENT_SECRET.into(), Encoding::Url)),
     ];
     TOKEN
         .with(|t| t.login(&r))?

@@ -26,6 +26,7 @@
 //! the secret with all its versions. Listing reads every page (the service
 //! promises no order), then sorts.
 
+use secret_broker_guest_sdk::names;
 use secret_broker_guest_sdk::http::{self, Encoding, Part, Request, Response};
 use secret_broker_guest_sdk::{
     Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret,
@@ -42,9 +43,9 @@ const DIGEST: &str = "secret-broker-digest";
 /// The annotation holding the version that value went into.
 const VERSION: &str = "secret-broker-version";
 /// The grant's signed service account assertion.
-const ASSERTION: &str = "assertion";
+const ASSERTION: &str = names::gcp::ASSERTION;
 /// The grant's plain bearer token.
-const BEARER: &str = "token";
+const BEARER: &str = names::gcp::TOKEN;
 
 static RULES: std::sync::LazyLock<IdRules> = std::sync::LazyLock::new(|| IdRules {
     separator: "_".into(),
@@ -60,7 +61,7 @@ thread_local! {
     /// The settings, read once: an instance's grant never changes.
     static SETTINGS: config::Cached<Settings> = const { config::Cached::new() };
     /// The access token a service account's assertion was exchanged for.
-    static TOKEN: http::Token = const { http::Token::new("access-token") };
+    static TOKEN: http::Token = const { http::Token::new(names::common::ACCESS_TOKEN) };
 }
 
 struct Settings {
@@ -79,7 +80,7 @@ fn settings() -> Result<std::rc::Rc<Settings>, Error> {
 }
 
 fn read_settings() -> Result<Settings, Error> {
-    let project = config::get("project-id")
+    let project = config::get(names::gcp::PROJECT_ID)
         .map(|p| p.trim().to_owned())
         .filter(|p| !p.is_empty())
         .ok_or_else(|| {
@@ -104,7 +105,7 @@ fn read_settings() -> Result<Settings, Error> {
                 .into(),
         ));
     }
-    let max_list_pages = match config::get("max-list-pages") {
+    let max_list_pages = match config::get(names::common::MAX_LIST_PAGES) {
         None => 12,
         Some(v) => v.trim().parse::<usize>().map_err(|_| {
             Error::Backend(format!(
@@ -114,11 +115,11 @@ fn read_settings() -> Result<Settings, Error> {
     };
     Ok(Settings {
         api: http::split_url(
-            &config::get("endpoint")
+            &config::get(names::common::ENDPOINT)
                 .unwrap_or_else(|| "https://secretmanager.googleapis.com".into()),
         ),
         token_url: http::split_url(
-            &config::get("token-url")
+            &config::get(names::gcp::TOKEN_URL)
                 .unwrap_or_else(|| "https://oauth2.googleapis.com/token".into()),
         ),
         project,

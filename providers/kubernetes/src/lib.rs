@@ -19,6 +19,7 @@
 //! value reports `unchanged`. Listing takes metadata only, labelled
 //! `app=openmetadata`, and pages with `continue` tokens.
 
+use secret_broker_guest_sdk::names;
 use secret_broker_guest_sdk::http::{self, Encoding, Part, Request, Response};
 use secret_broker_guest_sdk::{
     Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret, config,
@@ -70,11 +71,11 @@ fn settings() -> Result<std::rc::Rc<Settings>, Error> {
 }
 
 fn read_settings() -> Result<Settings, Error> {
-    let server = config::get("server").ok_or_else(|| {
+    let server = config::get(names::kubernetes::SERVER).ok_or_else(|| {
         Error::Backend("the setting `server` (the API server's URL) is missing".into())
     })?;
     let (origin, base) = http::split_url(&server);
-    let namespace = config::get("namespace")
+    let namespace = config::get(names::kubernetes::NAMESPACE)
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "default".into());
     if !namespace
@@ -114,7 +115,7 @@ fn request<'a>(s: &Settings, method: &str, name: Option<&str>, query: &str) -> R
         path.push_str(name);
     }
     path.push_str(query);
-    Request::new(method, &s.origin, path).bearer("token")
+    Request::new(method, &s.origin, path).bearer(names::kubernetes::TOKEN)
 }
 
 fn send(r: Request<'_>, lifts: &[http::Lift]) -> Result<Response, Error> {

@@ -10,6 +10,7 @@
 //! credential `secret-id`, renews the token at two thirds of its lease and logs in
 //! again when refused), `soft-delete` (`true` deletes only the latest version).
 
+use secret_broker_guest_sdk::names;
 use secret_broker_guest_sdk::http::{self, Encoding, Lift, Part, Request, Response, Token};
 use secret_broker_guest_sdk::{
     Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret, config,
@@ -28,7 +29,7 @@ static RULES: std::sync::LazyLock<IdRules> = std::sync::LazyLock::new(|| IdRules
 
 thread_local! {
     /// The AppRole login's token, kept by the grant as `session`.
-    static SESSION: Token = const { Token::shaped("session", &http::VAULT) };
+    static SESSION: Token = const { Token::shaped(names::openbao::SESSION, &http::VAULT) };
     /// The settings, read once: an instance's grant never changes.
     static SETTINGS: config::Cached<Settings> = const { config::Cached::new() };
 }
@@ -47,9 +48,9 @@ fn settings() -> Result<std::rc::Rc<Settings>, Error> {
 
 fn read_settings() -> Result<Settings, Error> {
     let missing = |what: &str| Error::Backend(format!("the setting `{what}` is missing"));
-    let role_id = match config::get("auth").as_deref() {
+    let role_id = match config::get(names::openbao::AUTH).as_deref() {
         None | Some("token") => None,
-        Some("approle") => Some(config::get("role-id").ok_or_else(|| missing("role-id"))?),
+        Some(names::openbao::AUTH_APPROLE) => Some(config::get(names::openbao::ROLE_ID).ok_or_else(|| missing(names::openbao::ROLE_ID))?),
         Some(other) => {
             return Err(Error::Backend(format!(
                 "auth {other:?}: use token or approle"
@@ -57,14 +58,14 @@ fn read_settings() -> Result<Settings, Error> {
         }
     };
     Ok(Settings {
-        address: config::get("address").ok_or_else(|| missing("address"))?,
-        mount: config::get("mount")
+        address: config::get(names::openbao::ADDRESS).ok_or_else(|| missing(names::openbao::ADDRESS))?,
+        mount: config::get(names::openbao::MOUNT)
             .unwrap_or_else(|| "secret".into())
             .trim_matches('/')
             .into(),
-        namespace: config::get("namespace").filter(|n| !n.is_empty()),
+        namespace: config::get(names::openbao::NAMESPACE).filter(|n| !n.is_empty()),
         role_id,
-        soft_delete: config::get("soft-delete").is_some_and(|v| v == "true"),
+        soft_delete: config::get(names::openbao::SOFT_DELETE).is_some_and(|v| v == "true"),
     })
 }
 
@@ -121,7 +122,7 @@ fn login(s: &Settings, role_id: &str, t: &Token) -> Result<(), Error> {
             "{{\"role_id\":{},\"secret_id\":",
             Value::from(role_id)
         )),
-        Part::Credential(("secret-id".into(), Encoding::JsonString)),
+        Part::Credential((names::openbao::SECRET_ID.into(), Encoding::JsonString)),
         http::bytes("}"),
     ];
     let login = request(s, "POST", "auth/approle/login").json(body);
@@ -144,7 +145,7 @@ fn call<'a>(
     };
     match &s.role_id {
         None => http::send(
-            &make().header("X-Vault-Token", http::credential_part("token")),
+            &make().header("X-Vault-Token", http::credential_part(names::openbao::TOKEN)),
             lifts,
         ),
         Some(role_id) => SESSION.with(|t| t.call(make, lifts, || login(s, role_id, t))),

@@ -110,8 +110,8 @@ impl TempDb {
 
 /// The id owner records of the OpenMetadata manager, kept in `db`.
 pub async fn owners(db: &TempDb) -> secret_broker::openmetadata::owners::Owners {
-    secret_broker::openmetadata::owners::Owners::new(Arc::new(
-        RecordStore::connect(&db.url).await.unwrap(),
+    secret_broker::openmetadata::owners::Owners::new(secret_broker_deploy::RecordOwners::new(
+        Arc::new(RecordStore::connect(&db.url).await.unwrap()),
     ))
 }
 
@@ -364,4 +364,58 @@ pub fn python(script: &str, args: &[&str], what: &str) -> std::process::Output {
         .env("NO_PROXY", "*")
         .output()
         .unwrap_or_else(|e| panic!("python3 with {what} (tests/setup): {e}"))
+}
+
+/// Another client of a backend for the conformance suite's check that a put
+/// after someone else changed a value still writes: `write(id, value)` stores
+/// the value as that client would (a Python script with the backend's official
+/// client, another broker replica).
+pub struct OtherClient<F>(pub F);
+
+impl<F> secret_broker_runtime::conformance::OtherClient for OtherClient<F>
+where
+    F: Fn(&str, &[u8]) -> Result<(), String> + Send + Sync,
+{
+    fn overwrite<'a>(
+        &'a self,
+        id: &'a str,
+        value: &'a [u8],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>
+    {
+        Box::pin(async move { (self.0)(id, value) })
+    }
+}
+
+/// A Python client's run, as an [`OtherClient`] result.
+pub fn ran(out: std::process::Output) -> Result<(), String> {
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Another replica of a provider (same component, grants and backend) as the
+/// other client.
+pub struct Replica(pub Arc<ProviderHost>);
+
+impl secret_broker_runtime::conformance::OtherClient for Replica {
+    fn overwrite<'a>(
+        &'a self,
+        id: &'a str,
+        value: &'a [u8],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            self.0
+                .put(
+                    id,
+                    &secret_broker::SecretValue::new(value.to_vec()),
+                    &secret_broker::PutOptions::default(),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    }
 }

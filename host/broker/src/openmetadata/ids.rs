@@ -63,17 +63,6 @@ pub enum IdStyle {
 const K8S_NAME_MAX: usize = 253;
 
 impl IdStyle {
-    /// The style OpenMetadata's secrets manager `name` uses (`SECRET_MANAGER`:
-    /// `managed-azure-kv`, `gcp`, `kubernetes`; anything else is `/`-joined).
-    pub fn for_secrets_manager(name: &str) -> IdStyle {
-        match name {
-            "managed-azure-kv" | "azure-kv" | "azure-key-vault" => IdStyle::Azure,
-            "gcp" | "managed-gcp" | "gcp-secret-manager" => IdStyle::Gcp,
-            "kubernetes" => IdStyle::Kubernetes,
-            _ => IdStyle::Slash,
-        }
-    }
-
     fn separator(self) -> char {
         match self {
             IdStyle::Slash => '/',
@@ -510,15 +499,5 @@ mod tests {
         assert!(IdBuilder::with_style(Some("a/b"), "openmetadata", IdStyle::Kubernetes).is_err());
         assert!(IdBuilder::with_style(None, "open-metadata", IdStyle::Gcp).is_err());
         assert!(IdBuilder::with_style(Some("a/b"), "openmetadata", IdStyle::Slash).is_ok());
-        assert_eq!(
-            IdStyle::for_secrets_manager("managed-azure-kv"),
-            IdStyle::Azure
-        );
-        assert_eq!(
-            IdStyle::for_secrets_manager("kubernetes"),
-            IdStyle::Kubernetes
-        );
-        assert_eq!(IdStyle::for_secrets_manager("gcp"), IdStyle::Gcp);
-        assert_eq!(IdStyle::for_secrets_manager("managed-aws"), IdStyle::Slash);
     }
 }

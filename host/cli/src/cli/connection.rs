@@ -15,7 +15,7 @@ use secret_broker::openmetadata::owners::Owners;
 use secret_broker::wipe::Wiped;
 use zeroize::Zeroizing;
 
-use super::deployment::Deployment;
+use secret_broker_deploy::Deployment;
 use super::print_stdout;
 
 /// Options every `connection` subcommand takes.
@@ -97,10 +97,10 @@ pub async fn run(ctx: &Deployment, cmd: ConnectionCommand) -> anyhow::Result<Exi
     )?;
     let runtime = ctx.runtime()?;
     let provider = ctx.provider(&runtime).await?;
-    let owners = Owners::new(ctx.record_store().await?);
+    let owners = Owners::new(secret_broker_deploy::RecordOwners::new(ctx.record_store().await?));
     let manager = SecretsManager::new(provider.clone(), &common.schemas, ids, owners)?;
     let broker = ctx.broker(provider, Some(manager))?;
-    let caller = super::deployment::cli_caller();
+    let caller = secret_broker_deploy::cli_caller();
     let entity = common
         .entity
         .entity(common.service_type.as_deref())

@@ -15,7 +15,7 @@ use secret_broker::PutOptions;
 use secret_broker::broker::Written;
 use secret_broker::fernet_import::FernetKeys;
 
-use super::deployment::Deployment;
+use secret_broker_deploy::Deployment;
 
 /// The `import` subcommands.
 #[derive(clap::Subcommand)]
@@ -66,7 +66,7 @@ pub async fn run(ctx: &Deployment, cmd: ImportCommand) -> anyhow::Result<ExitCod
     let runtime = ctx.runtime()?;
     let provider = ctx.provider(&runtime).await?;
     let broker = ctx.broker(provider, None)?;
-    let caller = super::deployment::cli_caller();
+    let caller = secret_broker_deploy::cli_caller();
     let bar = ProgressBar::new(entries.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{spinner} importing [{bar:40}] {pos}/{len}")

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use secret_broker::audit::{AuditLog, Durability, Entry, Outcome};
 
-use super::deployment::Deployment;
+use secret_broker_deploy::Deployment;
 
 /// Appends one entry of the rotation to the audit log.
 async fn audit(
@@ -23,7 +23,7 @@ async fn audit(
     ids: &[&str],
     durability: Durability,
 ) -> anyhow::Result<()> {
-    let caller = super::deployment::cli_caller();
+    let caller = secret_broker_deploy::cli_caller();
     let entry = Entry {
         ids: log.hmac_ids(ids),
         error: (outcome == Outcome::Error).then_some("rotation"),
@@ -196,7 +196,7 @@ async fn rotate(ctx: &Deployment, log: &AuditLog, label: &str) -> anyhow::Result
     }
     bar.finish_and_clear();
     // The AWS access keys' secrets are sealed by the same keyring.
-    let keys = super::serve::aws_keys_file(ctx);
+    let keys = ctx.aws_keys_file();
     let keys_resealed = secret_broker_server::sigv4::AwsKeys::reseal_file(&keys, |sealed, aad| {
         if secret_broker_keyring::Keyring::sealed_version(sealed) == Some(target_version) {
             return Ok(None);

@@ -3,7 +3,7 @@
 //! `openbao`, `managed-azure-kv`, `gcp`, `kubernetes`), under the same ids where
 //! the target takes them, else under the ids spelled as the target's
 //! OpenMetadata secrets manager spells them (`/openmetadata/database/x/password`
-//! becomes `openmetadata_database_x_password` on GCP; [`IdStyle::fit`]), which
+//! becomes `openmetadata_database_x_password` on GCP; `IdStyle::fit`), which
 //! is also how the broker resolves the references OpenMetadata stored before
 //! the move.
 //! Each secret is written to the target, read back and compared, and only then
@@ -18,13 +18,12 @@ use anyhow::{Context as _, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use secret_broker::openmetadata::ids::IdStyle;
 use secret_broker::{PutOptions, SecretValue};
 
 use secret_broker::broker::{Broker, Caller};
 use secret_broker_runtime::paging::collect_all;
 
-use super::deployment::Deployment;
+use secret_broker_deploy::{Deployment, backends};
 
 /// Arguments of `migrate`.
 #[derive(clap::Args)]
@@ -61,32 +60,32 @@ fn save(path: &Path, state: &MigrationState) -> anyhow::Result<()> {
 pub async fn run(ctx: &Deployment, args: Args) -> anyhow::Result<ExitCode> {
     // Two names for one backend (`managed-aws` and `aws`) are one store under this
     // deployment's settings: "moving" would delete the only copy of every secret.
-    let from = super::aws_config::provider_for(args.from.trim())
+    let from = backends::for_secrets_manager(&args.from)
         .with_context(|| format!("--from {}", args.from))?;
-    let to = super::aws_config::provider_for(args.to.trim())
+    let to = backends::for_secrets_manager(&args.to)
         .with_context(|| format!("--to {}", args.to))?;
-    if from.name == to.name {
+    if from.provider == to.provider {
         bail!(
             "--from {} and --to {} are the same store (both the built-in `{}` provider with \
              this deployment's settings): migrating would delete the only copy of every \
              secret; nothing was done",
             args.from.trim(),
             args.to.trim(),
-            from.name
+            from.provider
         );
     }
     let runtime = ctx.runtime()?;
     let source = ctx
-        .provider_named(&runtime, &args.from)
+        .start_backend(&runtime, from)
         .await
         .with_context(|| format!("--from {}", args.from))?;
     let target = ctx
-        .provider_named(&runtime, &args.to)
+        .start_backend(&runtime, to)
         .await
         .with_context(|| format!("--to {}", args.to))?;
     // The id each secret gets in the target.
     let target_rules = target.info().id_rules.clone();
-    let target_style = IdStyle::for_secrets_manager(to.name);
+    let target_style = to.id_style;
     let target_id = move |id: &str| {
         if target_rules.check(id).is_ok() {
             id.to_owned()
@@ -95,7 +94,7 @@ pub async fn run(ctx: &Deployment, args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     // Every read, write and delete is audited, as the operator at the terminal.
-    let caller = super::deployment::cli_caller();
+    let caller = secret_broker_deploy::cli_caller();
     let source = ctx.broker(source, None)?.labelled(&args.from);
     let target = ctx.broker(target, None)?.labelled(&args.to);
     let state_path = ctx.data_dir().join("migration.json");

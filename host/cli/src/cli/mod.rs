@@ -1,22 +1,14 @@
 //! Command-line interface: global options, configuration loading and dispatch to
 //! one module per subcommand.
 
-mod aws_config;
-mod azure_config;
 mod connection;
-mod deployment;
-mod gcp_config;
-mod http_config;
 mod import;
-mod k8s_config;
 mod keyring;
 mod migrate;
-mod om_yaml;
 mod provider_test;
 mod provider_verify;
 mod secret;
 mod serve;
-mod settings;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -91,7 +83,7 @@ pub fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let ctx = deployment::Deployment::new(settings::Settings::load(
+        let ctx = secret_broker_deploy::Deployment::new(secret_broker_deploy::Settings::load(
             cli.config.as_deref(),
             cli.data_dir.as_deref(),
         )?);

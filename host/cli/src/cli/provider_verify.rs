@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use secret_broker::ProviderHost;
 use secret_broker_runtime::scrub::printable;
 
-use super::deployment::Deployment;
+use secret_broker_deploy::Deployment;
 
 /// Arguments of `provider verify`.
 #[derive(clap::Args)]
@@ -33,10 +33,11 @@ pub async fn run(ctx: &Deployment, args: Args) -> anyhow::Result<ExitCode> {
     )?;
     writeln!(
         out,
-        "world:       secret-broker:provider/provider@{} (ok)",
+        "world:       secret-broker:provider/provider-world@{} (ok; exports provider@{})",
+        component.world_version(),
         secret_broker_runtime::VERSION
     )?;
-    let needs = super::deployment::needed_grants(&component)?;
+    let needs = secret_broker_deploy::needed_grants(&component)?;
     writeln!(
         out,
         "needs grants: {}",

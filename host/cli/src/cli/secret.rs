@@ -10,7 +10,7 @@ use secret_broker::{PutOptions, SecretValue};
 
 use secret_broker::broker::{Broker, Caller};
 
-use super::deployment::Deployment;
+use secret_broker_deploy::Deployment;
 
 /// The `secret` subcommands.
 #[derive(clap::Subcommand)]
@@ -64,7 +64,7 @@ pub async fn run(ctx: &Deployment, cmd: SecretCommand) -> anyhow::Result<ExitCod
     let provider = ctx.provider(&runtime).await?;
     let name = provider.name().to_owned();
     let broker = ctx.broker(provider, None)?;
-    let caller = super::deployment::cli_caller();
+    let caller = secret_broker_deploy::cli_caller();
     match cmd {
         SecretCommand::Put {
             id,
@@ -81,7 +81,7 @@ pub async fn run(ctx: &Deployment, cmd: SecretCommand) -> anyhow::Result<ExitCod
             }
             let value = read_stdin_value()?;
             let mut tags = tags;
-            for (k, v) in super::aws_config::default_tags(ctx.settings.tags.as_deref()) {
+            for (k, v) in secret_broker_deploy::backends::aws::default_tags(ctx.settings.tags.as_deref()) {
                 if !tags.iter().any(|(key, _)| *key == k) {
                     tags.push((k, v));
                 }

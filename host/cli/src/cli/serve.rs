@@ -2,19 +2,16 @@
 //! a unix socket, its bearer tokens, and finding an id's audit entries.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
-
-use secret_broker::openmetadata::ids::IdBuilder;
-use secret_broker::openmetadata::manager::SecretsManager;
-use secret_broker::openmetadata::owners::Owners;
 use secret_broker::policy::Role;
-use secret_broker_server::{self as server, AppState, ServerOptions, tokens};
+use secret_broker_deploy::Deployment;
+use secret_broker_deploy::server::{Listen, ServeOptions, shutdown_signal};
+use secret_broker_server::listen::ConnOptions;
+use secret_broker_server::{self as server, ServerOptions, tokens};
 
-use super::deployment::Deployment;
 use super::print_stdout;
 
 /// `serve` options.
@@ -100,11 +97,6 @@ fn parse_role(s: &str) -> Result<Role, String> {
     Role::from_name(s).ok_or_else(|| format!("unknown role {s:?}: use admin, user or bot"))
 }
 
-/// The tokens file in the data dir.
-fn tokens_file(ctx: &Deployment) -> PathBuf {
-    ctx.data_dir().join("tokens")
-}
-
 /// Runs `token add`.
 pub fn token(ctx: &Deployment, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
     let TokenCommand::Add { name, role, aws } = cmd;
@@ -112,18 +104,13 @@ pub fn token(ctx: &Deployment, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
         return aws_key(ctx, &name, role);
     }
     let token = tokens::generate();
-    tokens::append(&tokens_file(ctx), &name, role, &token)?;
+    tokens::append(&ctx.tokens_file(), &name, role, &token)?;
     print_stdout(&format!("{}\n", token.as_str()))?;
     eprintln!(
         "token {name:?} ({role}) added to {}; it is shown only now",
-        tokens_file(ctx).display()
+        ctx.tokens_file().display()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// The access keys file in the data dir.
-pub fn aws_keys_file(ctx: &Deployment) -> PathBuf {
-    ctx.data_dir().join("aws-keys")
 }
 
 /// Runs `token add --aws`: a new access key, its secret sealed by the keyring.
@@ -135,7 +122,7 @@ fn aws_key(ctx: &Deployment, name: &str, role: Role) -> anyhow::Result<ExitCode>
         &secret_broker::SecretValue::from_string(secret.to_string()),
         &server::sigv4::seal_context(&id),
     );
-    let path = aws_keys_file(ctx);
+    let path = ctx.aws_keys_file();
     server::sigv4::AwsKeys::append(&path, name, role, &id, &sealed, open)?;
     print_stdout(&format!(
         "AWS_ACCESS_KEY_ID={id}\nAWS_SECRET_ACCESS_KEY={}\n",
@@ -168,130 +155,39 @@ pub fn audit(ctx: &Deployment, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
 
 /// Runs `serve` until Ctrl-C or SIGTERM.
 pub async fn serve(ctx: &Deployment, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    if args.unix.is_none() && args.tls_cert.is_none() && !args.listen.ip().is_loopback() {
-        bail!(
-            "--listen {}: without TLS the server listens on loopback only (127.0.0.1 or \
-             [::1]) or on a unix socket (--unix PATH); give --tls-cert and --tls-key to \
-             listen on other addresses",
-            args.listen
-        );
-    }
-    // Read before anything else starts: a bad certificate or key stops here.
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(server::listen::tls_acceptor(cert, key)?),
-        _ => None,
+    let options = ServeOptions {
+        listen: match args.unix {
+            Some(path) => Listen::Unix(path),
+            None => Listen::Tcp(args.listen),
+        },
+        tls: args.tls_cert.zip(args.tls_key),
+        schemas: args.schemas,
+        cluster_name: args.cluster_name,
+        prefix: args.prefix,
+        server: ServerOptions {
+            body_limit: args.body_limit_kib.max(1) << 10,
+            request_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
+        },
+        conn: ConnOptions {
+            header_timeout: Duration::from_millis(args.header_timeout_ms.max(1)),
+            max_connections: args.max_connections.max(1),
+            ..ConnOptions::default()
+        },
     };
-    let runtime = ctx.runtime()?;
-    let provider = ctx.provider(&runtime).await?;
-    let manager = match &args.schemas {
-        Some(dir) => {
-            let ids =
-                IdBuilder::with_style(args.prefix.as_deref(), &args.cluster_name, ctx.id_style())?;
-            let owners = Owners::new(ctx.record_store().await?);
-            Some(SecretsManager::new(provider.clone(), dir, ids, owners)?)
-        }
-        None => None,
-    };
-    let audit_path = ctx.audit_log();
-    let broker = ctx.broker(provider, manager)?;
-
-    let tokens_path = tokens_file(ctx);
-    let mut tokens = tokens::Tokens::load(&tokens_path)?;
-    if tokens.is_empty() {
-        let token = tokens::generate();
-        tokens::append(&tokens_path, "admin", Role::Admin, &token)?;
-        let token_file = ctx.data_dir().join("admin.token");
-        secret_broker_runtime::fs::overwrite_private(
-            &token_file,
-            format!("{}\n", token.as_str()).as_bytes(),
-        )
-        .with_context(|| format!("writing {}", token_file.display()))?;
+    let server = ctx.server(options).await?;
+    if let Some(token_file) = server.created_admin_token() {
         eprintln!(
             "no tokens were configured: created the admin token in {} (mode 0600); \
              add others with `secret-broker token add NAME --role user`",
             token_file.display()
         );
-        tokens = tokens::Tokens::load(&tokens_path)?;
     }
-    let options = ServerOptions {
-        body_limit: args.body_limit_kib.max(1) << 10,
-        request_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
-    };
-    let state = AppState::new(broker, tokens, options);
-    watch_tokens(state.clone(), tokens_path);
-    // The AWS APIs: access keys sealed by the keyring, metadata in the record store.
-    // The keyring is loaded for them only when the deployment has one in use or
-    // access keys exist (a deployment on AWS alone gets no master key it never
-    // needed).
-    let keys_path = aws_keys_file(ctx);
-    let keyring = match ctx.loaded_keyring() {
-        Some(ring) => Some(ring),
-        None if keys_path.exists() => Some(ctx.keyring()?),
-        None => None,
-    };
-    let open = move |sealed: &[u8], aad: &[u8]| match &keyring {
-        Some(ring) => Ok(ring.open(sealed, aad)?),
-        None => bail!(
-            "access keys were added after the server started on a deployment without a \
-             keyring in use; restart the server to load them"
-        ),
-    };
-    state.set_aws_keys(server::sigv4::AwsKeys::load(&keys_path, &open)?);
-    state.set_aws_metadata(server::aws::AwsMetadata::new(ctx.record_store().await?));
-    watch_aws_keys(state.clone(), keys_path, open);
-    if let Some(keyring) = ctx.loaded_keyring().filter(|_| !ctx.master_key_from_env()) {
-        watch_key_file(keyring, ctx.key_file());
-    }
-    let app = server::router(state);
-    let conn = server::listen::ConnOptions {
-        header_timeout: Duration::from_millis(args.header_timeout_ms.max(1)),
-        max_connections: args.max_connections.max(1),
-        ..server::listen::ConnOptions::default()
-    };
-    let shutdown = async {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(_) => return ctrl_c.await.unwrap_or(()),
-                };
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
-            }
-        }
-    };
-    match &args.unix {
-        Some(path) => {
-            let _ = std::fs::remove_file(path);
-            let listener = tokio::net::UnixListener::bind(path)
-                .with_context(|| format!("binding unix socket {}", path.display()))?;
-            set_mode(path, 0o600)?;
-            eprintln!(
-                "secret-broker listening on unix:{} (audit log {})",
-                path.display(),
-                audit_path.display()
-            );
-            server::listen::serve(listener, app, conn, shutdown).await;
-        }
-        None => {
-            let listener = tokio::net::TcpListener::bind(args.listen)
-                .await
-                .with_context(|| format!("binding {}", args.listen))?;
-            let scheme = if tls.is_some() { "https" } else { "http" };
-            eprintln!(
-                "secret-broker listening on {scheme}://{} (audit log {})",
-                listener.local_addr()?,
-                audit_path.display()
-            );
-            match tls {
-                Some(tls) => server::listen::serve_tls(listener, tls, app, conn, shutdown).await,
-                None => server::listen::serve(listener, app, conn, shutdown).await,
-            }
-        }
-    }
+    eprintln!(
+        "secret-broker listening on {} (audit log {})",
+        server.address()?,
+        ctx.audit_log().display()
+    );
+    server.run(shutdown_signal()).await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -326,69 +222,4 @@ fn audit_verify(ctx: &Deployment, mut files: Vec<PathBuf>) -> anyhow::Result<Exi
             Ok(ExitCode::from(1))
         }
     }
-}
-
-/// Calls `on_change` whenever the file at `path` changes (checked every 2 s).
-fn watch_file(path: PathBuf, mut on_change: impl FnMut(&Path) + Send + 'static) {
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let mut seen = modified(&path);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(2));
-        loop {
-            tick.tick().await;
-            let now = modified(&path);
-            if now != seen {
-                seen = now;
-                on_change(&path);
-            }
-        }
-    });
-}
-
-/// Reloads the tokens file when it changes, so `token add` takes effect without a
-/// restart. A file that no longer parses keeps the tokens in use, with an error.
-fn watch_tokens(state: std::sync::Arc<AppState>, path: PathBuf) {
-    watch_file(path, move |path| match tokens::Tokens::load(path) {
-        Ok(tokens) => {
-            tracing::info!(tokens = tokens.len(), "reloaded the tokens file");
-            state.set_tokens(tokens);
-        }
-        Err(e) => tracing::error!("keeping the tokens in use: {e:#}"),
-    });
-}
-
-/// Reloads the access keys file when it changes (`token add --aws`). A file
-/// that no longer reads keeps the keys in use, with an error.
-fn watch_aws_keys(
-    state: std::sync::Arc<AppState>,
-    path: PathBuf,
-    open: impl Fn(&[u8], &[u8]) -> anyhow::Result<secret_broker::SecretValue> + Send + 'static,
-) {
-    watch_file(path, move |path| {
-        match server::sigv4::AwsKeys::load(path, &open) {
-            Ok(keys) => {
-                tracing::info!(keys = keys.len(), "reloaded the AWS access keys file");
-                state.set_aws_keys(keys);
-            }
-            Err(e) => tracing::error!("keeping the AWS access keys in use: {e:#}"),
-        }
-    });
-}
-
-/// Picks up key versions another process added (`keyring rotate`), so values it
-/// re-sealed stay readable here and new values are sealed under the newest key.
-fn watch_key_file(keyring: std::sync::Arc<secret_broker_keyring::Keyring>, path: PathBuf) {
-    watch_file(path, move |path| match keyring.reload_file(path) {
-        Ok(added) if !added.is_empty() => {
-            tracing::info!(?added, "picked up new master key versions");
-        }
-        Ok(_) => {}
-        Err(e) => tracing::error!("keeping the master keys in use: {e}"),
-    });
-}
-
-fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("setting the mode of {}", path.display()))
 }

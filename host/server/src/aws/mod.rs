@@ -12,6 +12,7 @@
 //! value.
 
 mod meta;
+mod ops;
 mod secrets_manager;
 mod ssm;
 
@@ -51,6 +52,14 @@ impl Api {
         match self {
             Api::SecretsManager => "secretsmanager",
             Api::Ssm => "ssm",
+        }
+    }
+
+    /// The prefix of its operations in `X-Amz-Target`.
+    fn target_prefix(self) -> &'static str {
+        match self {
+            Api::SecretsManager => "secretsmanager",
+            Api::Ssm => "AmazonSSM",
         }
     }
 
@@ -211,30 +220,11 @@ pub(crate) struct Ctx {
     pub(crate) api: Api,
 }
 
-/// The broker operation an AWS operation performs, for the audit entry of a
-/// request whose signature was refused.
-fn audited_as(op: &str) -> &'static str {
-    match op {
-        "GetSecretValue"
-        | "BatchGetSecretValue"
-        | "GetParameter"
-        | "GetParameters"
-        | "GetParametersByPath" => "secret.get",
-        "CreateSecret" => "secret.create",
-        "UpdateSecret" | "PutSecretValue" | "PutParameter" => "secret.put",
-        "DeleteSecret" | "DeleteParameter" => "secret.delete",
-        "ListSecrets" | "DescribeParameters" => "secret.list",
-        _ => "secret.describe",
-    }
-}
-
 fn parse_target(target: &str) -> Option<(Api, &str)> {
     let (prefix, op) = target.split_once('.')?;
-    let api = match prefix {
-        "secretsmanager" => Api::SecretsManager,
-        "AmazonSSM" => Api::Ssm,
-        _ => return None,
-    };
+    let api = [Api::SecretsManager, Api::Ssm]
+        .into_iter()
+        .find(|api| api.target_prefix() == prefix)?;
     (!op.is_empty() && op.bytes().all(|b| b.is_ascii_alphanumeric())).then_some((api, op))
 }
 
@@ -280,7 +270,7 @@ pub(crate) async fn entry(State(s): State<Arc<AppState>>, req: Request) -> Respo
         Ok(v) => v,
         Err(e) => {
             wipe_bytes(bytes);
-            return refused(&s, &op, e).await;
+            return refused(&s, ops::audited_as(api, &op), e).await;
         }
     };
     let parsed = serde_json::from_slice::<Value>(&bytes).map(Wiped);
@@ -303,9 +293,9 @@ pub(crate) async fn entry(State(s): State<Arc<AppState>>, req: Request) -> Respo
     // On a task of its own: a client that hangs up does not stop a write halfway;
     // it runs to its end and is audited.
     let task = tokio::spawn(async move {
-        let result = match api {
-            Api::SecretsManager => secrets_manager::dispatch(&s, &ctx, &op, &body).await,
-            Api::Ssm => ssm::dispatch(&s, &ctx, &op, &body).await,
+        let result = match ops::find(api, &op) {
+            Ok(operation) => (operation.run)(&s, &ctx, &body).await,
+            Err(e) => Err(e),
         };
         drop(body);
         result
@@ -319,8 +309,8 @@ pub(crate) async fn entry(State(s): State<Arc<AppState>>, req: Request) -> Respo
 
 /// A refused signature: audited as the operation it tried, answered with AWS's
 /// code.
-async fn refused(s: &AppState, op: &str, e: SigError) -> Response {
-    if let Err(audit) = s.broker.audit_unauthenticated(audited_as(op)).await {
+async fn refused(s: &AppState, audited_as: &str, e: SigError) -> Response {
+    if let Err(audit) = s.broker.audit_unauthenticated(audited_as).await {
         tracing::error!(error = %audit, "could not audit a request whose signature was refused");
     }
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);

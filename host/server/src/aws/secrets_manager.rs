@@ -20,34 +20,6 @@ use crate::AppState;
 const VALUE_LIMIT: usize = 65_536;
 const CURRENT: &str = "AWSCURRENT";
 
-pub(crate) async fn dispatch(
-    s: &AppState,
-    ctx: &Ctx,
-    op: &str,
-    body: &Value,
-) -> Result<Value, AwsError> {
-    match op {
-        "CreateSecret" => create(s, ctx, body).await,
-        "UpdateSecret" => update(s, ctx, body).await,
-        "PutSecretValue" => put_value(s, ctx, body).await,
-        "GetSecretValue" => get_value(s, ctx, body).await,
-        "BatchGetSecretValue" => batch_get(s, ctx, body).await,
-        "DescribeSecret" => describe(s, ctx, body).await,
-        "DeleteSecret" => delete(s, ctx, body).await,
-        "ListSecrets" => list(s, ctx, body).await,
-        "TagResource" => tag(s, ctx, body).await,
-        "UntagResource" => untag(s, ctx, body).await,
-        _ => Err(AwsError::new(
-            "UnknownOperationException",
-            format!(
-                "secretsmanager.{op} is not an operation this server answers (CreateSecret, \
-                 UpdateSecret, PutSecretValue, GetSecretValue, BatchGetSecretValue, \
-                 DescribeSecret, DeleteSecret, ListSecrets, TagResource, UntagResource)"
-            ),
-        )),
-    }
-}
-
 /// The six characters AWS appends to a name in its ARN; here derived from the
 /// name, so an ARN stays the same across restarts and servers.
 fn suffix(name: &str) -> String {
@@ -201,7 +173,7 @@ fn refuse_replicas(ctx: &Ctx, body: &Value) -> Result<(), AwsError> {
     Ok(())
 }
 
-async fn create(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+pub(super) async fn create(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
     let name = req_str(ctx.api, body, "Name")?;
     check_name(ctx, "Name", name)?;
     refuse_replicas(ctx, body)?;
@@ -287,7 +259,7 @@ async fn require_exists(s: &AppState, ctx: &Ctx, name: &str) -> Result<(), AwsEr
     }
 }
 
-async fn update(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+pub(super) async fn update(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
     let name = secret_id(ctx, body)?;
     let value = value_of(ctx, body, false)?;
     let description = opt_str(ctx.api, body, "Description")?.map(str::to_owned);
@@ -313,7 +285,7 @@ async fn update(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError
     Ok(answer)
 }
 
-async fn put_value(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+pub(super) async fn put_value(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
     let name = secret_id(ctx, body)?;
     let value = value_of(ctx, body, true)?.unwrap_or_else(|| SecretValue::new(Vec::new()));
     if let Some(stages) = str_list(ctx.api, body, "VersionStages")?
@@ -361,7 +333,7 @@ async fn read(s: &AppState, ctx: &Ctx, name: &str) -> Result<Map<String, Value>,
     Ok(out)
 }
 
-async fn get_value(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+pub(super) async fn get_value(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
     let name = secret_id(ctx, body)?;
     if let Some(stage) = opt_str(ctx.api, body, "VersionStage")?
         && stage != CURRENT
@@ -488,7 +460,7 @@ fn described(ctx: &Ctx, name: &str, meta: &SecretMeta, stages: &str) -> Map<Stri
     out
 }
 
-async fn batch_get(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+pub(super) async fn batch_get(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
     let ids = str_list(ctx.api, body, "SecretIdList")?;
     let has_filters = body.get("Filters").is_some_and(|v| !v.is_null());
     let (names, next) = match ids {
@@ -538,7 +510,7 @@ async fn batch_get(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsEr
     Ok(out)
 }
 
-async fn describe(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+pub(super) async fn describe(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
     let name = secret_id(ctx, body)?;
     require_exists(s, ctx, &name).await?;
     let meta = meta_of(s, &name).await;
@@ -550,7 +522,7 @@ async fn describe(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsErr
     )))
 }
 
-async fn delete(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+pub(super) async fn delete(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
     let name = secret_id(ctx, body)?;
     let force = super::flag(ctx.api, body, "ForceDeleteWithoutRecovery")?;
     let window = opt_int(ctx.api, body, "RecoveryWindowInDays", 7..=30)?;
@@ -577,7 +549,7 @@ async fn delete(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError
     Ok(json!({"ARN": arn(ctx, &name), "Name": name, "DeletionDate": now()}))
 }
 
-async fn list(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+pub(super) async fn list(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
     let limit = opt_int(ctx.api, body, "MaxResults", 1..=100)?.unwrap_or(100) as u32;
     let prefixes = name_filters(ctx, body)?;
     let token = opt_str(ctx.api, body, "NextToken")?;
@@ -599,7 +571,7 @@ async fn list(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> 
     Ok(out)
 }
 
-async fn tag(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+pub(super) async fn tag(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
     let name = secret_id(ctx, body)?;
     let added =
         tags(ctx.api, body)?.ok_or_else(|| AwsError::invalid(ctx.api, "Tags is required"))?;
@@ -616,7 +588,7 @@ async fn tag(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
     Ok(json!({}))
 }
 
-async fn untag(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+pub(super) async fn untag(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
     let name = secret_id(ctx, body)?;
     let keys: Vec<String> = str_list(ctx.api, body, "TagKeys")?
         .ok_or_else(|| AwsError::invalid(ctx.api, "TagKeys is required"))?

@@ -18,32 +18,6 @@ use crate::AppState;
 
 const TYPES: [&str; 3] = ["String", "StringList", "SecureString"];
 
-pub(crate) async fn dispatch(
-    s: &AppState,
-    ctx: &Ctx,
-    op: &str,
-    body: &Value,
-) -> Result<Value, AwsError> {
-    match op {
-        "PutParameter" => put(s, ctx, body).await,
-        "GetParameter" => get(s, ctx, body).await,
-        "GetParameters" => get_many(s, ctx, body).await,
-        "GetParametersByPath" => by_path(s, ctx, body).await,
-        "DeleteParameter" => delete(s, ctx, body).await,
-        "DescribeParameters" => describe(s, ctx, body).await,
-        "AddTagsToResource" => add_tags(s, ctx, body).await,
-        "ListTagsForResource" => list_tags(s, ctx, body).await,
-        _ => Err(AwsError::new(
-            "UnknownOperationException",
-            format!(
-                "AmazonSSM.{op} is not an operation this server answers (PutParameter, \
-                 GetParameter, GetParameters, GetParametersByPath, DeleteParameter, \
-                 DescribeParameters, AddTagsToResource, ListTagsForResource)"
-            ),
-        )),
-    }
-}
-
 fn not_found(name: &str) -> AwsError {
     AwsError::new("ParameterNotFound", format!("Parameter {name} not found."))
 }
@@ -124,7 +98,7 @@ fn limit_of(ctx: &Ctx, tier: &str) -> Result<usize, AwsError> {
     }
 }
 
-async fn put(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+pub(super) async fn put(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
     let name = req_str(ctx.api, body, "Name")?;
     check_name(ctx, "Name", name)?;
     let overwrite = flag(ctx.api, body, "Overwrite")?;
@@ -278,7 +252,7 @@ async fn read(
     Ok(Some(parameter(ctx, name, &meta, value.as_ref())))
 }
 
-async fn get(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+pub(super) async fn get(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
     let (name, version) = selected(ctx, "Name", req_str(ctx.api, body, "Name")?)?;
     let decrypt = flag(ctx.api, body, "WithDecryption")?;
     match read(s, ctx, &name, version, decrypt).await? {
@@ -287,7 +261,7 @@ async fn get(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
     }
 }
 
-async fn get_many(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+pub(super) async fn get_many(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
     let names = str_list(ctx.api, body, "Names")?.unwrap_or_default();
     if names.is_empty() || names.len() > 10 {
         return Err(AwsError::invalid(ctx.api, "Names: 1 to 10 parameter names"));
@@ -385,7 +359,7 @@ fn path_prefix(ctx: &Ctx, path: &str) -> Result<String, AwsError> {
     Ok(format!("{base}/"))
 }
 
-async fn by_path(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+pub(super) async fn by_path(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
     let path = req_str(ctx.api, body, "Path")?;
     let prefix = path_prefix(ctx, path)?;
     let recursive = flag(ctx.api, body, "Recursive")?;
@@ -409,7 +383,7 @@ async fn by_path(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsErro
     Ok(out)
 }
 
-async fn delete(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+pub(super) async fn delete(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
     let name = req_str(ctx.api, body, "Name")?;
     check_name(ctx, "Name", name)?;
     let existed = s
@@ -496,7 +470,7 @@ fn selection(ctx: &Ctx, body: &Value) -> Result<Selection, AwsError> {
     Ok(sel)
 }
 
-async fn describe(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+pub(super) async fn describe(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
     let sel = selection(ctx, body)?;
     let limit = opt_int(ctx.api, body, "MaxResults", 1..=50)?.unwrap_or(50) as u32;
     let token = opt_str(ctx.api, body, "NextToken")?;
@@ -567,7 +541,7 @@ async fn require_exists(s: &AppState, ctx: &Ctx, name: &str) -> Result<(), AwsEr
     }
 }
 
-async fn add_tags(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+pub(super) async fn add_tags(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
     let name = tagged(ctx, body)?;
     let added =
         tags(ctx.api, body)?.ok_or_else(|| AwsError::invalid(ctx.api, "Tags is required"))?;
@@ -586,7 +560,7 @@ async fn add_tags(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsErr
     Ok(json!({}))
 }
 
-async fn list_tags(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
+pub(super) async fn list_tags(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
     let name = tagged(ctx, body)?;
     require_exists(s, ctx, &name).await?;
     let meta = meta_of(s, &name).await;

@@ -13,9 +13,11 @@ use std::path::PathBuf;
 use anyhow::bail;
 use serde::Deserialize;
 
+use secret_broker_names as names;
+
 use secret_broker::SecretValue;
 
-use super::http_config::{CredentialSource, HttpConfig, origin_and_path};
+use super::http::{CredentialSource, HttpConfig, origin_and_path};
 
 /// Azure's public cloud authority.
 const AUTHORITY: &str = "https://login.microsoftonline.com";
@@ -232,21 +234,21 @@ impl AzureConfig {
         }
         let mut settings = BTreeMap::new();
         settings.insert(
-            "vault-url".to_owned(),
+            names::azure::VAULT_URL.to_owned(),
             format!("{vault_origin}{vault_path}"),
         );
         settings.insert(
-            "authority".into(),
+            names::azure::AUTHORITY.into(),
             format!("{authority_origin}{authority_path}"),
         );
-        settings.insert("tenant-id".into(), tenant.to_owned());
-        settings.insert("client-id".into(), client_id.to_owned());
-        settings.insert("max-list-pages".into(), LIST_PAGES.to_string());
+        settings.insert(names::azure::TENANT_ID.into(), tenant.to_owned());
+        settings.insert(names::azure::CLIENT_ID.into(), client_id.to_owned());
+        settings.insert(names::common::MAX_LIST_PAGES.into(), LIST_PAGES.to_string());
         if let Some(days) = &self.expires_after_days {
-            settings.insert("expires-after-days".into(), days.clone());
+            settings.insert(names::azure::EXPIRES_AFTER_DAYS.into(), days.clone());
         }
         if self.no_purge {
-            settings.insert("purge".into(), "false".into());
+            settings.insert(names::azure::PURGE.into(), "false".into());
         }
         let mut origins = vec![vault_origin.clone()];
         if authority_origin != vault_origin {
@@ -254,14 +256,14 @@ impl AzureConfig {
         }
         let mut credentials = BTreeMap::new();
         credentials.insert(
-            "client-secret".to_owned(),
+            names::azure::CLIENT_SECRET.to_owned(),
             CredentialSource {
                 origins: Some(vec![authority_origin]),
                 ..secret
             },
         );
         let mut kept_origins = BTreeMap::new();
-        kept_origins.insert("access-token".to_owned(), vec![vault_origin]);
+        kept_origins.insert(names::common::ACCESS_TOKEN.to_owned(), vec![vault_origin]);
         let http = HttpConfig {
             origins,
             allow_private: self.allow_private,
@@ -315,14 +317,14 @@ mod tests {
                 "https://login.microsoftonline.com:443"
             ]
         );
-        let secret = &http.credentials["client-secret"];
+        let secret = &http.credentials[names::azure::CLIENT_SECRET];
         assert_eq!(secret.env.as_deref(), Some("OM_SM_CLIENT_SECRET"));
         assert_eq!(
             secret.origins.as_deref(),
             Some(&["https://login.microsoftonline.com:443".to_owned()][..])
         );
         assert_eq!(
-            http.kept_origins["access-token"],
+            http.kept_origins[names::common::ACCESS_TOKEN],
             ["https://om-vault.vault.azure.net:443"]
         );
         assert!(!http.allow_private);
@@ -365,7 +367,7 @@ mod tests {
         )?;
         let (settings, http) = c.provider()?;
         assert_eq!(settings["expires-after-days"], "90");
-        assert!(http.credentials["client-secret"].value.is_some());
+        assert!(http.credentials[names::azure::CLIENT_SECRET].value.is_some());
         assert!(!format!("{c:?}{http:?}").contains("canary-azure-yaml"));
         let bad: AzureConfig = serde_norway::from_str(
             "vaultName: v-1\ntenantId: t\nclientId: c\nclientSecret: s\nexpiresAfterDays: soon\n",

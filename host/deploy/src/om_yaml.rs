@@ -8,11 +8,11 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::aws_config::AwsConfig;
-use super::azure_config::AzureConfig;
-use super::gcp_config::GcpConfig;
-use super::k8s_config::KubernetesConfig;
-use super::settings::{LimitsConfig, ProviderConfig};
+use crate::backends::aws::AwsConfig;
+use crate::backends::azure::AzureConfig;
+use crate::backends::gcp::GcpConfig;
+use crate::backends::kubernetes::KubernetesConfig;
+use crate::settings::{LimitsConfig, ProviderConfig};
 
 /// The whole file: OpenMetadata's section, ours, and anything else of
 /// `openmetadata.yaml`, which is ignored.
@@ -125,13 +125,13 @@ pub struct BrokerSection {
     pub policy: Option<secret_broker::policy::Policy>,
     /// The audit log: `readSync` (`always`, or a duration such as `1s`).
     #[serde(default)]
-    pub audit: Option<super::settings::AuditTable>,
+    pub audit: Option<crate::settings::AuditTable>,
     /// The `http` grant of a provider of one's own.
     #[serde(default)]
-    pub http: Option<super::http_config::HttpConfig>,
+    pub http: Option<crate::backends::http::HttpConfig>,
     /// The built-in `openbao` provider (`address`, `mount`, `auth`, ...).
     #[serde(default)]
-    pub openbao: Option<super::http_config::OpenBaoConfig>,
+    pub openbao: Option<crate::backends::openbao::OpenBaoConfig>,
     /// The built-in `kubernetes` provider, when `secretsManager` is not
     /// `kubernetes` (else its `parameters` say the same).
     #[serde(default)]

@@ -21,9 +21,9 @@ use secret_broker_record_store::{RecordStore, RecordStoreCtx};
 use secret_broker_runtime::SecretValue;
 use secret_broker_runtime::caps::reveal::Reveal;
 
-use super::aws_config;
-use super::http_config::HttpConfig;
-use super::settings::{ProviderConfig, Settings};
+use crate::backends::http::HttpConfig;
+use crate::backends::{self, Backend};
+use crate::settings::{ProviderConfig, Settings};
 
 /// Every grant a configuration may name: adding a capability to the binary is
 /// one entry here and one arm in [`Deployment::grant`].
@@ -70,6 +70,16 @@ impl Deployment {
             self.settings.policy,
             Some(self.audit()?),
         ))
+    }
+
+    /// The broker this deployment describes, in one call: the configured
+    /// provider (started with its grants), the role table and the audit log.
+    /// Entity operations need OpenMetadata's schemas: build a
+    /// [`SecretsManager`] and call [`Deployment::broker`] for those.
+    pub async fn open_broker(&self) -> anyhow::Result<Broker> {
+        let runtime = self.runtime()?;
+        let provider = self.provider(&runtime).await?;
+        self.broker(provider, None)
     }
 
     /// How audit entries name the configured provider: its instance name, or the
@@ -205,13 +215,13 @@ impl Deployment {
         Ok(Arc::new(RecordStore::connect(&url).await?))
     }
 
-    /// Adds the grant `name` for `instance` to `granted`, for the provider
-    /// `component` (`builtin:NAME` or a path; `None`: the configured one).
+    /// Adds the grant `name` for `instance` to `granted`; `http` is the `http`
+    /// grant's configuration, when the provider has one.
     async fn grant(
         &self,
         granted: &mut Granted,
         name: &str,
-        component: Option<&str>,
+        http: Option<&HttpConfig>,
     ) -> anyhow::Result<()> {
         let namespace = format!("provider/{}", granted.instance);
         match name {
@@ -222,7 +232,14 @@ impl Deployment {
             "aws-secrets-manager" => granted.grant(SecretsManagerCtx::new(self.aws().await?)),
             "aws-ssm" => granted.grant(SsmCtx::new(self.aws().await?)),
             "http" => {
-                let config = self.http_config(component)?;
+                let config = http.ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "the provider is granted `http` but no `[http]` table \
+                         (`secretBroker.http`) lists its origins"
+                    )
+                })?;
+                // Keyed per instance from the audit salt: digests a provider
+                // stores beside values mean nothing to another instance.
                 let digest_key = SecretValue::from_string(
                     self.audit_salt()?
                         .hmac(format!("http digest key/{}", granted.instance).as_bytes()),
@@ -238,103 +255,93 @@ impl Deployment {
         Ok(())
     }
 
-    /// The `http` grant's configuration for the provider `component`
-    /// (`builtin:NAME` or a path; `None`: the configured one): `[http]` for
-    /// the provider a `[provider]` table configures; else, for the built-in
-    /// `openbao`, `kubernetes`, `azure-key-vault` and `gcp-secret-manager`
-    /// (named, or selected by `SECRET_MANAGER`), their own tables' (`migrate`
-    /// starts two providers, each with its own).
-    fn http_config(&self, component: Option<&str>) -> anyhow::Result<HttpConfig> {
-        let configured = self
-            .settings
-            .provider
-            .as_ref()
-            .map(|p| p.component.as_str());
-        let builtin = match (component, configured) {
-            (Some(c), _) if Some(c) != configured => c.strip_prefix("builtin:"),
-            (None, None) => aws_config::provider_for(self.settings.secrets_manager.trim())
-                .ok()
-                .map(|b| b.name),
-            _ => None,
-        };
-        match builtin {
-            Some("openbao") => return Ok(self.settings.openbao.provider()?.1),
-            Some("kubernetes") => return Ok(self.settings.kubernetes.provider()?.1),
-            Some("azure-key-vault") => return Ok(self.settings.azure.provider()?.1),
-            Some("gcp-secret-manager") => return Ok(self.settings.gcp.provider()?.1),
-            _ => {}
+    /// The `http` grant of the configured provider: `[http]` for a `[provider]`
+    /// table; else the preset of the backend `SECRET_MANAGER` selects.
+    pub fn configured_http(&self) -> anyhow::Result<Option<HttpConfig>> {
+        if self.settings.provider.is_some() {
+            return Ok(self.settings.http.clone());
         }
-        self.settings.http.clone().ok_or_else(|| {
-            anyhow::anyhow!(
-                "the provider is granted `http` but no `[http]` table (`secretBroker.http`) \
-                 lists its origins"
-            )
-        })
+        let backend = backends::for_secrets_manager(&self.settings.secrets_manager)?;
+        Ok((backend.preset)(&self.settings)?.http)
     }
 
     async fn aws(&self) -> anyhow::Result<AwsGrantBase> {
-        let settings = aws_config::settings(&self.settings.aws, self.settings.prefix.as_deref())?;
+        let settings =
+            backends::aws::settings(&self.settings.aws, self.settings.prefix.as_deref())?;
         Ok(AwsGrantBase::new(&settings).await?)
     }
 
-    /// The grants named in configuration, for the instance `instance` of the
-    /// provider `component` (`builtin:NAME` or a path; `None`: the configured one).
+    /// The grants named in configuration, for the instance `instance`, with
+    /// the provider `settings`; `http` configures the `http` grant.
     pub async fn grants(
         &self,
         instance: &str,
         names: &[String],
         settings: &std::collections::BTreeMap<String, String>,
-        component: Option<&str>,
+        http: Option<&HttpConfig>,
     ) -> anyhow::Result<Granted> {
         let mut granted = Granted::new(instance);
         granted.settings = settings.clone();
         for name in names {
-            self.grant(&mut granted, name, component).await?;
+            self.grant(&mut granted, name, http).await?;
         }
         Ok(granted)
     }
 
-    /// The built-in provider a `SECRET_MANAGER` name selects (`db`, `managed-aws`,
-    /// `managed-aws-ssm`, `aws`, `aws-ssm`), configured from these settings.
+    /// The built-in provider of the backend a `SECRET_MANAGER` name selects
+    /// (`db`, `managed-aws`, `openbao`, ...: [`backends::BACKENDS`]), configured
+    /// by its preset from these settings.
     pub async fn provider_named(
         &self,
         runtime: &Runtime,
         manager: &str,
     ) -> anyhow::Result<Arc<ProviderHost>> {
-        let builtin = aws_config::provider_for(manager.trim())?;
-        let settings = match builtin.name {
-            "openbao" => self.settings.openbao.provider()?.0,
-            "kubernetes" => self.settings.kubernetes.provider()?.0,
-            "azure-key-vault" => self.settings.azure.provider()?.0,
-            "gcp-secret-manager" => self.settings.gcp.provider()?.0,
-            _ => Default::default(),
-        };
+        self.start_backend(runtime, backends::for_secrets_manager(manager)?)
+            .await
+    }
+
+    /// Starts `backend`'s built-in provider, configured by its preset.
+    pub async fn start_backend(
+        &self,
+        runtime: &Runtime,
+        backend: &Backend,
+    ) -> anyhow::Result<Arc<ProviderHost>> {
+        let builtin = backend.builtin();
+        let preset = (backend.preset)(&self.settings)?;
         let config = ProviderConfig {
             component: builtin.source(),
             name: None,
             grants: builtin.grants.iter().map(|g| (*g).to_owned()).collect(),
-            settings,
+            settings: preset.settings,
             // Built into this binary: pinned by the build.
             sha256: None,
         };
-        self.start(runtime, &config).await
+        self.start(runtime, &config, preset.http.as_ref()).await
     }
 
-    /// How OpenMetadata's ids are spelled for the configured provider: the
-    /// built-in `kubernetes` one takes Kubernetes object names, as OpenMetadata's
-    /// Kubernetes secrets manager builds them; every other provider `/`-joined ids.
+    /// The backend the configuration selects: the one `SECRET_MANAGER` names,
+    /// or the one whose built-in component the `[provider]` table runs.
+    pub fn backend(&self) -> Option<&'static Backend> {
+        match &self.settings.provider {
+            Some(config) => backends::for_component(&config.component),
+            None => backends::for_secrets_manager(&self.settings.secrets_manager).ok(),
+        }
+    }
+
+    /// How OpenMetadata's ids are spelled for the configured provider: as
+    /// OpenMetadata's manager for its backend spells them ([`Backend::id_style`]);
+    /// `/`-joined for a component of one's own.
     pub fn id_style(&self) -> IdStyle {
-        let builtin = match &self.settings.provider {
-            Some(config) => secret_broker_builtin::lookup(&config.component),
-            None => aws_config::provider_for(self.settings.secrets_manager.trim()).ok(),
-        };
-        builtin.map_or(IdStyle::Slash, |b| IdStyle::for_secrets_manager(b.name))
+        self.backend().map_or(IdStyle::Slash, |b| b.id_style)
     }
 
     /// The configured provider, ready for calls.
     pub async fn provider(&self, runtime: &Runtime) -> anyhow::Result<Arc<ProviderHost>> {
         match &self.settings.provider {
-            Some(config) => self.start(runtime, config).await,
+            Some(config) => {
+                self.start(runtime, config, self.settings.http.as_ref())
+                    .await
+            }
             None => {
                 self.provider_named(runtime, &self.settings.secrets_manager)
                     .await
@@ -342,21 +349,18 @@ impl Deployment {
         }
     }
 
-    /// Loads `config.component` (`builtin:NAME` or a path) and starts it with its grants.
+    /// Loads `config.component` (`builtin:NAME` or a path) and starts it with its
+    /// grants.
     async fn start(
         &self,
         runtime: &Runtime,
         config: &ProviderConfig,
+        http: Option<&HttpConfig>,
     ) -> anyhow::Result<Arc<ProviderHost>> {
         let instance = config.instance()?;
         let component = load_component(runtime, &config.component, config.sha256.as_deref())?;
         let granted = self
-            .grants(
-                &instance,
-                &config.grants,
-                &config.settings,
-                Some(&config.component),
-            )
+            .grants(&instance, &config.grants, &config.settings, http)
             .await?;
         Ok(Arc::new(
             ProviderHost::new(runtime, &component, granted).await?,

@@ -14,9 +14,11 @@ use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use serde::Deserialize;
 
+use secret_broker_names as names;
+
 use secret_broker::SecretValue;
 
-use super::http_config::{CredentialSource, HttpConfig};
+use super::http::{CredentialSource, HttpConfig};
 
 /// Where a pod's service account is mounted.
 const SERVICE_ACCOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -97,7 +99,7 @@ impl KubernetesConfig {
         };
         let origin = origin_of(&cluster.server)?;
         let mut settings = BTreeMap::new();
-        settings.insert("server".to_owned(), cluster.server.clone());
+        settings.insert(names::kubernetes::SERVER.to_owned(), cluster.server.clone());
         // As OpenMetadata: the configured namespace or `default`, never the
         // kubeconfig context's.
         let namespace = self
@@ -105,9 +107,9 @@ impl KubernetesConfig {
             .clone()
             .filter(|n| !n.trim().is_empty())
             .unwrap_or_else(|| "default".into());
-        settings.insert("namespace".into(), namespace);
+        settings.insert(names::kubernetes::NAMESPACE.into(), namespace);
         let mut credentials = BTreeMap::new();
-        credentials.insert("token".to_owned(), cluster.token);
+        credentials.insert(names::kubernetes::TOKEN.to_owned(), cluster.token);
         let http = HttpConfig {
             origins: vec![origin],
             // The API server's address comes from the kubeconfig or the pod,
@@ -124,7 +126,7 @@ impl KubernetesConfig {
 
 /// `scheme://host:port` of a server URL (which may carry a path).
 fn origin_of(server: &str) -> anyhow::Result<String> {
-    Ok(super::http_config::origin_and_path("the Kubernetes API server", server)?.0)
+    Ok(super::http::origin_and_path("the Kubernetes API server", server)?.0)
 }
 
 /// The kubeconfig clients use when none is named: `$KUBECONFIG` (its first

@@ -15,11 +15,13 @@ use secret_broker::Limits;
 use secret_broker::audit::ReadSync;
 use secret_broker::policy::Policy;
 
-use super::aws_config::{self, AwsConfig};
-use super::azure_config::AzureConfig;
-use super::gcp_config::GcpConfig;
-use super::http_config::{HttpConfig, OpenBaoConfig};
-use super::k8s_config::KubernetesConfig;
+use crate::backends::aws::AwsConfig;
+use crate::backends::azure::AzureConfig;
+use crate::backends::gcp::GcpConfig;
+use crate::backends::http::HttpConfig;
+use crate::backends::kubernetes::KubernetesConfig;
+use crate::backends::openbao::OpenBaoConfig;
+use crate::backends;
 
 /// A provider component of one's own: `[provider]` (TOML) or
 /// `secretBroker.provider` (YAML).
@@ -161,7 +163,7 @@ pub struct AuditTable {
 }
 
 impl AuditTable {
-    fn read_sync(&self, key: &str) -> anyhow::Result<Option<ReadSync>> {
+    pub(crate) fn read_sync(&self, key: &str) -> anyhow::Result<Option<ReadSync>> {
         self.read_sync
             .as_deref()
             .map(|s| s.parse().map_err(|e: String| anyhow::anyhow!("{key}: {e}")))
@@ -291,7 +293,7 @@ impl FileSettings {
     }
 
     fn from_yaml(text: &str) -> anyhow::Result<FileSettings> {
-        let file = super::om_yaml::parse(text)?;
+        let file = crate::om_yaml::parse(text)?;
         let sm = file.secrets_manager_configuration;
         let broker = file.secret_broker;
         let secrets_manager = sm
@@ -299,18 +301,15 @@ impl FileSettings {
             .as_deref()
             .map(|m| m.trim().to_owned())
             .filter(|m| !m.is_empty());
-        if let Some(manager) = &secrets_manager {
-            aws_config::provider_for(manager)
-                .context("secretsManagerConfiguration.secretsManager")?;
-        }
-        // OpenMetadata's `parameters` mean what the manager they configure reads.
-        let builtin = secrets_manager
+        let backend = secrets_manager
             .as_deref()
-            .and_then(|m| aws_config::provider_for(m).ok())
-            .map(|b| b.name);
+            .map(backends::for_secrets_manager)
+            .transpose()
+            .context("secretsManagerConfiguration.secretsManager")?;
+        // OpenMetadata's `parameters` mean what the manager they configure reads.
         let (mut aws, mut kubernetes, mut azure, mut gcp) =
             (None, broker.kubernetes, broker.azure, broker.gcp);
-        match builtin {
+        match backend.map(|b| b.provider) {
             Some("kubernetes") => kubernetes = sm.kubernetes()?.or(kubernetes),
             Some("azure-key-vault") => azure = sm.azure()?.or(azure),
             Some("gcp-secret-manager") => gcp = sm.gcp()?.or(gcp),
@@ -393,12 +392,24 @@ impl Settings {
             Some(path) => FileSettings::read(path)?,
             None => FileSettings::default(),
         };
+        Ok(Settings::with_env(file, data_dir))
+    }
+
+    /// Settings from the text of a TOML configuration file, overlaid by the
+    /// environment, as [`Settings::load`] reads a file: for an embedder that
+    /// keeps its configuration elsewhere.
+    pub fn from_toml(text: &str, data_dir: Option<&Path>) -> anyhow::Result<Settings> {
+        Ok(Settings::with_env(FileSettings::from_toml(text)?, data_dir))
+    }
+
+    /// `file` overlaid by the process environment, then `data_dir`.
+    fn with_env(file: FileSettings, data_dir: Option<&Path>) -> Settings {
         let mut settings = Settings::from_file(file);
         settings.overlay_env(&|name| std::env::var(name).ok());
         if let Some(dir) = data_dir {
             settings.data_dir = dir.to_path_buf();
         }
-        Ok(settings)
+        settings
     }
 
     fn from_file(file: FileSettings) -> Settings {

@@ -22,7 +22,7 @@ pub struct AwsConfig {
     /// Not in OpenMetadata: for tests and VPC endpoints.
     endpoint: Option<String>,
     /// OpenMetadata's `prefix`: ids start with `/{prefix}/`; the grant's scope.
-    pub(crate) prefix: Option<String>,
+    pub prefix: Option<String>,
     max_attempts: Option<u32>,
     attempt_timeout_ms: Option<u64>,
     operation_timeout_ms: Option<u64>,
@@ -55,7 +55,7 @@ impl Drop for AwsConfig {
 
 impl AwsConfig {
     /// OpenMetadata's `OM_SM_*` variables (and our endpoint) over the file's values.
-    pub(crate) fn overlay_env(&mut self, get: &dyn Fn(&str) -> Option<String>) {
+    pub fn overlay_env(&mut self, get: &dyn Fn(&str) -> Option<String>) {
         for (name, field) in [
             ("OM_SM_REGION", &mut self.region),
             ("OM_SM_ACCESS_KEY_ID", &mut self.access_key_id),
@@ -70,25 +70,6 @@ impl AwsConfig {
             }
         }
     }
-}
-
-/// The built-in provider a `SECRET_MANAGER` value selects.
-pub fn provider_for(secret_manager: &str) -> anyhow::Result<secret_broker_builtin::Builtin> {
-    let name = match secret_manager {
-        "db" => "db",
-        "managed-aws" | "aws" => "aws-secrets-manager",
-        "managed-aws-ssm" | "aws-ssm" => "aws-ssm",
-        "openbao" => "openbao",
-        "kubernetes" => "kubernetes",
-        "managed-azure-kv" | "azure-kv" => "azure-key-vault",
-        "gcp" | "managed-gcp" => "gcp-secret-manager",
-        other => bail!(
-            "SECRET_MANAGER={other:?} is not a secrets manager this broker knows: use db, managed-aws, \
-             managed-aws-ssm, aws, aws-ssm, managed-azure-kv, azure-kv, gcp, openbao or kubernetes"
-        ),
-    };
-    secret_broker_builtin::lookup(name)
-        .ok_or_else(|| anyhow::anyhow!("the built-in provider {name} is missing from this build"))
 }
 
 /// The scope of the grant: `/{prefix}/` when a prefix is set, else everything.

@@ -14,9 +14,11 @@ use std::path::PathBuf;
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
 
+use secret_broker_names as names;
+
 use secret_broker::SecretValue;
 
-use super::http_config::{CredentialSource, HttpConfig, SignerSource, origin_and_path};
+use super::http::{CredentialSource, HttpConfig, SignerSource, origin_and_path};
 
 /// Google's Secret Manager API.
 const ENDPOINT: &str = "https://secretmanager.googleapis.com";
@@ -166,9 +168,9 @@ impl GcpConfig {
         let endpoint = self.endpoint.as_deref().unwrap_or(ENDPOINT);
         let (api_origin, api_path) = origin_and_path("the Secret Manager endpoint", endpoint)?;
         let mut settings = BTreeMap::new();
-        settings.insert("project-id".to_owned(), project);
-        settings.insert("endpoint".into(), format!("{api_origin}{api_path}"));
-        settings.insert("max-list-pages".into(), LIST_PAGES.to_string());
+        settings.insert(names::gcp::PROJECT_ID.to_owned(), project);
+        settings.insert(names::common::ENDPOINT.into(), format!("{api_origin}{api_path}"));
+        settings.insert(names::common::MAX_LIST_PAGES.into(), LIST_PAGES.to_string());
         let mut origins = vec![api_origin.clone()];
         let mut credentials = BTreeMap::new();
         let mut signers = BTreeMap::new();
@@ -176,7 +178,7 @@ impl GcpConfig {
         match (&self.token_file, key) {
             (Some(file), _) => {
                 credentials.insert(
-                    "token".to_owned(),
+                    names::gcp::TOKEN.to_owned(),
                     CredentialSource {
                         file: Some(file.clone()),
                         env: None,
@@ -189,7 +191,7 @@ impl GcpConfig {
                 let token_uri = key.token_uri.as_deref().unwrap_or(TOKEN_URI);
                 let (token_origin, token_path) =
                     origin_and_path("the key file's token_uri", token_uri)?;
-                settings.insert("token-url".into(), format!("{token_origin}{token_path}"));
+                settings.insert(names::gcp::TOKEN_URL.into(), format!("{token_origin}{token_path}"));
                 if token_origin != api_origin {
                     origins.push(token_origin.clone());
                 }
@@ -198,7 +200,7 @@ impl GcpConfig {
                 claims.insert("scope".into(), SCOPE.into());
                 claims.insert("aud".into(), token_uri.into());
                 signers.insert(
-                    "assertion".to_owned(),
+                    names::gcp::ASSERTION.to_owned(),
                     SignerSource {
                         key_file: None,
                         key_id: key.private_key_id.clone(),
@@ -208,7 +210,7 @@ impl GcpConfig {
                         key: Some(SecretValue::from_string(key.private_key.clone())),
                     },
                 );
-                kept_origins.insert("access-token".to_owned(), vec![api_origin]);
+                kept_origins.insert(names::common::ACCESS_TOKEN.to_owned(), vec![api_origin]);
             }
             (None, None) => unreachable!("credentials were checked above"),
         }
@@ -283,7 +285,7 @@ mod tests {
                 "https://oauth2.googleapis.com:443"
             ]
         );
-        let signer = &http.signers["assertion"];
+        let signer = &http.signers[names::gcp::ASSERTION];
         assert_eq!(
             signer.claims["iss"],
             "broker@key-project.iam.gserviceaccount.com"
@@ -294,7 +296,7 @@ mod tests {
             Some(&["https://oauth2.googleapis.com:443".to_owned()][..])
         );
         assert_eq!(
-            http.kept_origins["access-token"],
+            http.kept_origins[names::common::ACCESS_TOKEN],
             ["https://secretmanager.googleapis.com:443"]
         );
         assert!(!format!("{settings:?}{http:?}").contains("canary-gcp-key"));
@@ -344,7 +346,7 @@ mod tests {
         assert!(!settings.contains_key("token-url"));
         assert!(http.signers.is_empty());
         assert_eq!(
-            http.credentials["token"].origins.as_deref(),
+            http.credentials[names::gcp::TOKEN].origins.as_deref(),
             Some(&["https://secretmanager.googleapis.com:443".to_owned()][..])
         );
         Ok(())
