@@ -105,7 +105,7 @@ async fn start_with(
         "sqlite://{}?mode=rwc",
         dir.path().join("owners.db").display()
     );
-    let owners = Owners::new(secret_broker_deploy::RecordOwners::new(Arc::new(
+    let owners = Owners::new(secret_broker_deploy::RecordOwners::shared(Arc::new(
         RecordStore::connect(&owners_url).await.unwrap(),
     )));
     let manager = SecretsManager::new(provider.clone(), &schemas(), ids, owners).unwrap();

@@ -538,7 +538,11 @@ impl Broker {
 
 /// `Ok` when something was there, `NotFound` otherwise.
 fn found(found: bool) -> Outcome {
-    if found { Outcome::Ok } else { Outcome::NotFound }
+    if found {
+        Outcome::Ok
+    } else {
+        Outcome::NotFound
+    }
 }
 
 /// What an operation needs of the caller's role.

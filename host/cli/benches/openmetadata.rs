@@ -62,7 +62,7 @@ fn bench(c: &mut Criterion) {
         let component = runtime.load_bytes("db", builtin::DB).unwrap();
         let url = format!("sqlite://{}?mode=rwc", tmp.path().join("b.db").display());
         let store = Arc::new(RecordStore::connect(&url).await.unwrap());
-        let owners = Owners::new(secret_broker_deploy::RecordOwners::new(store.clone()));
+        let owners = Owners::new(secret_broker_deploy::RecordOwners::shared(store.clone()));
         let keyring = Arc::new(Keyring::single([2; 32]));
         let granted = Granted::new("bench")
             .with(KeyringCtx::new(keyring, "provider/bench"))

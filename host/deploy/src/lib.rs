@@ -34,8 +34,8 @@ mod owners;
 pub mod server;
 mod settings;
 
-pub use owners::RecordOwners;
 pub use deployment::{Deployment, GRANTS, cli_caller, load_component, needed_grants};
+pub use owners::RecordOwners;
 pub use settings::{
     AuditTable, BUILTIN_INSTANCE, FileSettings, LimitsConfig, ProviderConfig, Settings,
 };

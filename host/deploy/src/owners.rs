@@ -17,7 +17,7 @@ pub struct RecordOwners(pub Arc<RecordStore>);
 impl RecordOwners {
     /// The owner records of `store`, as an [`OwnerStore`] for
     /// [`Owners::new`](secret_broker::openmetadata::owners::Owners::new).
-    pub fn new(store: Arc<RecordStore>) -> Arc<dyn OwnerStore> {
+    pub fn shared(store: Arc<RecordStore>) -> Arc<dyn OwnerStore> {
         Arc::new(RecordOwners(store))
     }
 }
@@ -35,7 +35,9 @@ impl OwnerStore for RecordOwners {
 
     fn get<'a>(&'a self, id: &'a str) -> OwnerFuture<'a, Option<(Vec<u8>, u64)>> {
         Box::pin(async move {
-            Ok(self.0.get(OWNERS, id)
+            Ok(self
+                .0
+                .get(OWNERS, id)
                 .await
                 .map_err(owner_error)?
                 .map(|r| (r.value, r.version)))

@@ -117,7 +117,7 @@ impl Deployment {
                     &options.cluster_name,
                     self.id_style(),
                 )?;
-                let owners = Owners::new(RecordOwners::new(self.record_store().await?));
+                let owners = Owners::new(RecordOwners::shared(self.record_store().await?));
                 Some(SecretsManager::new(provider.clone(), dir, ids, owners)?)
             }
             None => None,
@@ -127,7 +127,10 @@ impl Deployment {
         let state = AppState::new(broker, tokens, options.server);
         watch_tokens(state.clone(), self.tokens_file());
         self.add_aws_api(&state).await?;
-        if let Some(keyring) = self.loaded_keyring().filter(|_| !self.master_key_from_env()) {
+        if let Some(keyring) = self
+            .loaded_keyring()
+            .filter(|_| !self.master_key_from_env())
+        {
             watch_key_file(keyring, self.key_file());
         }
         let bound = match options.listen {

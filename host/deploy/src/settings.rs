@@ -15,13 +15,13 @@ use secret_broker::Limits;
 use secret_broker::audit::ReadSync;
 use secret_broker::policy::Policy;
 
+use crate::backends;
 use crate::backends::aws::AwsConfig;
 use crate::backends::azure::AzureConfig;
 use crate::backends::gcp::GcpConfig;
 use crate::backends::http::HttpConfig;
 use crate::backends::kubernetes::KubernetesConfig;
 use crate::backends::openbao::OpenBaoConfig;
-use crate::backends;
 
 /// A provider component of one's own: `[provider]` (TOML) or
 /// `secretBroker.provider` (YAML).

@@ -4,14 +4,14 @@
 //! origins each may go to, and the digest keys.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex};
 
 use secret_broker_runtime::SecretValue;
 use sha2::Digest as _;
 use zeroize::Zeroizing;
 
-use crate::address::CheckedResolver;
+use crate::address::{CheckedResolver, Refused};
 use crate::settings::{HttpSettings, Origin, SettingsError};
 
 /// The `http` capability as granted to one provider instance: its settings, one
@@ -185,7 +185,11 @@ impl HttpCtx {
     }
 
     /// The credential `name`, if it may go to `origin` (any origin: `None`).
-    pub(crate) fn credential_for(&self, name: &str, origin: Option<&Origin>) -> Option<SecretValue> {
+    pub(crate) fn credential_for(
+        &self,
+        name: &str,
+        origin: Option<&Origin>,
+    ) -> Option<SecretValue> {
         let allowed = || match (origin, self.settings.credential_origins.get(name)) {
             (Some(origin), Some(bound)) => bound.contains(origin),
             _ => true,

@@ -150,7 +150,7 @@ pub(crate) const MAX_CHECKSUM_FAILURES: u32 = 8;
 const CRC32C: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
 
 /// A parsed answer, wiped when dropped.
-struct WipeOnDrop(Option<serde_json::Value>);
+pub(crate) struct WipeOnDrop(pub(crate) Option<serde_json::Value>);
 
 impl Drop for WipeOnDrop {
     fn drop(&mut self) {

@@ -4,9 +4,7 @@
 
 use base64::Engine as _;
 use secret_broker_runtime::bindings::WitError as Error;
-use secret_broker_runtime::bindings::v0_2_0::secret_broker::provider0_2_0::http::{
-    Encoding, Part,
-};
+use secret_broker_runtime::bindings::v0_2_0::secret_broker::provider0_2_0::http::{Encoding, Part};
 use secret_broker_runtime::try_grant;
 use zeroize::Zeroizing;
 
@@ -41,7 +39,11 @@ fn encode(value: &[u8], encoding: Encoding, out: &mut Vec<u8>) -> Result<(), Err
 
 impl HttpView<'_> {
     /// Concatenates `parts`, splicing secrets and credentials.
-    fn assemble(&mut self, parts: Vec<Part>, to: &Origin) -> HostResult<Zeroizing<Vec<u8>>> {
+    pub(crate) fn assemble(
+        &mut self,
+        parts: Vec<Part>,
+        to: &Origin,
+    ) -> HostResult<Zeroizing<Vec<u8>>> {
         let mut out = Zeroizing::new(Vec::new());
         for part in parts {
             match part {

@@ -79,7 +79,11 @@ impl HttpView<'_> {
         Ok(url)
     }
 
-    async fn send_checked(&mut self, request: Request, lifts: Vec<Lift>) -> HostResult<Response> {
+    pub(crate) async fn send_checked(
+        &mut self,
+        request: Request,
+        lifts: Vec<Lift>,
+    ) -> HostResult<Response> {
         let ctx = try_grant!(self.ctx());
         let limit = ctx.settings.max_requests_per_call;
         if self.host.count("http.requests") > limit {
@@ -206,7 +210,7 @@ impl HttpView<'_> {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "provider http request"
         );
-        let (mut body, lifted) = try_grant!(lift_out(body, &lifts, &ctx.checksum_failures));
+        let (body, lifted) = try_grant!(lift_out(body, &lifts, &ctx.checksum_failures));
         let mut handles = Vec::with_capacity(lifted.len());
         for (value, lift) in lifted.into_iter().zip(&lifts) {
             match value {

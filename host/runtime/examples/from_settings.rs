@@ -69,6 +69,9 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<(String, String)> {
     let serving = tokio::spawn(server.run(async {
         let _ = stopped.await;
     }));
+    // The example's own client (reqwest on rustls) needs the process's crypto
+    // provider; the broker configures its own clients explicitly.
+    secret_broker_http::ensure_crypto_provider();
     let body = tokio::time::timeout(Duration::from_secs(30), async {
         reqwest::Client::new()
             .post(format!("{base}/v1/secrets/get"))

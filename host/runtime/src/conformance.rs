@@ -248,15 +248,21 @@ impl Suite {
         for (i, value) in VALUES.iter().enumerate() {
             let id = self.id(&["short", &format!("s{i}")]);
             let v = val(value);
-            let what = |step: &str, e: String| format!("value #{i} ({} bytes): {step}: {e}", v.len());
+            let what =
+                |step: &str, e: String| format!("value #{i} ({} bytes): {step}: {e}", v.len());
             let first = self.put(&id, &v).await.map_err(|e| what("put", e))?;
             ensure(first == PutOutcome::Created, || {
                 what("first put", format!("reported {first:?}, want Created"))
             })?;
-            self.expect_value(&id, &v).await.map_err(|e| what("get", e))?;
+            self.expect_value(&id, &v)
+                .await
+                .map_err(|e| what("get", e))?;
             let again = self.put(&id, &v).await.map_err(|e| what("put again", e))?;
             ensure(again == PutOutcome::Unchanged, || {
-                what("repeated put", format!("reported {again:?}, want Unchanged"))
+                what(
+                    "repeated put",
+                    format!("reported {again:?}, want Unchanged"),
+                )
             })?;
             // The next value of the list replaces it: an update, read back.
             let next = val(VALUES[(i + 1) % VALUES.len()]);

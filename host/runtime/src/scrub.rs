@@ -263,6 +263,33 @@ impl Scrubber {
             None if self.patterns.is_empty() => return Cow::Borrowed(bytes),
             None => leftmost_longest(self.occurrences(bytes, false)),
         };
+        self.replace(bytes, matches)
+    }
+
+    /// `token`, one token of structured data (a JSON string's decoded text, a
+    /// number's text, a header value), with every value of [`MIN_SCRUB_LEN`]
+    /// bytes or more, in each of its encodings, replaced by [`REDACTED`]. A
+    /// shorter value is left: inside such a token it is indistinguishable from
+    /// the token's own characters (`1` in a version number, `a` in a word), and
+    /// withholding every token that holds one would corrupt what an honest
+    /// provider receives. What keeps a short value from coming back is where the
+    /// host lets it go, not a search for it. Borrowed when nothing matched.
+    pub fn scrub_token<'t>(&self, token: &'t str) -> Cow<'t, str> {
+        let long: Vec<(usize, usize, usize)> = self
+            .occurrences(token.as_bytes(), false)
+            .into_iter()
+            .filter(|(_, _, p)| self.patterns.get(*p).is_some_and(|p| !p.short))
+            .collect();
+        match self.replace(token.as_bytes(), leftmost_longest(long)) {
+            Cow::Borrowed(_) => Cow::Borrowed(token),
+            Cow::Owned(buf) => Cow::Owned(String::from_utf8_lossy(&buf).into_owned()),
+        }
+    }
+
+    /// `bytes` with each of `matches` (leftmost-longest, from this scrubber's
+    /// patterns) replaced by [`REDACTED`], or [`WITHHELD`] whole if one is a
+    /// value too short to mark.
+    fn replace<'t>(&self, bytes: &'t [u8], matches: Vec<(usize, usize, usize)>) -> Cow<'t, [u8]> {
         if matches.is_empty() {
             return Cow::Borrowed(bytes);
         }

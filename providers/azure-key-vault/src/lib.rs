@@ -28,8 +28,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use secret_broker_guest_sdk::names;
 use secret_broker_guest_sdk::http::{self, Encoding, Part, Request, Response};
+use secret_broker_guest_sdk::names;
 use secret_broker_guest_sdk::{
     Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret, SizeLimit,
     collect_sorted, config, export_provider, log,
@@ -119,7 +119,8 @@ fn read_settings() -> Result<Settings, Error> {
     Ok(Settings {
         vault,
         authority: http::split_url(
-            &config::get(names::azure::AUTHORITY).unwrap_or_else(|| "https://login.microsoftonline.com".into()),
+            &config::get(names::azure::AUTHORITY)
+                .unwrap_or_else(|| "https://login.microsoftonline.com".into()),
         ),
         tenant,
         client_id,

@@ -26,8 +26,8 @@
 //! the secret with all its versions. Listing reads every page (the service
 //! promises no order), then sorts.
 
-use secret_broker_guest_sdk::names;
 use secret_broker_guest_sdk::http::{self, Encoding, Part, Request, Response};
+use secret_broker_guest_sdk::names;
 use secret_broker_guest_sdk::{
     Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret,
     collect_sorted, config, export_provider, log,

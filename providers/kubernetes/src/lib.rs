@@ -19,8 +19,8 @@
 //! value reports `unchanged`. Listing takes metadata only, labelled
 //! `app=openmetadata`, and pages with `continue` tokens.
 
-use secret_broker_guest_sdk::names;
 use secret_broker_guest_sdk::http::{self, Encoding, Part, Request, Response};
+use secret_broker_guest_sdk::names;
 use secret_broker_guest_sdk::{
     Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret, config,
     export_provider,

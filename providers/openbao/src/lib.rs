@@ -10,8 +10,8 @@
 //! credential `secret-id`, renews the token at two thirds of its lease and logs in
 //! again when refused), `soft-delete` (`true` deletes only the latest version).
 
-use secret_broker_guest_sdk::names;
 use secret_broker_guest_sdk::http::{self, Encoding, Lift, Part, Request, Response, Token};
+use secret_broker_guest_sdk::names;
 use secret_broker_guest_sdk::{
     Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret, config,
     export_provider, walk_tree,
@@ -50,7 +50,9 @@ fn read_settings() -> Result<Settings, Error> {
     let missing = |what: &str| Error::Backend(format!("the setting `{what}` is missing"));
     let role_id = match config::get(names::openbao::AUTH).as_deref() {
         None | Some("token") => None,
-        Some(names::openbao::AUTH_APPROLE) => Some(config::get(names::openbao::ROLE_ID).ok_or_else(|| missing(names::openbao::ROLE_ID))?),
+        Some(names::openbao::AUTH_APPROLE) => Some(
+            config::get(names::openbao::ROLE_ID).ok_or_else(|| missing(names::openbao::ROLE_ID))?,
+        ),
         Some(other) => {
             return Err(Error::Backend(format!(
                 "auth {other:?}: use token or approle"
@@ -58,7 +60,8 @@ fn read_settings() -> Result<Settings, Error> {
         }
     };
     Ok(Settings {
-        address: config::get(names::openbao::ADDRESS).ok_or_else(|| missing(names::openbao::ADDRESS))?,
+        address: config::get(names::openbao::ADDRESS)
+            .ok_or_else(|| missing(names::openbao::ADDRESS))?,
         mount: config::get(names::openbao::MOUNT)
             .unwrap_or_else(|| "secret".into())
             .trim_matches('/')
@@ -145,7 +148,10 @@ fn call<'a>(
     };
     match &s.role_id {
         None => http::send(
-            &make().header("X-Vault-Token", http::credential_part(names::openbao::TOKEN)),
+            &make().header(
+                "X-Vault-Token",
+                http::credential_part(names::openbao::TOKEN),
+            ),
             lifts,
         ),
         Some(role_id) => SESSION.with(|t| t.call(make, lifts, || login(s, role_id, t))),

@@ -110,7 +110,7 @@ impl TempDb {
 
 /// The id owner records of the OpenMetadata manager, kept in `db`.
 pub async fn owners(db: &TempDb) -> secret_broker::openmetadata::owners::Owners {
-    secret_broker::openmetadata::owners::Owners::new(secret_broker_deploy::RecordOwners::new(
+    secret_broker::openmetadata::owners::Owners::new(secret_broker_deploy::RecordOwners::shared(
         Arc::new(RecordStore::connect(&db.url).await.unwrap()),
     ))
 }
@@ -380,8 +380,7 @@ where
         &'a self,
         id: &'a str,
         value: &'a [u8],
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>
-    {
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>> {
         Box::pin(async move { (self.0)(id, value) })
     }
 }
@@ -404,8 +403,7 @@ impl secret_broker_runtime::conformance::OtherClient for Replica {
         &'a self,
         id: &'a str,
         value: &'a [u8],
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>
-    {
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>> {
         Box::pin(async move {
             self.0
                 .put(

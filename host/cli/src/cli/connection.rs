@@ -15,8 +15,8 @@ use secret_broker::openmetadata::owners::Owners;
 use secret_broker::wipe::Wiped;
 use zeroize::Zeroizing;
 
-use secret_broker_deploy::Deployment;
 use super::print_stdout;
+use secret_broker_deploy::Deployment;
 
 /// Options every `connection` subcommand takes.
 #[derive(clap::Args)]
@@ -97,7 +97,9 @@ pub async fn run(ctx: &Deployment, cmd: ConnectionCommand) -> anyhow::Result<Exi
     )?;
     let runtime = ctx.runtime()?;
     let provider = ctx.provider(&runtime).await?;
-    let owners = Owners::new(secret_broker_deploy::RecordOwners::new(ctx.record_store().await?));
+    let owners = Owners::new(secret_broker_deploy::RecordOwners::shared(
+        ctx.record_store().await?,
+    ));
     let manager = SecretsManager::new(provider.clone(), &common.schemas, ids, owners)?;
     let broker = ctx.broker(provider, Some(manager))?;
     let caller = secret_broker_deploy::cli_caller();

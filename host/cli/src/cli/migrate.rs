@@ -62,8 +62,8 @@ pub async fn run(ctx: &Deployment, args: Args) -> anyhow::Result<ExitCode> {
     // deployment's settings: "moving" would delete the only copy of every secret.
     let from = backends::for_secrets_manager(&args.from)
         .with_context(|| format!("--from {}", args.from))?;
-    let to = backends::for_secrets_manager(&args.to)
-        .with_context(|| format!("--to {}", args.to))?;
+    let to =
+        backends::for_secrets_manager(&args.to).with_context(|| format!("--to {}", args.to))?;
     if from.provider == to.provider {
         bail!(
             "--from {} and --to {} are the same store (both the built-in `{}` provider with \

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use secret_broker::{ProviderHost, conformance};
 
-use secret_broker_deploy::{Deployment, ProviderConfig};
 use super::print_stdout;
+use secret_broker_deploy::{Deployment, ProviderConfig};
 
 /// Arguments of `provider test`.
 #[derive(clap::Args)]

@@ -81,7 +81,9 @@ pub async fn run(ctx: &Deployment, cmd: SecretCommand) -> anyhow::Result<ExitCod
             }
             let value = read_stdin_value()?;
             let mut tags = tags;
-            for (k, v) in secret_broker_deploy::backends::aws::default_tags(ctx.settings.tags.as_deref()) {
+            for (k, v) in
+                secret_broker_deploy::backends::aws::default_tags(ctx.settings.tags.as_deref())
+            {
                 if !tags.iter().any(|(key, _)| *key == k) {
                     tags.push((k, v));
                 }

@@ -367,7 +367,11 @@ mod tests {
         )?;
         let (settings, http) = c.provider()?;
         assert_eq!(settings["expires-after-days"], "90");
-        assert!(http.credentials[names::azure::CLIENT_SECRET].value.is_some());
+        assert!(
+            http.credentials[names::azure::CLIENT_SECRET]
+                .value
+                .is_some()
+        );
         assert!(!format!("{c:?}{http:?}").contains("canary-azure-yaml"));
         let bad: AzureConfig = serde_norway::from_str(
             "vaultName: v-1\ntenantId: t\nclientId: c\nclientSecret: s\nexpiresAfterDays: soon\n",

@@ -169,7 +169,10 @@ impl GcpConfig {
         let (api_origin, api_path) = origin_and_path("the Secret Manager endpoint", endpoint)?;
         let mut settings = BTreeMap::new();
         settings.insert(names::gcp::PROJECT_ID.to_owned(), project);
-        settings.insert(names::common::ENDPOINT.into(), format!("{api_origin}{api_path}"));
+        settings.insert(
+            names::common::ENDPOINT.into(),
+            format!("{api_origin}{api_path}"),
+        );
         settings.insert(names::common::MAX_LIST_PAGES.into(), LIST_PAGES.to_string());
         let mut origins = vec![api_origin.clone()];
         let mut credentials = BTreeMap::new();
@@ -191,7 +194,10 @@ impl GcpConfig {
                 let token_uri = key.token_uri.as_deref().unwrap_or(TOKEN_URI);
                 let (token_origin, token_path) =
                     origin_and_path("the key file's token_uri", token_uri)?;
-                settings.insert(names::gcp::TOKEN_URL.into(), format!("{token_origin}{token_path}"));
+                settings.insert(
+                    names::gcp::TOKEN_URL.into(),
+                    format!("{token_origin}{token_path}"),
+                );
                 if token_origin != api_origin {
                     origins.push(token_origin.clone());
                 }

@@ -174,11 +174,20 @@ mod tests {
         assert_eq!(style("gcp"), Some(IdStyle::Gcp));
         assert_eq!(style("managed-gcp"), Some(IdStyle::Gcp));
         assert_eq!(style("managed-aws"), Some(IdStyle::Slash));
-        assert_eq!(for_secrets_manager("aws").unwrap().provider, "aws-secrets-manager");
+        assert_eq!(
+            for_secrets_manager("aws").unwrap().provider,
+            "aws-secrets-manager"
+        );
         let err = for_secrets_manager("vault").unwrap_err().to_string();
         assert!(err.contains("\"vault\" is not a secrets manager"), "{err}");
-        assert!(err.contains("managed-azure-kv, azure-kv, gcp, managed-gcp"), "{err}");
-        assert_eq!(for_component("builtin:aws-ssm").map(|b| b.name), Some("managed-aws-ssm"));
+        assert!(
+            err.contains("managed-azure-kv, azure-kv, gcp, managed-gcp"),
+            "{err}"
+        );
+        assert_eq!(
+            for_component("builtin:aws-ssm").map(|b| b.name),
+            Some("managed-aws-ssm")
+        );
         assert!(for_component("builtin:memory").is_none());
     }
 }

@@ -141,7 +141,10 @@ impl OpenBaoConfig {
                          OM_SM_VAULT_SECRET_ID / OM_SM_VAULT_SECRET_ID_FILE"
                     );
                 }
-                settings.insert(names::openbao::AUTH.into(), names::openbao::AUTH_APPROLE.into());
+                settings.insert(
+                    names::openbao::AUTH.into(),
+                    names::openbao::AUTH_APPROLE.into(),
+                );
                 settings.insert(names::openbao::ROLE_ID.into(), role.clone());
                 credentials.insert(
                     names::openbao::SECRET_ID.into(),

@@ -41,17 +41,42 @@ macro_rules! op {
 }
 
 /// Every operation this server answers.
-pub(crate) const OPERATIONS: [Operation; 18] = [
+pub(crate) static OPERATIONS: [Operation; 18] = [
     op!(SecretsManager, "CreateSecret", "secret.create", sm::create),
     op!(SecretsManager, "UpdateSecret", "secret.put", sm::update),
-    op!(SecretsManager, "PutSecretValue", "secret.put", sm::put_value),
-    op!(SecretsManager, "GetSecretValue", "secret.get", sm::get_value),
-    op!(SecretsManager, "BatchGetSecretValue", "secret.get", sm::batch_get),
-    op!(SecretsManager, "DescribeSecret", "secret.describe", sm::describe),
+    op!(
+        SecretsManager,
+        "PutSecretValue",
+        "secret.put",
+        sm::put_value
+    ),
+    op!(
+        SecretsManager,
+        "GetSecretValue",
+        "secret.get",
+        sm::get_value
+    ),
+    op!(
+        SecretsManager,
+        "BatchGetSecretValue",
+        "secret.get",
+        sm::batch_get
+    ),
+    op!(
+        SecretsManager,
+        "DescribeSecret",
+        "secret.describe",
+        sm::describe
+    ),
     op!(SecretsManager, "DeleteSecret", "secret.delete", sm::delete),
     op!(SecretsManager, "ListSecrets", "secret.list", sm::list),
     op!(SecretsManager, "TagResource", "secret.describe", sm::tag),
-    op!(SecretsManager, "UntagResource", "secret.describe", sm::untag),
+    op!(
+        SecretsManager,
+        "UntagResource",
+        "secret.describe",
+        sm::untag
+    ),
     op!(Ssm, "PutParameter", "secret.put", ssm::put),
     op!(Ssm, "GetParameter", "secret.get", ssm::get),
     op!(Ssm, "GetParameters", "secret.get", ssm::get_many),
@@ -59,7 +84,12 @@ pub(crate) const OPERATIONS: [Operation; 18] = [
     op!(Ssm, "DeleteParameter", "secret.delete", ssm::delete),
     op!(Ssm, "DescribeParameters", "secret.list", ssm::describe),
     op!(Ssm, "AddTagsToResource", "secret.describe", ssm::add_tags),
-    op!(Ssm, "ListTagsForResource", "secret.describe", ssm::list_tags),
+    op!(
+        Ssm,
+        "ListTagsForResource",
+        "secret.describe",
+        ssm::list_tags
+    ),
 ];
 
 /// The operation `name` of `api`; an unknown one is AWS's
@@ -107,7 +137,10 @@ mod tests {
                 && !message.contains("CreateSecret"),
             "{message}"
         );
-        assert_eq!(audited_as(Api::SecretsManager, "CreateSecret"), "secret.create");
+        assert_eq!(
+            audited_as(Api::SecretsManager, "CreateSecret"),
+            "secret.create"
+        );
         assert_eq!(audited_as(Api::Ssm, "GetParametersByPath"), "secret.get");
         assert_eq!(audited_as(Api::Ssm, "Nope"), "secret.describe");
     }
