@@ -46,43 +46,6 @@ pub mod log {
 /// The provider instance's settings from the host configuration.
 pub mod config {
     pub use crate::__bindings::secret_broker::provider0_1_0::config::{get, get_all};
-
-    use std::cell::OnceCell;
-    use std::rc::Rc;
-
-    /// Settings parsed once per instance: an instance's grant never changes, so a
-    /// provider reads and checks them on its first call and keeps them.
-    ///
-    /// ```ignore
-    /// thread_local! {
-    ///     static SETTINGS: config::Cached<Settings> = const { config::Cached::new() };
-    /// }
-    /// let s = SETTINGS.with(|c| c.get_or_read(read_settings))?;
-    /// ```
-    pub struct Cached<T>(OnceCell<Rc<T>>);
-
-    impl<T> Cached<T> {
-        /// Empty until the first [`Cached::get_or_read`].
-        pub const fn new() -> Self {
-            Cached(OnceCell::new())
-        }
-
-        /// The kept value, or `read`'s on the first call (an error is not kept:
-        /// the next call reads again).
-        pub fn get_or_read<E>(&self, read: impl FnOnce() -> Result<T, E>) -> Result<Rc<T>, E> {
-            if let Some(v) = self.0.get() {
-                return Ok(v.clone());
-            }
-            let v = Rc::new(read()?);
-            Ok(self.0.get_or_init(|| v).clone())
-        }
-    }
-
-    impl<T> Default for Cached<T> {
-        fn default() -> Self {
-            Self::new()
-        }
-    }
 }
 
 /// Plaintext of a secret (grant `reveal`; first-party providers never need it).
@@ -256,8 +219,8 @@ pub mod http {
 
     /// A token the grant keeps under a name (the provider never holds it):
     /// renewed at two thirds of its life, and once more when the backend
-    /// refuses it (revoked or expired early). Keep one per instance in a
-    /// `thread_local!`.
+    /// refuses it (revoked or expired early). Keep one per instance, a field
+    /// of your provider.
     pub struct Token {
         name: &'static str,
         shape: &'static TokenShape,

@@ -10,44 +10,39 @@
 //! use std::cell::RefCell;
 //! use std::collections::BTreeMap;
 //! use secret_broker_guest_sdk::{
-//!     export_provider, Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions,
-//!     PutOutcome, Secret,
+//!     export_provider, Error, IdRules, ListPage, Provider, PutOptions, PutOutcome, Secret,
 //! };
 //!
-//! thread_local! {
-//!     static SECRETS: RefCell<BTreeMap<String, Secret>> = RefCell::new(BTreeMap::new());
+//! /// Keeps the host's handles in its own instance (stateful: one instance
+//! /// serves every call).
+//! struct Tiny {
+//!     secrets: RefCell<BTreeMap<String, Secret>>,
 //! }
-//!
-//! struct Tiny;
 //!
 //! impl Provider for Tiny {
-//!     fn info() -> ProviderInfo {
-//!         ProviderInfo {
-//!             name: "tiny".into(),
-//!             version: "0.1.0".into(),
-//!             id_rules: IdRules::slash_separated(256, 65_536),
-//!             stateful: true,
-//!         }
+//!     fn new() -> Result<Self, Error> {
+//!         Ok(Tiny { secrets: RefCell::new(BTreeMap::new()) })
 //!     }
-//!     fn put(id: String, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
-//!         let old = SECRETS.with(|s| s.borrow_mut().insert(id, value));
+//!     fn put(&self, id: &str, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
+//!         let old = self.secrets.borrow_mut().insert(id.to_owned(), value);
 //!         Ok(if old.is_some() { PutOutcome::Updated } else { PutOutcome::Created })
 //!     }
-//!     fn get(id: String) -> Result<Option<Secret>, Error> {
-//!         Ok(SECRETS.with(|s| s.borrow().get(&id).map(Secret::clone)))
+//!     fn get(&self, id: &str) -> Result<Option<Secret>, Error> {
+//!         Ok(self.secrets.borrow().get(id).map(Secret::clone))
 //!     }
-//!     fn delete(id: String) -> Result<bool, Error> {
-//!         Ok(SECRETS.with(|s| s.borrow_mut().remove(&id)).is_some())
+//!     fn delete(&self, id: &str) -> Result<bool, Error> {
+//!         Ok(self.secrets.borrow_mut().remove(id).is_some())
 //!     }
-//!     fn list(prefix: String, _cursor: Option<String>, _limit: u32) -> Result<ListPage, Error> {
-//!         let ids = SECRETS.with(|s| {
-//!             s.borrow().keys().filter(|k| k.starts_with(&prefix)).cloned().collect()
-//!         });
-//!         Ok(ListPage { ids, next_cursor: None })
+//!     fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage, Error> {
+//!         let secrets = self.secrets.borrow();
+//!         let ids = secrets.keys().filter(|k| k.starts_with(prefix)).cloned();
+//!         Ok(ListPage::from_sorted(ids, cursor, limit))
 //!     }
 //! }
 //!
-//! export_provider!(Tiny);
+//! // `info()` answers this name, the crate's version and these rules, and every
+//! // id and value is checked against the rules before `Tiny` sees it.
+//! export_provider!(Tiny, name: "tiny", rules: IdRules::slash_separated(256, 65_536), stateful: true);
 //! ```
 //!
 //! # Building
@@ -90,6 +85,9 @@ pub mod guide {}
 
 mod capabilities;
 mod page;
+#[doc(hidden)]
+pub mod provider;
+pub use provider::{Declared, Provider};
 pub use page::{collect_sorted, walk_tree};
 mod rules;
 
@@ -121,73 +119,3 @@ pub use types::Secret;
 pub use types::SizeLimit;
 /// A tag attached to a secret.
 pub use types::Tag;
-
-/// A storage provider. Every function runs inside the provider's sandbox.
-pub trait Provider {
-    /// Name, version and the id rules the provider enforces.
-    fn info() -> ProviderInfo;
-    /// Creates or replaces the value at `id`.
-    fn put(id: String, value: Secret, options: PutOptions) -> Result<PutOutcome, Error>;
-    /// The value at `id`, `None` when absent.
-    fn get(id: String) -> Result<Option<Secret>, Error>;
-    /// Deletes `id`; reports whether it existed. Must be idempotent.
-    fn delete(id: String) -> Result<bool, Error>;
-    /// Ids starting with `prefix`, ascending, at most `limit` per page. Backends that
-    /// cannot list keep this default, which migration and inventory report clearly.
-    fn list(prefix: String, cursor: Option<String>, limit: u32) -> Result<ListPage, Error> {
-        let _ = (prefix, cursor, limit);
-        Err(Error::Backend(
-            "this provider does not support listing".into(),
-        ))
-    }
-    /// Re-seals the value at `id` under the current master key. Providers that do
-    /// not store keyring ciphertexts keep this default.
-    fn reseal(id: String) -> Result<bool, Error> {
-        let _ = id;
-        Ok(false)
-    }
-}
-
-/// Exports a [`Provider`] implementation as the component's `provider` interface.
-#[macro_export]
-macro_rules! export_provider {
-    ($provider:ty) => {
-        const _: () = {
-            struct __Export;
-            impl $crate::__bindings::exports::secret_broker::provider0_1_0::provider::Guest
-                for __Export
-            {
-                fn info() -> $crate::ProviderInfo {
-                    <$provider as $crate::Provider>::info()
-                }
-                fn put(
-                    id: ::std::string::String,
-                    value: $crate::Secret,
-                    options: $crate::PutOptions,
-                ) -> ::std::result::Result<$crate::PutOutcome, $crate::Error> {
-                    <$provider as $crate::Provider>::put(id, value, options)
-                }
-                fn get(
-                    id: ::std::string::String,
-                ) -> ::std::result::Result<::std::option::Option<$crate::Secret>, $crate::Error>
-                {
-                    <$provider as $crate::Provider>::get(id)
-                }
-                fn delete(id: ::std::string::String) -> ::std::result::Result<bool, $crate::Error> {
-                    <$provider as $crate::Provider>::delete(id)
-                }
-                fn list(
-                    prefix: ::std::string::String,
-                    cursor: ::std::option::Option<::std::string::String>,
-                    limit: u32,
-                ) -> ::std::result::Result<$crate::ListPage, $crate::Error> {
-                    <$provider as $crate::Provider>::list(prefix, cursor, limit)
-                }
-                fn reseal(id: ::std::string::String) -> ::std::result::Result<bool, $crate::Error> {
-                    <$provider as $crate::Provider>::reseal(id)
-                }
-            }
-            $crate::__bindings::__export_provider_world!(__Export);
-        };
-    };
-}

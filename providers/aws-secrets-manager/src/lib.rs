@@ -4,7 +4,7 @@
 //! request; the host checks the grant's prefix. Values are handles throughout.
 
 use secret_broker_guest_sdk::{
-    Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret,
+    Error, IdRules, ListPage, Provider, PutOptions, PutOutcome, Secret,
     aws_secrets_manager as sm, collect_sorted, export_provider,
 };
 
@@ -27,16 +27,6 @@ fn rules() -> IdRules {
     }
 }
 
-/// The declared rules, built once.
-static RULES: std::sync::LazyLock<IdRules> = std::sync::LazyLock::new(rules);
-
-/// The declared rules, checked with the host's own code.
-fn check(id: &str, value: Option<&Secret>) -> Result<(), Error> {
-    let rules = &*RULES;
-    rules.check(id)?;
-    value.map_or(Ok(()), |v| rules.check_value(v))
-}
-
 /// All names under `prefix`, sorted: AWS lists in no useful order, so a page of
 /// ascending ids needs the whole listing (fine for migration and inventory).
 fn all_names(prefix: &str) -> Result<Vec<String>, Error> {
@@ -44,64 +34,56 @@ fn all_names(prefix: &str) -> Result<Vec<String>, Error> {
 }
 
 impl Provider for SecretsManager {
-    fn info() -> ProviderInfo {
-        ProviderInfo {
-            name: "aws-secrets-manager".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            id_rules: RULES.clone(),
-            stateful: false,
-        }
+    fn new() -> Result<Self, Error> {
+        Ok(SecretsManager)
     }
 
-    fn put(id: String, value: Secret, options: PutOptions) -> Result<PutOutcome, Error> {
-        check(&id, Some(&value))?;
+    fn put(&self, id: &str, value: Secret, options: PutOptions) -> Result<PutOutcome, Error> {
         if value.len() == 0 {
             // A secret created without a value has no version AWS can return.
             return Err(Error::Backend(
                 "AWS Secrets Manager keeps no empty value: delete the secret instead".into(),
             ));
         }
-        if let Some(old) = sm::get_secret_value(&id)? {
+        if let Some(old) = sm::get_secret_value(id)? {
             if old.equals(&value) {
                 return Ok(PutOutcome::Unchanged);
             }
-            if sm::update_secret(&id, &value)? {
+            if sm::update_secret(id, &value)? {
                 return Ok(PutOutcome::Updated);
             }
         }
-        match sm::create_secret(&id, &value, options.description.as_deref(), &options.tags) {
+        match sm::create_secret(id, &value, options.description.as_deref(), &options.tags) {
             Ok(()) => Ok(PutOutcome::Created),
             // Created by someone else since we looked: update it.
             Err(Error::Conflict(m)) if !m.contains("scheduled for deletion") => {
-                sm::update_secret(&id, &value)?;
+                sm::update_secret(id, &value)?;
                 Ok(PutOutcome::Updated)
             }
             Err(e) => Err(e),
         }
     }
 
-    fn get(id: String) -> Result<Option<Secret>, Error> {
-        check(&id, None)?;
-        sm::get_secret_value(&id)
+    fn get(&self, id: &str) -> Result<Option<Secret>, Error> {
+        sm::get_secret_value(id)
     }
 
-    fn delete(id: String) -> Result<bool, Error> {
-        check(&id, None)?;
+    fn delete(&self, id: &str) -> Result<bool, Error> {
         // With ForceDeleteWithoutRecovery AWS reports success for a missing name
         // too, so look first to tell the caller whether it existed.
-        if sm::get_secret_value(&id)?.is_none() {
+        if sm::get_secret_value(id)?.is_none() {
             return Ok(false);
         }
-        sm::delete_secret(&id)
+        sm::delete_secret(id)
     }
 
-    fn list(prefix: String, cursor: Option<String>, limit: u32) -> Result<ListPage, Error> {
+    fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage, Error> {
         Ok(ListPage::from_sorted(
-            all_names(&prefix)?,
-            cursor.as_deref(),
+            all_names(prefix)?,
+            cursor,
             limit,
         ))
     }
 }
 
-export_provider!(SecretsManager);
+export_provider!(SecretsManager, name: "aws-secrets-manager", rules: rules());

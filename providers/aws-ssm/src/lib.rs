@@ -4,7 +4,7 @@
 //! Name and size rules (standard tier) are checked before any request.
 
 use secret_broker_guest_sdk::{
-    Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret,
+    Error, IdRules, ListPage, Provider, PutOptions, PutOutcome, Secret,
     aws_ssm as ssm, collect_sorted, export_provider,
 };
 
@@ -29,16 +29,6 @@ fn rules() -> IdRules {
     }
 }
 
-/// The declared rules, built once.
-static RULES: std::sync::LazyLock<IdRules> = std::sync::LazyLock::new(rules);
-
-/// The declared rules, checked with the host's own code.
-fn check(id: &str, value: Option<&Secret>) -> Result<(), Error> {
-    let rules = &*RULES;
-    rules.check(id)?;
-    value.map_or(Ok(()), |v| rules.check_value(v))
-}
-
 /// All names under `prefix`, sorted: GetParametersByPath on the deepest path that
 /// contains the prefix, filtered to the prefix.
 fn all_names(prefix: &str) -> Result<Vec<String>, Error> {
@@ -52,24 +42,18 @@ fn all_names(prefix: &str) -> Result<Vec<String>, Error> {
 }
 
 impl Provider for Ssm {
-    fn info() -> ProviderInfo {
-        ProviderInfo {
-            name: "aws-ssm".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            id_rules: RULES.clone(),
-            stateful: false,
-        }
+    fn new() -> Result<Self, Error> {
+        Ok(Ssm)
     }
 
-    fn put(id: String, value: Secret, options: PutOptions) -> Result<PutOutcome, Error> {
-        check(&id, Some(&value))?;
-        let existed = match ssm::get_parameter(&id)? {
+    fn put(&self, id: &str, value: Secret, options: PutOptions) -> Result<PutOutcome, Error> {
+        let existed = match ssm::get_parameter(id)? {
             Some(old) if old.equals(&value) => return Ok(PutOutcome::Unchanged),
             Some(_) => true,
             None => false,
         };
         match ssm::put_parameter(
-            &id,
+            id,
             &value,
             options.description.as_deref(),
             &options.tags,
@@ -81,30 +65,28 @@ impl Provider for Ssm {
                 PutOutcome::Created
             }),
             Err(Error::Conflict(_)) => {
-                ssm::put_parameter(&id, &value, options.description.as_deref(), &[], true)?;
+                ssm::put_parameter(id, &value, options.description.as_deref(), &[], true)?;
                 Ok(PutOutcome::Updated)
             }
             Err(e) => Err(e),
         }
     }
 
-    fn get(id: String) -> Result<Option<Secret>, Error> {
-        check(&id, None)?;
-        ssm::get_parameter(&id)
+    fn get(&self, id: &str) -> Result<Option<Secret>, Error> {
+        ssm::get_parameter(id)
     }
 
-    fn delete(id: String) -> Result<bool, Error> {
-        check(&id, None)?;
-        ssm::delete_parameter(&id)
+    fn delete(&self, id: &str) -> Result<bool, Error> {
+        ssm::delete_parameter(id)
     }
 
-    fn list(prefix: String, cursor: Option<String>, limit: u32) -> Result<ListPage, Error> {
+    fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage, Error> {
         Ok(ListPage::from_sorted(
-            all_names(&prefix)?,
-            cursor.as_deref(),
+            all_names(prefix)?,
+            cursor,
             limit,
         ))
     }
 }
 
-export_provider!(Ssm);
+export_provider!(Ssm, name: "aws-ssm", rules: rules());

@@ -31,7 +31,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use secret_broker_guest_sdk::http::{self, Encoding, Part, Request, Response};
 use secret_broker_guest_sdk::names;
 use secret_broker_guest_sdk::{
-    Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret, SizeLimit,
+    Error, IdRules, ListPage, Provider, PutOptions, PutOutcome, Secret, SizeLimit,
     collect_sorted, config, export_provider, log,
 };
 use serde_json::{Map, Value, json};
@@ -56,14 +56,9 @@ static RULES: std::sync::LazyLock<IdRules> = std::sync::LazyLock::new(|| IdRules
     max_value_bytes: MAX_VALUE,
 });
 
-thread_local! {
-    /// The settings, read once: an instance's grant never changes.
-    static SETTINGS: config::Cached<Settings> = const { config::Cached::new() };
-    /// The access token, kept in the grant as `access-token`.
-    static TOKEN: http::Token = const { http::Token::new(names::common::ACCESS_TOKEN) };
-}
-
 struct Settings {
+    /// The access token, kept in the grant as `access-token`.
+    token: http::Token,
     /// The vault's `scheme://host:port` and path (empty for most vaults).
     vault: (String, String),
     /// The authority's `scheme://host:port` and path.
@@ -74,10 +69,6 @@ struct Settings {
     expires_after_days: Option<u64>,
     purge: bool,
     max_list_pages: usize,
-}
-
-fn settings() -> Result<std::rc::Rc<Settings>, Error> {
-    SETTINGS.with(|c| c.get_or_read(read_settings))
 }
 
 fn read_settings() -> Result<Settings, Error> {
@@ -117,6 +108,7 @@ fn read_settings() -> Result<Settings, Error> {
         )));
     }
     Ok(Settings {
+        token: http::Token::new(names::common::ACCESS_TOKEN),
         vault,
         authority: http::split_url(
             &config::get(names::azure::AUTHORITY)
@@ -135,7 +127,6 @@ fn read_settings() -> Result<Settings, Error> {
 /// (the rules let a leading `-` through as an optional separator; a name cannot
 /// start with one).
 fn name(id: &str) -> Result<&str, Error> {
-    RULES.check(id)?;
     if id.is_empty() || id.starts_with('-') {
         return Err(Error::InvalidId(format!(
             "{id:?}: a Key Vault secret name starts with a letter or digit"
@@ -176,8 +167,8 @@ fn login(s: &Settings) -> Result<(), Error> {
         http::bytes(form),
         Part::Credential((names::azure::CLIENT_SECRET.into(), Encoding::Url)),
     ];
-    TOKEN
-        .with(|t| t.login(&r))?
+    s.token
+        .login(&r)?
         .map_err(|answer| failure("the Azure authority", &answer))
 }
 
@@ -201,7 +192,7 @@ fn call<'a>(
     make: impl Fn() -> Request<'a>,
     lifts: &[http::Lift],
 ) -> Result<Response, Error> {
-    TOKEN.with(|t| t.call(make, lifts, || login(s)))
+    s.token.call(make, lifts, || login(s))
 }
 
 fn secret_path(name: &str) -> String {
@@ -251,23 +242,19 @@ fn held_by_deleted(r: &Response) -> bool {
         || message.contains("being deleted")
 }
 
-struct AzureKeyVault;
+/// One instance's provider: its settings, read once (an instance's grant
+/// never changes).
+struct AzureKeyVault(Settings);
 
 impl Provider for AzureKeyVault {
-    fn info() -> ProviderInfo {
-        ProviderInfo {
-            name: "azure-key-vault".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            id_rules: RULES.clone(),
-            stateful: false,
-        }
+    fn new() -> Result<Self, Error> {
+        Ok(AzureKeyVault(read_settings()?))
     }
 
-    fn put(id: String, value: Secret, options: PutOptions) -> Result<PutOutcome, Error> {
-        let (s, name) = (settings()?, name(&id)?);
-        RULES.check_value(&value)?;
+    fn put(&self, id: &str, value: Secret, options: PutOptions) -> Result<PutOutcome, Error> {
+        let (s, name) = (&self.0, name(id)?);
         let digest = http::digest(&value);
-        let before = current(&s, name)?;
+        let before = current(s, name)?;
         let mut tags = before
             .as_ref()
             .and_then(|b| b["tags"].as_object().cloned())
@@ -304,9 +291,9 @@ impl Provider for AzureKeyVault {
             let head = format!("{},\"value\":{quote}", &head[..head.len() - 1]);
             let tail = format!("{quote}}}");
             call(
-                &s,
+                s,
                 || {
-                    request(&s, "PUT", &secret_path(name)).json(vec![
+                    request(s, "PUT", &secret_path(name)).json(vec![
                         http::bytes(head.as_str()),
                         Part::Secret((&value, encoding)),
                         http::bytes(tail.as_str()),
@@ -318,7 +305,7 @@ impl Provider for AzureKeyVault {
         let send = |base64: bool| match write(base64) {
             Ok(r) if r.status == 409 && held_by_deleted(&r) => {
                 // A deleted secret holds the name: purge it, then write again.
-                if !purge(&s, name)? {
+                if !purge(s, name)? {
                     return Err(Error::Conflict(format!(
                         "{name} is held by a deleted secret the vault keeps (purge \
                          protection, or purging is not allowed): recover it or purge it, \
@@ -352,14 +339,14 @@ impl Provider for AzureKeyVault {
         }
     }
 
-    fn get(id: String) -> Result<Option<Secret>, Error> {
-        let (s, name) = (settings()?, name(&id)?);
+    fn get(&self, id: &str) -> Result<Option<Secret>, Error> {
+        let (s, name) = (&self.0, name(id)?);
         // The content type says how the value was stored; it is read with the
         // value, so a value stored base64 is read again, decoded.
         let mut base64 = false;
         for _ in 0..3 {
             let lifts = [http::lift("/value", base64, None)];
-            let mut r = call(&s, || request(&s, "GET", &secret_path(name)), &lifts)?;
+            let mut r = call(s, || request(s, "GET", &secret_path(name)), &lifts)?;
             match r.status {
                 200 => {}
                 404 => return Ok(None),
@@ -378,11 +365,11 @@ impl Provider for AzureKeyVault {
         )))
     }
 
-    fn delete(id: String) -> Result<bool, Error> {
-        let (s, name) = (settings()?, name(&id)?);
+    fn delete(&self, id: &str) -> Result<bool, Error> {
+        let (s, name) = (&self.0, name(id)?);
         let r = call(
-            &s,
-            || request(&s, "DELETE", &secret_path(name)),
+            s,
+            || request(s, "DELETE", &secret_path(name)),
             &[http::discard("/value")],
         )?;
         match r.status {
@@ -393,7 +380,7 @@ impl Provider for AzureKeyVault {
         if s.purge {
             // Refused or not yet possible (the deletion is still running): the
             // deleted secret stays, and a later put to the name purges it.
-            match purge(&s, name) {
+            match purge(s, name) {
                 Ok(true) => {}
                 Ok(false) => log::info(&format!("{name} deleted; the vault keeps it (no purge)")),
                 Err(e) => log::warn(&format!("{name} deleted; purging it failed: {e:?}")),
@@ -402,10 +389,10 @@ impl Provider for AzureKeyVault {
         Ok(true)
     }
 
-    fn list(prefix: String, cursor: Option<String>, limit: u32) -> Result<ListPage, Error> {
-        let s = settings()?;
+    fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage, Error> {
+        let s = &self.0;
         let mut pages = 0;
-        let names = collect_sorted(&prefix, |_, link| {
+        let names = collect_sorted(prefix, |_, link| {
             pages += 1;
             if pages > s.max_list_pages {
                 return Err(Error::Backend(format!(
@@ -418,7 +405,7 @@ impl Provider for AzureKeyVault {
                 Some(link) => link.to_owned(),
                 None => format!("{}/secrets?maxresults={LIST_PAGE}&{API}", s.vault.1),
             };
-            let r = call(&s, || request_at(&s, "GET", path.clone()), &[])?;
+            let r = call(s, || request_at(s, "GET", path.clone()), &[])?;
             if r.status != 200 {
                 return Err(failure("Key Vault", &r));
             }
@@ -446,8 +433,8 @@ impl Provider for AzureKeyVault {
             };
             Ok((names, next))
         })?;
-        Ok(ListPage::from_sorted(names, cursor.as_deref(), limit))
+        Ok(ListPage::from_sorted(names, cursor, limit))
     }
 }
 
-export_provider!(AzureKeyVault);
+export_provider!(AzureKeyVault, name: "azure-key-vault", rules: RULES.clone());

@@ -8,8 +8,7 @@
 
 use secret_broker_guest_sdk::record_store::{self, Condition, Row};
 use secret_broker_guest_sdk::{
-    Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret,
-    export_provider, keyring,
+    Error, IdRules, ListPage, Provider, PutOptions, PutOutcome, Secret, export_provider, keyring,
 };
 
 /// Ids as OpenMetadata writes them, up to AWS Secrets Manager's 512.
@@ -21,39 +20,19 @@ const CAS_ATTEMPTS: usize = 8;
 
 struct Db;
 
-fn rules() -> IdRules {
-    IdRules::slash_separated(MAX_ID_LEN, MAX_VALUE_BYTES)
-}
-
-/// The declared rules, built once.
-static RULES: std::sync::LazyLock<IdRules> = std::sync::LazyLock::new(rules);
-
-/// The declared rules, checked with the host's own code.
-fn check(id: &str, value: Option<&Secret>) -> Result<(), Error> {
-    let rules = &*RULES;
-    rules.check(id)?;
-    value.map_or(Ok(()), |v| rules.check_value(v))
-}
-
 fn open(row: &Row) -> Result<Secret, Error> {
     keyring::open(&row.value, row.key.as_bytes())
 }
 
 impl Provider for Db {
-    fn info() -> ProviderInfo {
-        ProviderInfo {
-            name: "db".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            id_rules: RULES.clone(),
-            stateful: false,
-        }
+    fn new() -> Result<Self, Error> {
+        Ok(Db)
     }
 
-    fn put(id: String, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
-        check(&id, Some(&value))?;
+    fn put(&self, id: &str, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
         let sealed = keyring::seal(&value, id.as_bytes())?;
         for attempt in 0..=CAS_ATTEMPTS {
-            let (condition, outcome) = match record_store::get(&id)? {
+            let (condition, outcome) = match record_store::get(id)? {
                 None => (Condition::Absent, PutOutcome::Created),
                 Some(row) => {
                     // Opening the current value first means a host with the wrong
@@ -71,7 +50,7 @@ impl Provider for Db {
             } else {
                 condition
             };
-            match record_store::put(&id, &sealed, condition) {
+            match record_store::put(id, &sealed, condition) {
                 Ok(_) => return Ok(outcome),
                 Err(Error::Conflict(_)) => continue,
                 Err(e) => return Err(e),
@@ -82,20 +61,18 @@ impl Provider for Db {
         )))
     }
 
-    fn get(id: String) -> Result<Option<Secret>, Error> {
-        check(&id, None)?;
-        record_store::get(&id)?.map(|row| open(&row)).transpose()
+    fn get(&self, id: &str) -> Result<Option<Secret>, Error> {
+        record_store::get(id)?.map(|row| open(&row)).transpose()
     }
 
-    fn delete(id: String) -> Result<bool, Error> {
-        check(&id, None)?;
-        record_store::remove(&id, Condition::Any)
+    fn delete(&self, id: &str) -> Result<bool, Error> {
+        record_store::remove(id, Condition::Any)
     }
 
-    fn list(prefix: String, cursor: Option<String>, limit: u32) -> Result<ListPage, Error> {
+    fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage, Error> {
         // One row past the page tells whether another page follows.
         let limit = limit.clamp(1, 1000);
-        let rows = record_store::scan(&prefix, cursor.as_deref(), limit + 1)?;
+        let rows = record_store::scan(prefix, cursor, limit + 1)?;
         Ok(ListPage::from_sorted(
             rows.into_iter().map(|r| r.key),
             None,
@@ -103,16 +80,15 @@ impl Provider for Db {
         ))
     }
 
-    fn reseal(id: String) -> Result<bool, Error> {
-        check(&id, None)?;
+    fn reseal(&self, id: &str) -> Result<bool, Error> {
         for _ in 0..CAS_ATTEMPTS {
-            let Some(row) = record_store::get(&id)? else {
+            let Some(row) = record_store::get(id)? else {
                 return Ok(false);
             };
             let Some(resealed) = keyring::reseal(&row.value, id.as_bytes())? else {
                 return Ok(false);
             };
-            match record_store::put(&id, &resealed, Condition::Version(row.version)) {
+            match record_store::put(id, &resealed, Condition::Version(row.version)) {
                 Ok(_) => return Ok(true),
                 // Rewritten meanwhile (by a put sealing under the current key, or
                 // another rotation): look again.
@@ -126,4 +102,8 @@ impl Provider for Db {
     }
 }
 
-export_provider!(Db);
+export_provider!(
+    Db,
+    name: "db",
+    rules: IdRules::slash_separated(MAX_ID_LEN, MAX_VALUE_BYTES),
+);

@@ -29,7 +29,7 @@
 use secret_broker_guest_sdk::http::{self, Encoding, Part, Request, Response};
 use secret_broker_guest_sdk::names;
 use secret_broker_guest_sdk::{
-    Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret,
+    Error, IdRules, ListPage, Provider, PutOptions, PutOutcome, Secret,
     collect_sorted, config, export_provider, log,
 };
 use serde_json::{Map, Value, json};
@@ -57,14 +57,10 @@ static RULES: std::sync::LazyLock<IdRules> = std::sync::LazyLock::new(|| IdRules
     forbidden_prefixes: Vec::new(),
 });
 
-thread_local! {
-    /// The settings, read once: an instance's grant never changes.
-    static SETTINGS: config::Cached<Settings> = const { config::Cached::new() };
-    /// The access token a service account's assertion was exchanged for.
-    static TOKEN: http::Token = const { http::Token::new(names::common::ACCESS_TOKEN) };
-}
-
 struct Settings {
+    /// The access token a service account's assertion was exchanged for,
+    /// kept in the grant as `access-token`.
+    token: http::Token,
     /// The API's `scheme://host:port` and path (empty for Google's).
     api: (String, String),
     /// The token endpoint's `scheme://host:port` and path.
@@ -73,10 +69,6 @@ struct Settings {
     /// Whether the grant holds a service account's `assertion` (else a `token`).
     assertion: bool,
     max_list_pages: usize,
-}
-
-fn settings() -> Result<std::rc::Rc<Settings>, Error> {
-    SETTINGS.with(|c| c.get_or_read(read_settings))
 }
 
 fn read_settings() -> Result<Settings, Error> {
@@ -114,6 +106,7 @@ fn read_settings() -> Result<Settings, Error> {
         })?,
     };
     Ok(Settings {
+        token: http::Token::new(names::common::ACCESS_TOKEN),
         api: http::split_url(
             &config::get(names::common::ENDPOINT)
                 .unwrap_or_else(|| "https://secretmanager.googleapis.com".into()),
@@ -130,7 +123,6 @@ fn read_settings() -> Result<Settings, Error> {
 
 /// The secret id of an id, once it is known to be a valid one.
 fn name(id: &str) -> Result<&str, Error> {
-    RULES.check(id)?;
     if id.is_empty() {
         return Err(Error::InvalidId("an empty id names no secret".into()));
     }
@@ -161,8 +153,8 @@ fn login(s: &Settings) -> Result<(), Error> {
         http::bytes("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion="),
         Part::Credential((ASSERTION.into(), Encoding::Url)),
     ];
-    TOKEN
-        .with(|t| t.login(&r))?
+    s.token
+        .login(&r)?
         .map_err(|answer| failure("the Google token endpoint", &answer))
 }
 
@@ -184,7 +176,7 @@ fn call<'a>(
     lifts: &[http::Lift],
 ) -> Result<Response, Error> {
     if s.assertion {
-        TOKEN.with(|t| t.call(make, lifts, || login(s)))
+        s.token.call(make, lifts, || login(s))
     } else {
         http::send(&make().bearer(BEARER), lifts)
     }
@@ -227,30 +219,26 @@ fn version_number(version: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
-struct GcpSecretManager;
+/// One instance's provider: its settings, read once (an instance's grant
+/// never changes).
+struct GcpSecretManager(Settings);
 
 impl Provider for GcpSecretManager {
-    fn info() -> ProviderInfo {
-        ProviderInfo {
-            name: "gcp-secret-manager".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            id_rules: RULES.clone(),
-            stateful: false,
-        }
+    fn new() -> Result<Self, Error> {
+        Ok(GcpSecretManager(read_settings()?))
     }
 
-    fn put(id: String, value: Secret, options: PutOptions) -> Result<PutOutcome, Error> {
-        let (s, name) = (settings()?, name(&id)?);
-        RULES.check_value(&value)?;
+    fn put(&self, id: &str, value: Secret, options: PutOptions) -> Result<PutOutcome, Error> {
+        let (s, name) = (&self.0, name(id)?);
         let digest = http::digest(&value);
-        let before = secret(&s, name)?;
+        let before = secret(s, name)?;
         let mut annotations = before
             .as_ref()
             .and_then(|b| b["annotations"].as_object().cloned())
             .unwrap_or_default();
         if let Some(kept) = annotations.get(VERSION).and_then(Value::as_str)
             && annotations.get(DIGEST).and_then(Value::as_str) == Some(digest.as_str())
-            && latest_enabled(&s, name)?.as_deref() == Some(kept)
+            && latest_enabled(s, name)?.as_deref() == Some(kept)
         {
             return Ok(PutOutcome::Unchanged);
         }
@@ -262,9 +250,9 @@ impl Provider for GcpSecretManager {
             let body =
                 json!({"replication": {"automatic": {}}, "annotations": annotations}).to_string();
             let r = call(
-                &s,
+                s,
                 || {
-                    request(&s, "POST", &format!("/secrets?secretId={name}"))
+                    request(s, "POST", &format!("/secrets?secretId={name}"))
                         .json(vec![http::bytes(body.as_str())])
                 },
                 &[],
@@ -277,9 +265,9 @@ impl Provider for GcpSecretManager {
             }
         }
         let r = call(
-            &s,
+            s,
             || {
-                request(&s, "POST", &format!("/secrets/{name}:addVersion")).json(vec![
+                request(s, "POST", &format!("/secrets/{name}:addVersion")).json(vec![
                     http::bytes("{\"payload\":{\"data\":\""),
                     Part::Secret((&value, Encoding::Base64)),
                     http::bytes("\"}}"),
@@ -303,10 +291,10 @@ impl Provider for GcpSecretManager {
             annotations.insert(VERSION.into(), Value::from(version));
             let body = json!({ "annotations": Map::from_iter(annotations) }).to_string();
             let patched = call(
-                &s,
+                s,
                 || {
                     request(
-                        &s,
+                        s,
                         "PATCH",
                         &format!("/secrets/{name}?updateMask=annotations"),
                     )
@@ -332,18 +320,18 @@ impl Provider for GcpSecretManager {
         })
     }
 
-    fn get(id: String) -> Result<Option<Secret>, Error> {
-        let (s, name) = (settings()?, name(&id)?);
+    fn get(&self, id: &str) -> Result<Option<Secret>, Error> {
+        let (s, name) = (&self.0, name(id)?);
         let lifts = [http::lift_crc32c(
             "/payload/data",
             true,
             "/payload/dataCrc32c",
         )];
         let mut r = call(
-            &s,
+            s,
             || {
                 request(
-                    &s,
+                    s,
                     "GET",
                     &format!("/secrets/{name}/versions/latest:access"),
                 )
@@ -359,11 +347,11 @@ impl Provider for GcpSecretManager {
         }
     }
 
-    fn delete(id: String) -> Result<bool, Error> {
-        let (s, name) = (settings()?, name(&id)?);
+    fn delete(&self, id: &str) -> Result<bool, Error> {
+        let (s, name) = (&self.0, name(id)?);
         let r = call(
-            &s,
-            || request(&s, "DELETE", &format!("/secrets/{name}")),
+            s,
+            || request(s, "DELETE", &format!("/secrets/{name}")),
             &[],
         )?;
         match r.status {
@@ -373,10 +361,10 @@ impl Provider for GcpSecretManager {
         }
     }
 
-    fn list(prefix: String, cursor: Option<String>, limit: u32) -> Result<ListPage, Error> {
-        let s = settings()?;
+    fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage, Error> {
+        let s = &self.0;
         let mut pages = 0;
-        let names = collect_sorted(&prefix, |_, token| {
+        let names = collect_sorted(prefix, |_, token| {
             pages += 1;
             if pages > s.max_list_pages {
                 return Err(Error::Backend(format!(
@@ -390,7 +378,7 @@ impl Provider for GcpSecretManager {
                 path.push_str("&pageToken=");
                 path.push_str(&http::query_escape(token));
             }
-            let r = call(&s, || request(&s, "GET", &path), &[])?;
+            let r = call(s, || request(s, "GET", &path), &[])?;
             if r.status != 200 {
                 return Err(failure("Secret Manager", &r));
             }
@@ -408,8 +396,8 @@ impl Provider for GcpSecretManager {
                 .map(str::to_owned);
             Ok((names, next))
         })?;
-        Ok(ListPage::from_sorted(names, cursor.as_deref(), limit))
+        Ok(ListPage::from_sorted(names, cursor, limit))
     }
 }
 
-export_provider!(GcpSecretManager);
+export_provider!(GcpSecretManager, name: "gcp-secret-manager", rules: RULES.clone());

@@ -22,7 +22,7 @@
 use secret_broker_guest_sdk::http::{self, Encoding, Part, Request, Response};
 use secret_broker_guest_sdk::names;
 use secret_broker_guest_sdk::{
-    Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret, config,
+    Error, IdRules, ListPage, Provider, PutOptions, PutOutcome, Secret, config,
     export_provider,
 };
 use serde_json::{Value, json};
@@ -61,15 +61,6 @@ struct Settings {
     namespace: String,
 }
 
-thread_local! {
-    /// The settings, read once: an instance's grant never changes.
-    static SETTINGS: config::Cached<Settings> = const { config::Cached::new() };
-}
-
-fn settings() -> Result<std::rc::Rc<Settings>, Error> {
-    SETTINGS.with(|c| c.get_or_read(read_settings))
-}
-
 fn read_settings() -> Result<Settings, Error> {
     let server = config::get(names::kubernetes::SERVER).ok_or_else(|| {
         Error::Backend("the setting `server` (the API server's URL) is missing".into())
@@ -97,7 +88,6 @@ fn read_settings() -> Result<Settings, Error> {
 /// (the rules let a leading `-` through as an optional separator; a name cannot
 /// start with one).
 fn name(id: &str) -> Result<&str, Error> {
-    RULES.check(id)?;
     if id.starts_with('-') {
         return Err(Error::InvalidId(format!(
             "{id:?} starts with `-`: an object name starts with a letter or digit"
@@ -182,22 +172,18 @@ fn add_labels(metadata: &mut Value) {
     }
 }
 
-struct Kubernetes;
+/// One instance's provider: its settings, read once (an instance's grant
+/// never changes).
+struct Kubernetes(Settings);
 
 impl Provider for Kubernetes {
-    fn info() -> ProviderInfo {
-        ProviderInfo {
-            name: "kubernetes".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            id_rules: RULES.clone(),
-            stateful: false,
-        }
+    fn new() -> Result<Self, Error> {
+        Ok(Kubernetes(read_settings()?))
     }
 
-    fn put(id: String, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
-        let (s, name) = (settings()?, name(&id)?);
-        RULES.check_value(&value)?;
-        match read(&s, name)? {
+    fn put(&self, id: &str, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
+        let (s, name) = (&self.0, name(id)?);
+        match read(s, name)? {
             None => {
                 let mut metadata = json!({ "name": name });
                 add_labels(&mut metadata);
@@ -205,7 +191,7 @@ impl Provider for Kubernetes {
                     "{{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"type\":\"Opaque\",\"metadata\":{metadata}"
                 );
                 let r = send(
-                    request(&s, "POST", None, "").json(secret_body(head, &value)),
+                    request(s, "POST", None, "").json(secret_body(head, &value)),
                     &[http::discard("/data")],
                 )?;
                 match r.status {
@@ -227,7 +213,7 @@ impl Provider for Kubernetes {
                     Value::from(kind)
                 );
                 let r = send(
-                    request(&s, "PUT", Some(name), "").json(secret_body(head, &value)),
+                    request(s, "PUT", Some(name), "").json(secret_body(head, &value)),
                     &[http::discard("/data")],
                 )?;
                 if r.status != 200 {
@@ -245,14 +231,14 @@ impl Provider for Kubernetes {
         }
     }
 
-    fn get(id: String) -> Result<Option<Secret>, Error> {
-        let (s, name) = (settings()?, name(&id)?);
+    fn get(&self, id: &str) -> Result<Option<Secret>, Error> {
+        let (s, name) = (&self.0, name(id)?);
         let lifts = [
             http::lift("/data/value", true, None),
             // Whatever else the object holds is discarded unseen.
             http::discard("/data"),
         ];
-        let mut r = send(request(&s, "GET", Some(name), ""), &lifts)?;
+        let mut r = send(request(s, "GET", Some(name), ""), &lifts)?;
         match r.status {
             // An object without `value` holds no value of ours (as OpenMetadata reads it).
             200 => Ok(r.take_lifted(0)),
@@ -261,10 +247,10 @@ impl Provider for Kubernetes {
         }
     }
 
-    fn delete(id: String) -> Result<bool, Error> {
-        let (s, name) = (settings()?, name(&id)?);
+    fn delete(&self, id: &str) -> Result<bool, Error> {
+        let (s, name) = (&self.0, name(id)?);
         let r = send(
-            request(&s, "DELETE", Some(name), ""),
+            request(s, "DELETE", Some(name), ""),
             &[http::discard("/data")],
         )?;
         match r.status {
@@ -274,12 +260,12 @@ impl Provider for Kubernetes {
         }
     }
 
-    fn list(prefix: String, cursor: Option<String>, limit: u32) -> Result<ListPage, Error> {
-        let s = settings()?;
+    fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage, Error> {
+        let s = &self.0;
         let limit = limit.max(1) as usize;
         // The cursor: the last id listed, then the `continue` token of the page
         // holding what follows it (empty for the first page).
-        let (mut after, mut token) = match cursor.as_deref().and_then(|c| c.split_once(':')) {
+        let (mut after, mut token) = match cursor.and_then(|c| c.split_once(':')) {
             Some((last, t)) => (Some(last.to_owned()), t.to_owned()),
             None => (None, String::new()),
         };
@@ -295,7 +281,7 @@ impl Provider for Kubernetes {
                 query.push_str("&continue=");
                 query.push_str(&http::query_escape(&token));
             }
-            let r = request(&s, "GET", None, &query).header("Accept", http::bytes(METADATA_ONLY));
+            let r = request(s, "GET", None, &query).header("Accept", http::bytes(METADATA_ONLY));
             let r = http::send(&r, &lifts)?;
             match r.status {
                 200 => {}
@@ -316,7 +302,7 @@ impl Provider for Kubernetes {
                 if after.as_deref().is_some_and(|a| name <= a) {
                     continue;
                 }
-                if name.starts_with(prefix.as_str()) {
+                if name.starts_with(prefix) {
                     if ids.len() == limit {
                         let last = ids.last().cloned().unwrap_or_default();
                         return Ok(ListPage {
@@ -325,7 +311,7 @@ impl Provider for Kubernetes {
                         });
                     }
                     ids.push(name.to_owned());
-                } else if name > prefix.as_str() {
+                } else if name > prefix {
                     // Names come in order: nothing later starts with the prefix.
                     return Ok(ListPage {
                         ids,
@@ -358,4 +344,4 @@ impl Provider for Kubernetes {
     }
 }
 
-export_provider!(Kubernetes);
+export_provider!(Kubernetes, name: "kubernetes", rules: RULES.clone());

@@ -13,40 +13,34 @@
 use secret_broker_guest_sdk::http::{self, Encoding, Lift, Part, Request, Response, Token};
 use secret_broker_guest_sdk::names;
 use secret_broker_guest_sdk::{
-    Error, IdRules, ListPage, Provider, ProviderInfo, PutOptions, PutOutcome, Secret, config,
-    export_provider, walk_tree,
+    Error, IdRules, ListPage, Provider, PutOptions, PutOutcome, Secret, config, export_provider,
+    walk_tree,
 };
 use serde_json::Value;
 
 /// LIST requests one `list` call may send (the grant allows 16 requests a call).
 const LIST_BUDGET: usize = 12;
 
-static RULES: std::sync::LazyLock<IdRules> = std::sync::LazyLock::new(|| IdRules {
-    allowed_chars: "A-Za-z0-9/_+=.@-".into(),
-    leading_separator: true,
-    ..IdRules::slash_separated(512, 65_536)
-});
-
-thread_local! {
-    /// The AppRole login's token, kept by the grant as `session`.
-    static SESSION: Token = const { Token::shaped(names::openbao::SESSION, &http::VAULT) };
-    /// The settings, read once: an instance's grant never changes.
-    static SETTINGS: config::Cached<Settings> = const { config::Cached::new() };
+fn rules() -> IdRules {
+    IdRules {
+        allowed_chars: "A-Za-z0-9/_+=.@-".into(),
+        leading_separator: true,
+        ..IdRules::slash_separated(512, 65_536)
+    }
 }
 
-struct Settings {
+/// One instance's provider: its settings, read once (an instance's grant never
+/// changes), and the AppRole login's token, kept by the grant as `session`.
+struct OpenBao {
     address: String,
     mount: String,
     namespace: Option<String>,
     role_id: Option<String>,
     soft_delete: bool,
+    session: Token,
 }
 
-fn settings() -> Result<std::rc::Rc<Settings>, Error> {
-    SETTINGS.with(|c| c.get_or_read(read_settings))
-}
-
-fn read_settings() -> Result<Settings, Error> {
+fn read_settings() -> Result<OpenBao, Error> {
     let missing = |what: &str| Error::Backend(format!("the setting `{what}` is missing"));
     let role_id = match config::get(names::openbao::AUTH).as_deref() {
         None | Some("token") => None,
@@ -59,7 +53,7 @@ fn read_settings() -> Result<Settings, Error> {
             )));
         }
     };
-    Ok(Settings {
+    Ok(OpenBao {
         address: config::get(names::openbao::ADDRESS)
             .ok_or_else(|| missing(names::openbao::ADDRESS))?,
         mount: config::get(names::openbao::MOUNT)
@@ -69,12 +63,13 @@ fn read_settings() -> Result<Settings, Error> {
         namespace: config::get(names::openbao::NAMESPACE).filter(|n| !n.is_empty()),
         role_id,
         soft_delete: config::get(names::openbao::SOFT_DELETE).is_some_and(|v| v == "true"),
+        session: Token::shaped(names::openbao::SESSION, &http::VAULT),
     })
 }
 
-/// The KV path of an id, refusing segments a URL would reinterpret.
+/// The KV path of an id (checked against the rules already), refusing
+/// segments a URL would reinterpret.
 fn path(id: &str) -> Result<&str, Error> {
-    RULES.check(id)?;
     let path = &id[1..];
     let odd = |s: &str| s.is_empty() || s == "." || s == "..";
     if path.split('/').any(odd) {
@@ -103,7 +98,7 @@ fn success(r: Response) -> Result<Response, Error> {
     }
 }
 
-fn request<'a>(s: &Settings, method: &str, path: &str) -> Request<'a> {
+fn request<'a>(s: &OpenBao, method: &str, path: &str) -> Request<'a> {
     let r = Request::new(method, &s.address, format!("/v1/{path}"));
     match &s.namespace {
         Some(ns) => r.header("X-Vault-Namespace", http::bytes(ns.as_str())),
@@ -113,7 +108,7 @@ fn request<'a>(s: &Settings, method: &str, path: &str) -> Request<'a> {
 
 /// AppRole: renews the token while it is held (OpenBao caps the lease at the
 /// token's max TTL), else logs in with `role-id` and the credential `secret-id`.
-fn login(s: &Settings, role_id: &str, t: &Token) -> Result<(), Error> {
+fn login(s: &OpenBao, role_id: &str, t: &Token) -> Result<(), Error> {
     if http::has_credential(t.name()) {
         let renew = request(s, "POST", "auth/token/renew-self").json(vec![http::bytes("{}")]);
         if t.login(&t.attach(renew))?.is_ok() {
@@ -136,7 +131,7 @@ fn login(s: &Settings, role_id: &str, t: &Token) -> Result<(), Error> {
 /// `token`, or the AppRole token (logging in or renewing when due, and once
 /// more after a 403).
 fn call<'a>(
-    s: &Settings,
+    s: &OpenBao,
     method: &str,
     path: &str,
     body: impl Fn() -> Vec<Part<'a>>,
@@ -154,7 +149,10 @@ fn call<'a>(
             ),
             lifts,
         ),
-        Some(role_id) => SESSION.with(|t| t.call(make, lifts, || login(s, role_id, t))),
+        Some(role_id) => {
+            let t = &s.session;
+            t.call(make, lifts, || login(s, role_id, t))
+        }
     }
 }
 
@@ -167,7 +165,7 @@ struct Meta {
     digest: Option<String>,
 }
 
-fn metadata(s: &Settings, path: &str) -> Result<Meta, Error> {
+fn metadata(s: &OpenBao, path: &str) -> Result<Meta, Error> {
     let r = call(s, "GET", &format!("metadata/{path}"), Vec::new, &[])?;
     if r.status == 404 {
         return Ok(Meta::default());
@@ -190,23 +188,15 @@ fn metadata(s: &Settings, path: &str) -> Result<Meta, Error> {
     })
 }
 
-struct OpenBao;
-
 impl Provider for OpenBao {
-    fn info() -> ProviderInfo {
-        ProviderInfo {
-            name: "openbao".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            id_rules: RULES.clone(),
-            stateful: false,
-        }
+    fn new() -> Result<Self, Error> {
+        read_settings()
     }
 
-    fn put(id: String, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
-        let (s, path) = (settings()?, path(&id)?);
-        RULES.check_value(&value)?;
+    fn put(&self, id: &str, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
+        let (s, path) = (self, path(id)?);
         let digest = http::digest(&value);
-        let meta = metadata(&s, path)?;
+        let meta = metadata(s, path)?;
         if meta.live && meta.digest.as_deref() == Some(digest.as_str()) {
             return Ok(PutOutcome::Unchanged);
         }
@@ -222,7 +212,7 @@ impl Provider for OpenBao {
                     http::bytes(tail.as_str()),
                 ]
             };
-            call(&s, "POST", &format!("data/{path}"), body, &[])
+            call(s, "POST", &format!("data/{path}"), body, &[])
         };
         let r = success(match write("value", Encoding::JsonString, "") {
             // Not UTF-8: stored base64, in a field of its own.
@@ -236,7 +226,7 @@ impl Provider for OpenBao {
             "{{\"custom_metadata\":{{\"digest\":\"{digest}\",\"version\":\"{version}\"}}}}"
         );
         let body = || vec![http::bytes(custom.as_str())];
-        success(call(&s, "POST", &format!("metadata/{path}"), body, &[])?)?;
+        success(call(s, "POST", &format!("metadata/{path}"), body, &[])?)?;
         Ok(if meta.live {
             PutOutcome::Updated
         } else {
@@ -244,8 +234,8 @@ impl Provider for OpenBao {
         })
     }
 
-    fn get(id: String) -> Result<Option<Secret>, Error> {
-        let (s, path) = (settings()?, path(&id)?);
+    fn get(&self, id: &str) -> Result<Option<Secret>, Error> {
+        let (s, path) = (self, path(id)?);
         // Whatever else the secret holds is discarded: the provider sees none of
         // it, nor the version's metadata it has no use for here (less to hand
         // back, too).
@@ -254,7 +244,7 @@ impl Provider for OpenBao {
             http::lift("/data/data/value_base64", true, None),
             http::discard("/data"),
         ];
-        let mut r = call(&s, "GET", &format!("data/{path}"), Vec::new, &lifts)?;
+        let mut r = call(s, "GET", &format!("data/{path}"), Vec::new, &lifts)?;
         match r.status {
             404 => Ok(None),
             200 => match r.take_lifted(0).or_else(|| r.take_lifted(1)) {
@@ -267,29 +257,28 @@ impl Provider for OpenBao {
         }
     }
 
-    fn delete(id: String) -> Result<bool, Error> {
-        let (s, path) = (settings()?, path(&id)?);
-        let meta = metadata(&s, path)?;
+    fn delete(&self, id: &str) -> Result<bool, Error> {
+        let (s, path) = (self, path(id)?);
+        let meta = metadata(s, path)?;
         if meta.version == 0 || (s.soft_delete && !meta.live) {
             return Ok(false);
         }
         let what = if s.soft_delete { "data" } else { "metadata" };
         let at = format!("{what}/{path}");
-        success(call(&s, "DELETE", &at, Vec::new, &[])?)?;
+        success(call(s, "DELETE", &at, Vec::new, &[])?)?;
         Ok(meta.live)
     }
 
-    fn list(prefix: String, cursor: Option<String>, limit: u32) -> Result<ListPage, Error> {
-        let s = settings()?;
-        walk_tree(&prefix, cursor.as_deref(), limit, LIST_BUDGET, |dir, at| {
-            list_dir(&s, dir, at)
+    fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage, Error> {
+        walk_tree(prefix, cursor, limit, LIST_BUDGET, |dir, at| {
+            list_dir(self, dir, at)
         })
     }
 }
 
 /// A folder's keys after `after` (OpenBao pages with `after`/`limit`; Vault
 /// ignores them and lists whole, and the walk skips what it has seen).
-fn list_dir(s: &Settings, dir: &str, after: Option<&str>) -> Result<(Vec<String>, bool), Error> {
+fn list_dir(s: &OpenBao, dir: &str, after: Option<&str>) -> Result<(Vec<String>, bool), Error> {
     let after = after.map_or(String::new(), |a| {
         format!("&after={}", http::query_escape(a))
     });
@@ -312,4 +301,4 @@ fn list_dir(s: &Settings, dir: &str, after: Option<&str>) -> Result<(Vec<String>
     }
 }
 
-export_provider!(OpenBao);
+export_provider!(OpenBao, name: "openbao", rules: rules());

@@ -54,7 +54,7 @@ fn last_segment(id: &str) -> &str {
     id.rsplit('/').next().unwrap_or(id)
 }
 
-impl Provider for Adversary {
+impl Adversary {
     fn info() -> ProviderInfo {
         let mut info = ProviderInfo {
             name: "adversary".into(),
@@ -74,8 +74,15 @@ impl Provider for Adversary {
         }
         info
     }
+}
 
-    fn put(id: String, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
+impl Provider for Adversary {
+    fn new() -> Result<Self, Error> {
+        Ok(Adversary)
+    }
+
+    fn put(&self, id: &str, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
+        let id = id.to_owned();
         match last_segment(&id) {
             "oracle" => match crack_pin(&value) {
                 Some(pin) => Err(Error::Backend(format!("cracked: {pin}"))),
@@ -95,7 +102,8 @@ impl Provider for Adversary {
         }
     }
 
-    fn get(id: String) -> Result<Option<Secret>, Error> {
+    fn get(&self, id: &str) -> Result<Option<Secret>, Error> {
+        let id = id.to_owned();
         match last_segment(&id) {
             "loop" => {
                 let mut n: u64 = 0;
@@ -180,11 +188,13 @@ impl Provider for Adversary {
         }
     }
 
-    fn delete(_id: String) -> Result<bool, Error> {
+    fn delete(&self, _id: &str) -> Result<bool, Error> {
         Ok(false)
     }
 
-    fn list(prefix: String, cursor: Option<String>, _limit: u32) -> Result<ListPage, Error> {
+    fn list(&self, prefix: &str, cursor: Option<&str>, _limit: u32) -> Result<ListPage, Error> {
+        let prefix = prefix.to_owned();
+        let cursor = cursor.map(str::to_owned);
         match prefix.as_str() {
             "/empty-ids" => {
                 return Ok(ListPage {
@@ -228,4 +238,4 @@ impl Provider for Adversary {
     }
 }
 
-export_provider!(Adversary);
+export_provider!(Adversary, info: Adversary::info());

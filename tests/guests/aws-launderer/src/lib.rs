@@ -9,7 +9,7 @@ use secret_broker_guest_sdk::{
 
 struct AwsLaunderer;
 
-impl Provider for AwsLaunderer {
+impl AwsLaunderer {
     fn info() -> ProviderInfo {
         ProviderInfo {
             name: "aws-launderer".into(),
@@ -18,8 +18,15 @@ impl Provider for AwsLaunderer {
             stateful: false,
         }
     }
+}
 
-    fn put(id: String, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
+impl Provider for AwsLaunderer {
+    fn new() -> Result<Self, Error> {
+        Ok(AwsLaunderer)
+    }
+
+    fn put(&self, id: &str, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
+        let id = id.to_owned();
         let guess = Secret::new(b"4242");
         aws_secrets_manager::create_secret(&format!("/launder{id}"), &guess, None, &[])?;
         let back = aws_secrets_manager::get_secret_value(&format!("/launder{id}"))?;
@@ -29,13 +36,13 @@ impl Provider for AwsLaunderer {
         }
     }
 
-    fn get(_id: String) -> Result<Option<Secret>, Error> {
+    fn get(&self, _id: &str) -> Result<Option<Secret>, Error> {
         Ok(None)
     }
 
-    fn delete(_id: String) -> Result<bool, Error> {
+    fn delete(&self, _id: &str) -> Result<bool, Error> {
         Ok(false)
     }
 }
 
-export_provider!(AwsLaunderer);
+export_provider!(AwsLaunderer, info: AwsLaunderer::info());

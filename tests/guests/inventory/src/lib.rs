@@ -35,7 +35,7 @@ thread_local! {
 
 struct Inventoried;
 
-impl Provider for Inventoried {
+impl Inventoried {
     fn info() -> ProviderInfo {
         ProviderInfo {
             name: "inventoried".into(),
@@ -44,8 +44,15 @@ impl Provider for Inventoried {
             stateful: true,
         }
     }
+}
 
-    fn put(id: String, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
+impl Provider for Inventoried {
+    fn new() -> Result<Self, Error> {
+        Ok(Inventoried)
+    }
+
+    fn put(&self, id: &str, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
+        let id = id.to_owned();
         inventory::report(&id, "put");
         let old = SECRETS.with(|s| s.borrow_mut().insert(id, value));
         Ok(if old.is_some() {
@@ -55,16 +62,20 @@ impl Provider for Inventoried {
         })
     }
 
-    fn get(id: String) -> Result<Option<Secret>, Error> {
+    fn get(&self, id: &str) -> Result<Option<Secret>, Error> {
+        let id = id.to_owned();
         Ok(SECRETS.with(|s| s.borrow().get(&id).map(Secret::clone)))
     }
 
-    fn delete(id: String) -> Result<bool, Error> {
+    fn delete(&self, id: &str) -> Result<bool, Error> {
+        let id = id.to_owned();
         inventory::report(&id, "delete");
         Ok(SECRETS.with(|s| s.borrow_mut().remove(&id)).is_some())
     }
 
-    fn list(prefix: String, cursor: Option<String>, limit: u32) -> Result<ListPage, Error> {
+    fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage, Error> {
+        let prefix = prefix.to_owned();
+        let cursor = cursor.map(str::to_owned);
         let ids: Vec<String> = SECRETS.with(|s| {
             s.borrow()
                 .keys()
@@ -76,4 +87,4 @@ impl Provider for Inventoried {
     }
 }
 
-export_provider!(Inventoried);
+export_provider!(Inventoried, info: Inventoried::info());

@@ -26,7 +26,7 @@ fn from_hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-impl Provider for KeyringUser {
+impl KeyringUser {
     fn info() -> ProviderInfo {
         ProviderInfo {
             name: "keyring-user".into(),
@@ -35,8 +35,15 @@ impl Provider for KeyringUser {
             stateful: true,
         }
     }
+}
 
-    fn put(id: String, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
+impl Provider for KeyringUser {
+    fn new() -> Result<Self, Error> {
+        Ok(KeyringUser)
+    }
+
+    fn put(&self, id: &str, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
+        let id = id.to_owned();
         // A guess laundered through the keyring: sealed as the provider's own,
         // opened again, then compared with the host's value. The host must still
         // know the opened value as the provider's making and refuse the compare.
@@ -57,7 +64,8 @@ impl Provider for KeyringUser {
     }
 
     /// `/open/<hex>` opens a ciphertext given in the id, bound to the context `/x`.
-    fn get(id: String) -> Result<Option<Secret>, Error> {
+    fn get(&self, id: &str) -> Result<Option<Secret>, Error> {
+        let id = id.to_owned();
         if let Some(hex) = id.strip_prefix("/open/") {
             return keyring::open(&from_hex(hex), b"/x").map(Some);
         }
@@ -67,11 +75,12 @@ impl Provider for KeyringUser {
         }
     }
 
-    fn delete(id: String) -> Result<bool, Error> {
+    fn delete(&self, id: &str) -> Result<bool, Error> {
+        let id = id.to_owned();
         Ok(SEALED.with(|s| s.borrow_mut().remove(&id)).is_some())
     }
 
-    fn list(_prefix: String, _cursor: Option<String>, _limit: u32) -> Result<ListPage, Error> {
+    fn list(&self, _prefix: &str, _cursor: Option<&str>, _limit: u32) -> Result<ListPage, Error> {
         let ids = SEALED.with(|s| {
             s.borrow()
                 .values()
@@ -85,4 +94,4 @@ impl Provider for KeyringUser {
     }
 }
 
-export_provider!(KeyringUser);
+export_provider!(KeyringUser, info: KeyringUser::info());

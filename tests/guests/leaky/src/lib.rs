@@ -18,7 +18,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-impl Provider for Leaky {
+impl Leaky {
     fn info() -> ProviderInfo {
         ProviderInfo {
             name: "leaky".into(),
@@ -27,8 +27,15 @@ impl Provider for Leaky {
             stateful: false,
         }
     }
+}
 
-    fn put(id: String, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
+impl Provider for Leaky {
+    fn new() -> Result<Self, Error> {
+        Ok(Leaky)
+    }
+
+    fn put(&self, id: &str, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
+        let id = id.to_owned();
         let bytes = reveal::reveal(&value);
         LAST.with(|l| *l.borrow_mut() = bytes.clone());
         let plain = String::from_utf8_lossy(&bytes).into_owned();
@@ -43,7 +50,8 @@ impl Provider for Leaky {
         )))
     }
 
-    fn get(id: String) -> Result<Option<Secret>, Error> {
+    fn get(&self, id: &str) -> Result<Option<Secret>, Error> {
+        let id = id.to_owned();
         // A value from an earlier call, raw and encoded.
         if id.ends_with("/earlier") {
             let last = LAST.with(|l| l.borrow().clone());
@@ -59,9 +67,9 @@ impl Provider for Leaky {
         Err(Error::Unavailable(format!("cannot return {plain}")))
     }
 
-    fn delete(_id: String) -> Result<bool, Error> {
+    fn delete(&self, _id: &str) -> Result<bool, Error> {
         Ok(false)
     }
 }
 
-export_provider!(Leaky);
+export_provider!(Leaky, info: Leaky::info());

@@ -116,7 +116,7 @@ fn control() {
 
 struct MemScan;
 
-impl Provider for MemScan {
+impl MemScan {
     fn info() -> ProviderInfo {
         ProviderInfo {
             name: "memscan".into(),
@@ -125,8 +125,15 @@ impl Provider for MemScan {
             stateful: false,
         }
     }
+}
 
-    fn put(id: String, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
+impl Provider for MemScan {
+    fn new() -> Result<Self, Error> {
+        Ok(MemScan)
+    }
+
+    fn put(&self, id: &str, value: Secret, _options: PutOptions) -> Result<PutOutcome, Error> {
+        let id = id.to_owned();
         let t = token()?;
         let r = http::send(
             &request(
@@ -149,7 +156,8 @@ impl Provider for MemScan {
         Ok(PutOutcome::Updated)
     }
 
-    fn get(id: String) -> Result<Option<Secret>, Error> {
+    fn get(&self, id: &str) -> Result<Option<Secret>, Error> {
+        let id = id.to_owned();
         let t = token()?;
         let mut r = http::send(
             &request("GET", format!("/v1/secret/data{id}"), Some(t), Vec::new()),
@@ -161,9 +169,9 @@ impl Provider for MemScan {
         Ok(value)
     }
 
-    fn delete(_id: String) -> Result<bool, Error> {
+    fn delete(&self, _id: &str) -> Result<bool, Error> {
         Ok(false)
     }
 }
 
-export_provider!(MemScan);
+export_provider!(MemScan, info: MemScan::info());
