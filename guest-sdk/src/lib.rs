@@ -87,8 +87,8 @@ mod capabilities;
 mod page;
 #[doc(hidden)]
 pub mod provider;
-pub use provider::{Declared, Provider};
 pub use page::{collect_sorted, walk_tree};
+pub use provider::{Declared, Provider};
 mod rules;
 
 /// The setting keys and credential names the host's presets and the

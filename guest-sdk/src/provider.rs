@@ -182,22 +182,28 @@ macro_rules! export_provider {
     };
     ($provider:ty, name: $name:expr, rules: $rules:expr, stateful: $stateful:expr $(,)?) => {
         $crate::__export_provider_with!($provider, {
-            static DECLARED: ::std::sync::LazyLock<$crate::Declared> =
+            static __DECLARED: ::std::sync::LazyLock<$crate::Declared> =
                 ::std::sync::LazyLock::new(|| $crate::Declared {
                     name: $name,
                     version: env!("CARGO_PKG_VERSION"),
                     rules: $rules,
                     stateful: $stateful,
                 });
-            fn declared() -> (::std::option::Option<&'static $crate::IdRules>, $crate::ProviderInfo) {
-                (::std::option::Option::Some(&DECLARED.rules), DECLARED.info())
+            fn __rules() -> ::std::option::Option<&'static $crate::IdRules> {
+                ::std::option::Option::Some(&__DECLARED.rules)
+            }
+            fn __info() -> $crate::ProviderInfo {
+                __DECLARED.info()
             }
         });
     };
     ($provider:ty, info: $info:expr $(,)?) => {
         $crate::__export_provider_with!($provider, {
-            fn declared() -> (::std::option::Option<&'static $crate::IdRules>, $crate::ProviderInfo) {
-                (::std::option::Option::None, $info)
+            fn __rules() -> ::std::option::Option<&'static $crate::IdRules> {
+                ::std::option::Option::None
+            }
+            fn __info() -> $crate::ProviderInfo {
+                $info
             }
         });
     };
@@ -210,44 +216,41 @@ macro_rules! __export_provider_with {
         const _: () = {
             $($declare)*
             ::std::thread_local! {
-                static INSTANCE: $crate::provider::Instance<$provider> =
+                static __INSTANCE: $crate::provider::Instance<$provider> =
                     const { $crate::provider::Instance::new() };
-            }
-            fn rules() -> ::std::option::Option<&'static $crate::IdRules> {
-                declared().0
             }
             struct __Export;
             impl $crate::__bindings::exports::secret_broker::provider0_1_0::provider::Guest
                 for __Export
             {
                 fn info() -> $crate::ProviderInfo {
-                    declared().1
+                    __info()
                 }
                 fn put(
                     id: ::std::string::String,
                     value: $crate::Secret,
                     options: $crate::PutOptions,
                 ) -> ::std::result::Result<$crate::PutOutcome, $crate::Error> {
-                    INSTANCE.with(|p| $crate::provider::dispatch::put(p, rules(), id, value, options))
+                    __INSTANCE.with(|p| $crate::provider::dispatch::put(p, __rules(), id, value, options))
                 }
                 fn get(
                     id: ::std::string::String,
                 ) -> ::std::result::Result<::std::option::Option<$crate::Secret>, $crate::Error>
                 {
-                    INSTANCE.with(|p| $crate::provider::dispatch::get(p, rules(), id))
+                    __INSTANCE.with(|p| $crate::provider::dispatch::get(p, __rules(), id))
                 }
                 fn delete(id: ::std::string::String) -> ::std::result::Result<bool, $crate::Error> {
-                    INSTANCE.with(|p| $crate::provider::dispatch::delete(p, rules(), id))
+                    __INSTANCE.with(|p| $crate::provider::dispatch::delete(p, __rules(), id))
                 }
                 fn list(
                     prefix: ::std::string::String,
                     cursor: ::std::option::Option<::std::string::String>,
                     limit: u32,
                 ) -> ::std::result::Result<$crate::ListPage, $crate::Error> {
-                    INSTANCE.with(|p| $crate::provider::dispatch::list(p, prefix, cursor, limit))
+                    __INSTANCE.with(|p| $crate::provider::dispatch::list(p, prefix, cursor, limit))
                 }
                 fn reseal(id: ::std::string::String) -> ::std::result::Result<bool, $crate::Error> {
-                    INSTANCE.with(|p| $crate::provider::dispatch::reseal(p, rules(), id))
+                    __INSTANCE.with(|p| $crate::provider::dispatch::reseal(p, __rules(), id))
                 }
             }
             $crate::__bindings::__export_provider_world!(__Export);

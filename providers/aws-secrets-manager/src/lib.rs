@@ -4,8 +4,8 @@
 //! request; the host checks the grant's prefix. Values are handles throughout.
 
 use secret_broker_guest_sdk::{
-    Error, IdRules, ListPage, Provider, PutOptions, PutOutcome, Secret,
-    aws_secrets_manager as sm, collect_sorted, export_provider,
+    Error, IdRules, ListPage, Provider, PutOptions, PutOutcome, Secret, aws_secrets_manager as sm,
+    collect_sorted, export_provider,
 };
 
 /// AWS limits: names up to 512 characters of `A-Za-z0-9/_+=.@-`, values up to 64 KiB.
@@ -78,11 +78,7 @@ impl Provider for SecretsManager {
     }
 
     fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage, Error> {
-        Ok(ListPage::from_sorted(
-            all_names(prefix)?,
-            cursor,
-            limit,
-        ))
+        Ok(ListPage::from_sorted(all_names(prefix)?, cursor, limit))
     }
 }
 

@@ -4,8 +4,8 @@
 //! Name and size rules (standard tier) are checked before any request.
 
 use secret_broker_guest_sdk::{
-    Error, IdRules, ListPage, Provider, PutOptions, PutOutcome, Secret,
-    aws_ssm as ssm, collect_sorted, export_provider,
+    Error, IdRules, ListPage, Provider, PutOptions, PutOutcome, Secret, aws_ssm as ssm,
+    collect_sorted, export_provider,
 };
 
 /// Standard tier: 4 KiB values; at most 15 levels; no `aws`/`ssm` prefix. The
@@ -81,11 +81,7 @@ impl Provider for Ssm {
     }
 
     fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage, Error> {
-        Ok(ListPage::from_sorted(
-            all_names(prefix)?,
-            cursor,
-            limit,
-        ))
+        Ok(ListPage::from_sorted(all_names(prefix)?, cursor, limit))
     }
 }
 

@@ -31,8 +31,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use secret_broker_guest_sdk::http::{self, Encoding, Part, Request, Response};
 use secret_broker_guest_sdk::names;
 use secret_broker_guest_sdk::{
-    Error, IdRules, ListPage, Provider, PutOptions, PutOutcome, Secret, SizeLimit,
-    collect_sorted, config, export_provider, log,
+    Error, IdRules, ListPage, Provider, PutOptions, PutOutcome, Secret, SizeLimit, collect_sorted,
+    config, export_provider, log,
 };
 use serde_json::{Map, Value, json};
 

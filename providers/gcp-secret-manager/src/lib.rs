@@ -29,8 +29,8 @@
 use secret_broker_guest_sdk::http::{self, Encoding, Part, Request, Response};
 use secret_broker_guest_sdk::names;
 use secret_broker_guest_sdk::{
-    Error, IdRules, ListPage, Provider, PutOptions, PutOutcome, Secret,
-    collect_sorted, config, export_provider, log,
+    Error, IdRules, ListPage, Provider, PutOptions, PutOutcome, Secret, collect_sorted, config,
+    export_provider, log,
 };
 use serde_json::{Map, Value, json};
 
@@ -329,13 +329,7 @@ impl Provider for GcpSecretManager {
         )];
         let mut r = call(
             s,
-            || {
-                request(
-                    s,
-                    "GET",
-                    &format!("/secrets/{name}/versions/latest:access"),
-                )
-            },
+            || request(s, "GET", &format!("/secrets/{name}/versions/latest:access")),
             &lifts,
         )?;
         match r.status {
@@ -349,11 +343,7 @@ impl Provider for GcpSecretManager {
 
     fn delete(&self, id: &str) -> Result<bool, Error> {
         let (s, name) = (&self.0, name(id)?);
-        let r = call(
-            s,
-            || request(s, "DELETE", &format!("/secrets/{name}")),
-            &[],
-        )?;
+        let r = call(s, || request(s, "DELETE", &format!("/secrets/{name}")), &[])?;
         match r.status {
             200 => Ok(true),
             404 => Ok(false),

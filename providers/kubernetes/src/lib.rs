@@ -22,8 +22,7 @@
 use secret_broker_guest_sdk::http::{self, Encoding, Part, Request, Response};
 use secret_broker_guest_sdk::names;
 use secret_broker_guest_sdk::{
-    Error, IdRules, ListPage, Provider, PutOptions, PutOutcome, Secret, config,
-    export_provider,
+    Error, IdRules, ListPage, Provider, PutOptions, PutOutcome, Secret, config, export_provider,
 };
 use serde_json::{Value, json};
 
