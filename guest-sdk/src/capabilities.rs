@@ -181,6 +181,69 @@ pub mod http {
         }
     }
 
+    /// The token requests of OAuth2 that a [`Token`]'s login sends: a form
+    /// posted to the token endpoint, whose secret part is a credential of the
+    /// grant the host splices URL-encoded (the provider never holds it).
+    pub mod oauth {
+        use super::{Encoding, Part, Request, bytes};
+
+        /// A form post to `origin` + `path`, starting with `fields`
+        /// (URL-encoded here) and ending with `secret_field=` and the grant's
+        /// credential `credential`.
+        fn form(
+            origin: &str,
+            path: String,
+            fields: &[(&str, &str)],
+            secret_field: &str,
+            credential: &str,
+        ) -> Request<'static> {
+            let mut head = String::new();
+            for (name, value) in fields {
+                head.push_str(name);
+                head.push('=');
+                head.push_str(&super::query_escape(value));
+                head.push('&');
+            }
+            head.push_str(secret_field);
+            head.push('=');
+            let mut r = Request::new("POST", origin, path)
+                .header(
+                    "Content-Type",
+                    bytes("application/x-www-form-urlencoded"),
+                )
+                .header("Accept", bytes("application/json"));
+            r.body = vec![
+                bytes(head),
+                Part::Credential((credential.to_owned(), Encoding::Url)),
+            ];
+            r
+        }
+
+        /// Client credentials (RFC 6749 section 4.4): `client_id`, `scope`, and
+        /// the grant's credential `secret` as the `client_secret`.
+        pub fn client_credentials(
+            origin: &str,
+            path: String,
+            client_id: &str,
+            scope: &str,
+            secret: &str,
+        ) -> Request<'static> {
+            let fields = [
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id),
+                ("scope", scope),
+            ];
+            form(origin, path, &fields, "client_secret", secret)
+        }
+
+        /// A JWT bearer assertion (RFC 7523 section 2.1): the grant's signer
+        /// credential `assertion`, which the host signs afresh for each request.
+        pub fn jwt_bearer(origin: &str, path: String, assertion: &str) -> Request<'static> {
+            let fields = [("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer")];
+            form(origin, path, &fields, "assertion", assertion)
+        }
+    }
+
     /// How a backend hands out a token and wants it back: where its login
     /// answer carries the token and its life (seconds, a number or text), what
     /// else in that answer the provider must not see, the header the token goes

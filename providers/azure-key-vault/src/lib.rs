@@ -148,25 +148,13 @@ fn failure(who: &str, r: &Response) -> Error {
 
 /// OAuth2 client credentials: the access token goes into the grant as `access-token`.
 fn login(s: &Settings) -> Result<(), Error> {
-    let form = format!(
-        "grant_type=client_credentials&client_id={}&scope={}&client_secret=",
-        http::query_escape(&s.client_id),
-        http::query_escape(&s.scope)
-    );
-    let mut r = Request::new(
-        "POST",
+    let r = http::oauth::client_credentials(
         &s.authority.0,
         format!("{}/{}/oauth2/v2.0/token", s.authority.1, s.tenant),
-    )
-    .header(
-        "Content-Type",
-        http::bytes("application/x-www-form-urlencoded"),
-    )
-    .header("Accept", http::bytes("application/json"));
-    r.body = vec![
-        http::bytes(form),
-        Part::Credential((names::azure::CLIENT_SECRET.into(), Encoding::Url)),
-    ];
+        &s.client_id,
+        &s.scope,
+        names::azure::CLIENT_SECRET,
+    );
     s.token
         .login(&r)?
         .map_err(|answer| failure("the Azure authority", &answer))

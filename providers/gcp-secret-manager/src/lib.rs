@@ -143,16 +143,7 @@ fn failure(who: &str, r: &Response) -> Error {
 
 /// Exchanges a fresh assertion for an access token, kept as `access-token`.
 fn login(s: &Settings) -> Result<(), Error> {
-    let mut r = Request::new("POST", &s.token_url.0, s.token_url.1.clone())
-        .header(
-            "Content-Type",
-            http::bytes("application/x-www-form-urlencoded"),
-        )
-        .header("Accept", http::bytes("application/json"));
-    r.body = vec![
-        http::bytes("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion="),
-        Part::Credential((ASSERTION.into(), Encoding::Url)),
-    ];
+    let r = http::oauth::jwt_bearer(&s.token_url.0, s.token_url.1.clone(), ASSERTION);
     s.token
         .login(&r)?
         .map_err(|answer| failure("the Google token endpoint", &answer))
