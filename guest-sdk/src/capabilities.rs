@@ -207,10 +207,7 @@ pub mod http {
             head.push_str(secret_field);
             head.push('=');
             let mut r = Request::new("POST", origin, path)
-                .header(
-                    "Content-Type",
-                    bytes("application/x-www-form-urlencoded"),
-                )
+                .header("Content-Type", bytes("application/x-www-form-urlencoded"))
                 .header("Accept", bytes("application/json"));
             r.body = vec![
                 bytes(head),
