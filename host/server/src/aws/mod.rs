@@ -13,6 +13,7 @@
 
 mod meta;
 mod ops;
+mod request;
 mod secrets_manager;
 mod ssm;
 
@@ -341,113 +342,6 @@ fn answer_json(doc: Value) -> Response {
     response
 }
 
-/// A string member, if present.
-pub(crate) fn opt_str<'a>(
-    api: Api,
-    body: &'a Value,
-    field: &str,
-) -> Result<Option<&'a str>, AwsError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(AwsError::invalid(api, format!("{field} must be a string"))),
-    }
-}
-
-/// A string member that must be present.
-pub(crate) fn req_str<'a>(api: Api, body: &'a Value, field: &str) -> Result<&'a str, AwsError> {
-    opt_str(api, body, field)?
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| AwsError::invalid(api, format!("{field} is required")))
-}
-
-/// A boolean member (false when absent).
-pub(crate) fn flag(api: Api, body: &Value, field: &str) -> Result<bool, AwsError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(AwsError::invalid(
-            api,
-            format!("{field} must be true or false"),
-        )),
-    }
-}
-
-/// An integer member within `range`.
-pub(crate) fn opt_int(
-    api: Api,
-    body: &Value,
-    field: &str,
-    range: std::ops::RangeInclusive<i64>,
-) -> Result<Option<i64>, AwsError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_i64() {
-            Some(n) if range.contains(&n) => Ok(Some(n)),
-            _ => Err(AwsError::invalid(
-                api,
-                format!(
-                    "{field} must be a whole number from {} to {}",
-                    range.start(),
-                    range.end()
-                ),
-            )),
-        },
-    }
-}
-
-/// A list of strings.
-pub(crate) fn str_list<'a>(
-    api: Api,
-    body: &'a Value,
-    field: &str,
-) -> Result<Option<Vec<&'a str>>, AwsError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .ok_or_else(|| AwsError::invalid(api, format!("{field} must list strings")))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
-        Some(_) => Err(AwsError::invalid(
-            api,
-            format!("{field} must be a list of strings"),
-        )),
-    }
-}
-
-/// Tags as `[{"Key", "Value"}]`.
-pub(crate) fn tags(api: Api, body: &Value) -> Result<Option<Vec<(String, String)>>, AwsError> {
-    let Some(list) = body.get("Tags").filter(|v| !v.is_null()) else {
-        return Ok(None);
-    };
-    let bad = || AwsError::invalid(api, "Tags must be a list of {\"Key\": ..., \"Value\": ...}");
-    let items = list.as_array().ok_or_else(bad)?;
-    if items.len() > 50 {
-        return Err(AwsError::invalid(api, "Tags: at most 50 tags"));
-    }
-    let mut out: Vec<(String, String)> = Vec::new();
-    for item in items {
-        let key = item.get("Key").and_then(Value::as_str).ok_or_else(bad)?;
-        let value = item
-            .get("Value")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if key.is_empty() || key.len() > 128 || value.len() > 256 {
-            return Err(AwsError::invalid(
-                api,
-                "Tags: a key is 1 to 128 characters, a value at most 256",
-            ));
-        }
-        out.retain(|(k, _)| k != key);
-        out.push((key.to_owned(), value.to_owned()));
-    }
-    Ok(Some(out))
-}
-
 /// Tags as AWS writes them.
 pub(crate) fn tags_json(tags: &[(String, String)]) -> Value {
     Value::Array(
@@ -457,32 +351,29 @@ pub(crate) fn tags_json(tags: &[(String, String)]) -> Value {
     )
 }
 
-/// A value from `SecretString` or `SecretBinary` (base64), at most `limit`
-/// bytes; `None` when neither is sent.
+/// A value sent as text (`SecretString`, an SSM `Value`) or as base64 bytes
+/// (`SecretBinary`), each named for errors, at most `limit` bytes; `None` when
+/// neither was sent.
 pub(crate) fn secret_value(
     api: Api,
-    body: &Value,
-    string_field: &str,
-    binary_field: Option<&str>,
+    text: (&str, Option<request::Text>),
+    binary: Option<(&str, Option<request::Text>)>,
     limit: usize,
 ) -> Result<Option<SecretValue>, AwsError> {
     use base64::Engine as _;
-    let string = opt_str(api, body, string_field)?;
-    let binary = match binary_field {
-        Some(field) => opt_str(api, body, field)?.map(|b| (field, b)),
-        None => None,
-    };
-    let value = match (string, binary) {
+    let (text_field, text) = text;
+    let binary = binary.and_then(|(field, b)| b.map(|b| (field, b)));
+    let value = match (text, binary) {
         (Some(_), Some((field, _))) => {
             return Err(AwsError::invalid(
                 api,
-                format!("send either {string_field} or {field}, not both"),
+                format!("send either {text_field} or {field}, not both"),
             ));
         }
-        (Some(s), None) => SecretValue::new(s.as_bytes().to_vec()),
+        (Some(t), None) => SecretValue::new(t.0.as_bytes().to_vec()),
         (None, Some((field, b))) => {
             let bytes = base64::engine::general_purpose::STANDARD
-                .decode(b)
+                .decode(b.0.as_bytes())
                 .map_err(|_| AwsError::invalid(api, format!("{field} is not base64")))?;
             SecretValue::new(bytes)
         }
@@ -491,7 +382,7 @@ pub(crate) fn secret_value(
     if value.len() > limit {
         return Err(AwsError::invalid(
             api,
-            format!("{string_field} is over {limit} bytes; nothing was written"),
+            format!("{text_field} is over {limit} bytes; nothing was written"),
         ));
     }
     Ok(Some(value))

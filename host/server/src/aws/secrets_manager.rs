@@ -13,7 +13,8 @@ use serde_json::{Map, Value, json};
 use sha2::Digest as _;
 
 use super::meta::{SECRETS, SecretMeta};
-use super::{AwsError, Ctx, now, opt_int, opt_str, req_str, secret_value, str_list, tags};
+use super::request::{self, Filter, Text, parse, required, within};
+use super::{AwsError, Ctx, now, secret_value};
 use crate::AppState;
 
 /// The largest value Secrets Manager keeps.
@@ -93,14 +94,14 @@ fn secret_name(ctx: &Ctx, id: &str) -> Result<String, AwsError> {
     Ok(name)
 }
 
-fn secret_id(ctx: &Ctx, body: &Value) -> Result<String, AwsError> {
-    secret_name(ctx, req_str(ctx.api, body, "SecretId")?)
+fn secret_id(ctx: &Ctx, id: Option<&str>) -> Result<String, AwsError> {
+    secret_name(ctx, required(ctx.api, "SecretId", id)?)
 }
 
 /// The version id a write makes: the client's `ClientRequestToken` (32 to 64
 /// characters, as AWS requires) or a new UUID.
-fn version_for(ctx: &Ctx, body: &Value) -> Result<String, AwsError> {
-    match opt_str(ctx.api, body, "ClientRequestToken")? {
+fn version_for(ctx: &Ctx, token: Option<&str>) -> Result<String, AwsError> {
+    match token {
         Some(t) if (32..=64).contains(&t.len()) => Ok(t.to_owned()),
         Some(_) => Err(AwsError::invalid(
             ctx.api,
@@ -145,12 +146,16 @@ async fn record(s: &AppState, name: &str, change: impl FnMut(&mut SecretMeta)) -
     }
 }
 
-fn value_of(ctx: &Ctx, body: &Value, required: bool) -> Result<Option<SecretValue>, AwsError> {
+fn value_of(
+    ctx: &Ctx,
+    string: Option<Text>,
+    binary: Option<Text>,
+    required: bool,
+) -> Result<Option<SecretValue>, AwsError> {
     let value = secret_value(
         ctx.api,
-        body,
-        "SecretString",
-        Some("SecretBinary"),
+        ("SecretString", string),
+        Some(("SecretBinary", binary)),
         VALUE_LIMIT,
     )?;
     if required && value.is_none() {
@@ -162,8 +167,8 @@ fn value_of(ctx: &Ctx, body: &Value, required: bool) -> Result<Option<SecretValu
     Ok(value)
 }
 
-fn refuse_replicas(ctx: &Ctx, body: &Value) -> Result<(), AwsError> {
-    if body.get("AddReplicaRegions").is_some_and(|v| !v.is_null()) {
+fn refuse_replicas(ctx: &Ctx, regions: Option<&Value>) -> Result<(), AwsError> {
+    if regions.is_some_and(|v| !v.is_null()) {
         return Err(AwsError::invalid(
             ctx.api,
             "AddReplicaRegions: this server does not replicate secrets; send the request \
@@ -174,13 +179,16 @@ fn refuse_replicas(ctx: &Ctx, body: &Value) -> Result<(), AwsError> {
 }
 
 pub(super) async fn create(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
-    let name = req_str(ctx.api, body, "Name")?;
+    let req: request::sm::Create = parse(ctx.api, body)?;
+    let name = required(ctx.api, "Name", req.name.as_deref())?;
     check_name(ctx, "Name", name)?;
-    refuse_replicas(ctx, body)?;
-    let value = value_of(ctx, body, true)?.unwrap_or_else(|| SecretValue::new(Vec::new()));
-    let description = opt_str(ctx.api, body, "Description")?.map(str::to_owned);
-    let tags = tags(ctx.api, body)?.unwrap_or_default();
-    let version = version_for(ctx, body)?;
+    refuse_replicas(ctx, req.add_replica_regions.as_ref())?;
+    let value = value_of(ctx, req.secret_string, req.secret_binary, true)?
+        .unwrap_or_else(|| SecretValue::new(Vec::new()));
+    let description = req.description;
+    let tags = request::tags(ctx.api, req.tags)?.unwrap_or_default();
+    let token = req.client_request_token;
+    let version = version_for(ctx, token.as_deref())?;
     let options = PutOptions {
         description: description.clone(),
         tags: tags.clone(),
@@ -191,7 +199,7 @@ pub(super) async fn create(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Valu
             // A retried create (the same ClientRequestToken) that already
             // happened is answered as the first one was.
             let known = meta_of(s, name).await;
-            if opt_str(ctx.api, body, "ClientRequestToken")?.is_some()
+            if token.is_some()
                 && known.version.as_deref() == Some(version.as_str())
             {
                 return Ok(json!({"ARN": arn(ctx, name), "Name": name, "VersionId": version}));
@@ -223,10 +231,10 @@ async fn write_existing(
     ctx: &Ctx,
     name: &str,
     value: &SecretValue,
-    body: &Value,
+    token: Option<&str>,
     description: Option<String>,
 ) -> Result<String, AwsError> {
-    let version = version_for(ctx, body)?;
+    let version = version_for(ctx, token)?;
     let options = PutOptions {
         description: description.clone(),
         tags: Vec::new(),
@@ -260,14 +268,17 @@ async fn require_exists(s: &AppState, ctx: &Ctx, name: &str) -> Result<(), AwsEr
 }
 
 pub(super) async fn update(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
-    let name = secret_id(ctx, body)?;
-    let value = value_of(ctx, body, false)?;
-    let description = opt_str(ctx.api, body, "Description")?.map(str::to_owned);
+    let req: request::sm::Write = parse(ctx.api, body)?;
+    let name = secret_id(ctx, req.secret_id.as_deref())?;
+    let value = value_of(ctx, req.secret_string, req.secret_binary, false)?;
+    let description = req.description;
+    let token = req.client_request_token;
     require_exists(s, ctx, &name).await?;
     let mut answer = json!({"ARN": arn(ctx, &name), "Name": name});
     match value {
         Some(value) => {
-            let version = write_existing(s, ctx, &name, &value, body, description).await?;
+            let version =
+                write_existing(s, ctx, &name, &value, token.as_deref(), description).await?;
             answer["VersionId"] = json!(version);
         }
         None => {
@@ -286,10 +297,12 @@ pub(super) async fn update(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Valu
 }
 
 pub(super) async fn put_value(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
-    let name = secret_id(ctx, body)?;
-    let value = value_of(ctx, body, true)?.unwrap_or_else(|| SecretValue::new(Vec::new()));
-    if let Some(stages) = str_list(ctx.api, body, "VersionStages")?
-        && stages.iter().any(|st| *st != CURRENT)
+    let req: request::sm::Write = parse(ctx.api, body)?;
+    let name = secret_id(ctx, req.secret_id.as_deref())?;
+    let value = value_of(ctx, req.secret_string, req.secret_binary, true)?
+        .unwrap_or_else(|| SecretValue::new(Vec::new()));
+    if let Some(stages) = &req.version_stages
+        && stages.iter().any(|st| st != CURRENT)
     {
         return Err(AwsError::invalid(
             ctx.api,
@@ -297,7 +310,8 @@ pub(super) async fn put_value(s: &AppState, ctx: &Ctx, body: &Value) -> Result<V
         ));
     }
     require_exists(s, ctx, &name).await?;
-    let version = write_existing(s, ctx, &name, &value, body, None).await?;
+    let token = req.client_request_token.as_deref();
+    let version = write_existing(s, ctx, &name, &value, token, None).await?;
     Ok(json!({
         "ARN": arn(ctx, &name),
         "Name": name,
@@ -334,8 +348,9 @@ async fn read(s: &AppState, ctx: &Ctx, name: &str) -> Result<Map<String, Value>,
 }
 
 pub(super) async fn get_value(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
-    let name = secret_id(ctx, body)?;
-    if let Some(stage) = opt_str(ctx.api, body, "VersionStage")?
+    let req: request::sm::Get = parse(ctx.api, body)?;
+    let name = secret_id(ctx, req.secret_id.as_deref())?;
+    if let Some(stage) = &req.version_stage
         && stage != CURRENT
     {
         return Err(AwsError::new(
@@ -347,8 +362,8 @@ pub(super) async fn get_value(s: &AppState, ctx: &Ctx, body: &Value) -> Result<V
         ));
     }
     let out = read(s, ctx, &name).await?;
-    if let Some(asked) = opt_str(ctx.api, body, "VersionId")?
-        && out.get("VersionId").and_then(Value::as_str) != Some(asked)
+    if let Some(asked) = &req.version_id
+        && out.get("VersionId").and_then(Value::as_str) != Some(asked.as_str())
     {
         super::wipe_json(&mut Value::Object(out));
         return Err(AwsError::new(
@@ -363,31 +378,25 @@ pub(super) async fn get_value(s: &AppState, ctx: &Ctx, body: &Value) -> Result<V
 }
 
 /// The names `Filters` select: `name` prefixes (case-sensitive).
-fn name_filters(ctx: &Ctx, body: &Value) -> Result<Vec<String>, AwsError> {
-    let Some(filters) = body.get("Filters").filter(|v| !v.is_null()) else {
+fn name_filters(ctx: &Ctx, filters: Option<Vec<Filter>>) -> Result<Vec<String>, AwsError> {
+    let Some(filters) = filters else {
         return Ok(vec![String::new()]);
     };
     let bad = |why: &str| AwsError::invalid(ctx.api, format!("Filters: {why}"));
     let mut prefixes = Vec::new();
-    for filter in filters
-        .as_array()
-        .ok_or_else(|| bad("must be a list of {\"Key\", \"Values\"}"))?
-    {
-        let key = filter
-            .get("Key")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+    for filter in filters {
+        let key = filter.key.as_deref().unwrap_or_default();
         if key != "name" {
             return Err(bad(&format!(
                 "the key {key:?} is not supported; this server filters by `name` (a prefix of \
                  the name, case-sensitive)"
             )));
         }
-        for value in str_list(ctx.api, filter, "Values")?.unwrap_or_default() {
+        for value in filter.values.unwrap_or_default() {
             if value.starts_with('!') {
                 return Err(bad("negated values (`!`) are not supported"));
             }
-            prefixes.push(value.to_owned());
+            prefixes.push(value);
         }
     }
     if prefixes.is_empty() {
@@ -461,9 +470,9 @@ fn described(ctx: &Ctx, name: &str, meta: &SecretMeta, stages: &str) -> Map<Stri
 }
 
 pub(super) async fn batch_get(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
-    let ids = str_list(ctx.api, body, "SecretIdList")?;
-    let has_filters = body.get("Filters").is_some_and(|v| !v.is_null());
-    let (names, next) = match ids {
+    let req: request::sm::List = parse(ctx.api, body)?;
+    let has_filters = req.filters.is_some();
+    let (names, next) = match req.secret_id_list {
         Some(_) if has_filters => {
             return Err(AwsError::invalid(
                 ctx.api,
@@ -479,14 +488,15 @@ pub(super) async fn batch_get(s: &AppState, ctx: &Ctx, body: &Value) -> Result<V
             }
             let mut names = Vec::new();
             for id in ids {
-                names.push((id.to_owned(), secret_name(ctx, id)?));
+                let name = secret_name(ctx, &id)?;
+                names.push((id, name));
             }
             (names, None)
         }
         None if has_filters => {
-            let limit = opt_int(ctx.api, body, "MaxResults", 1..=20)?.unwrap_or(20) as u32;
-            let prefixes = name_filters(ctx, body)?;
-            let token = opt_str(ctx.api, body, "NextToken")?;
+            let limit = within(ctx.api, "MaxResults", req.max_results, 1..=20)?.unwrap_or(20) as u32;
+            let prefixes = name_filters(ctx, req.filters)?;
+            let token = req.next_token.as_deref();
             let (names, next) = page(s, ctx, &prefixes, token, limit).await?;
             (names.into_iter().map(|n| (n.clone(), n)).collect(), next)
         }
@@ -511,7 +521,8 @@ pub(super) async fn batch_get(s: &AppState, ctx: &Ctx, body: &Value) -> Result<V
 }
 
 pub(super) async fn describe(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
-    let name = secret_id(ctx, body)?;
+    let req: request::sm::Describe = parse(ctx.api, body)?;
+    let name = secret_id(ctx, req.secret_id.as_deref())?;
     require_exists(s, ctx, &name).await?;
     let meta = meta_of(s, &name).await;
     Ok(Value::Object(described(
@@ -523,9 +534,10 @@ pub(super) async fn describe(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Va
 }
 
 pub(super) async fn delete(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
-    let name = secret_id(ctx, body)?;
-    let force = super::flag(ctx.api, body, "ForceDeleteWithoutRecovery")?;
-    let window = opt_int(ctx.api, body, "RecoveryWindowInDays", 7..=30)?;
+    let req: request::sm::Delete = parse(ctx.api, body)?;
+    let name = secret_id(ctx, req.secret_id.as_deref())?;
+    let force = req.force_delete_without_recovery.unwrap_or(false);
+    let window = within(ctx.api, "RecoveryWindowInDays", req.recovery_window_in_days, 7..=30)?;
     if force && window.is_some() {
         return Err(AwsError::invalid(
             ctx.api,
@@ -550,9 +562,10 @@ pub(super) async fn delete(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Valu
 }
 
 pub(super) async fn list(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
-    let limit = opt_int(ctx.api, body, "MaxResults", 1..=100)?.unwrap_or(100) as u32;
-    let prefixes = name_filters(ctx, body)?;
-    let token = opt_str(ctx.api, body, "NextToken")?;
+    let req: request::sm::List = parse(ctx.api, body)?;
+    let limit = within(ctx.api, "MaxResults", req.max_results, 1..=100)?.unwrap_or(100) as u32;
+    let prefixes = name_filters(ctx, req.filters)?;
+    let token = req.next_token.as_deref();
     let (names, next) = page(s, ctx, &prefixes, token, limit).await?;
     let mut list = Vec::with_capacity(names.len());
     for name in &names {
@@ -572,9 +585,10 @@ pub(super) async fn list(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value,
 }
 
 pub(super) async fn tag(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
-    let name = secret_id(ctx, body)?;
-    let added =
-        tags(ctx.api, body)?.ok_or_else(|| AwsError::invalid(ctx.api, "Tags is required"))?;
+    let req: request::sm::Tagging = parse(ctx.api, body)?;
+    let name = secret_id(ctx, req.secret_id.as_deref())?;
+    let added = request::tags(ctx.api, req.tags)?
+        .ok_or_else(|| AwsError::invalid(ctx.api, "Tags is required"))?;
     require_exists(s, ctx, &name).await?;
     metadata(s, ctx)?
         .update(SECRETS, &name, |m: &mut SecretMeta| {
@@ -589,12 +603,11 @@ pub(super) async fn tag(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, 
 }
 
 pub(super) async fn untag(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
-    let name = secret_id(ctx, body)?;
-    let keys: Vec<String> = str_list(ctx.api, body, "TagKeys")?
-        .ok_or_else(|| AwsError::invalid(ctx.api, "TagKeys is required"))?
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    let req: request::sm::Tagging = parse(ctx.api, body)?;
+    let name = secret_id(ctx, req.secret_id.as_deref())?;
+    let keys: Vec<String> = req
+        .tag_keys
+        .ok_or_else(|| AwsError::invalid(ctx.api, "TagKeys is required"))?;
     require_exists(s, ctx, &name).await?;
     metadata(s, ctx)?
         .update(SECRETS, &name, |m: &mut SecretMeta| {

@@ -13,7 +13,8 @@ use secret_broker_runtime::{PutOptions, SecretValue};
 use serde_json::{Map, Value, json};
 
 use super::meta::{PARAMETERS, ParameterMeta};
-use super::{AwsError, Ctx, flag, now, opt_int, opt_str, req_str, str_list, tags};
+use super::request::{self, Filter, parse, required, within};
+use super::{AwsError, Ctx, now};
 use crate::AppState;
 
 const TYPES: [&str; 3] = ["String", "StringList", "SecureString"];
@@ -99,10 +100,11 @@ fn limit_of(ctx: &Ctx, tier: &str) -> Result<usize, AwsError> {
 }
 
 pub(super) async fn put(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
-    let name = req_str(ctx.api, body, "Name")?;
+    let req: request::ssm::Put = parse(ctx.api, body)?;
+    let name = required(ctx.api, "Name", req.name.as_deref())?;
     check_name(ctx, "Name", name)?;
-    let overwrite = flag(ctx.api, body, "Overwrite")?;
-    let new_tags = tags(ctx.api, body)?;
+    let overwrite = req.overwrite.unwrap_or(false);
+    let new_tags = request::tags(ctx.api, req.tags)?;
     if overwrite && new_tags.is_some() {
         return Err(AwsError::invalid(
             ctx.api,
@@ -111,7 +113,7 @@ pub(super) async fn put(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, 
              please use AddTagsToResource or RemoveTagsFromResource.",
         ));
     }
-    let kind = opt_str(ctx.api, body, "Type")?;
+    let kind = req.kind.as_deref();
     if let Some(kind) = kind
         && !TYPES.contains(&kind)
     {
@@ -120,12 +122,12 @@ pub(super) async fn put(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, 
             "Type must be String, StringList or SecureString",
         ));
     }
-    let tier = opt_str(ctx.api, body, "Tier")?.unwrap_or("Standard");
+    let tier = req.tier.as_deref().unwrap_or("Standard");
     let limit = limit_of(ctx, tier)?;
-    let value = super::secret_value(ctx.api, body, "Value", None, limit)?
+    let value = super::secret_value(ctx.api, ("Value", req.value), None, limit)?
         .filter(|v| !v.is_empty())
         .ok_or_else(|| AwsError::invalid(ctx.api, "Value is required and may not be empty"))?;
-    let description = opt_str(ctx.api, body, "Description")?.map(str::to_owned);
+    let description = req.description.clone();
     let options = PutOptions {
         description: description.clone(),
         tags: new_tags.clone().unwrap_or_default(),
@@ -253,8 +255,9 @@ async fn read(
 }
 
 pub(super) async fn get(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
-    let (name, version) = selected(ctx, "Name", req_str(ctx.api, body, "Name")?)?;
-    let decrypt = flag(ctx.api, body, "WithDecryption")?;
+    let req: request::ssm::Read = parse(ctx.api, body)?;
+    let (name, version) = selected(ctx, "Name", required(ctx.api, "Name", req.name.as_deref())?)?;
+    let decrypt = req.with_decryption.unwrap_or(false);
     match read(s, ctx, &name, version, decrypt).await? {
         Some(p) => Ok(json!({"Parameter": p})),
         None => Err(not_found(&name)),
@@ -262,13 +265,14 @@ pub(super) async fn get(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, 
 }
 
 pub(super) async fn get_many(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
-    let names = str_list(ctx.api, body, "Names")?.unwrap_or_default();
+    let req: request::ssm::Read = parse(ctx.api, body)?;
+    let names = req.names.unwrap_or_default();
     if names.is_empty() || names.len() > 10 {
         return Err(AwsError::invalid(ctx.api, "Names: 1 to 10 parameter names"));
     }
-    let decrypt = flag(ctx.api, body, "WithDecryption")?;
+    let decrypt = req.with_decryption.unwrap_or(false);
     let (mut found, mut invalid) = (Vec::new(), Vec::new());
-    for text in names {
+    for text in names.iter().map(String::as_str) {
         let (name, version) = selected(ctx, "Names", text)?;
         match read(s, ctx, &name, version, decrypt).await {
             Ok(Some(p)) => found.push(p),
@@ -280,9 +284,8 @@ pub(super) async fn get_many(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Va
     Ok(json!({"Parameters": found, "InvalidParameters": invalid}))
 }
 
-fn refuse_parameter_filters(ctx: &Ctx, body: &Value) -> Result<(), AwsError> {
-    if body
-        .get("ParameterFilters")
+fn refuse_parameter_filters(ctx: &Ctx, filters: Option<&Value>) -> Result<(), AwsError> {
+    if filters
         .and_then(Value::as_array)
         .is_some_and(|f| !f.is_empty())
     {
@@ -360,13 +363,14 @@ fn path_prefix(ctx: &Ctx, path: &str) -> Result<String, AwsError> {
 }
 
 pub(super) async fn by_path(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
-    let path = req_str(ctx.api, body, "Path")?;
+    let req: request::ssm::Read = parse(ctx.api, body)?;
+    let path = required(ctx.api, "Path", req.path.as_deref())?;
     let prefix = path_prefix(ctx, path)?;
-    let recursive = flag(ctx.api, body, "Recursive")?;
-    let decrypt = flag(ctx.api, body, "WithDecryption")?;
-    refuse_parameter_filters(ctx, body)?;
-    let limit = opt_int(ctx.api, body, "MaxResults", 1..=10)?.unwrap_or(10) as u32;
-    let token = opt_str(ctx.api, body, "NextToken")?;
+    let recursive = req.recursive.unwrap_or(false);
+    let decrypt = req.with_decryption.unwrap_or(false);
+    refuse_parameter_filters(ctx, req.parameter_filters.as_ref())?;
+    let limit = within(ctx.api, "MaxResults", req.max_results, 1..=10)?.unwrap_or(10) as u32;
+    let token = req.next_token.as_deref();
     let (names, next) =
         names_under(s, ctx, &prefix, token, limit, |n| under(path, n, recursive)).await?;
     let mut found = Vec::new();
@@ -384,7 +388,8 @@ pub(super) async fn by_path(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Val
 }
 
 pub(super) async fn delete(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
-    let name = req_str(ctx.api, body, "Name")?;
+    let req: request::ssm::Read = parse(ctx.api, body)?;
+    let name = required(ctx.api, "Name", req.name.as_deref())?;
     check_name(ctx, "Name", name)?;
     let existed = s
         .broker
@@ -410,7 +415,11 @@ struct Selection {
     kinds: Option<Vec<String>>,
 }
 
-fn selection(ctx: &Ctx, body: &Value) -> Result<Selection, AwsError> {
+fn selection(
+    ctx: &Ctx,
+    parameter_filters: Option<Vec<Filter>>,
+    filters: Option<Vec<Filter>>,
+) -> Result<Selection, AwsError> {
     let mut sel = Selection {
         prefix: String::new(),
         exact: None,
@@ -418,29 +427,13 @@ fn selection(ctx: &Ctx, body: &Value) -> Result<Selection, AwsError> {
         kinds: None,
     };
     let bad = |why: String| AwsError::new("InvalidFilterKey", why);
-    let mut filters: Vec<(String, String, Vec<String>)> = Vec::new();
-    for (field, key_name, option_name) in [
-        ("ParameterFilters", "Key", Some("Option")),
-        ("Filters", "Key", None),
-    ] {
-        let Some(list) = body.get(field).and_then(Value::as_array) else {
-            continue;
-        };
-        for f in list {
-            let key = f.get(key_name).and_then(Value::as_str).unwrap_or_default();
-            let option = option_name
-                .and_then(|o| f.get(o))
-                .and_then(Value::as_str)
-                .unwrap_or("Equals");
-            let values = str_list(ctx.api, f, "Values")?
-                .unwrap_or_default()
-                .into_iter()
-                .map(str::to_owned)
-                .collect();
-            filters.push((key.to_owned(), option.to_owned(), values));
-        }
-    }
-    for (key, option, values) in filters {
+    // `Filters` (the older form) has no option: it means `Equals`.
+    let plain = filters.into_iter().flatten().map(|f| Filter { option: None, ..f });
+    let all = parameter_filters.into_iter().flatten().chain(plain);
+    for f in all {
+        let key = f.key.unwrap_or_default();
+        let option = f.option.unwrap_or_else(|| "Equals".to_owned());
+        let values = f.values.unwrap_or_default();
         match (key.as_str(), option.as_str()) {
             ("Name", "Equals" | "BeginsWith") => {
                 let [value] = &values[..] else {
@@ -471,9 +464,10 @@ fn selection(ctx: &Ctx, body: &Value) -> Result<Selection, AwsError> {
 }
 
 pub(super) async fn describe(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
-    let sel = selection(ctx, body)?;
-    let limit = opt_int(ctx.api, body, "MaxResults", 1..=50)?.unwrap_or(50) as u32;
-    let token = opt_str(ctx.api, body, "NextToken")?;
+    let req: request::ssm::Describe = parse(ctx.api, body)?;
+    let sel = selection(ctx, req.parameter_filters, req.filters)?;
+    let limit = within(ctx.api, "MaxResults", req.max_results, 1..=50)?.unwrap_or(50) as u32;
+    let token = req.next_token.as_deref();
     let (names, next) = names_under(s, ctx, &sel.prefix, token, limit, |n| {
         check_ok(n)
             && sel.exact.as_deref().is_none_or(|e| e == n)
@@ -517,15 +511,15 @@ pub(super) async fn describe(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Va
 }
 
 /// The parameter a tagging request names (`ResourceType` must be `Parameter`).
-fn tagged(ctx: &Ctx, body: &Value) -> Result<String, AwsError> {
-    let kind = req_str(ctx.api, body, "ResourceType")?;
+fn tagged(ctx: &Ctx, req: &request::ssm::Tagging) -> Result<String, AwsError> {
+    let kind = required(ctx.api, "ResourceType", req.resource_type.as_deref())?;
     if kind != "Parameter" {
         return Err(AwsError::new(
             "InvalidResourceType",
             "ResourceType must be Parameter: this server keeps parameters only",
         ));
     }
-    let id = req_str(ctx.api, body, "ResourceId")?;
+    let id = required(ctx.api, "ResourceId", req.resource_id.as_deref())?;
     check_name(ctx, "ResourceId", id)?;
     Ok(id.to_owned())
 }
@@ -542,9 +536,10 @@ async fn require_exists(s: &AppState, ctx: &Ctx, name: &str) -> Result<(), AwsEr
 }
 
 pub(super) async fn add_tags(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
-    let name = tagged(ctx, body)?;
-    let added =
-        tags(ctx.api, body)?.ok_or_else(|| AwsError::invalid(ctx.api, "Tags is required"))?;
+    let req: request::ssm::Tagging = parse(ctx.api, body)?;
+    let name = tagged(ctx, &req)?;
+    let added = request::tags(ctx.api, req.tags)?
+        .ok_or_else(|| AwsError::invalid(ctx.api, "Tags is required"))?;
     require_exists(s, ctx, &name).await?;
     let m = s.aws_metadata().ok_or_else(|| {
         AwsError::internal(ctx.api, "this server keeps no AWS API metadata store")
@@ -561,7 +556,8 @@ pub(super) async fn add_tags(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Va
 }
 
 pub(super) async fn list_tags(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, AwsError> {
-    let name = tagged(ctx, body)?;
+    let req: request::ssm::Tagging = parse(ctx.api, body)?;
+    let name = tagged(ctx, &req)?;
     require_exists(s, ctx, &name).await?;
     let meta = meta_of(s, &name).await;
     Ok(json!({"TagList": super::tags_json(&meta.tags)}))
