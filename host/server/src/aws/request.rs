@@ -183,7 +183,11 @@ pub(crate) mod ssm {
 }
 
 /// A member that must be present and not empty.
-pub(crate) fn required<'a>(api: Api, name: &str, value: Option<&'a str>) -> Result<&'a str, AwsError> {
+pub(crate) fn required<'a>(
+    api: Api,
+    name: &str,
+    value: Option<&'a str>,
+) -> Result<&'a str, AwsError> {
     value
         .filter(|v| !v.is_empty())
         .ok_or_else(|| AwsError::invalid(api, format!("{name} is required")))
@@ -211,7 +215,10 @@ pub(crate) fn within(
 
 /// Tags, checked as AWS checks them (at most 50; keys 1 to 128 characters,
 /// values at most 256; a later key replaces an earlier one).
-pub(crate) fn tags(api: Api, tags: Option<Vec<Tag>>) -> Result<Option<Vec<(String, String)>>, AwsError> {
+pub(crate) fn tags(
+    api: Api,
+    tags: Option<Vec<Tag>>,
+) -> Result<Option<Vec<(String, String)>>, AwsError> {
     let Some(items) = tags else {
         return Ok(None);
     };

@@ -199,9 +199,7 @@ pub(super) async fn create(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Valu
             // A retried create (the same ClientRequestToken) that already
             // happened is answered as the first one was.
             let known = meta_of(s, name).await;
-            if token.is_some()
-                && known.version.as_deref() == Some(version.as_str())
-            {
+            if token.is_some() && known.version.as_deref() == Some(version.as_str()) {
                 return Ok(json!({"ARN": arn(ctx, name), "Name": name, "VersionId": version}));
             }
             return Err(AwsError::new(
@@ -494,7 +492,8 @@ pub(super) async fn batch_get(s: &AppState, ctx: &Ctx, body: &Value) -> Result<V
             (names, None)
         }
         None if has_filters => {
-            let limit = within(ctx.api, "MaxResults", req.max_results, 1..=20)?.unwrap_or(20) as u32;
+            let limit =
+                within(ctx.api, "MaxResults", req.max_results, 1..=20)?.unwrap_or(20) as u32;
             let prefixes = name_filters(ctx, req.filters)?;
             let token = req.next_token.as_deref();
             let (names, next) = page(s, ctx, &prefixes, token, limit).await?;
@@ -537,7 +536,12 @@ pub(super) async fn delete(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Valu
     let req: request::sm::Delete = parse(ctx.api, body)?;
     let name = secret_id(ctx, req.secret_id.as_deref())?;
     let force = req.force_delete_without_recovery.unwrap_or(false);
-    let window = within(ctx.api, "RecoveryWindowInDays", req.recovery_window_in_days, 7..=30)?;
+    let window = within(
+        ctx.api,
+        "RecoveryWindowInDays",
+        req.recovery_window_in_days,
+        7..=30,
+    )?;
     if force && window.is_some() {
         return Err(AwsError::invalid(
             ctx.api,

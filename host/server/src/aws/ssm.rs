@@ -428,7 +428,10 @@ fn selection(
     };
     let bad = |why: String| AwsError::new("InvalidFilterKey", why);
     // `Filters` (the older form) has no option: it means `Equals`.
-    let plain = filters.into_iter().flatten().map(|f| Filter { option: None, ..f });
+    let plain = filters
+        .into_iter()
+        .flatten()
+        .map(|f| Filter { option: None, ..f });
     let all = parameter_filters.into_iter().flatten().chain(plain);
     for f in all {
         let key = f.key.unwrap_or_default();
