@@ -733,6 +733,17 @@ async fn the_aws_sdk_for_rust_runs_the_operations_against_the_broker() {
         .send()
         .await
         .unwrap();
+    // An overwrite that creates the parameter makes version 1, as on AWS.
+    let fresh = ssm
+        .put_parameter()
+        .name("/openmetadata/pipeline/sdk/fresh")
+        .value("f-one")
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fresh.version(), 1);
     let again = ssm
         .put_parameter()
         .name(param)

@@ -132,11 +132,14 @@ pub(super) async fn put(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, 
         description: description.clone(),
         tags: new_tags.clone().unwrap_or_default(),
     };
-    if overwrite {
+    // A write that made the parameter starts its versions at 1, with or
+    // without `Overwrite`; any other counts one more.
+    let created = if overwrite {
         s.broker
             .put(&ctx.caller, name, &value, &options)
             .await
-            .map_err(|e| AwsError::broker(ctx.api, e))?;
+            .map_err(|e| AwsError::broker(ctx.api, e))?
+            == secret_broker::broker::Written::Created
     } else {
         if kind.is_none() {
             return Err(AwsError::invalid(
@@ -156,13 +159,14 @@ pub(super) async fn put(s: &AppState, ctx: &Ctx, body: &Value) -> Result<Value, 
                 ),
                 e => AwsError::broker(ctx.api, e),
             })?;
-    }
+        true
+    };
     let at = now();
     let row = match s.aws_metadata() {
         Some(m) => m
             .update(PARAMETERS, name, |m: &mut ParameterMeta| {
-                m.version = if overwrite { m.version() + 1 } else { 1 };
-                if !overwrite {
+                m.version = if created { 1 } else { m.version() + 1 };
+                if created && !overwrite {
                     m.tags = new_tags.clone().unwrap_or_default();
                     m.description = None;
                 }
