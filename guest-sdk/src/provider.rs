@@ -86,79 +86,28 @@ impl<P: Provider> Instance<P> {
         let built = Rc::new(P::new()?);
         Ok(self.0.get_or_init(|| built).clone())
     }
+
+    /// The provider, for a call on `id` (and `value`): checked against the
+    /// declared `rules` first, when the provider declares them.
+    pub fn checked(
+        &self,
+        rules: Option<&IdRules>,
+        id: &str,
+        value: Option<&Secret>,
+    ) -> Result<Rc<P>, Error> {
+        if let Some(rules) = rules {
+            rules.check(id)?;
+            if let Some(value) = value {
+                rules.check_value(value)?;
+            }
+        }
+        self.get()
+    }
 }
 
 impl<P: Provider> Default for Instance<P> {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// The calls of the `provider` export, each checked against the declared rules
-/// (when the provider declares them) and passed to the instance's provider.
-#[doc(hidden)]
-pub mod dispatch {
-    use super::*;
-
-    /// `put`: the id and the value's size checked first.
-    pub fn put<P: Provider>(
-        p: &Instance<P>,
-        rules: Option<&IdRules>,
-        id: String,
-        value: Secret,
-        options: PutOptions,
-    ) -> Result<PutOutcome, Error> {
-        if let Some(rules) = rules {
-            rules.check(&id)?;
-            rules.check_value(&value)?;
-        }
-        p.get()?.put(&id, value, options)
-    }
-
-    /// `get`.
-    pub fn get<P: Provider>(
-        p: &Instance<P>,
-        rules: Option<&IdRules>,
-        id: String,
-    ) -> Result<Option<Secret>, Error> {
-        if let Some(rules) = rules {
-            rules.check(&id)?;
-        }
-        p.get()?.get(&id)
-    }
-
-    /// `delete`.
-    pub fn delete<P: Provider>(
-        p: &Instance<P>,
-        rules: Option<&IdRules>,
-        id: String,
-    ) -> Result<bool, Error> {
-        if let Some(rules) = rules {
-            rules.check(&id)?;
-        }
-        p.get()?.delete(&id)
-    }
-
-    /// `list`.
-    pub fn list<P: Provider>(
-        p: &Instance<P>,
-        prefix: String,
-        cursor: Option<String>,
-        limit: u32,
-    ) -> Result<ListPage, Error> {
-        p.get()?.list(&prefix, cursor.as_deref(), limit)
-    }
-
-    /// `reseal`.
-    pub fn reseal<P: Provider>(
-        p: &Instance<P>,
-        rules: Option<&IdRules>,
-        id: String,
-    ) -> Result<bool, Error> {
-        if let Some(rules) = rules {
-            rules.check(&id)?;
-        }
-        p.get()?.reseal(&id)
     }
 }
 
@@ -231,26 +180,26 @@ macro_rules! __export_provider_with {
                     value: $crate::Secret,
                     options: $crate::PutOptions,
                 ) -> ::std::result::Result<$crate::PutOutcome, $crate::Error> {
-                    __INSTANCE.with(|p| $crate::provider::dispatch::put(p, __rules(), id, value, options))
+                    __INSTANCE.with(|p| p.checked(__rules(), &id, ::std::option::Option::Some(&value))?.put(&id, value, options))
                 }
                 fn get(
                     id: ::std::string::String,
                 ) -> ::std::result::Result<::std::option::Option<$crate::Secret>, $crate::Error>
                 {
-                    __INSTANCE.with(|p| $crate::provider::dispatch::get(p, __rules(), id))
+                    __INSTANCE.with(|p| p.checked(__rules(), &id, ::std::option::Option::None)?.get(&id))
                 }
                 fn delete(id: ::std::string::String) -> ::std::result::Result<bool, $crate::Error> {
-                    __INSTANCE.with(|p| $crate::provider::dispatch::delete(p, __rules(), id))
+                    __INSTANCE.with(|p| p.checked(__rules(), &id, ::std::option::Option::None)?.delete(&id))
                 }
                 fn list(
                     prefix: ::std::string::String,
                     cursor: ::std::option::Option<::std::string::String>,
                     limit: u32,
                 ) -> ::std::result::Result<$crate::ListPage, $crate::Error> {
-                    __INSTANCE.with(|p| $crate::provider::dispatch::list(p, prefix, cursor, limit))
+                    __INSTANCE.with(|p| p.get()?.list(&prefix, cursor.as_deref(), limit))
                 }
                 fn reseal(id: ::std::string::String) -> ::std::result::Result<bool, $crate::Error> {
-                    __INSTANCE.with(|p| $crate::provider::dispatch::reseal(p, __rules(), id))
+                    __INSTANCE.with(|p| p.checked(__rules(), &id, ::std::option::Option::None)?.reseal(&id))
                 }
             }
             $crate::__bindings::__export_provider_world!(__Export);
