@@ -306,7 +306,7 @@ impl Deployment {
         runtime: &Runtime,
         backend: &Backend,
     ) -> anyhow::Result<Arc<ProviderHost>> {
-        let builtin = backend.builtin();
+        let builtin = backend.builtin()?;
         let preset = (backend.preset)(&self.settings)?;
         let config = ProviderConfig {
             component: builtin.source(),

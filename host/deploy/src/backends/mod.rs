@@ -113,10 +113,15 @@ pub const BACKENDS: [Backend; 7] = [
 ];
 
 impl Backend {
-    /// The built-in component that implements it.
-    pub fn builtin(&self) -> Builtin {
-        // Every entry names a component of `secret_broker_builtin::ALL` (tested).
-        secret_broker_builtin::lookup(self.provider).unwrap_or(secret_broker_builtin::ALL[0])
+    /// The built-in component that implements it (every entry names one of
+    /// `secret_broker_builtin::ALL`; tested).
+    pub fn builtin(&self) -> anyhow::Result<Builtin> {
+        secret_broker_builtin::lookup(self.provider).ok_or_else(|| {
+            anyhow::anyhow!(
+                "the built-in provider {} is missing from this build",
+                self.provider
+            )
+        })
     }
 
     /// Whether `name` selects it.
@@ -158,7 +163,7 @@ mod tests {
         let mut names = std::collections::BTreeSet::new();
         for b in &BACKENDS {
             assert!(secret_broker_builtin::lookup(b.provider).is_some(), "{b:?}");
-            assert_eq!(b.builtin().name, b.provider);
+            assert_eq!(b.builtin().unwrap().name, b.provider);
             for n in std::iter::once(b.name).chain(b.aliases.iter().copied()) {
                 assert!(names.insert(n), "{n} names two backends");
             }

@@ -95,7 +95,7 @@ pub(crate) static OPERATIONS: [Operation; 18] = [
 /// The operation `name` of `api`; an unknown one is AWS's
 /// `UnknownOperationException` listing what this server answers.
 pub(crate) fn find(api: Api, name: &str) -> Result<&'static Operation, AwsError> {
-    if let Some(op) = OPERATIONS.iter().find(|o| o.api == api && o.name == name) {
+    if let Some(op) = lookup(api, name) {
         return Ok(op);
     }
     let known: Vec<&str> = OPERATIONS
@@ -113,10 +113,15 @@ pub(crate) fn find(api: Api, name: &str) -> Result<&'static Operation, AwsError>
     ))
 }
 
+/// The operation `name` of `api`, if this server answers it.
+fn lookup(api: Api, name: &str) -> Option<&'static Operation> {
+    OPERATIONS.iter().find(|o| o.api == api && o.name == name)
+}
+
 /// The broker operation a request for `name` would perform (`secret.describe`
 /// for an operation this server does not answer).
 pub(crate) fn audited_as(api: Api, name: &str) -> &'static str {
-    find(api, name).map_or("secret.describe", |op| op.audited_as)
+    lookup(api, name).map_or("secret.describe", |op| op.audited_as)
 }
 
 #[cfg(test)]
