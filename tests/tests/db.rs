@@ -267,3 +267,116 @@ async fn reads_never_wait_behind_writes_held_by_a_lock() {
         w.await.unwrap().unwrap();
     }
 }
+
+/// Three broker processes (three data dirs, as on three hosts, sharing the one
+/// signing key) append to one audit chain in PostgreSQL, and in MariaDB: it
+/// verifies with the public key alone, and a row removed from the middle or
+/// the end is found. A host without the key refuses to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_audit_chain_on_postgres_and_mariadb() {
+    use secret_broker::audit::verify::verify_texts;
+    use secret_broker::audit::{
+        AuditFiles, AuditLog, AuditOptions, Durability, Entry, Outcome, Salt, VerifyOptions,
+    };
+    use secret_broker_deploy::audit_store::{NAMESPACE, RecordChain, read_chain};
+    for db in [TempDb::postgres().await, TempDb::mariadb().await] {
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let options = AuditOptions {
+            checkpoint_every: 10,
+            ..AuditOptions::default()
+        };
+        let open = |dir: &std::path::Path| {
+            let files = AuditFiles::beside(&dir.join("audit.log"));
+            let chain = RecordChain::new(&db.url, &dir.join("audit.lock")).unwrap();
+            AuditLog::open_store(
+                &files.log,
+                &files.key,
+                Box::new(chain),
+                Salt::from_bytes(&[9; 32]),
+                options,
+            )
+        };
+        let first = Arc::new(open(dirs[0].path()).unwrap());
+        let public = first.public_key().clone();
+        let err = open(dirs[1].path()).unwrap_err().to_string();
+        assert!(
+            err.contains("is missing but the chain has checkpoints"),
+            "{err}"
+        );
+        let key = AuditFiles::beside(&dirs[0].path().join("audit.log")).key;
+        for dir in &dirs[1..] {
+            std::fs::copy(&key, dir.path().join("audit.signing-key")).unwrap();
+        }
+        let logs = vec![
+            first,
+            Arc::new(open(dirs[1].path()).unwrap()),
+            Arc::new(open(dirs[2].path()).unwrap()),
+        ];
+        let tasks: Vec<_> = logs
+            .iter()
+            .enumerate()
+            .map(|(w, log)| {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    for i in 0..30 {
+                        let op = format!("w{w}-{i}");
+                        let entry = Entry::new("replica", None, &op, "db", Outcome::Ok);
+                        let d = if i % 2 == 0 {
+                            Durability::Synced
+                        } else {
+                            Durability::Written
+                        };
+                        log.write(&entry, d).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        drop(logs);
+        // Nothing went to the files.
+        assert!(!dirs[0].path().join("audit.checkpoints").exists());
+        let store = RecordStore::connect(&db.url).await.unwrap();
+        let options = VerifyOptions {
+            checkpoints: None,
+            keys: vec![public],
+            from: None,
+        };
+        let verify = async || {
+            let (entries, cps) = read_chain(&store).await.unwrap();
+            verify_texts(&[entries], Some(&cps), &options)
+        };
+        let report = verify().await;
+        assert_eq!(report.broken, None, "{report:?}");
+        assert_eq!(report.entries, 90);
+        assert_eq!(report.proven_through.as_ref().map(|p| p.0), Some(90));
+        // A row removed from the middle.
+        let key = |seq: u64| format!("e/{seq:020}");
+        let row = store.get(NAMESPACE, &key(45)).await.unwrap().unwrap();
+        store
+            .remove(NAMESPACE, &key(45), Condition::Any)
+            .await
+            .unwrap();
+        let why = verify().await.broken.unwrap().why;
+        assert!(why.contains("entries 45 to 45 were removed"), "{why}");
+        store
+            .put(NAMESPACE, &key(45), &row.value, Condition::Absent)
+            .await
+            .unwrap();
+        assert_eq!(verify().await.broken, None);
+        // The last rows removed.
+        for seq in 88..=90 {
+            store
+                .remove(NAMESPACE, &key(seq), Condition::Any)
+                .await
+                .unwrap();
+        }
+        let why = verify().await.broken.unwrap().why;
+        assert!(
+            why.contains("ends at entry 87") && why.contains("cut off"),
+            "{why}"
+        );
+        db.drop_db().await;
+    }
+}

@@ -1123,7 +1123,16 @@ async fn writes_are_refused_before_the_provider_when_the_audit_log_cannot_be_wri
         .call(Some(ADMIN), "/v1/secrets/get", json!({"id": "/full/new"}))
         .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
-    let verified = secret_broker::audit::verify(&[rotated, s.audit_path.clone()], &s.salt).unwrap();
-    assert_eq!(verified.broken, None);
-    assert!(verified.from_start && verified.entries >= 4, "{verified:?}");
+    let files = secret_broker::audit::AuditFiles::beside(&s.audit_path);
+    let key = secret_broker::audit::SigningKey::read(&files.key).unwrap();
+    let options = secret_broker::audit::VerifyOptions {
+        checkpoints: Some(files.checkpoints),
+        keys: vec![key.public().clone()],
+        from: None,
+    };
+    let verified =
+        secret_broker::audit::verify(&[rotated, s.audit_path.clone()], &options).unwrap();
+    assert_eq!(verified.broken, None, "{verified:?}");
+    assert!(verified.entries >= 4, "{verified:?}");
+    assert_eq!(verified.range.map(|r| r.0), Some(1), "{verified:?}");
 }

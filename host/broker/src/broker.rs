@@ -268,6 +268,11 @@ impl Broker {
         body: impl AsyncFnOnce(&mut Call<'_>) -> Result<T, BrokerError>,
         outcome_ok: impl FnOnce(&T) -> Outcome,
     ) -> Result<T, BrokerError> {
+        // A write in progress: with enough of them, each entry's sync is shared.
+        let _writing = match &self.audit {
+            Some(log) if op.durability == Durability::Synced => Some(log.writing()),
+            _ => None,
+        };
         let mut call = Call {
             broker: self,
             caller,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 
-use secret_broker::audit::{AuditLog, AuditOptions, Salt};
+use secret_broker::audit::{AuditFiles, AuditLog, AuditOptions, Salt};
 use secret_broker::broker::{Broker, Caller};
 use secret_broker::openmetadata::ids::IdStyle;
 use secret_broker::openmetadata::manager::SecretsManager;
@@ -101,15 +101,45 @@ impl Deployment {
                 .map_err(|e: String| anyhow::anyhow!("SECRET_BROKER_AUDIT_READ_SYNC: {e}"))?,
             None => self.settings.audit_read_sync,
         };
+        let checkpoints = self.settings.audit_checkpoints;
         let options = AuditOptions {
             read_sync,
+            checkpoint_every: checkpoints.every,
+            checkpoint_interval: checkpoints.interval,
             ..AuditOptions::default()
         };
-        Ok(Arc::new(AuditLog::open_with(
-            &self.audit_log(),
-            self.audit_salt()?,
-            options,
-        )?))
+        let files = self.audit_files();
+        let salt = self.audit_salt()?;
+        Ok(Arc::new(match self.audit_chain_url() {
+            Some(url) => {
+                let lock = self.data_dir().join("audit.lock");
+                let chain = crate::audit_store::RecordChain::new(&url, &lock)
+                    .with_context(|| format!("opening {}", lock.display()))?;
+                AuditLog::open_store(&files.log, &files.key, Box::new(chain), salt, options)?
+            }
+            None => AuditLog::open_with(&files, salt, options)?,
+        }))
+    }
+
+    /// The database URL the audit chain lives in, when it is in one: by
+    /// default when the record store is PostgreSQL or MariaDB (`[audit] store`
+    /// says otherwise).
+    pub fn audit_chain_url(&self) -> Option<String> {
+        let url = self.settings.store_url.as_ref()?;
+        let shared = ["postgres:", "postgresql:", "mysql:", "mariadb:"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme));
+        match self.settings.audit_in_database {
+            Some(false) => None,
+            Some(true) => Some(url.clone()),
+            None => shared.then(|| url.clone()),
+        }
+    }
+
+    /// The audit log's files: the log, its signed checkpoints, the head its
+    /// writers share, and the checkpoint signing key.
+    pub fn audit_files(&self) -> AuditFiles {
+        AuditFiles::beside(&self.audit_log())
     }
 
     /// This deployment's audit salt (`audit.salt` in the data dir, created with

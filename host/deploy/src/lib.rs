@@ -27,6 +27,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod audit_store;
 pub mod backends;
 mod deployment;
 mod om_yaml;
@@ -37,5 +38,6 @@ mod settings;
 pub use deployment::{Deployment, GRANTS, cli_caller, load_component, needed_grants};
 pub use owners::RecordOwners;
 pub use settings::{
-    AuditTable, BUILTIN_INSTANCE, FileSettings, LimitsConfig, ProviderConfig, Settings,
+    AuditTable, BUILTIN_INSTANCE, CheckpointSettings, FileSettings, LimitsConfig, ProviderConfig,
+    Settings,
 };

@@ -160,9 +160,77 @@ pub struct AuditTable {
     /// acknowledged, always.
     #[serde(default, alias = "readSync")]
     pub read_sync: Option<String>,
+    /// A signed checkpoint at most this many entries after the last (1000).
+    #[serde(default, alias = "checkpointEvery")]
+    pub checkpoint_every: Option<u64>,
+    /// ... and at most this long after an entry no checkpoint covers (`1s`).
+    #[serde(default, alias = "checkpointInterval")]
+    pub checkpoint_interval: Option<String>,
+    /// Where the chain lives: `database` (the shared record store's rows, the
+    /// default on PostgreSQL and MariaDB, so replicas make one chain) or `file`
+    /// (`audit.log` in the data dir, the default on SQLite).
+    #[serde(default)]
+    pub store: Option<String>,
+}
+
+/// How often the audit log signs a checkpoint of its chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointSettings {
+    /// At most this many entries after the last checkpoint.
+    pub every: u64,
+    /// At most this long after an entry no checkpoint covers.
+    pub interval: std::time::Duration,
+}
+
+impl Default for CheckpointSettings {
+    fn default() -> Self {
+        let defaults = secret_broker::audit::AuditOptions::default();
+        CheckpointSettings {
+            every: defaults.checkpoint_every,
+            interval: defaults.checkpoint_interval,
+        }
+    }
 }
 
 impl AuditTable {
+    /// `store`, checked: whether the chain is in the database.
+    pub(crate) fn in_database(&self, prefix: &str) -> anyhow::Result<Option<bool>> {
+        match self.store.as_deref().map(str::trim) {
+            None => Ok(None),
+            Some("database") => Ok(Some(true)),
+            Some("file") => Ok(Some(false)),
+            Some(other) => anyhow::bail!(
+                "{prefix}store {other:?}: use `database` (the record store's rows) or `file` \
+                 (audit.log in the data dir)"
+            ),
+        }
+    }
+
+    /// The checkpoint settings; `prefix` names the table in errors.
+    pub(crate) fn checkpoints(&self, prefix: &str) -> anyhow::Result<CheckpointSettings> {
+        let mut out = CheckpointSettings::default();
+        if let Some(every) = self.checkpoint_every {
+            if every == 0 {
+                anyhow::bail!(
+                    "{prefix}checkpoint_every: 0 entries; use a count from 1 (1000 by default)"
+                );
+            }
+            out.every = every;
+        }
+        if let Some(text) = &self.checkpoint_interval {
+            out.interval = humantime::parse_duration(text.trim())
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{prefix}checkpoint_interval {text:?}: use a duration such as `1s` or \
+                         `500ms`"
+                    )
+                })?;
+        }
+        Ok(out)
+    }
+
     pub(crate) fn read_sync(&self, key: &str) -> anyhow::Result<Option<ReadSync>> {
         self.read_sync
             .as_deref()
@@ -196,6 +264,10 @@ pub struct FileSettings {
     pub policy: Option<Policy>,
     /// When the audit entries of reads reach the disk.
     pub audit_read_sync: Option<ReadSync>,
+    /// How often the audit log signs a checkpoint.
+    pub audit_checkpoints: Option<CheckpointSettings>,
+    /// Whether the audit chain is in the database (`None`: by the store).
+    pub audit_in_database: Option<bool>,
     /// The `http` grant of a provider of one's own.
     pub http: Option<HttpConfig>,
     /// The built-in `openbao` provider's server and credentials.
@@ -283,6 +355,15 @@ impl FileSettings {
                 Some(a) => a.read_sync("audit.read_sync")?,
                 None => None,
             },
+            audit_checkpoints: file
+                .audit
+                .as_ref()
+                .map(|a| a.checkpoints("audit."))
+                .transpose()?,
+            audit_in_database: match &file.audit {
+                Some(a) => a.in_database("audit.")?,
+                None => None,
+            },
             http: file.http,
             openbao: file.openbao,
             kubernetes: file.kubernetes,
@@ -330,6 +411,15 @@ impl FileSettings {
                 Some(a) => a.read_sync("secretBroker.audit.readSync")?,
                 None => None,
             },
+            audit_checkpoints: broker
+                .audit
+                .as_ref()
+                .map(|a| a.checkpoints("secretBroker.audit."))
+                .transpose()?,
+            audit_in_database: match &broker.audit {
+                Some(a) => a.in_database("secretBroker.audit.")?,
+                None => None,
+            },
             http: broker.http,
             openbao: broker.openbao,
             kubernetes,
@@ -369,6 +459,11 @@ pub struct Settings {
     pub audit_read_sync: ReadSync,
     /// `SECRET_BROKER_AUDIT_READ_SYNC`, checked when the audit log opens.
     pub audit_read_sync_env: Option<String>,
+    /// How often the audit log signs a checkpoint.
+    pub audit_checkpoints: CheckpointSettings,
+    /// `[audit] store`: whether the chain is in the database (`None`: there
+    /// when the record store is PostgreSQL or MariaDB).
+    pub audit_in_database: Option<bool>,
     /// The `http` grant of a provider of one's own (`[http]`).
     pub http: Option<HttpConfig>,
     /// The built-in `openbao` provider (`[openbao]`, `OM_SM_VAULT_*`).
@@ -427,6 +522,8 @@ impl Settings {
             policy: file.policy.unwrap_or_default(),
             audit_read_sync: file.audit_read_sync.unwrap_or_default(),
             audit_read_sync_env: None,
+            audit_checkpoints: file.audit_checkpoints.unwrap_or_default(),
+            audit_in_database: file.audit_in_database,
             http: file.http,
             openbao: file.openbao.unwrap_or_default(),
             kubernetes: file.kubernetes.unwrap_or_default(),

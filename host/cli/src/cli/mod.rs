@@ -99,7 +99,7 @@ pub fn main() -> ExitCode {
             Command::Import(cmd) => import::run(&ctx, cmd).await,
             Command::Serve(args) => serve::serve(&ctx, args).await,
             Command::Token(cmd) => serve::token(&ctx, cmd),
-            Command::Audit(cmd) => serve::audit(&ctx, cmd),
+            Command::Audit(cmd) => serve::audit(&ctx, cmd).await,
         }
     });
     match result {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use secret_broker::audit::{KeySlot, PublicKey, SigningKey, VerifyOptions};
 use secret_broker::policy::Role;
 use secret_broker_deploy::Deployment;
 use secret_broker_deploy::server::{Listen, ServeOptions, shutdown_signal};
@@ -84,13 +85,45 @@ pub enum AuditCommand {
         /// The secret id, or `-` to read a value from stdin.
         id: String,
     },
-    /// Check the hash chain of the audit log: every entry must carry the HMAC of
-    /// the one before it. Reports the first broken or missing link; exits 1 then.
+    /// Check the audit log's chain and its signed checkpoints: finds a changed,
+    /// inserted, reordered or removed entry, entries cut off either end, a
+    /// rotated file missing or out of order, and a removed, altered or
+    /// foreign-signed checkpoint. Needs only the public key. Says how far the
+    /// chain is proven and what could not be checked; exits 1 on a break.
     Verify {
         /// Log files, oldest first (rotated files, then the current one); the
         /// data dir's `audit.log` when none is given.
         files: Vec<PathBuf>,
+        /// A public key trusted to sign checkpoints (`audit key public` prints
+        /// it), repeatable; the data dir's own signing key when none is given.
+        #[arg(long = "public-key", value_name = "FILE")]
+        public_keys: Vec<PathBuf>,
+        /// The checkpoint file; the data dir's `audit.checkpoints` by default.
+        #[arg(long, value_name = "FILE")]
+        checkpoints: Option<PathBuf>,
+        /// The first file given starts at entry N (older files were rotated
+        /// away on purpose).
+        #[arg(long, value_name = "N")]
+        from: Option<u64>,
     },
+    /// The checkpoint signing key (`audit.signing-key` in the data dir).
+    #[command(subcommand)]
+    Key(AuditKeyCommand),
+}
+
+/// `audit key`.
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditKeyCommand {
+    /// Create the signing key before the first start (it is created with the
+    /// log otherwise) and print its public key.
+    Generate,
+    /// Replace the signing key: a checkpoint signed by the old key names the
+    /// new one, so verifiers holding the old public key follow. Prints the new
+    /// public key.
+    Rotate,
+    /// Print the public key (`ed25519:<base64>`), for `audit verify
+    /// --public-key` on a machine that holds no secret.
+    Public,
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -137,10 +170,16 @@ fn aws_key(ctx: &Deployment, name: &str, role: Role) -> anyhow::Result<ExitCode>
 }
 
 /// Runs `audit hmac` and `audit verify`.
-pub fn audit(ctx: &Deployment, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
+pub async fn audit(ctx: &Deployment, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     let id = match cmd {
         AuditCommand::Hmac { id } => id,
-        AuditCommand::Verify { files } => return audit_verify(ctx, files),
+        AuditCommand::Verify {
+            files,
+            public_keys,
+            checkpoints,
+            from,
+        } => return audit_verify(ctx, files, public_keys, checkpoints, from).await,
+        AuditCommand::Key(cmd) => return audit_key(ctx, cmd).await,
     };
     let salt = ctx.audit_salt()?;
     let line = if id == "-" {
@@ -191,35 +230,134 @@ pub async fn serve(ctx: &Deployment, args: ServeArgs) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-fn audit_verify(ctx: &Deployment, mut files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
+/// Runs `audit key`.
+async fn audit_key(ctx: &Deployment, cmd: AuditKeyCommand) -> anyhow::Result<ExitCode> {
+    let files = ctx.audit_files();
+    let public = match cmd {
+        AuditKeyCommand::Public => SigningKey::read(&files.key)?.public().clone(),
+        AuditKeyCommand::Generate => {
+            if files.key.exists() {
+                anyhow::bail!(
+                    "{} exists already; `secret-broker audit key rotate` replaces it",
+                    files.key.display()
+                );
+            }
+            let has_checkpoints = std::fs::metadata(&files.checkpoints).is_ok_and(|m| m.len() > 0);
+            let slot = KeySlot::open(&files.key, has_checkpoints)?;
+            eprintln!("created {} (mode 0600)", files.key.display());
+            slot.key().public().clone()
+        }
+        AuditKeyCommand::Rotate => {
+            let log = ctx.audit()?;
+            let old = log.public_key().clone();
+            let new = log.rotate_key().await?;
+            drop(log);
+            eprintln!(
+                "rotated {}: checkpoints are signed by the key below from now on; {old} \
+                 signed the hand-over",
+                files.key.display()
+            );
+            new
+        }
+    };
+    print_stdout(&format!("{public}\n"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `audit verify`.
+async fn audit_verify(
+    ctx: &Deployment,
+    mut files: Vec<PathBuf>,
+    public_keys: Vec<PathBuf>,
+    checkpoints: Option<PathBuf>,
+    from: Option<u64>,
+) -> anyhow::Result<ExitCode> {
+    let own = ctx.audit_files();
+    let in_database = match ctx.audit_chain_url() {
+        Some(url) if files.is_empty() && checkpoints.is_none() => Some(url),
+        _ => None,
+    };
     if files.is_empty() {
-        files.push(ctx.audit_log());
+        files.push(own.log.clone());
     }
-    let salt = ctx.audit_salt()?;
-    let verified = secret_broker::audit::verify(&files, &salt)?;
-    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-    match verified.broken {
+    let mut keys = Vec::new();
+    for path in &public_keys {
+        keys.push(PublicKey::read(path)?);
+    }
+    if keys.is_empty() {
+        keys.push(SigningKey::read(&own.key)?.public().clone());
+        eprintln!(
+            "checking with this data dir's own signing key ({}); to verify with a key kept \
+             apart, give --public-key FILE (from `secret-broker audit key public`)",
+            own.key.display()
+        );
+    }
+    let mut options = VerifyOptions {
+        checkpoints: Some(checkpoints.unwrap_or(own.checkpoints)),
+        keys,
+        from,
+    };
+    let (report, names) = match in_database {
+        Some(url) => {
+            // The chain is in the shared database: read it from there.
+            let store = secret_broker_record_store::RecordStore::connect(&url).await?;
+            let (entries, cps) = secret_broker_deploy::audit_store::read_chain(&store).await?;
+            options.checkpoints = None;
+            let name = entries.0.display().to_string();
+            let report =
+                secret_broker::audit::verify::verify_texts(&[entries], Some(&cps), &options);
+            (report, vec![name])
+        }
         None => {
-            let start = if verified.from_start {
-                "from the start of the log"
-            } else {
-                "from the first entry given (it follows a rotated file not given, so its own \
-                 link was not checked)"
-            };
-            eprintln!(
-                "audit chain intact: {} entries in {}, {start}",
-                verified.entries,
-                names.join(", ")
-            );
-            Ok(ExitCode::SUCCESS)
+            let report = secret_broker::audit::verify(&files, &options)?;
+            (
+                report,
+                files.iter().map(|f| f.display().to_string()).collect(),
+            )
         }
-        Some((file, line, why)) => {
-            eprintln!(
-                "audit chain broken at {} line {line}: {why} ({} entries before it checked)",
-                file.display(),
-                verified.entries
-            );
-            Ok(ExitCode::from(1))
-        }
+    };
+    if let Some(broken) = &report.broken {
+        eprintln!(
+            "audit chain broken: {broken} ({} entries before it checked)",
+            report.entries
+        );
+        return Ok(ExitCode::from(1));
     }
+    let range = match report.range {
+        Some((first, last)) => format!("entries {first} to {last}"),
+        None => "no numbered entries".into(),
+    };
+    eprintln!(
+        "audit chain intact: {range} ({} checked) in {}",
+        report.entries,
+        names.join(", ")
+    );
+    match &report.proven_through {
+        Some((seq, time)) => eprintln!(
+            "proven through entry {seq} by {} signed checkpoints (the last at {time}), signed \
+             by {}",
+            report.checkpoints,
+            report.signers.join(", then ")
+        ),
+        None => eprintln!(
+            "{} signed checkpoints checked; none covers an entry given yet",
+            report.checkpoints
+        ),
+    }
+    if report.unnumbered > 0 {
+        eprintln!(
+            "not checked: {} entries written before entries were numbered",
+            report.unnumbered
+        );
+    }
+    if report.torn > 0 {
+        eprintln!(
+            "{} torn lines (a crash or a full disk cut them; the chain links past them)",
+            report.torn
+        );
+    }
+    for what in &report.unchecked {
+        eprintln!("not checked: {what}");
+    }
+    Ok(ExitCode::SUCCESS)
 }

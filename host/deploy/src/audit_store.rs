@@ -1,0 +1,194 @@
+//! The audit chain in the shared database: with PostgreSQL or MariaDB as record
+//! store, every broker process on it (any number of hosts) appends to one chain
+//! of rows, so replicas make one audit log. Rows live in the namespace
+//! `broker/audit` (providers' are `provider/<instance>`): `e/<seq>` each entry's
+//! line, `c/<n>` each checkpoint's line, `head` where the chain stands. A commit
+//! writes the head (compare-and-set on its version: the row lock orders the
+//! writers), the entries and the checkpoint in one transaction; a writer that
+//! lost the race numbers its entries again. Entries hold no id or value in
+//! clear, as in the file.
+
+use std::path::{Path, PathBuf};
+
+use secret_broker::audit::chain::{Batch, ChainStore, Head};
+use secret_broker_record_store::{Condition, RecordStore, StoreError, Write, redact_url};
+
+/// The namespace of the audit chain's rows.
+pub const NAMESPACE: &str = "broker/audit";
+
+fn entry_key(seq: u64) -> String {
+    format!("e/{seq:020}")
+}
+
+fn checkpoint_key(n: u64) -> String {
+    format!("c/{n:020}")
+}
+
+/// The chain in a record store's rows.
+#[derive(Debug)]
+pub struct RecordChain {
+    url: String,
+    /// Connected in the audit writer's own runtime, at the first use.
+    store: Option<RecordStore>,
+    /// Processes on this machine take turns on this lock before the row lock,
+    /// so they queue here rather than retry.
+    lock: std::fs::File,
+    /// The head row's version read by `begin` (0: none yet).
+    version: u64,
+}
+
+impl RecordChain {
+    /// The chain in the database at `url`; `lock` is a file in the data dir.
+    pub fn new(url: &str, lock: &Path) -> std::io::Result<RecordChain> {
+        drop(secret_broker_runtime::fs::open_private(
+            lock,
+            secret_broker_runtime::fs::Mode::Append,
+        )?);
+        Ok(RecordChain {
+            url: url.to_owned(),
+            store: None,
+            lock: std::fs::OpenOptions::new().read(true).open(lock)?,
+            version: 0,
+        })
+    }
+
+    async fn store(&mut self) -> std::io::Result<&RecordStore> {
+        if self.store.is_none() {
+            self.store = Some(RecordStore::connect(&self.url).await.map_err(io)?);
+        }
+        self.store
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("the audit store is not connected"))
+    }
+
+    async fn read_head(&mut self) -> std::io::Result<Head> {
+        let row = self
+            .store()
+            .await?
+            .get(NAMESPACE, "head")
+            .await
+            .map_err(io)?;
+        match row {
+            None => {
+                self.version = 0;
+                Ok(Head::genesis())
+            }
+            Some(row) => {
+                self.version = row.version;
+                serde_json::from_slice(&row.value).map_err(|e| {
+                    std::io::Error::other(format!(
+                        "the audit chain's head row in {} is not a head ({e}): it was edited",
+                        redact_url(&self.url)
+                    ))
+                })
+            }
+        }
+    }
+}
+
+fn io(e: StoreError) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+#[async_trait::async_trait]
+impl ChainStore for RecordChain {
+    async fn begin(&mut self) -> std::io::Result<Head> {
+        self.lock.lock()?;
+        let head = self.read_head().await;
+        if head.is_err() {
+            let _ = self.lock.unlock();
+        }
+        head
+    }
+
+    async fn commit(&mut self, batch: &Batch<'_>) -> std::io::Result<bool> {
+        let head = batch.head;
+        let mut writes = Vec::with_capacity(batch.entries.len() + 2);
+        // The head first: its row lock orders the writers.
+        writes.push(Write {
+            key: "head".into(),
+            value: Some(serde_json::to_vec(head).map_err(std::io::Error::other)?),
+            condition: match self.version {
+                0 => Condition::Absent,
+                v => Condition::Version(v),
+            },
+        });
+        let first = head.seq + 1 - batch.entries.len() as u64;
+        for (i, line) in batch.entries.iter().enumerate() {
+            writes.push(Write {
+                key: entry_key(first + i as u64),
+                value: Some(line.clone()),
+                condition: Condition::Absent,
+            });
+        }
+        if let (Some(line), Some(cp)) = (batch.checkpoint, &head.checkpoint) {
+            writes.push(Write {
+                key: checkpoint_key(cp.n),
+                value: Some(line.to_vec()),
+                condition: Condition::Absent,
+            });
+        }
+        match self.store().await?.apply(NAMESPACE, &writes).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    async fn finish(&mut self) {
+        let _ = self.lock.unlock();
+    }
+
+    async fn sync(&mut self) -> std::io::Result<bool> {
+        // A commit is durable when the database acknowledges it.
+        Ok(false)
+    }
+
+    fn describe(&self) -> String {
+        format!("{} ({NAMESPACE})", redact_url(&self.url))
+    }
+
+    async fn has_checkpoints(&mut self) -> std::io::Result<bool> {
+        let rows = self
+            .store()
+            .await?
+            .scan(NAMESPACE, "c/", None, 1)
+            .await
+            .map_err(io)?;
+        Ok(!rows.is_empty())
+    }
+}
+
+/// The chain as `audit verify` reads it: the entries' lines in key order as
+/// one "file", and the checkpoints' likewise, each named after the database.
+pub async fn read_chain(
+    store: &RecordStore,
+) -> anyhow::Result<((PathBuf, Vec<u8>), (PathBuf, Vec<u8>))> {
+    let name =
+        |what: &str| PathBuf::from(format!("{} {NAMESPACE} {what}", redact_url(store.url())));
+    let mut out = Vec::new();
+    for prefix in ["e/", "c/"] {
+        let mut text = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let rows = store
+                .scan(NAMESPACE, prefix, after.as_deref(), 1000)
+                .await?;
+            let Some(last) = rows.last() else {
+                break;
+            };
+            after = Some(last.key.clone());
+            for row in &rows {
+                text.extend_from_slice(&row.value);
+                text.push(b'\n');
+            }
+        }
+        out.push(text);
+    }
+    let checkpoints = out.pop().unwrap_or_default();
+    let entries = out.pop().unwrap_or_default();
+    Ok((
+        (name("entries"), entries),
+        (name("checkpoints"), checkpoints),
+    ))
+}
