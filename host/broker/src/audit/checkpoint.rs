@@ -388,9 +388,12 @@ impl KeySlot {
         SigningKey::create(&new)
     }
 
-    /// Ends a rotation whose hand-over checkpoint is written.
-    pub fn finish_rotation(&mut self, key: SigningKey) -> Result<(), AuditError> {
-        std::fs::rename(pending(&self.path), &self.path).map_err(|source| AuditError::Io {
+    /// Ends a rotation whose hand-over checkpoint is written (called while the
+    /// chain is still held, so no other writer finds it half done).
+    pub fn finish_rotation(&mut self) -> Result<(), AuditError> {
+        let new = pending(&self.path);
+        let key = SigningKey::read(&new)?;
+        std::fs::rename(&new, &self.path).map_err(|source| AuditError::Io {
             path: self.path.display().to_string(),
             source,
         })?;

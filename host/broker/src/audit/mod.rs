@@ -716,6 +716,15 @@ impl Writer {
         if committed && !lines.is_empty() {
             self.dirty = true;
         }
+        if committed && next.is_some() {
+            // The hand-over is in the chain: the new key takes the old one's
+            // place before another writer can look for it.
+            // Should the rename fail, the next checkpoint finishes it from
+            // the staged file, which the chain names.
+            if let Err(e) = self.key.finish_rotation() {
+                tracing::error!(error = %e, "putting the rotated audit signing key in place");
+            }
+        }
         Ok(committed)
     }
 
@@ -822,7 +831,6 @@ impl Writer {
             self.key.abandon_rotation();
             return Err(self.error(e));
         }
-        self.key.finish_rotation(new)?;
         Ok(public)
     }
 
