@@ -302,6 +302,27 @@ fn rotation_reseals_every_value_under_the_new_key() {
         "{}",
         text(&verify.stderr)
     );
+    // An unreadable signing key stops the broker, naming the file; so does a
+    // missing one beside the checkpoints it signed (never a fresh key).
+    let key = dir.path().join("audit.signing-key");
+    let pem = std::fs::read(&key).unwrap();
+    std::fs::write(&key, "junk").unwrap();
+    let out = get(dir.path(), "/rot/k0");
+    assert!(!out.status.success());
+    let said = text(&out.stderr);
+    assert!(
+        said.contains(&key.display().to_string()) && said.contains("PRIVATE KEY"),
+        "{said}"
+    );
+    std::fs::remove_file(&key).unwrap();
+    let out = get(dir.path(), "/rot/k0");
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("is missing but the chain has checkpoints"),
+        "{said}"
+    );
+    assert!(!key.exists());
+    std::fs::write(&key, pem).unwrap();
     // A missing salt beside the log is an error, never a fresh salt.
     std::fs::remove_file(dir.path().join("audit.salt")).unwrap();
     let out = get(dir.path(), "/rot/k0");
