@@ -354,18 +354,10 @@ impl KeySlot {
         if self.key.public.to_string() == want {
             return Ok(&self.key);
         }
-        let new = pending(&self.path);
-        if let Ok(key) = SigningKey::read(&new)
-            && key.public.to_string() == want
-        {
-            std::fs::rename(&new, &self.path).map_err(|source| AuditError::Io {
-                path: self.path.display().to_string(),
-                source,
-            })?;
-            if let Some(dir) = self.path.parent() {
-                sync_dir(dir);
-            }
-            self.key = key;
+        // A rotation whose hand-over is in the chain but whose key was not
+        // put in place yet (a crash between the two).
+        if SigningKey::read(&pending(&self.path)).is_ok_and(|k| k.public.to_string() == want) {
+            self.finish_rotation()?;
             return Ok(&self.key);
         }
         let key = SigningKey::read(&self.path)?;
