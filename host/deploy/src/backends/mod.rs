@@ -63,7 +63,9 @@ fn no_preset(_: &Settings) -> anyhow::Result<Preset> {
 pub const BACKENDS: [Backend; 7] = [
     Backend {
         name: "db",
-        aliases: &[],
+        // OpenMetadata's default (`${SECRET_MANAGER:-noop}` in the shipped
+        // file): secrets in its own database, here the embedded `db` provider.
+        aliases: &["noop"],
         provider: "db",
         id_style: IdStyle::Slash,
         preset: no_preset,
