@@ -384,6 +384,34 @@ async fn masked_for_users_and_bots_unmasked_on_update() {
         .call(Some(ADMIN), "/v1/secrets/get", json!({"id": id}))
         .await;
     assert_eq!(got["value"], json!("mysql-pass"), "the mask was not stored");
+    // The mask with another entity's stored form: refused, nothing written (a
+    // caller who may write could otherwise hand this entity another's secret).
+    let other = json!({"type": "Mysql", "username": "o", "hostPort": "db:3306",
+                       "authType": {"password": "other-pass"}});
+    let (st, body) = s
+        .call(
+            Some(ADMIN),
+            "/v1/entities/encrypt",
+            json!({"serviceType": "database", "name": "other", "config": other}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let others = body["config"].clone();
+    let (st, body) = s
+        .call(
+            Some(ADMIN),
+            "/v1/entities/encrypt",
+            json!({"serviceType": "database", "name": "shop", "config": masked, "stored": others}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["kind"], json!("foreign-stored"), "{body}");
+    assert!(body["error"].as_str().unwrap().contains(id), "{body}");
+    assert!(!body.to_string().contains("other-pass"), "{body}");
+    let (_, got) = s
+        .call(Some(ADMIN), "/v1/secrets/get", json!({"id": id}))
+        .await;
+    assert_eq!(got["value"], json!("mysql-pass"), "nothing was written");
     // Without the stored form, the mask is refused rather than stored.
     let (st, body) = s
         .call(

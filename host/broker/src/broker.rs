@@ -82,6 +82,7 @@ impl BrokerError {
             BrokerError::Manager(ManagerError::NotText { .. }) => "not-text",
             BrokerError::Manager(ManagerError::Collision { .. }) => "id-collision",
             BrokerError::Manager(ManagerError::Owners(_)) => "unavailable",
+            BrokerError::Manager(ManagerError::ForeignStored { .. }) => "foreign-stored",
             BrokerError::Manager(_) => "invalid-config",
             BrokerError::MaskWithoutValue { .. } => "mask-without-value",
             BrokerError::Audit(_) => "audit",
@@ -118,6 +119,7 @@ fn outcome_of(e: &BrokerError) -> Outcome {
             | ManagerError::NotAConfig
             | ManagerError::NoServiceType
             | ManagerError::MaskWithoutStored { .. }
+            | ManagerError::ForeignStored { .. }
             | ManagerError::Collision { .. },
         )
         | BrokerError::Provider(
@@ -477,7 +479,7 @@ impl Broker {
             None,
             async |call| {
                 let manager = self.manager()?;
-                let doc = manager.unmask(entity, doc, stored)?;
+                let doc = manager.unmask(entity, name, doc, stored)?;
                 call.ids = manager.ids(entity, name, &doc)?;
                 call.intend().await?;
                 Ok(manager.encrypt(entity, name, doc).await?)

@@ -82,6 +82,16 @@ impl Deployment {
         self.broker(provider, None)
     }
 
+    /// OpenMetadata's cluster name, the second segment of every id:
+    /// `clusterName` of the configuration (`OPENMETADATA_CLUSTER_NAME`), else
+    /// `openmetadata`, OpenMetadata's default.
+    pub fn cluster_name(&self) -> String {
+        self.settings
+            .cluster_name
+            .clone()
+            .unwrap_or_else(|| "openmetadata".into())
+    }
+
     /// How audit entries name the configured provider: its instance name, or the
     /// secrets manager name of a built-in.
     pub fn settings_label(&self) -> String {

@@ -19,6 +19,9 @@ use crate::settings::{LimitsConfig, ProviderConfig};
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OmFile {
+    /// OpenMetadata's `clusterName`.
+    #[serde(default)]
+    pub cluster_name: Option<String>,
     /// OpenMetadata's section.
     pub secrets_manager_configuration: SecretsManagerConfiguration,
     /// This project's additions.
@@ -314,6 +317,7 @@ secretsManagerConfiguration:
         .unwrap();
         let sm = &file.secrets_manager_configuration;
         assert_eq!(sm.secrets_manager.as_deref(), Some("managed-aws"));
+        assert_eq!(file.cluster_name.as_deref(), Some("openmetadata"));
         assert_eq!(sm.prefix.as_deref(), Some("prod"));
         let text = substitute(SHIPPED, &env(&[("OM_SM_REGION", "eu-west-1")])).unwrap();
         assert!(text.contains("region: eu-west-1\n"), "{text}");

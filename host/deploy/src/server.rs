@@ -40,9 +40,11 @@ pub struct ServeOptions {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// OpenMetadata's JSON Schemas; enables the `/v1/entities` routes.
     pub schemas: Option<PathBuf>,
-    /// OpenMetadata's cluster name, the second segment of every id.
-    pub cluster_name: String,
-    /// OpenMetadata's secrets manager prefix, the first segment when set.
+    /// OpenMetadata's cluster name, the second segment of every id (`None`:
+    /// the settings', [`Deployment::cluster_name`]).
+    pub cluster_name: Option<String>,
+    /// OpenMetadata's secrets manager prefix, the first segment when set
+    /// (`None`: the settings').
     pub prefix: Option<String>,
     /// Body limit and request deadline.
     pub server: ServerOptions,
@@ -56,7 +58,7 @@ impl Default for ServeOptions {
             listen: Listen::Tcp(SocketAddr::from(([127, 0, 0, 1], 8686))),
             tls: None,
             schemas: None,
-            cluster_name: "openmetadata".into(),
+            cluster_name: None,
             prefix: None,
             server: ServerOptions::default(),
             conn: ConnOptions::default(),
@@ -112,11 +114,13 @@ impl Deployment {
         let provider = self.provider(&runtime).await?;
         let manager = match &options.schemas {
             Some(dir) => {
-                let ids = IdBuilder::with_style(
-                    options.prefix.as_deref(),
-                    &options.cluster_name,
-                    self.id_style(),
-                )?;
+                let cluster = options
+                    .cluster_name
+                    .clone()
+                    .unwrap_or_else(|| self.cluster_name());
+                let prefix = options.prefix.as_ref().or(self.settings.prefix.as_ref());
+                let ids =
+                    IdBuilder::with_style(prefix.map(String::as_str), &cluster, self.id_style())?;
                 let owners = Owners::new(RecordOwners::shared(self.record_store().await?));
                 Some(SecretsManager::new(provider.clone(), dir, ids, owners)?)
             }

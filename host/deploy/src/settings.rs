@@ -252,6 +252,8 @@ pub struct FileSettings {
     pub prefix: Option<String>,
     /// OpenMetadata's `tags`, as its `[k1:v1,k2:v2]` string.
     pub tags: Option<String>,
+    /// OpenMetadata's `clusterName`, the second segment of every id.
+    pub cluster_name: Option<String>,
     /// The record store URL.
     pub store_url: Option<String>,
     /// The master key file.
@@ -402,6 +404,10 @@ impl FileSettings {
             secrets_manager,
             prefix: sm.prefix.filter(|p| !p.trim().is_empty()),
             tags: sm.tags.map(|t| t.as_text()),
+            cluster_name: file
+                .cluster_name
+                .map(|c| c.trim().to_owned())
+                .filter(|c| !c.is_empty()),
             store_url: broker.store_url,
             key_file: broker.key_file,
             aws,
@@ -443,6 +449,9 @@ pub struct Settings {
     pub prefix: Option<String>,
     /// OpenMetadata's tags, `[k1:v1,k2:v2]`.
     pub tags: Option<String>,
+    /// OpenMetadata's `clusterName` (`OPENMETADATA_CLUSTER_NAME`), the second
+    /// segment of every id; `openmetadata` when unset.
+    pub cluster_name: Option<String>,
     /// The record store URL; `None` means SQLite in the data dir.
     pub store_url: Option<String>,
     /// The key file; `None` means `master.key` in the data dir.
@@ -514,6 +523,7 @@ impl Settings {
             secrets_manager: file.secrets_manager.unwrap_or_else(|| "db".into()),
             prefix: file.prefix,
             tags: file.tags,
+            cluster_name: file.cluster_name,
             store_url: file.store_url,
             key_file: file.key_file,
             master_key: None,
@@ -545,6 +555,9 @@ impl Settings {
         }
         if let Some(t) = get("SECRET_MANAGER_TAGS") {
             self.tags = Some(t);
+        }
+        if let Some(c) = get("OPENMETADATA_CLUSTER_NAME") {
+            self.cluster_name = Some(c.trim().to_owned());
         }
         if let Some(url) = get("SECRET_BROKER_STORE_URL") {
             self.store_url = Some(url);
@@ -629,6 +642,17 @@ mod tests {
         assert_eq!(s.secrets_manager, "managed-aws-ssm");
         assert_eq!(s.prefix.as_deref(), Some("env"));
         assert_eq!(s.tags.as_deref(), Some("[a:b]"));
+        // OpenMetadata's cluster name: the file's, then its variable's.
+        let file = FileSettings::from_yaml(
+            "clusterName: east\nsecretsManagerConfiguration:\n  secretsManager: noop\n",
+        )
+        .unwrap();
+        let mut s = Settings::from_file(file);
+        assert_eq!(s.cluster_name.as_deref(), Some("east"));
+        s.overlay_env(&env(&[("OPENMETADATA_CLUSTER_NAME", "west")]));
+        assert_eq!(s.cluster_name.as_deref(), Some("west"));
+        let d = crate::Deployment::new(s);
+        assert_eq!(d.cluster_name(), "west");
     }
 
     #[test]

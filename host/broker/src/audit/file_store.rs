@@ -25,6 +25,8 @@ pub struct FileStore {
     checkpoints: Option<File>,
     /// Written since the last sync.
     dirty: bool,
+    /// The head file's length when read.
+    head_len: usize,
 }
 
 impl FileStore {
@@ -43,6 +45,7 @@ impl FileStore {
             log: None,
             checkpoints: None,
             dirty: false,
+            head_len: 0,
         })
     }
 
@@ -52,6 +55,8 @@ impl FileStore {
         let mut text = Vec::new();
         self.head.seek(SeekFrom::Start(0))?;
         self.head.read_to_end(&mut text)?;
+        // Under the lock: what the head is padded to when written back.
+        self.head_len = text.len();
         let stored: Option<Head> = serde_json::from_slice(&text).ok();
         let (log_id, log_len) = {
             let (file, id) = self.log.as_ref().ok_or_else(closed)?;
@@ -152,11 +157,13 @@ impl FileStore {
         let mut head = batch.head.clone();
         head.files = Some(self.files_at()?);
         let mut text = serde_json::to_vec(&head).map_err(std::io::Error::other)?;
+        // Padded to the file's length, so it is overwritten in place and never
+        // cut (no metadata change per append). A crash mid-write leaves a head
+        // that does not parse or does not match the files, and is read from them.
+        text.resize(self.head_len.max(text.len() + 1) - 1, b' ');
         text.push(b'\n');
-        // Overwritten in place, then cut: a crash mid-write leaves a head that
-        // does not parse or does not match the files, and is read from them.
         self.head.write_all_at(&text, 0)?;
-        self.head.set_len(text.len() as u64)?;
+        self.head_len = text.len();
         Ok(())
     }
 

@@ -53,6 +53,19 @@ pub enum ManagerError {
         /// The field path.
         field: String,
     },
+    /// A masked field's stored form refers to another id than the one this
+    /// entity's field owns: keeping it would hand this entity another's secret.
+    #[error(
+        "`{field}` holds the mask `*********`, but its stored form refers to another secret \
+         than this entity's own ({id}): nothing was stored. Send this entity's stored config \
+         as `stored`, or the real value"
+    )]
+    ForeignStored {
+        /// The field path.
+        field: String,
+        /// The id this entity's field owns.
+        id: String,
+    },
     /// The config is not a JSON object with a string `type`.
     #[error(
         "the connection config must be a JSON object with a string `type` (for example \"Mysql\")"
@@ -539,13 +552,19 @@ impl SecretsManager {
     /// value of the same field in `stored` (the entity's stored form, as the
     /// metadata server keeps it), so a client that sends a masked config back
     /// keeps the stored secret, and a changed value replaces it.
+    ///
+    /// A stored form that refers to a secret other than the one this entity's
+    /// field owns (`secret:<id>` of another entity) is refused: a caller who
+    /// may write but not read could otherwise point this entity at another's
+    /// secret.
     pub fn unmask(
         &self,
         entity: Entity<'_>,
+        name: &str,
         mut doc: Value,
         stored: Option<&Value>,
     ) -> Result<Value, ManagerError> {
-        for target in self.targets(entity, None, &doc)? {
+        for target in self.targets(entity, Some(name), &doc)? {
             let Some(slot) = value_at(&mut doc, &target.field.location) else {
                 continue;
             };
@@ -556,7 +575,19 @@ impl SecretsManager {
                 .and_then(|s| value_ref(s, &target.field.location))
                 .filter(|v| v.is_string() && v.as_str() != Some(MASK));
             match previous {
-                Some(previous) => *slot = previous.clone(),
+                Some(previous) => {
+                    let referred = previous.as_str().and_then(|v| v.strip_prefix(REFERENCE));
+                    if let Some(referred) = referred
+                        && referred != target.id
+                        && self.ids.style().fit(referred) != target.id
+                    {
+                        return Err(ManagerError::ForeignStored {
+                            field: target.field.field_path.join("/"),
+                            id: target.id,
+                        });
+                    }
+                    *slot = previous.clone();
+                }
                 None => {
                     return Err(ManagerError::MaskWithoutStored {
                         field: target.field.field_path.join("/"),

@@ -30,10 +30,13 @@ pub struct Common {
     /// Directory of OpenMetadata's JSON Schemas (`openmetadata-spec/.../json/schema`).
     #[arg(long, env = "SECRET_BROKER_SCHEMAS")]
     schemas: PathBuf,
-    /// OpenMetadata's cluster name, the second segment of every id.
-    #[arg(long, env = "CLUSTER_NAME", default_value = "openmetadata")]
-    cluster_name: String,
-    /// OpenMetadata's secrets manager prefix, the first segment when set.
+    /// OpenMetadata's cluster name, the second segment of every id; by default
+    /// the configuration's `clusterName` (`OPENMETADATA_CLUSTER_NAME`), else
+    /// `openmetadata`.
+    #[arg(long, env = "CLUSTER_NAME")]
+    cluster_name: Option<String>,
+    /// OpenMetadata's secrets manager prefix, the first segment when set; by
+    /// default the configuration's.
     #[arg(long, env = "SECRET_MANAGER_PREFIX")]
     prefix: Option<String>,
 }
@@ -90,11 +93,12 @@ pub async fn run(ctx: &Deployment, cmd: ConnectionCommand) -> anyhow::Result<Exi
         | ConnectionCommand::Decrypt { common }
         | ConnectionCommand::Delete { common, .. } => common,
     };
-    let ids = IdBuilder::with_style(
-        common.prefix.as_deref(),
-        &common.cluster_name,
-        ctx.id_style(),
-    )?;
+    let cluster = common
+        .cluster_name
+        .clone()
+        .unwrap_or_else(|| ctx.cluster_name());
+    let prefix = common.prefix.as_ref().or(ctx.settings.prefix.as_ref());
+    let ids = IdBuilder::with_style(prefix.map(String::as_str), &cluster, ctx.id_style())?;
     let runtime = ctx.runtime()?;
     let provider = ctx.provider(&runtime).await?;
     let owners = Owners::new(secret_broker_deploy::RecordOwners::shared(

@@ -35,10 +35,13 @@ pub struct ServeArgs {
     /// OpenMetadata's JSON Schemas; enables the /v1/entities routes.
     #[arg(long, env = "SECRET_BROKER_SCHEMAS")]
     schemas: Option<PathBuf>,
-    /// OpenMetadata's cluster name, the second segment of every id.
-    #[arg(long, env = "CLUSTER_NAME", default_value = "openmetadata")]
-    cluster_name: String,
-    /// OpenMetadata's secrets manager prefix, the first segment when set.
+    /// OpenMetadata's cluster name, the second segment of every id; by default
+    /// the configuration's `clusterName` (`OPENMETADATA_CLUSTER_NAME`), else
+    /// `openmetadata`.
+    #[arg(long, env = "CLUSTER_NAME")]
+    cluster_name: Option<String>,
+    /// OpenMetadata's secrets manager prefix, the first segment when set; by
+    /// default the configuration's.
     #[arg(long, env = "SECRET_MANAGER_PREFIX")]
     prefix: Option<String>,
     /// Largest request body accepted, KiB.
