@@ -144,6 +144,10 @@ impl ChainStore for RecordChain {
         Ok(false)
     }
 
+    fn needs_io(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         format!("{} ({NAMESPACE})", redact_url(&self.url))
     }

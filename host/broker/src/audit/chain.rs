@@ -106,6 +106,11 @@ pub trait ChainStore: Send {
     async fn finish(&mut self);
     /// Makes every committed entry durable; `true` if that took a sync.
     async fn sync(&mut self) -> std::io::Result<bool>;
+    /// Whether the store does network I/O on the writer's runtime (a database):
+    /// the runtime then has an I/O driver, which a file store does without.
+    fn needs_io(&self) -> bool {
+        false
+    }
     /// What the store is, for messages (a path, a database URL without password).
     fn describe(&self) -> String;
     /// Whether the chain already has checkpoints (a missing signing key is then

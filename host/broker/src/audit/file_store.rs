@@ -27,6 +27,10 @@ pub struct FileStore {
     dirty: bool,
     /// The head file's length when read.
     head_len: usize,
+    /// Where the files stood when the head was read, moved on by each write.
+    at: FilesAt,
+    /// The head this writer wrote last, as bytes and parsed.
+    written: Option<(Vec<u8>, Head)>,
 }
 
 impl FileStore {
@@ -46,18 +50,37 @@ impl FileStore {
             checkpoints: None,
             dirty: false,
             head_len: 0,
+            at: FilesAt {
+                log: (0, 0),
+                log_len: 0,
+                checkpoints_len: 0,
+            },
+            written: None,
         })
     }
 
     /// The head as the files have it: the head file's, unless a crash left it
     /// behind the log or the checkpoint file (then their last lines say).
     fn read_head(&mut self) -> std::io::Result<Head> {
-        let mut text = Vec::new();
-        self.head.seek(SeekFrom::Start(0))?;
-        self.head.read_to_end(&mut text)?;
+        // One read of the whole head (it is small); parsed only when another
+        // writer changed it since this one wrote it.
+        let mut text = vec![0u8; self.head_len.max(1024) + 1];
+        let mut read = 0;
+        loop {
+            let n = self.head.read_at(&mut text[read..], read as u64)?;
+            read += n;
+            if n == 0 || read < text.len() {
+                break;
+            }
+            text.resize(text.len() * 2, 0);
+        }
+        text.truncate(read);
         // Under the lock: what the head is padded to when written back.
         self.head_len = text.len();
-        let stored: Option<Head> = serde_json::from_slice(&text).ok();
+        let stored: Option<Head> = match &self.written {
+            Some((bytes, head)) if *bytes == text => Some(head.clone()),
+            _ => serde_json::from_slice(&text).ok(),
+        };
         let (log_id, log_len) = {
             let (file, id) = self.log.as_ref().ok_or_else(closed)?;
             (*id, file.metadata()?.len())
@@ -65,6 +88,11 @@ impl FileStore {
         let cp_len = match &self.checkpoints {
             Some(f) => f.metadata()?.len(),
             None => 0,
+        };
+        self.at = FilesAt {
+            log: log_id,
+            log_len,
+            checkpoints_len: cp_len,
         };
         let mut head = stored.clone().unwrap_or_else(Head::genesis);
         let at = stored.as_ref().and_then(|h| h.files);
@@ -78,6 +106,7 @@ impl FileStore {
                 // entry starts a line of its own (`audit verify` reports it).
                 let (file, _) = self.log.as_mut().ok_or_else(closed)?;
                 file.write_all(b"\n")?;
+                self.at.log_len += 1;
             }
             if let Some(line) = last {
                 (head.seq, head.hash) = head_after(&line);
@@ -88,6 +117,7 @@ impl FileStore {
             let (last, whole) = last_line(&self.files.checkpoints, cp_len)?;
             if !whole && let Some(f) = self.checkpoints.as_mut() {
                 f.write_all(b"\n")?;
+                self.at.checkpoints_len += 1;
             }
             if let Some(cp) = last.as_deref().and_then(Checkpoint::head_of) {
                 head.checkpoint = Some(cp);
@@ -121,18 +151,6 @@ impl FileStore {
         Ok(())
     }
 
-    fn files_at(&self) -> std::io::Result<FilesAt> {
-        let (file, id) = self.log.as_ref().ok_or_else(closed)?;
-        Ok(FilesAt {
-            log: *id,
-            log_len: file.metadata()?.len(),
-            checkpoints_len: match &self.checkpoints {
-                Some(f) => f.metadata()?.len(),
-                None => 0,
-            },
-        })
-    }
-
     fn write_batch(&mut self, batch: &Batch<'_>) -> std::io::Result<()> {
         if !batch.entries.is_empty() {
             let size = batch.entries.iter().map(|l| l.len() + 1).sum();
@@ -143,6 +161,7 @@ impl FileStore {
             }
             let (file, _) = self.log.as_mut().ok_or_else(closed)?;
             file.write_all(&buf)?;
+            self.at.log_len += buf.len() as u64;
             self.dirty = true;
         }
         if let Some(line) = batch.checkpoint {
@@ -153,9 +172,10 @@ impl FileStore {
             buf.push(b'\n');
             file.write_all(&buf)?;
             file.sync_data()?;
+            self.at.checkpoints_len += buf.len() as u64;
         }
         let mut head = batch.head.clone();
-        head.files = Some(self.files_at()?);
+        head.files = Some(self.at);
         let mut text = serde_json::to_vec(&head).map_err(std::io::Error::other)?;
         // Padded to the file's length, so it is overwritten in place and never
         // cut (no metadata change per append). A crash mid-write leaves a head
@@ -164,6 +184,7 @@ impl FileStore {
         text.push(b'\n');
         self.head.write_all_at(&text, 0)?;
         self.head_len = text.len();
+        self.written = Some((text, head));
         Ok(())
     }
 

@@ -450,10 +450,12 @@ impl AuditLog {
                 }
             })
             .map_err(io)?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(io)?;
+        let mut rt = tokio::runtime::Builder::new_current_thread();
+        rt.enable_time();
+        if store.needs_io() {
+            rt.enable_io();
+        }
+        let rt = rt.build().map_err(io)?;
         let (started, start) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("audit-writer".into())
