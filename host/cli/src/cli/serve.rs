@@ -106,7 +106,7 @@ pub enum AuditCommand {
         checkpoints: Option<PathBuf>,
         /// The first file given starts at entry N (older files were rotated
         /// away on purpose).
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         from: Option<u64>,
     },
     /// The checkpoint signing key (`audit.signing-key` in the data dir).
