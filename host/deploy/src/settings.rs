@@ -192,7 +192,27 @@ impl Default for CheckpointSettings {
     }
 }
 
+/// What a file's audit table says: read sync, checkpoints, chain in the database.
+type AuditFields = (Option<ReadSync>, Option<CheckpointSettings>, Option<bool>);
+
 impl AuditTable {
+    /// Every setting of `table`, checked; errors name `read_sync_key` or the
+    /// key under `prefix`.
+    pub(crate) fn fields(
+        table: Option<&AuditTable>,
+        read_sync_key: &str,
+        prefix: &str,
+    ) -> anyhow::Result<AuditFields> {
+        let Some(table) = table else {
+            return Ok((None, None, None));
+        };
+        Ok((
+            table.read_sync(read_sync_key)?,
+            Some(table.checkpoints(prefix)?),
+            table.in_database(prefix)?,
+        ))
+    }
+
     /// `store`, checked: whether the chain is in the database.
     pub(crate) fn in_database(&self, prefix: &str) -> anyhow::Result<Option<bool>> {
         match self.store.as_deref().map(str::trim) {
@@ -345,6 +365,8 @@ impl FileSettings {
 
     fn from_toml(text: &str) -> anyhow::Result<FileSettings> {
         let file: TomlFile = toml::from_str(text)?;
+        let (audit_read_sync, audit_checkpoints, audit_in_database) =
+            AuditTable::fields(file.audit.as_ref(), "audit.read_sync", "audit.")?;
         Ok(FileSettings {
             data_dir: file.data_dir,
             provider: Some(file.provider),
@@ -353,19 +375,9 @@ impl FileSettings {
             aws: file.aws,
             limits: file.limits.limits("limits")?,
             policy: file.policy,
-            audit_read_sync: match &file.audit {
-                Some(a) => a.read_sync("audit.read_sync")?,
-                None => None,
-            },
-            audit_checkpoints: file
-                .audit
-                .as_ref()
-                .map(|a| a.checkpoints("audit."))
-                .transpose()?,
-            audit_in_database: match &file.audit {
-                Some(a) => a.in_database("audit.")?,
-                None => None,
-            },
+            audit_read_sync,
+            audit_checkpoints,
+            audit_in_database,
             http: file.http,
             openbao: file.openbao,
             kubernetes: file.kubernetes,
@@ -398,6 +410,11 @@ impl FileSettings {
             Some("gcp-secret-manager") => gcp = sm.gcp()?.or(gcp),
             _ => aws = sm.aws()?,
         }
+        let (audit_read_sync, audit_checkpoints, audit_in_database) = AuditTable::fields(
+            broker.audit.as_ref(),
+            "secretBroker.audit.readSync",
+            "secretBroker.audit.",
+        )?;
         Ok(FileSettings {
             data_dir: broker.data_dir,
             provider: broker.provider,
@@ -413,19 +430,9 @@ impl FileSettings {
             aws,
             limits: broker.limits.limits("secretBroker.limits")?,
             policy: broker.policy,
-            audit_read_sync: match &broker.audit {
-                Some(a) => a.read_sync("secretBroker.audit.readSync")?,
-                None => None,
-            },
-            audit_checkpoints: broker
-                .audit
-                .as_ref()
-                .map(|a| a.checkpoints("secretBroker.audit."))
-                .transpose()?,
-            audit_in_database: match &broker.audit {
-                Some(a) => a.in_database("secretBroker.audit.")?,
-                None => None,
-            },
+            audit_read_sync,
+            audit_checkpoints,
+            audit_in_database,
             http: broker.http,
             openbao: broker.openbao,
             kubernetes,
