@@ -391,6 +391,26 @@ async fn bad_input_gets_aws_shaped_errors_naming_the_field_and_writes_nothing() 
             "InvalidParameterException",
             "Filters",
         ),
+        // An array where an object is expected: refused, not read as one.
+        (
+            "secretsmanager.PutSecretValue".into(),
+            format!(r#"["{id}","{CANARY}"]"#),
+            "SerializationException",
+            "not a JSON object",
+        ),
+        (
+            "secretsmanager.CreateSecret".into(),
+            format!(r#"{{"Name":"/x/tags","SecretString":"{CANARY}","Tags":[["k","{CANARY}"]]}}"#),
+            "InvalidParameterException",
+            "Tags[0]",
+        ),
+        // Quotes and backslashes around a value in the wrong place: still no echo.
+        (
+            "secretsmanager.PutSecretValue".into(),
+            format!(r#"{{"SecretId":"{id}","SecretString":{{"q\"{CANARY}\\":"\"{CANARY}"}}}}"#),
+            "InvalidParameterException",
+            "SecretString",
+        ),
         (
             "AmazonSSM.PutParameter".into(),
             format!(r#"{{"Name":"{id}","Value":"{CANARY}","Type":"Secret","Overwrite":true}}"#),
@@ -702,6 +722,18 @@ async fn the_aws_sdk_for_rust_runs_the_operations_against_the_broker() {
         .unwrap();
     let got = sm.get_secret_value().secret_id(name).send().await.unwrap();
     assert_eq!(got.secret_string(), Some("sdk-two"));
+    // A value written through /v1 (no AWS metadata yet) still has a VersionId
+    // and a CreatedDate, the same on every read.
+    let plain = "/openmetadata/dashboard/v1-written/password";
+    b.v1("/v1/secrets/put", json!({"id": plain, "value": "from-v1"}))
+        .await;
+    let first = sm.get_secret_value().secret_id(plain).send().await.unwrap();
+    let again = sm.get_secret_value().secret_id(plain).send().await.unwrap();
+    assert_eq!(first.secret_string(), Some("from-v1"));
+    assert!(first.version_id().is_some_and(|v| !v.is_empty()), "{first:?}");
+    assert!(first.created_date().is_some(), "{first:?}");
+    assert_eq!(first.version_id(), again.version_id());
+    assert_eq!(first.created_date(), again.created_date());
     let described = sm.describe_secret().secret_id(name).send().await.unwrap();
     assert_eq!(described.tags().len(), 1);
     assert!(described.last_changed_date().is_some());
@@ -724,6 +756,26 @@ async fn the_aws_sdk_for_rust_runs_the_operations_against_the_broker() {
     );
 
     let ssm = aws_sdk_ssm::Client::new(&config);
+    // A value too large for SSM, written through /v1: the SSM read refuses it
+    // with AWS's error rather than answer it over the limit.
+    let big = "/openmetadata/dashboard/sdk/big";
+    b.v1("/v1/secrets/put", json!({"id": big, "value": "b".repeat(5000)}))
+        .await;
+    let refused = ssm
+        .get_parameter()
+        .name(big)
+        .with_decryption(true)
+        .send()
+        .await
+        .unwrap_err();
+    {
+        use aws_sdk_ssm::error::ProvideErrorMetadata as _;
+        assert_eq!(refused.code(), Some("ValidationException"), "{refused:?}");
+        assert!(
+            refused.message().unwrap_or_default().contains("4096"),
+            "{refused:?}"
+        );
+    }
     let param = "/openmetadata/dashboard/sdk/token";
     ssm.put_parameter()
         .name(param)

@@ -233,11 +233,22 @@ async fn faults_behave_as_on_a_cluster_and_keep_the_previous_value() {
         Some("v1")
     );
     // A name Kubernetes refuses is refused before any request.
-    let err = renewed
-        .put("-leading-dash", &val("x"), &PutOptions::default())
+    for bad in ["-leading-dash", "trailing-dash-"] {
+        let err = renewed
+            .put(bad, &val("x"), &PutOptions::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ProviderError::InvalidId(_)), "{bad}: {err}");
+    }
+    // A doubled `-` is a valid object name.
+    renewed
+        .put("doubled--dash", &val("x"), &PutOptions::default())
         .await
-        .unwrap_err();
-    assert!(matches!(err, ProviderError::InvalidId(_)), "{err}");
+        .unwrap();
+    assert_eq!(
+        text(renewed.get("doubled--dash").await.unwrap()).as_deref(),
+        Some("x")
+    );
     let err = renewed
         .put("Upper-Case", &val("x"), &PutOptions::default())
         .await

@@ -529,9 +529,43 @@ async fn bad_input_gets_clear_errors_that_echo_no_value() {
         body["error"]
             .as_str()
             .unwrap()
-            .contains("missing field `value`"),
+            .contains("the member `value` is missing"),
         "{body}"
     );
+    // A JSON array where an object is expected: refused, nothing written (it
+    // used to be read member by member as `{"id": ..., "value": ...}`).
+    let (st, body) = s
+        .call(
+            Some(ADMIN),
+            "/v1/secrets/put",
+            json!(["/array", "array-canary"]),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("expected an object, found an array"),
+        "{body}"
+    );
+    assert!(!body.to_string().contains("array-canary"), "{body}");
+    let (st, _) = s
+        .call(Some(ADMIN), "/v1/secrets/get", json!({"id": "/array"}))
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    // Values, unknown members and their names holding quotes and backslashes
+    // appear in no message.
+    for bad in [
+        json!({"id": "/x", "value": ["quote\"canary\\"]}),
+        json!({"id": "/x", "value": {"quote\"canary\\": "q\"canary"}}),
+        json!({"id": "/x", "value": "v", "quote\"canary\\": 1}),
+        json!({"id": {"quote\"canary": "x"}, "value": "v"}),
+    ] {
+        let (st, body) = s.call(Some(ADMIN), "/v1/secrets/put", bad).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+        assert!(!body.to_string().contains("canary"), "{body}");
+    }
     let (st, body) = s
         .call(
             Some(ADMIN),

@@ -6,6 +6,8 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use secret_broker::openmetadata::ids::legacy_k8s_name;
+
 const CANARY: &str = "canary-cli-4f9d2e71";
 
 fn broker(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
@@ -2203,6 +2205,90 @@ fn a_config_file_runs_the_kubernetes_provider_with_openmetadata_names() {
     );
     assert!(got.status.success(), "{}", text(&got.stderr));
     assert_eq!(text(&got.stdout).trim(), CANARY);
+
+    // An older OpenMetadata server with the prefix `om` (before upstream PR
+    // #25988) stored `/` ids and named the objects after them, written here
+    // by the official client as that server did: a short one, and one past
+    // 253 characters, cut with Java's hash suffix.
+    let py = |script: &str, args: &[&str]| {
+        Command::new("python3")
+            .arg("-c")
+            .arg(format!(
+                "import sys, base64\nfrom kubernetes import client\nc = client.Configuration()\n\
+                 c.host = {origin:?}\nc.ssl_ca_cert = {ca:?}\n\
+                 c.api_key = {{'authorization': 'cli-k8s-token'}}\nc.api_key_prefix = {{'authorization': 'Bearer'}}\n\
+                 api = client.CoreV1Api(client.ApiClient(c))\n{script}",
+                ca = ca.display().to_string(),
+            ))
+            .args(args)
+            .output()
+            .expect("python3 with kubernetes (tests/setup)")
+    };
+    let short_ref = "/om/openmetadata/database/legacy/authtype/password";
+    let long_ref = format!(
+        "/om/openmetadata/database/{}/authtype/password",
+        "l".repeat(260)
+    );
+    let short_old = legacy_k8s_name(short_ref);
+    let long_old = legacy_k8s_name(&long_ref);
+    assert_eq!(short_old, "om-openmetadata-database-legacy-authtype-password");
+    let made = py(
+        "for name, value in zip(sys.argv[1::2], sys.argv[2::2]):\n    \
+         api.create_namespaced_secret('openmetadata', client.V1Secret(metadata=client.V1ObjectMeta(\
+         name=name, labels={'app': 'openmetadata', 'managed-by': 'openmetadata-secrets-manager'}), \
+         data={'value': base64.b64encode(value.encode()).decode()}))",
+        &[&short_old, "legacy-short-value", &long_old, "legacy-long-value"],
+    );
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let env = [
+        ("SECRET_MANAGER", "kubernetes"),
+        ("OM_SM_KUBECONFIG_PATH", kubeconfig.to_str().unwrap()),
+        ("OM_SM_NAMESPACE", "openmetadata"),
+        ("SECRET_MANAGER_PREFIX", "om"),
+    ];
+    let resolve = |reference: &str| {
+        let config = format!(
+            r#"{{"type": "Mysql", "username": "u", "hostPort": "h:3306", "authType": {{"password": "secret:{reference}"}}}}"#
+        );
+        let mut args = vec!["connection", "decrypt"];
+        args.extend(common);
+        let out = broker_env(dir.path(), &args, Some(&config), &env);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let back: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+        back["authType"]["password"].as_str().unwrap().to_owned()
+    };
+    // The references that server stored resolve, long one included.
+    assert_eq!(resolve(short_ref), "legacy-short-value");
+    assert_eq!(resolve(&long_ref), "legacy-long-value");
+    // `migrate` renames the short one to today's name (the prefix glued to the
+    // cluster name); the cut one stays, its tail being lost.
+    let moved = broker_env(
+        dir.path(),
+        &["migrate", "--from", "kubernetes", "--to", "kubernetes"],
+        None,
+        &env,
+    );
+    assert!(moved.status.success(), "{}", text(&moved.stderr));
+    let read = "for name in sys.argv[1:]:\n    \
+                try:\n        s = api.read_namespaced_secret(name, 'openmetadata')\n        \
+                print(base64.b64decode(s.data['value']).decode())\n    \
+                except client.exceptions.ApiException as e:\n        print(e.status)";
+    let after = py(
+        read,
+        &[
+            "omopenmetadata-database-legacy-authtype-password",
+            &short_old,
+            &long_old,
+        ],
+    );
+    assert!(after.status.success(), "{}", text(&after.stderr));
+    assert_eq!(
+        text(&after.stdout),
+        "legacy-short-value\n404\nlegacy-long-value\n"
+    );
+    // The old references still resolve after the move.
+    assert_eq!(resolve(short_ref), "legacy-short-value");
+    assert_eq!(resolve(&long_ref), "legacy-long-value");
 }
 
 /// `SECRET_MANAGER=managed-azure-kv` with OpenMetadata's variables (and the
@@ -2622,4 +2708,51 @@ fn every_command_and_variable_in_the_docs_exists() {
             );
         }
     }
+}
+
+/// OpenMetadata's schemas ship with the binary: `connection encrypt` and
+/// `decrypt` work without `--schemas`, and `--help` names the release embedded.
+#[test]
+fn the_schemas_ship_with_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    for command in [&["serve", "--help"][..], &["connection", "encrypt", "--help"]] {
+        let help = broker(dir.path(), command, None);
+        assert!(help.status.success(), "{}", text(&help.stderr));
+        assert!(
+            text(&help.stdout).contains("OpenMetadata 2.0.7"),
+            "{command:?}: {}",
+            text(&help.stdout)
+        );
+    }
+    // A connector the older hand-collected set (../shared/om-schemas) lacks.
+    let plain = format!(
+        r#"{{"type": "Clickhouse", "username": "u", "hostPort": "h:8123", "password": "{CANARY}"}}"#
+    );
+    let enc = broker(
+        dir.path(),
+        &[
+            "connection",
+            "encrypt",
+            "--service-type",
+            "database",
+            "--name",
+            "click",
+        ],
+        Some(&plain),
+    );
+    assert!(enc.status.success(), "{}", text(&enc.stderr));
+    let stored = text(&enc.stdout);
+    assert!(
+        stored.contains("\"secret:/openmetadata/database/click/password\""),
+        "{stored}"
+    );
+    assert!(!stored.contains(CANARY), "{stored}");
+    let dec = broker(
+        dir.path(),
+        &["connection", "decrypt", "--service-type", "database"],
+        Some(&stored),
+    );
+    assert!(dec.status.success(), "{}", text(&dec.stderr));
+    let back: serde_json::Value = serde_json::from_str(&text(&dec.stdout)).unwrap();
+    assert_eq!(back["password"], CANARY);
 }

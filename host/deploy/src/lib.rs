@@ -32,6 +32,7 @@ pub mod backends;
 mod deployment;
 mod om_yaml;
 mod owners;
+pub mod schemas;
 pub mod server;
 mod settings;
 

@@ -38,7 +38,8 @@ pub struct ServeOptions {
     pub listen: Listen,
     /// A PEM certificate chain and its private key: serve HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
-    /// OpenMetadata's JSON Schemas; enables the `/v1/entities` routes.
+    /// OpenMetadata's JSON Schemas for the `/v1/entities` routes (`None`: the
+    /// ones embedded for [`crate::schemas::RELEASE`]).
     pub schemas: Option<PathBuf>,
     /// OpenMetadata's cluster name, the second segment of every id (`None`:
     /// the settings', [`Deployment::cluster_name`]).
@@ -112,8 +113,17 @@ impl Deployment {
         };
         let runtime = self.runtime()?;
         let provider = self.provider(&runtime).await?;
-        let manager = match &options.schemas {
-            Some(dir) => {
+        // The entity routes run on the schemas given, else the embedded ones
+        // (a binary built without them serves no entity routes).
+        let manager = match (&options.schemas, crate::schemas::RELEASE) {
+            (None, None) => {
+                tracing::warn!(
+                    "no OpenMetadata schemas (this binary embeds none; give --schemas):                      the /v1/entities routes are off"
+                );
+                None
+            }
+            (dir, _) => {
+                let schemas = crate::schemas::load(dir.as_deref())?;
                 let cluster = options
                     .cluster_name
                     .clone()
@@ -122,9 +132,13 @@ impl Deployment {
                 let ids =
                     IdBuilder::with_style(prefix.map(String::as_str), &cluster, self.id_style())?;
                 let owners = Owners::new(RecordOwners::shared(self.record_store().await?));
-                Some(SecretsManager::new(provider.clone(), dir, ids, owners)?)
+                Some(SecretsManager::with_schemas(
+                    provider.clone(),
+                    schemas,
+                    ids,
+                    owners,
+                ))
             }
-            None => None,
         };
         let broker = self.broker(provider, manager)?;
         let (tokens, created_admin_token) = self.load_tokens()?;

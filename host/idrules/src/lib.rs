@@ -20,7 +20,9 @@ pub struct IdRules {
     pub separator: String,
     /// Allowed characters, as a character-class body (`A-Za-z0-9/_-`).
     pub allowed_chars: String,
-    /// Whether ids start with the separator.
+    /// Whether ids start with the separator. Ids that do, or whose depth is
+    /// limited, are paths: an empty segment (a doubled or trailing separator)
+    /// is refused. Other ids are flat names, where it is not.
     pub leading_separator: bool,
     /// Maximum id length in bytes.
     pub max_id_len: u32,
@@ -234,7 +236,14 @@ impl Rules<'_> {
                 (Some(c), None) => body.split(c).for_each(&mut visit),
                 _ => body.split(self.separator).for_each(&mut visit),
             }
-            if empty {
+            // Segments matter where ids are paths (they start with the
+            // separator, or their depth is limited); elsewhere an id is a flat
+            // name whose separator is a convention, and a doubled, leading or
+            // trailing one is a character like any other (OpenMetadata writes
+            // `openmetadata-database--password` for a name that cleans to
+            // nothing on Azure Key Vault).
+            let paths = self.leading_separator || self.max_levels.is_some();
+            if empty && paths {
                 return Err(format!(
                     "the id has an empty segment (a doubled or trailing {:?})",
                     self.separator
@@ -381,6 +390,29 @@ mod tests {
                 .unwrap_err()
                 .contains("over the limit of 40")
         );
+    }
+
+    /// Flat names (no leading separator, no depth limit) take doubled, leading
+    /// and trailing separators: OpenMetadata writes them for names that clean
+    /// to nothing. Paths do not.
+    #[test]
+    fn flat_names_take_empty_segments_paths_do_not() {
+        let flat = IdRules {
+            separator: "-".into(),
+            allowed_chars: "A-Za-z0-9-".into(),
+            leading_separator: false,
+            max_id_len: 127,
+            max_levels: None,
+            forbidden_prefixes: Vec::new(),
+            max_value_bytes: 10,
+        };
+        for id in ["openmetadata-database--password", "-database-x", "x-", "a---b"] {
+            assert_eq!(flat.check(id), Ok(()), "{id}");
+        }
+        let mut levelled = flat.clone();
+        levelled.max_levels = Some(15);
+        assert!(levelled.check("a--b").unwrap_err().contains("empty segment"));
+        assert!(rules("A-Za-z0-9/_-", None).check("/a//b").is_err());
     }
 
     #[test]

@@ -7,7 +7,9 @@ use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 use zeroize::Zeroize;
 
-use crate::errors::{ApiError, without_values};
+use crate::errors::ApiError;
+use crate::strict;
+use serde_json::Value;
 
 /// A JSON body whose rejections are JSON errors that name the field and never
 /// echo a value or an unknown field's name: 400 for malformed JSON or a body that
@@ -58,25 +60,35 @@ where
                 )
             }
         })?;
-        let parsed = serde_json::from_slice::<T>(&bytes);
+        let parsed = serde_json::from_slice::<Value>(&bytes);
         // The buffer is this request's alone once read; wipe it.
         if let Ok(mut owned) = bytes.try_into_mut() {
             owned.as_mut().zeroize();
         }
-        parsed.map(ApiJson).map_err(|e| {
-            let detail = without_values(&e.to_string());
-            match e.classify() {
-                serde_json::error::Category::Data => ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid-request",
-                    format!("the request body does not fit this operation: {detail}"),
+        // Messages come from the error's kind and position, never its text.
+        let body = parsed.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed-json",
+                format!(
+                    "the request body is not valid JSON ({} at line {}, column {})",
+                    match e.classify() {
+                        serde_json::error::Category::Eof => "it ends too early",
+                        _ => "a syntax error",
+                    },
+                    e.line(),
+                    e.column()
                 ),
-                _ => ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "malformed-json",
-                    format!("the request body is not valid JSON: {detail}"),
-                ),
-            }
+            )
+        })?;
+        let request = strict::from_value::<T>(&body);
+        strict::wipe(body);
+        request.map(ApiJson).map_err(|problem| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-request",
+                format!("the request body does not fit this operation: {problem}"),
+            )
         })
     }
 }

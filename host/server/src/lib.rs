@@ -14,6 +14,7 @@ mod handlers;
 pub mod listen;
 pub mod metrics;
 mod middleware;
+mod strict;
 #[cfg(feature = "aws-api")]
 pub mod sigv4;
 pub mod tokens;

@@ -123,14 +123,15 @@ fn read_settings() -> Result<Settings, Error> {
     })
 }
 
-/// The secret name of an id: the id itself, once it is known to be a valid name
-/// (the rules let a leading `-` through as an optional separator; a name cannot
-/// start with one).
+/// The secret name of an id: the id itself. Key Vault takes any 1 to 127
+/// letters, digits and `-` (the rules checked them), a leading, trailing or
+/// doubled `-` included, which OpenMetadata writes for a name that cleans to
+/// nothing.
 fn name(id: &str) -> Result<&str, Error> {
-    if id.is_empty() || id.starts_with('-') {
-        return Err(Error::InvalidId(format!(
-            "{id:?}: a Key Vault secret name starts with a letter or digit"
-        )));
+    if id.is_empty() {
+        return Err(Error::InvalidId(
+            "the id is empty: a Key Vault secret name has 1 to 127 characters".into(),
+        ));
     }
     Ok(id)
 }

@@ -84,12 +84,12 @@ fn read_settings() -> Result<Settings, Error> {
 }
 
 /// The object name of an id: the id itself, once it is known to be a valid name
-/// (the rules let a leading `-` through as an optional separator; a name cannot
-/// start with one).
+/// (the rules let `-` through anywhere; an object name starts and ends with a
+/// letter or digit).
 fn name(id: &str) -> Result<&str, Error> {
-    if id.starts_with('-') {
+    if id.starts_with('-') || id.ends_with('-') {
         return Err(Error::InvalidId(format!(
-            "{id:?} starts with `-`: an object name starts with a letter or digit"
+            "{id:?} starts or ends with `-`: an object name starts and ends with a letter or digit"
         )));
     }
     Ok(id)

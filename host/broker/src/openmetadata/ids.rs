@@ -3,26 +3,27 @@
 //! ([`IdStyle`]). The default (`/`, for the db, AWS and OpenBao providers):
 //! `/{prefix}/{clusterName}/{entityType}/{entityName}/{field path}`, the prefix
 //! segment only when one is set, the whole id lowercased, and in each segment
-//! every character outside `[A-Za-z0-9/_-]` replaced by `_`. Unlike OpenMetadata,
-//! the prefix and cluster name are validated up front (a space in them used to
-//! produce ids that break; a character the backend refuses used to fail every
-//! write).
+//! every character outside `[A-Za-z0-9/_-]` replaced by `_`.
+//!
+//! As in OpenMetadata's `SecretsManager.buildSecretId`, the prefix and cluster
+//! name are lowercased and then cleaned like every other segment (OpenMetadata
+//! cleans the whole parent id each time it adds a field), never refused; an
+//! entity name that cleans to nothing leaves an empty segment, so the id holds a
+//! doubled, leading or trailing separator, as OpenMetadata writes it. Where the
+//! broker differs on purpose: a `/` prefix is trimmed of `/` at both ends
+//! (OpenMetadata would write `//om/...` for the prefix `/om`), and an empty
+//! cluster name, or a `/` prefix with an empty segment inside, is refused at
+//! start rather than making ids no backend takes.
 
 /// Why an id builder could not be made.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IdError {
-    /// A prefix or cluster name with characters ids cannot carry.
-    #[error("{what} {value:?} contains {bad:?}: {}", style.allowed(what))]
-    BadPart {
-        /// `prefix` or `clusterName`.
-        what: &'static str,
-        /// The value.
-        value: String,
-        /// The first bad character.
-        bad: char,
-        /// The style of the ids it was for.
-        style: IdStyle,
-    },
+    /// An empty cluster name.
+    #[error("clusterName is empty: set OpenMetadata's clusterName (its default is `openmetadata`)")]
+    EmptyCluster,
+    /// A `/` prefix with an empty segment inside (`a//b`).
+    #[error("prefix {0:?} has an empty segment (`//`): give segments separated by a single `/`")]
+    EmptySegment(String),
 }
 
 /// How one backend's ids are spelled, exactly as OpenMetadata's secrets manager
@@ -90,17 +91,6 @@ impl IdStyle {
         }
     }
 
-    /// What a prefix or cluster name may hold, for an error.
-    fn allowed(self, what: &str) -> &'static str {
-        match self {
-            IdStyle::Slash if what == "prefix" => "use letters, digits, `_`, `-` and `/`",
-            IdStyle::Slash => "use letters, digits, `_` and `-`",
-            IdStyle::Gcp => "Google Secret Manager ids take letters, digits and `_`",
-            IdStyle::Azure => "Azure Key Vault names take letters, digits and `-`",
-            IdStyle::Kubernetes => "Kubernetes object names take letters, digits and `-`",
-        }
-    }
-
     /// Whether `id` is already spelled in this style: what OpenMetadata's
     /// secrets manager for the backend could have written.
     pub fn fits(self, id: &str) -> bool {
@@ -165,6 +155,14 @@ impl IdStyle {
                 out.push(candidate);
             }
         }
+        // Where an older OpenMetadata server put it on Kubernetes (differs from
+        // `fit` for names over 253 characters).
+        if self == IdStyle::Kubernetes && id.starts_with('/') {
+            let legacy = legacy_k8s_name(id);
+            if legacy != first && !out.contains(&legacy) {
+                out.push(legacy);
+            }
+        }
         out
     }
 
@@ -205,33 +203,87 @@ fn k8s_name(name: &str) -> String {
     out
 }
 
+/// The object name an OpenMetadata server older than its Kubernetes id change
+/// (upstream PR #25988) gave the `/`-style id `id` (what its references hold):
+/// the leading `/`s dropped, every character outside `[A-Za-z0-9-]` turned into
+/// `-`, lowercased, runs of `-` collapsed and trimmed; a name over 253
+/// characters cut to 240 and suffixed with `-` and the hex of Java's
+/// `String.hashCode` of the whole id; a name that is empty (or would not start
+/// with a letter or digit) prefixed with `om-`.
+pub fn legacy_k8s_name(id: &str) -> String {
+    let replaced: String = id
+        .trim_start_matches('/')
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let mut name = String::with_capacity(replaced.len());
+    for c in replaced.chars() {
+        if !(c == '-' && (name.is_empty() || name.ends_with('-'))) {
+            name.push(c);
+        }
+    }
+    while name.ends_with('-') {
+        name.pop();
+    }
+    if name.len() > K8S_NAME_MAX {
+        name.truncate(240);
+        name.push_str(&format!("-{:x}", java_hash(id)));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit()) {
+        name.insert_str(0, "om-");
+    }
+    name
+}
+
+/// Java's `String.hashCode`: over UTF-16 code units, wrapping.
+fn java_hash(s: &str) -> u32 {
+    s.encode_utf16()
+        .fold(0u32, |h, unit| h.wrapping_mul(31).wrapping_add(u32::from(unit)))
+}
+
 /// Builds secret ids for one deployment.
 #[derive(Debug, Clone)]
 pub struct IdBuilder {
     head: String,
+    /// The head a `/`-style deployment with the same settings has.
+    slash_head: String,
     style: IdStyle,
 }
 
-fn check(what: &'static str, value: &str, style: IdStyle, prefix: bool) -> Result<(), IdError> {
-    let slash_ok = prefix && style == IdStyle::Slash;
-    match value
-        .chars()
-        .find(|&c| !(style.keeps(c) && (c != '/' || slash_ok)))
-    {
-        Some(bad) => Err(IdError::BadPart {
-            what,
-            value: value.to_owned(),
-            bad,
-            style,
-        }),
-        None if value.trim_matches('/').is_empty() => Err(IdError::BadPart {
-            what,
-            value: value.to_owned(),
-            bad: ' ',
-            style,
-        }),
-        None => Ok(()),
+/// The start of every id: prefix and cluster name, lowercased and then
+/// cleaned as `style` cleans a segment.
+fn head(prefix: Option<&str>, cluster: &str, style: IdStyle) -> Result<String, IdError> {
+    if cluster.is_empty() {
+        return Err(IdError::EmptyCluster);
     }
+    let slash = style == IdStyle::Slash;
+    let mut head = String::new();
+    let prefix = prefix
+        .map(|p| if slash { p.trim_matches('/') } else { p })
+        .filter(|p| !p.is_empty());
+    if let Some(prefix) = prefix {
+        if slash && prefix.contains("//") {
+            return Err(IdError::EmptySegment(prefix.to_owned()));
+        }
+        if slash {
+            head.push('/');
+        }
+        head.push_str(prefix);
+    }
+    if slash {
+        head.push('/');
+    }
+    head.push_str(cluster);
+    // Lowercased first, then cleaned: the order OpenMetadata's calls apply them
+    // in (it matters for a character whose lowercase is ASCII, such as the
+    // Kelvin sign, or is two characters).
+    Ok(style.clean(&head.to_lowercase()))
 }
 
 impl IdBuilder {
@@ -242,35 +294,56 @@ impl IdBuilder {
         IdBuilder::with_style(prefix, cluster, IdStyle::Slash)
     }
 
-    /// Ids spelled in `style`.
+    /// Ids spelled in `style`. The prefix and cluster name are lowercased and
+    /// then cleaned as the style cleans a segment, as OpenMetadata does: without
+    /// a leading separator a prefix is glued to the cluster name.
     pub fn with_style(
         prefix: Option<&str>,
         cluster: &str,
         style: IdStyle,
     ) -> Result<Self, IdError> {
-        let mut head = String::new();
-        let prefix = prefix.filter(|p| !p.trim_matches('/').is_empty());
-        if let Some(prefix) = prefix {
-            let prefix = if style == IdStyle::Slash {
-                prefix.trim_matches('/')
-            } else {
-                prefix
-            };
-            check("prefix", prefix, style, true)?;
-            if style == IdStyle::Slash {
-                head.push('/');
-            }
-            head.push_str(prefix);
-        }
-        check("clusterName", cluster, style, false)?;
-        if style == IdStyle::Slash {
-            head.push('/');
-        }
-        head.push_str(cluster);
         Ok(IdBuilder {
-            head: head.to_lowercase(),
+            head: head(prefix, cluster, style)?,
+            slash_head: head(prefix, cluster, IdStyle::Slash)?,
             style,
         })
+    }
+
+    /// Today's spelling of a `/`-style id under this deployment's prefix and
+    /// cluster name (`/om/openmetadata/database/x/password`, as a `/`-style
+    /// backend or an older Kubernetes server wrote it): the id this builder
+    /// gives the same entity and field (`omopenmetadata-database-x-password`
+    /// on Azure Key Vault, where the prefix is glued to the cluster name).
+    /// `None` when `id` does not start with this deployment's `/`-style head.
+    pub fn today(&self, id: &str) -> Option<String> {
+        let rest = id.strip_prefix(self.slash_head.as_str())?.strip_prefix('/')?;
+        if rest.is_empty() || self.style == IdStyle::Slash {
+            return None;
+        }
+        let segments: Vec<String> = rest.split('/').map(str::to_owned).collect();
+        let (first, tail) = segments.split_first()?;
+        Some(self.id(first, None, tail))
+    }
+
+    /// Today's name for an object an older OpenMetadata server wrote on
+    /// Kubernetes under this deployment's prefix and cluster name
+    /// ([`legacy_k8s_name`]): the names differ where a prefix is set (older
+    /// servers joined it to the cluster name with `-`, today's glue them).
+    /// `None` when `name` is not such an object, is already today's name, or
+    /// may carry the hash suffix of a cut name, whose cut-off tail is lost (a
+    /// reference still finds it where it is).
+    pub fn today_from_legacy_k8s(&self, name: &str) -> Option<String> {
+        if self.style != IdStyle::Kubernetes {
+            return None;
+        }
+        let legacy_head = legacy_k8s_name(&self.slash_head);
+        let rest = name.strip_prefix(legacy_head.as_str())?.strip_prefix('-')?;
+        let maybe_hashed = (242..=249).contains(&name.len()) && name.as_bytes()[240] == b'-';
+        if rest.is_empty() || maybe_hashed {
+            return None;
+        }
+        let today = k8s_name(&format!("{}-{rest}", self.head));
+        (today != name).then_some(today)
     }
 
     /// The style of the ids.
@@ -413,23 +486,21 @@ mod tests {
     }
 
     #[test]
-    fn bad_prefix_or_cluster_is_refused() {
+    fn prefix_and_cluster_are_cleaned_not_refused() -> Result<(), IdError> {
+        let ids = IdBuilder::new(Some("my prefix"), "Open/Metadata")?;
+        assert_eq!(
+            ids.id("bot", Some("b"), &path(&["x"])),
+            "/my_prefix/open/metadata/bot/b/x"
+        );
+        assert_eq!(
+            IdBuilder::new(None, "").unwrap_err(),
+            IdError::EmptyCluster
+        );
         assert!(matches!(
-            IdBuilder::new(Some("my prefix"), "openmetadata"),
-            Err(IdError::BadPart {
-                what: "prefix",
-                bad: ' ',
-                ..
-            })
+            IdBuilder::new(Some("a//b"), "openmetadata"),
+            Err(IdError::EmptySegment(_))
         ));
-        assert!(matches!(
-            IdBuilder::new(None, "open/metadata"),
-            Err(IdError::BadPart {
-                what: "clusterName",
-                bad: '/',
-                ..
-            })
-        ));
+        Ok(())
     }
 
     /// Each expected id is what OpenMetadata's `buildSecretId` (with the
@@ -489,15 +560,99 @@ mod tests {
     }
 
     #[test]
-    fn a_prefix_the_backend_cannot_carry_is_refused_naming_the_backend() {
-        let err =
-            IdBuilder::with_style(Some("om_prod"), "openmetadata", IdStyle::Azure).unwrap_err();
+    fn a_prefix_the_backend_cannot_carry_is_cleaned_as_openmetadata_cleans_it() -> Result<(), IdError>
+    {
+        let conn = path(&["authType", "password"]);
+        let azure = IdBuilder::with_style(Some("om_prod"), "open metadata", IdStyle::Azure)?;
         assert_eq!(
-            err.to_string(),
-            "prefix \"om_prod\" contains '_': Azure Key Vault names take letters, digits and `-`"
+            azure.id("database", Some("x"), &conn),
+            "omprodopenmetadata-database-x-authtype-password"
         );
-        assert!(IdBuilder::with_style(Some("a/b"), "openmetadata", IdStyle::Kubernetes).is_err());
-        assert!(IdBuilder::with_style(None, "open-metadata", IdStyle::Gcp).is_err());
-        assert!(IdBuilder::with_style(Some("a/b"), "openmetadata", IdStyle::Slash).is_ok());
+        let gcp = IdBuilder::with_style(Some("om-prod"), "open-metadata", IdStyle::Gcp)?;
+        assert_eq!(
+            gcp.id("database", Some("x"), &conn),
+            "omprodopenmetadata_database_x_authtype_password"
+        );
+        let k8s = IdBuilder::with_style(Some("a/b"), "Open_Metadata", IdStyle::Kubernetes)?;
+        assert_eq!(
+            k8s.id("database", Some("x"), &conn),
+            "a-bopen-metadata-database-x-authtype-password"
+        );
+        // A name that cleans to nothing leaves an empty segment.
+        let azure = IdBuilder::with_style(None, "openmetadata", IdStyle::Azure)?;
+        assert_eq!(
+            azure.id("database", Some("日本"), &conn),
+            "openmetadata-database--authtype-password"
+        );
+        let gcp = IdBuilder::with_style(None, "openmetadata", IdStyle::Gcp)?;
+        assert_eq!(
+            gcp.id("database", Some("_db_"), &conn),
+            "openmetadata_database__db__authtype_password"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn older_kubernetes_servers_names() {
+        assert_eq!(
+            legacy_k8s_name("/openmetadata/database/mysql_prod/authtype/password"),
+            "openmetadata-database-mysql-prod-authtype-password"
+        );
+        assert_eq!(legacy_k8s_name("/"), "om-");
+        // Java's "abc".hashCode() is 96354 (0x17862).
+        assert_eq!(java_hash("abc"), 96354);
+        let long = format!("/openmetadata/database/{}/password", "a".repeat(300));
+        let name = legacy_k8s_name(&long);
+        assert_eq!(name.len(), 240 + 1 + format!("{:x}", java_hash(&long)).len());
+        assert!(name.starts_with("openmetadata-database-aaa"));
+        // A reference an older server stored finds its object among the
+        // spellings tried.
+        assert!(
+            IdStyle::Kubernetes
+                .migrated_spellings(&long)
+                .contains(&name)
+        );
+    }
+
+    #[test]
+    fn legacy_kubernetes_names_respelled_for_today() -> Result<(), IdError> {
+        let k8s = IdBuilder::with_style(Some("om"), "openmetadata", IdStyle::Kubernetes)?;
+        let legacy = legacy_k8s_name("/om/openmetadata/database/x/authtype/password");
+        assert_eq!(legacy, "om-openmetadata-database-x-authtype-password");
+        assert_eq!(
+            k8s.today_from_legacy_k8s(&legacy).as_deref(),
+            Some("omopenmetadata-database-x-authtype-password")
+        );
+        // Today's name, someone else's object, or a cut name: left alone.
+        assert_eq!(
+            k8s.today_from_legacy_k8s("omopenmetadata-database-x-authtype-password"),
+            None
+        );
+        assert_eq!(k8s.today_from_legacy_k8s("unrelated-object"), None);
+        let long = legacy_k8s_name(&format!("/om/openmetadata/database/{}/p", "a".repeat(300)));
+        assert_eq!(k8s.today_from_legacy_k8s(&long), None);
+        // Without a prefix old and new names are the same.
+        let plain = IdBuilder::with_style(None, "openmetadata", IdStyle::Kubernetes)?;
+        assert_eq!(
+            plain.today_from_legacy_k8s("openmetadata-database-x-authtype-password"),
+            None
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn today_respells_a_slash_id_under_this_deployments_head() -> Result<(), IdError> {
+        let azure = IdBuilder::with_style(Some("om"), "openmetadata", IdStyle::Azure)?;
+        assert_eq!(
+            azure.today("/om/openmetadata/database/my_db/authtype/password").as_deref(),
+            Some("omopenmetadata-database-mydb-authtype-password")
+        );
+        assert_eq!(azure.today("/other/database/x/password"), None);
+        let k8s = IdBuilder::with_style(Some("om"), "openmetadata", IdStyle::Kubernetes)?;
+        assert_eq!(
+            k8s.today("/om/openmetadata/bot/b/config/jwttoken").as_deref(),
+            Some("omopenmetadata-bot-b-config-jwttoken")
+        );
+        Ok(())
     }
 }

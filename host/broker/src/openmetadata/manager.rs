@@ -306,13 +306,28 @@ impl SecretsManager {
         ids: IdBuilder,
         owners: Owners,
     ) -> Result<Self, ManagerError> {
-        Ok(SecretsManager {
+        Ok(SecretsManager::with_schemas(
             provider,
-            schemas: Arc::new(SchemaSet::load(schema_dir)?),
+            SchemaSet::load(schema_dir)?,
+            ids,
+            owners,
+        ))
+    }
+
+    /// The same, with schemas already read (embedded in the binary, say).
+    pub fn with_schemas(
+        provider: Arc<ProviderHost>,
+        schemas: SchemaSet,
+        ids: IdBuilder,
+        owners: Owners,
+    ) -> Self {
+        SecretsManager {
+            provider,
+            schemas: Arc::new(schemas),
             ids,
             owners,
             locks: IdLocks::new(),
-        })
+        }
     }
 
     /// The provider behind this manager.
@@ -580,6 +595,7 @@ impl SecretsManager {
                     if let Some(referred) = referred
                         && referred != target.id
                         && self.ids.style().fit(referred) != target.id
+                        && self.ids.today(referred).as_ref() != Some(&target.id)
                     {
                         return Err(ManagerError::ForeignStored {
                             field: target.field.field_path.join("/"),
@@ -838,8 +854,11 @@ impl SecretsManager {
     }
 
     /// Where the secret a reference names sits, and its value: at
-    /// [`Self::backend_id`], or, when nothing is there, where `migrate`s may
-    /// have moved it ([`super::ids::IdStyle::migrated_spellings`]); the
+    /// [`Self::backend_id`], or, when nothing is there, at today's spelling of a
+    /// `/`-style reference under this deployment's prefix and cluster
+    /// ([`IdBuilder::today`]), or where `migrate`s (or an older OpenMetadata
+    /// server on Kubernetes) may have put it
+    /// ([`super::ids::IdStyle::migrated_spellings`]); the
     /// backend id and `None` when it is nowhere.
     async fn locate(&self, id: &str) -> Result<(String, Option<SecretValue>), ProviderError> {
         let primary = self.backend_id(id);
@@ -847,7 +866,11 @@ impl SecretsManager {
             return Ok((primary, Some(value)));
         }
         let rules = &self.provider.info().id_rules;
-        for candidate in self.ids.style().migrated_spellings(id) {
+        let today = self.ids.today(id).filter(|t| *t != primary);
+        for candidate in today
+            .into_iter()
+            .chain(self.ids.style().migrated_spellings(id))
+        {
             if rules.check(&candidate).is_ok()
                 && let Some(value) = self.provider.get(&candidate).await?
             {

@@ -147,6 +147,35 @@ impl SchemaSet {
         Ok(set)
     }
 
+    /// The schema files `files` gives (path under the schema root, JSON text),
+    /// as [`SchemaSet::load`] reads them from a directory; `origin` names
+    /// where they came from in errors.
+    pub fn from_files<'a>(
+        origin: &str,
+        files: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, SchemaError> {
+        let mut set = SchemaSet::default();
+        for (path, text) in files {
+            let value = serde_json::from_str(text).map_err(|e| SchemaError::Read {
+                dir: origin.to_owned(),
+                message: format!("{path}: {e}"),
+            })?;
+            set.files.insert(PathBuf::from(path), value);
+        }
+        set.index_types();
+        Ok(set)
+    }
+
+    /// How many schema files the set holds.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether the set holds no schema file.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
     /// Maps each service connection's `type` values (its default, its enum) to
     /// its file.
     fn index_types(&mut self) {

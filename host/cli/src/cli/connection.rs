@@ -1,7 +1,8 @@
 //! `secret-broker connection encrypt|decrypt|delete`: a service connection config
 //! (or, with `--entity`, a bot's authentication mechanism, an ingestion pipeline, a
 //! workflow) on stdin, its stored form (secret fields replaced by `secret:`
-//! references) or its resolved form on stdout. The schemas come from `--schemas DIR`.
+//! references) or its resolved form on stdout. The schemas are the ones embedded
+//! for the release the broker targets, or `--schemas DIR` for a newer one.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,9 +28,9 @@ pub struct Common {
     /// What the document on stdin is.
     #[arg(long, default_value = "connection", value_parser = entity_kind())]
     entity: EntityKind,
-    /// Directory of OpenMetadata's JSON Schemas (`openmetadata-spec/.../json/schema`).
-    #[arg(long, env = "SECRET_BROKER_SCHEMAS")]
-    schemas: PathBuf,
+    /// Directory of OpenMetadata's JSON Schemas (default: the embedded ones).
+    #[arg(long, env = "SECRET_BROKER_SCHEMAS", help = secret_broker_deploy::schemas::HELP)]
+    schemas: Option<PathBuf>,
     /// OpenMetadata's cluster name, the second segment of every id; by default
     /// the configuration's `clusterName` (`OPENMETADATA_CLUSTER_NAME`), else
     /// `openmetadata`.
@@ -104,7 +105,8 @@ pub async fn run(ctx: &Deployment, cmd: ConnectionCommand) -> anyhow::Result<Exi
     let owners = Owners::new(secret_broker_deploy::RecordOwners::shared(
         ctx.record_store().await?,
     ));
-    let manager = SecretsManager::new(provider.clone(), &common.schemas, ids, owners)?;
+    let schemas = secret_broker_deploy::schemas::load(common.schemas.as_deref())?;
+    let manager = SecretsManager::with_schemas(provider.clone(), schemas, ids, owners);
     let broker = ctx.broker(provider, Some(manager))?;
     let caller = secret_broker_deploy::cli_caller();
     let entity = common

@@ -10,6 +10,15 @@
 //! deleted from the source, so a crash at any point leaves every value readable in
 //! one of the two; progress is saved in the data dir and a second run resumes.
 //! `--dry-run` lists what would move and changes nothing.
+//!
+//! Where a prefix is set, an id under it goes to the name the target's
+//! OpenMetadata secrets manager gives the same field today
+//! (`/om/openmetadata/database/x/password` becomes
+//! `omopenmetadata-database-x-password` on Azure Key Vault; `IdBuilder::today`).
+//! `--from kubernetes --to kubernetes` renames, in place, the objects an older
+//! OpenMetadata server named (before upstream PR #25988) to today's names; a
+//! name cut with a hash suffix stays where it is, and its references still find
+//! it.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -23,6 +32,7 @@ use secret_broker::{PutOptions, SecretValue};
 use secret_broker::broker::{Broker, Caller};
 use secret_broker_runtime::paging::collect_all;
 
+use secret_broker::openmetadata::ids::{IdBuilder, IdStyle};
 use secret_broker_deploy::{Deployment, backends};
 
 /// Arguments of `migrate`.
@@ -64,7 +74,10 @@ pub async fn run(ctx: &Deployment, args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("--from {}", args.from))?;
     let to =
         backends::for_secrets_manager(&args.to).with_context(|| format!("--to {}", args.to))?;
-    if from.provider == to.provider {
+    // Kubernetes to Kubernetes: the objects an older OpenMetadata server named
+    // are renamed to today's names, in place.
+    let respell = from.provider == to.provider && to.id_style == IdStyle::Kubernetes;
+    if from.provider == to.provider && !respell {
         bail!(
             "--from {} and --to {} are the same store (both the built-in `{}` provider with \
              this deployment's settings): migrating would delete the only copy of every \
@@ -86,12 +99,28 @@ pub async fn run(ctx: &Deployment, args: Args) -> anyhow::Result<ExitCode> {
     // The id each secret gets in the target.
     let target_rules = target.info().id_rules.clone();
     let target_style = to.id_style;
+    let target_ids = IdBuilder::with_style(
+        ctx.settings.prefix.as_deref(),
+        &ctx.cluster_name(),
+        target_style,
+    )?;
+    // Where each secret goes: the same id where the target takes it; else
+    // today's spelling of an id under this deployment's prefix and cluster
+    // name; else the id fitted to the target's spelling. Renaming in place,
+    // only an older server's Kubernetes names move.
     let target_id = move |id: &str| {
-        if target_rules.check(id).is_ok() {
-            id.to_owned()
-        } else {
-            target_style.fit(id)
+        if respell {
+            return target_ids
+                .today_from_legacy_k8s(id)
+                .unwrap_or_else(|| id.to_owned());
         }
+        if target_rules.check(id).is_ok() {
+            return id.to_owned();
+        }
+        target_ids
+            .today(id)
+            .filter(|t| target_rules.check(t).is_ok())
+            .unwrap_or_else(|| target_style.fit(id))
     };
     // Every read, write and delete is audited, as the operator at the terminal.
     let caller = secret_broker_deploy::cli_caller();
@@ -151,6 +180,12 @@ pub async fn run(ctx: &Deployment, args: Args) -> anyhow::Result<ExitCode> {
             continue;
         };
         let to_id = target_id(id);
+        if to_id == *id && respell {
+            // Already today's name (or one that cannot be respelled): the
+            // source and target are one store, so it stays where it is.
+            bar.inc(1);
+            continue;
+        }
         move_one(&caller, (id, &to_id), &value, &source, &target)
             .await
             .with_context(|| match to_id == *id {

@@ -32,8 +32,9 @@ pub struct ServeArgs {
     /// The PEM private key of `--tls-cert` (PKCS#8, PKCS#1 or SEC1).
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// OpenMetadata's JSON Schemas; enables the /v1/entities routes.
-    #[arg(long, env = "SECRET_BROKER_SCHEMAS")]
+    /// OpenMetadata's JSON Schemas for the /v1/entities routes (default: the
+    /// embedded ones).
+    #[arg(long, env = "SECRET_BROKER_SCHEMAS", help = secret_broker_deploy::schemas::HELP)]
     schemas: Option<PathBuf>,
     /// OpenMetadata's cluster name, the second segment of every id; by default
     /// the configuration's `clusterName` (`OPENMETADATA_CLUSTER_NAME`), else

@@ -1,7 +1,7 @@
 //! Typed requests: each operation's members as a serde struct, named as AWS
 //! names them, parsed from the request body by [`parse`]. A member of the wrong
-//! type is refused naming the member (its path in the body), never quoting a
-//! value. Members an operation does not use are ignored, as AWS's own
+//! type is refused naming the member (its path in the body) and what it
+//! should be, never quoting a value; an array is never read as an object. Members an operation does not use are ignored, as AWS's own
 //! endpoints ignore members newer SDKs send; a value is held as [`Text`],
 //! wiped when dropped.
 
@@ -13,14 +13,13 @@ use zeroize::Zeroizing;
 use super::{Api, AwsError};
 
 /// `body` as the request `T`, or `api`'s invalid-parameter error naming the
-/// member that does not fit.
+/// member that does not fit and how ([`crate::strict`]: an array is never read
+/// as an object, and no part of the request appears in the message).
 pub(crate) fn parse<T: DeserializeOwned>(api: Api, body: &Value) -> Result<T, AwsError> {
-    serde_path_to_error::deserialize(body).map_err(|e| {
-        let path = e.path().to_string();
-        // serde's own text may quote the value: only the path is used.
+    crate::strict::from_value(body).map_err(|problem| {
         AwsError::invalid(
             api,
-            format!("{path}: not of the type this operation takes for it (see its API reference)"),
+            format!("{problem} (see the operation's API reference)"),
         )
     })
 }

@@ -325,6 +325,25 @@ async fn read(s: &AppState, ctx: &Ctx, name: &str) -> Result<Map<String, Value>,
     let value = value
         .map_err(|e| AwsError::broker(ctx.api, e))?
         .ok_or_else(|| not_found(name))?;
+    // A value written through `/v1` or the CLI has no AWS metadata yet: its
+    // first read here gives it a version and a creation date, kept from then on
+    // (AWS always answers both).
+    let meta = match meta.version {
+        Some(_) => meta,
+        None => {
+            let (fresh, at) = (super::new_uuid(), now());
+            let row = record(s, name, |m| {
+                m.version.get_or_insert_with(|| fresh.clone());
+                m.created.get_or_insert(at);
+            })
+            .await;
+            SecretMeta {
+                version: row.version.clone().or(Some(fresh)),
+                created: row.created.or(Some(at)),
+                ..row
+            }
+        }
+    };
     let mut out = Map::new();
     out.insert("ARN".into(), json!(arn(ctx, name)));
     out.insert("Name".into(), json!(name));

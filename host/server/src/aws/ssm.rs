@@ -243,6 +243,23 @@ async fn read(
             None => return Ok(None),
         }
     };
+    // A value written through another API may be over what SSM holds: refused
+    // as AWS refuses such a value, never answered over the limit.
+    if let Some(v) = &value {
+        let limit = limit_of(ctx, meta.tier())?;
+        if v.len() > limit {
+            return Err(AwsError::new(
+                "ValidationException",
+                format!(
+                    "{name}: its value is {} bytes, over the {} tier's limit of {limit} \
+                     (it was written through another API); read it through Secrets Manager \
+                     or the broker's /v1 API, or store a smaller value",
+                    v.len(),
+                    meta.tier()
+                ),
+            ));
+        }
+    }
     if let Some(v) = version
         && v != meta.version()
     {
