@@ -724,16 +724,23 @@ async fn the_aws_sdk_for_rust_runs_the_operations_against_the_broker() {
     assert_eq!(got.secret_string(), Some("sdk-two"));
     // A value written through /v1 (no AWS metadata yet) still has a VersionId
     // and a CreatedDate, the same on every read.
-    let plain = "/openmetadata/dashboard/v1-written/password";
+    let plain = "/openmetadata/v1only/written/password";
     b.v1("/v1/secrets/put", json!({"id": plain, "value": "from-v1"}))
         .await;
     let first = sm.get_secret_value().secret_id(plain).send().await.unwrap();
     let again = sm.get_secret_value().secret_id(plain).send().await.unwrap();
     assert_eq!(first.secret_string(), Some("from-v1"));
-    assert!(first.version_id().is_some_and(|v| !v.is_empty()), "{first:?}");
+    assert!(
+        first.version_id().is_some_and(|v| !v.is_empty()),
+        "{first:?}"
+    );
     assert!(first.created_date().is_some(), "{first:?}");
     assert_eq!(first.version_id(), again.version_id());
-    assert_eq!(first.created_date(), again.created_date());
+    assert_eq!(
+        first.created_date(),
+        again.created_date(),
+        "{first:?} {again:?}"
+    );
     let described = sm.describe_secret().secret_id(name).send().await.unwrap();
     assert_eq!(described.tags().len(), 1);
     assert!(described.last_changed_date().is_some());
@@ -758,9 +765,12 @@ async fn the_aws_sdk_for_rust_runs_the_operations_against_the_broker() {
     let ssm = aws_sdk_ssm::Client::new(&config);
     // A value too large for SSM, written through /v1: the SSM read refuses it
     // with AWS's error rather than answer it over the limit.
-    let big = "/openmetadata/dashboard/sdk/big";
-    b.v1("/v1/secrets/put", json!({"id": big, "value": "b".repeat(5000)}))
-        .await;
+    let big = "/openmetadata/large/sdk/big";
+    b.v1(
+        "/v1/secrets/put",
+        json!({"id": big, "value": "b".repeat(5000)}),
+    )
+    .await;
     let refused = ssm
         .get_parameter()
         .name(big)

@@ -241,12 +241,12 @@ async fn faults_behave_as_on_a_cluster_and_keep_the_previous_value() {
         assert!(matches!(err, ProviderError::InvalidId(_)), "{bad}: {err}");
     }
     // A doubled `-` is a valid object name.
-    renewed
+    from_file
         .put("doubled--dash", &val("x"), &PutOptions::default())
         .await
         .unwrap();
     assert_eq!(
-        text(renewed.get("doubled--dash").await.unwrap()).as_deref(),
+        text(from_file.get("doubled--dash").await.unwrap()).as_deref(),
         Some("x")
     );
     let err = renewed

@@ -5,6 +5,7 @@
 //! of only punctuation, names starting or ending with `-` or `_`, prefixes and
 //! cluster names holding characters the backend does not take, long names)
 //! the broker writes the id OpenMetadata writes.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use secret_broker::openmetadata::ids::{IdBuilder, IdStyle, legacy_k8s_name};
 use std::io::Write;

@@ -2231,13 +2231,21 @@ fn a_config_file_runs_the_kubernetes_provider_with_openmetadata_names() {
     );
     let short_old = legacy_k8s_name(short_ref);
     let long_old = legacy_k8s_name(&long_ref);
-    assert_eq!(short_old, "om-openmetadata-database-legacy-authtype-password");
+    assert_eq!(
+        short_old,
+        "om-openmetadata-database-legacy-authtype-password"
+    );
     let made = py(
         "for name, value in zip(sys.argv[1::2], sys.argv[2::2]):\n    \
          api.create_namespaced_secret('openmetadata', client.V1Secret(metadata=client.V1ObjectMeta(\
          name=name, labels={'app': 'openmetadata', 'managed-by': 'openmetadata-secrets-manager'}), \
          data={'value': base64.b64encode(value.encode()).decode()}))",
-        &[&short_old, "legacy-short-value", &long_old, "legacy-long-value"],
+        &[
+            &short_old,
+            "legacy-short-value",
+            &long_old,
+            "legacy-long-value",
+        ],
     );
     assert!(made.status.success(), "{}", text(&made.stderr));
     let env = [
@@ -2715,7 +2723,10 @@ fn every_command_and_variable_in_the_docs_exists() {
 #[test]
 fn the_schemas_ship_with_the_binary() {
     let dir = tempfile::tempdir().unwrap();
-    for command in [&["serve", "--help"][..], &["connection", "encrypt", "--help"]] {
+    for command in [
+        &["serve", "--help"][..],
+        &["connection", "encrypt", "--help"],
+    ] {
         let help = broker(dir.path(), command, None);
         assert!(help.status.success(), "{}", text(&help.stderr));
         assert!(

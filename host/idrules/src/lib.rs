@@ -406,12 +406,22 @@ mod tests {
             forbidden_prefixes: Vec::new(),
             max_value_bytes: 10,
         };
-        for id in ["openmetadata-database--password", "-database-x", "x-", "a---b"] {
+        for id in [
+            "openmetadata-database--password",
+            "-database-x",
+            "x-",
+            "a---b",
+        ] {
             assert_eq!(flat.check(id), Ok(()), "{id}");
         }
         let mut levelled = flat.clone();
         levelled.max_levels = Some(15);
-        assert!(levelled.check("a--b").unwrap_err().contains("empty segment"));
+        assert!(
+            levelled
+                .check("a--b")
+                .unwrap_err()
+                .contains("empty segment")
+        );
         assert!(rules("A-Za-z0-9/_-", None).check("/a//b").is_err());
     }
 

@@ -25,7 +25,7 @@ pub enum Dialect {
 }
 
 /// Why a store operation failed. Never carries a password or a value.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The URL is not one this store understands.
     #[error("store url {0}: {1}")]
@@ -95,6 +95,17 @@ pub struct RecordStore {
     /// made tail latency jump under contention). Other processes still wait on
     /// `busy_timeout`.
     sqlite_writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Batches waiting for the writer: whoever holds it next commits every one
+    /// of them in one transaction (group commit: one sync for many writes).
+    sqlite_group: std::sync::Arc<std::sync::Mutex<Vec<Job>>>,
+}
+
+/// A batch waiting for SQLite's writer, and where its outcome goes.
+#[derive(Debug)]
+struct Job {
+    ns: String,
+    writes: Vec<Write>,
+    reply: tokio::sync::oneshot::Sender<Result<Vec<u64>, ApplyError>>,
 }
 
 const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
@@ -192,6 +203,7 @@ impl RecordStore {
             dialect,
             url: shown,
             sqlite_writer: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            sqlite_group: std::sync::Arc::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -405,22 +417,125 @@ impl RecordStore {
     }
 
     async fn try_apply(&self, ns: &str, writes: &[Write]) -> Result<Vec<u64>, ApplyError> {
-        // SQLite: take the write lock up front, so two writers queue on the busy
-        // timeout instead of failing when a read lock cannot be upgraded.
-        let _writer = if self.dialect == Dialect::Sqlite {
-            Some(self.sqlite_writer.lock().await)
-        } else {
-            None
+        if self.dialect == Dialect::Sqlite {
+            return self.apply_grouped(ns, writes).await;
+        }
+        let mut tx = self.pool.begin().await.map_err(|e| self.tx_err(e))?;
+        let versions = self.apply_in(&mut tx, ns, writes).await?;
+        tx.commit().await.map_err(|e| self.tx_err(e))?;
+        Ok(versions)
+    }
+
+    /// SQLite's group commit: the batch joins the queue; whoever takes the
+    /// writer next (this call, or one ahead of it) applies every queued batch
+    /// in one `BEGIN IMMEDIATE` transaction, each batch under a savepoint of
+    /// its own (all of its writes or none), and commits once: one sync for
+    /// every write waiting, none of them acknowledged before the commit. A
+    /// lone write waits for nobody.
+    async fn apply_grouped(&self, ns: &str, writes: &[Write]) -> Result<Vec<u64>, ApplyError> {
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        self.sqlite_group
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Job {
+                ns: ns.to_owned(),
+                writes: writes.to_vec(),
+                reply,
+            });
+        {
+            let _writer = self.sqlite_writer.lock().await;
+            let jobs = std::mem::take(
+                &mut *self
+                    .sqlite_group
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            if !jobs.is_empty() {
+                self.commit_group(jobs).await;
+            }
+        }
+        outcome.await.unwrap_or_else(|_| {
+            Err(ApplyError::Store(StoreError::Database {
+                url: self.url.clone(),
+                message: "the transaction carrying this write was abandoned; nothing was \
+                          written"
+                    .into(),
+            }))
+        })
+    }
+
+    /// Applies `jobs` in one transaction and tells each its outcome.
+    async fn commit_group(&self, jobs: Vec<Job>) {
+        let fail_all = |jobs: Vec<Job>, e: ApplyError| {
+            for job in jobs {
+                let _ = job.reply.send(Err(e.clone()));
+            }
         };
-        let tx = if self.dialect == Dialect::Sqlite {
-            self.pool.begin_with("BEGIN IMMEDIATE").await
-        } else {
-            self.pool.begin().await
+        let mut tx = match self.pool.begin_with("BEGIN IMMEDIATE").await {
+            Ok(tx) => tx,
+            Err(e) => return fail_all(jobs, self.tx_err(e)),
         };
-        let mut tx = tx.map_err(|e| self.tx_err(e))?;
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for job in &jobs {
+            if jobs.len() == 1 {
+                // Alone: the transaction is the batch.
+                outcomes.push(self.apply_in(&mut tx, &job.ns, &job.writes).await);
+                continue;
+            }
+            if let Err(e) = self.exec_in(&mut tx, "SAVEPOINT sb_batch").await {
+                return fail_all(jobs, e);
+            }
+            let outcome = self.apply_in(&mut tx, &job.ns, &job.writes).await;
+            let end = match outcome {
+                Ok(_) => self.exec_in(&mut tx, "RELEASE sb_batch").await,
+                Err(_) => match self.exec_in(&mut tx, "ROLLBACK TO sb_batch").await {
+                    Ok(()) => self.exec_in(&mut tx, "RELEASE sb_batch").await,
+                    Err(e) => Err(e),
+                },
+            };
+            if let Err(e) = end {
+                return fail_all(jobs, e);
+            }
+            outcomes.push(outcome);
+        }
+        // A lone batch that failed leaves nothing to commit.
+        if jobs.len() == 1 && outcomes.first().is_some_and(Result::is_err) {
+            drop(tx);
+            for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                let _ = job.reply.send(outcome);
+            }
+            return;
+        }
+        if let Err(e) = tx.commit().await {
+            return fail_all(jobs, self.tx_err(e));
+        }
+        for (job, outcome) in jobs.into_iter().zip(outcomes) {
+            let _ = job.reply.send(outcome);
+        }
+    }
+
+    async fn exec_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        sql: &'static str,
+    ) -> Result<(), ApplyError> {
+        sqlx::query(sql)
+            .execute(&mut **tx)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.tx_err(e))
+    }
+
+    /// Applies `writes` inside `tx`: each condition checked, then the write.
+    async fn apply_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        ns: &str,
+        writes: &[Write],
+    ) -> Result<Vec<u64>, ApplyError> {
         let mut versions = Vec::with_capacity(writes.len());
         for w in writes {
-            let current = self.current_version(&mut tx, ns, &w.key).await?;
+            let current = self.current_version(tx, ns, &w.key).await?;
             let ok = match (w.condition, current) {
                 (Condition::Any, _) => true,
                 (Condition::Absent, None) => true,
@@ -439,7 +554,7 @@ impl RecordStore {
                         .bind(ns)
                         .bind(w.key.as_str())
                         .bind(c as i64)
-                        .execute(&mut *tx)
+                        .execute(&mut **tx)
                         .await
                         .map_err(|e| self.tx_err(e))?;
                     if res.rows_affected() != 1 {
@@ -453,7 +568,7 @@ impl RecordStore {
                         .bind(ns)
                         .bind(w.key.as_str())
                         .bind(value.clone())
-                        .execute(&mut *tx)
+                        .execute(&mut **tx)
                         .await;
                     match res {
                         Ok(_) => 1,
@@ -469,7 +584,7 @@ impl RecordStore {
                         .bind(ns)
                         .bind(w.key.as_str())
                         .bind(c as i64)
-                        .execute(&mut *tx)
+                        .execute(&mut **tx)
                         .await
                         .map_err(|e| self.tx_err(e))?;
                     if res.rows_affected() != 1 {
@@ -481,7 +596,6 @@ impl RecordStore {
             };
             versions.push(version);
         }
-        tx.commit().await.map_err(|e| self.tx_err(e))?;
         Ok(versions)
     }
 
@@ -533,6 +647,7 @@ impl RecordStore {
 /// concurrent insert of the same new key) before giving up with a conflict.
 const RACE_RETRIES: usize = 10;
 
+#[derive(Debug, Clone)]
 enum ApplyError {
     Race,
     Store(StoreError),
@@ -586,6 +701,68 @@ mod tests {
         let shown = redact_url("postgres://app:hunter2@127.0.0.1:5432/db");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("***"));
+    }
+
+    /// Concurrent batches on SQLite share transactions (group commit), yet each
+    /// batch is still applied whole or not at all, and each caller hears its
+    /// own outcome: of many batches each inserting its own key and the one
+    /// shared key, exactly one succeeds and the others leave no trace.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite_group_commit_keeps_each_batch_whole() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("g.db").display());
+        let store = std::sync::Arc::new(RecordStore::connect(&url).await?);
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let writes = [
+                    Write {
+                        key: format!("own-{i}"),
+                        value: Some(vec![1]),
+                        condition: Condition::Any,
+                    },
+                    Write {
+                        key: "shared".into(),
+                        value: Some(vec![2]),
+                        condition: Condition::Absent,
+                    },
+                ];
+                (i, store.apply("g", &writes).await)
+            }));
+        }
+        let mut won = Vec::new();
+        for task in tasks {
+            let (i, outcome) = task.await.expect("task");
+            match outcome {
+                Ok(versions) => {
+                    assert_eq!(versions, vec![1, 1]);
+                    won.push(i);
+                }
+                Err(StoreError::Conflict(key)) => assert_eq!(key, "shared"),
+                Err(e) => panic!("batch {i}: {e}"),
+            }
+        }
+        assert_eq!(won.len(), 1, "exactly one batch inserts the shared key");
+        for i in 0..64 {
+            let own = store.get("g", &format!("own-{i}")).await?;
+            assert_eq!(own.is_some(), won.contains(&i), "own-{i}");
+        }
+        // Many lone writes at once: every one acknowledged is there.
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .put("h", &format!("k{i:03}"), &[i as u8], Condition::Absent)
+                    .await
+            }));
+        }
+        for task in tasks {
+            assert_eq!(task.await.expect("task")?, 1);
+        }
+        assert_eq!(store.scan("h", "", None, 1000).await?.len(), 200);
+        Ok(())
     }
 
     #[tokio::test]

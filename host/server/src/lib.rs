@@ -14,9 +14,9 @@ mod handlers;
 pub mod listen;
 pub mod metrics;
 mod middleware;
-mod strict;
 #[cfg(feature = "aws-api")]
 pub mod sigv4;
+mod strict;
 pub mod tokens;
 
 use std::sync::Arc;

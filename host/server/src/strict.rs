@@ -38,9 +38,15 @@ enum Segment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum What {
     /// A JSON value of the wrong kind.
-    Type { found: &'static str, expected: String },
+    Type {
+        found: &'static str,
+        expected: String,
+    },
     /// A value of the right kind the type does not take.
-    Value { found: &'static str, expected: String },
+    Value {
+        found: &'static str,
+        expected: String,
+    },
     /// An array of the wrong length.
     Length { len: usize, expected: String },
     /// A string naming no variant.
@@ -115,7 +121,10 @@ impl Problem {
                 format!("an array of {len} element(s), expected {expected}")
             }
             What::Variant { expected } => {
-                format!("a name this member does not take (one of {})", list(expected))
+                format!(
+                    "a name this member does not take (one of {})",
+                    list(expected)
+                )
             }
             What::Member { expected } => format!(
                 "a member this operation does not take (name withheld; it takes {})",
@@ -348,20 +357,21 @@ impl<'a> de::Deserializer<'a> for Strict<'a> {
     ) -> Result<V::Value, Problem> {
         let path = self.path.clone();
         let value = self.value;
-        let access = match value {
-            Value::String(name) => Variant {
+        let single = match value {
+            Value::Object(map) if map.len() == 1 => map.iter().next(),
+            _ => None,
+        };
+        let access = match (value, single) {
+            (Value::String(name), _) => Variant {
                 name,
                 content: None,
                 node: self,
             },
-            Value::Object(map) if map.len() == 1 => {
-                let (name, content) = map.iter().next().expect("one member");
-                Variant {
-                    name,
-                    content: Some(content),
-                    node: self,
-                }
-            }
+            (_, Some((name, content))) => Variant {
+                name,
+                content: Some(content),
+                node: self,
+            },
             _ => {
                 return Err(Problem::new(What::Type {
                     found: self.found(),
@@ -412,9 +422,7 @@ impl<'a> SeqAccess<'a> for Elements<'a, '_> {
             value,
             path: path.clone(),
         };
-        seed.deserialize(node)
-            .map(Some)
-            .map_err(|e| e.at(&path))
+        seed.deserialize(node).map(Some).map_err(|e| e.at(&path))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -443,9 +451,7 @@ impl<'a> MapAccess<'a> for Members<'a, '_> {
         self.pending = Some((key.as_str(), value));
         let key: de::value::BorrowedStrDeserializer<'a, Problem> =
             de::value::BorrowedStrDeserializer::new(key.as_str());
-        seed.deserialize(key)
-            .map(Some)
-            .map_err(|e| e.at(self.path))
+        seed.deserialize(key).map(Some).map_err(|e| e.at(self.path))
     }
 
     fn next_value_seed<V: DeserializeSeed<'a>>(&mut self, seed: V) -> Result<V::Value, Problem> {
@@ -456,7 +462,7 @@ impl<'a> MapAccess<'a> for Members<'a, '_> {
         let segment = self
             .fields
             .and_then(|fields| fields.iter().find(|f| **f == key))
-            .map_or(Segment::Withheld, |f| Segment::Member(*f));
+            .map_or(Segment::Withheld, |f| Segment::Member(f));
         let mut path = self.path.to_vec();
         path.push(segment);
         let node = Strict {
@@ -508,9 +514,10 @@ impl<'a> VariantAccess<'a> for Variant<'a> {
 
     fn tuple_variant<V: Visitor<'a>>(self, _len: usize, visitor: V) -> Result<V::Value, Problem> {
         match self.content {
-            Some(content) => {
-                de::Deserializer::deserialize_seq(self.node.child(content, Segment::Withheld), visitor)
-            }
+            Some(content) => de::Deserializer::deserialize_seq(
+                self.node.child(content, Segment::Withheld),
+                visitor,
+            ),
             None => Err(self.node.wrong("an object with the variant's value")),
         }
     }
@@ -545,6 +552,7 @@ mod tests {
         #[allow(dead_code)]
         limit: Option<u32>,
         #[serde(default)]
+        #[allow(dead_code)]
         tags: Vec<Tag>,
         #[serde(default)]
         kind: Option<Kind>,
@@ -578,8 +586,8 @@ mod tests {
 
     #[test]
     fn an_object_parses() {
-        let put: Put = from_value(&json!({"id": "x", "tags": [{"Key": "k"}], "kind": "bot"}))
-            .expect("fits");
+        let put: Put =
+            from_value(&json!({"id": "x", "tags": [{"Key": "k"}], "kind": "bot"})).expect("fits");
         assert_eq!(put.id, "x");
         assert_eq!(put.kind, Some(Kind::Bot));
     }
@@ -587,7 +595,10 @@ mod tests {
     #[test]
     fn an_array_is_not_an_object_at_any_depth() {
         let e = from_value::<Put>(&json!(["x"])).unwrap_err();
-        assert_eq!(e.to_string(), "the body: expected an object, found an array");
+        assert_eq!(
+            e.to_string(),
+            "the body: expected an object, found an array"
+        );
         let e = from_value::<Put>(&json!({"id": "x", "tags": [["k"]]})).unwrap_err();
         assert_eq!(e.to_string(), "tags[0]: expected an object, found an array");
     }
@@ -602,8 +613,17 @@ mod tests {
             json!({"id": "x", "limit": 5_000_000_000u64}),
             obj(&[("id", json!("x")), (CANARY, json!(1))]),
             json!({"id": "x", "kind": CANARY}),
-            obj(&[("id", json!("x")), ("kind", obj(&[(CANARY, json!(CANARY))]))]),
-            obj(&[("id", json!("x")), ("tags", json!([obj(&[("Key", obj(&[(CANARY, json!(CANARY))]))])]))]),
+            obj(&[
+                ("id", json!("x")),
+                ("kind", obj(&[(CANARY, json!(CANARY))])),
+            ]),
+            obj(&[
+                ("id", json!("x")),
+                (
+                    "tags",
+                    json!([obj(&[("Key", obj(&[(CANARY, json!(CANARY))]))])]),
+                ),
+            ]),
             json!(CANARY),
             json!({"limit": 1}),
         ];
@@ -630,7 +650,8 @@ mod tests {
             #[allow(dead_code)]
             labels: std::collections::HashMap<String, u32>,
         }
-        let e = from_value::<Labels>(&obj(&[("labels", obj(&[(CANARY, json!("x"))]))])).unwrap_err();
+        let e =
+            from_value::<Labels>(&obj(&[("labels", obj(&[(CANARY, json!("x"))]))])).unwrap_err();
         let text = e.to_string();
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.starts_with("labels[(a key, withheld)]"), "{text}");

@@ -243,8 +243,9 @@ pub fn legacy_k8s_name(id: &str) -> String {
 
 /// Java's `String.hashCode`: over UTF-16 code units, wrapping.
 fn java_hash(s: &str) -> u32 {
-    s.encode_utf16()
-        .fold(0u32, |h, unit| h.wrapping_mul(31).wrapping_add(u32::from(unit)))
+    s.encode_utf16().fold(0u32, |h, unit| {
+        h.wrapping_mul(31).wrapping_add(u32::from(unit))
+    })
 }
 
 /// Builds secret ids for one deployment.
@@ -316,7 +317,9 @@ impl IdBuilder {
     /// on Azure Key Vault, where the prefix is glued to the cluster name).
     /// `None` when `id` does not start with this deployment's `/`-style head.
     pub fn today(&self, id: &str) -> Option<String> {
-        let rest = id.strip_prefix(self.slash_head.as_str())?.strip_prefix('/')?;
+        let rest = id
+            .strip_prefix(self.slash_head.as_str())?
+            .strip_prefix('/')?;
         if rest.is_empty() || self.style == IdStyle::Slash {
             return None;
         }
@@ -492,10 +495,7 @@ mod tests {
             ids.id("bot", Some("b"), &path(&["x"])),
             "/my_prefix/open/metadata/bot/b/x"
         );
-        assert_eq!(
-            IdBuilder::new(None, "").unwrap_err(),
-            IdError::EmptyCluster
-        );
+        assert_eq!(IdBuilder::new(None, "").unwrap_err(), IdError::EmptyCluster);
         assert!(matches!(
             IdBuilder::new(Some("a//b"), "openmetadata"),
             Err(IdError::EmptySegment(_))
@@ -560,8 +560,8 @@ mod tests {
     }
 
     #[test]
-    fn a_prefix_the_backend_cannot_carry_is_cleaned_as_openmetadata_cleans_it() -> Result<(), IdError>
-    {
+    fn a_prefix_the_backend_cannot_carry_is_cleaned_as_openmetadata_cleans_it()
+    -> Result<(), IdError> {
         let conn = path(&["authType", "password"]);
         let azure = IdBuilder::with_style(Some("om_prod"), "open metadata", IdStyle::Azure)?;
         assert_eq!(
@@ -603,7 +603,10 @@ mod tests {
         assert_eq!(java_hash("abc"), 96354);
         let long = format!("/openmetadata/database/{}/password", "a".repeat(300));
         let name = legacy_k8s_name(&long);
-        assert_eq!(name.len(), 240 + 1 + format!("{:x}", java_hash(&long)).len());
+        assert_eq!(
+            name.len(),
+            240 + 1 + format!("{:x}", java_hash(&long)).len()
+        );
         assert!(name.starts_with("openmetadata-database-aaa"));
         // A reference an older server stored finds its object among the
         // spellings tried.
@@ -644,13 +647,16 @@ mod tests {
     fn today_respells_a_slash_id_under_this_deployments_head() -> Result<(), IdError> {
         let azure = IdBuilder::with_style(Some("om"), "openmetadata", IdStyle::Azure)?;
         assert_eq!(
-            azure.today("/om/openmetadata/database/my_db/authtype/password").as_deref(),
+            azure
+                .today("/om/openmetadata/database/my_db/authtype/password")
+                .as_deref(),
             Some("omopenmetadata-database-mydb-authtype-password")
         );
         assert_eq!(azure.today("/other/database/x/password"), None);
         let k8s = IdBuilder::with_style(Some("om"), "openmetadata", IdStyle::Kubernetes)?;
         assert_eq!(
-            k8s.today("/om/openmetadata/bot/b/config/jwttoken").as_deref(),
+            k8s.today("/om/openmetadata/bot/b/config/jwttoken")
+                .as_deref(),
             Some("omopenmetadata-bot-b-config-jwttoken")
         );
         Ok(())
