@@ -285,9 +285,14 @@ async fn one_audit_chain_on_postgres_and_mariadb() {
             checkpoint_every: 10,
             ..AuditOptions::default()
         };
+        // The first writer also copies its entries to its audit.log.
+        let copy = dirs[0].path().join("audit.log");
         let open = |dir: &std::path::Path| {
             let files = AuditFiles::beside(&dir.join("audit.log"));
-            let chain = RecordChain::new(&db.url, &dir.join("audit.lock")).unwrap();
+            let mut chain = RecordChain::new(&db.url, &dir.join("audit.lock")).unwrap();
+            if files.log == copy {
+                chain = chain.with_copy(&copy);
+            }
             AuditLog::open_store(
                 &files.log,
                 &files.key,
@@ -335,8 +340,9 @@ async fn one_audit_chain_on_postgres_and_mariadb() {
             t.await.unwrap();
         }
         drop(logs);
-        // Nothing went to the files.
+        // Nothing went to the files but the first writer's copy.
         assert!(!dirs[0].path().join("audit.checkpoints").exists());
+        assert!(!dirs[1].path().join("audit.log").exists());
         let store = RecordStore::connect(&db.url).await.unwrap();
         let options = VerifyOptions {
             checkpoints: None,
@@ -351,6 +357,16 @@ async fn one_audit_chain_on_postgres_and_mariadb() {
         assert_eq!(report.broken, None, "{report:?}");
         assert_eq!(report.entries, 90);
         assert_eq!(report.proven_through.as_ref().map(|p| p.0), Some(90));
+        // The copy holds exactly the first writer's entries, as the chain does.
+        let copied = std::fs::read_to_string(&copy).unwrap();
+        let (entries, _) = read_chain(&store).await.unwrap();
+        let firsts: Vec<&str> = std::str::from_utf8(&entries.1)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("\"w0-"))
+            .collect();
+        assert_eq!(firsts.len(), 30);
+        assert_eq!(copied.lines().collect::<Vec<_>>(), firsts);
         // A row removed from the middle.
         let key = |seq: u64| format!("e/{seq:020}");
         let row = store.get(NAMESPACE, &key(45)).await.unwrap().unwrap();

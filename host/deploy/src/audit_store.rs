@@ -35,6 +35,9 @@ pub struct RecordChain {
     lock: std::fs::File,
     /// The head row's version read by `begin` (0: none yet).
     version: u64,
+    /// A file that also gets each entry this process commits (`[audit]
+    /// copy_to_file`), and whether it holds lines not yet synced.
+    copy: Option<(PathBuf, bool)>,
 }
 
 impl RecordChain {
@@ -49,7 +52,40 @@ impl RecordChain {
             store: None,
             lock: std::fs::OpenOptions::new().read(true).open(lock)?,
             version: 0,
+            copy: None,
         })
+    }
+
+    /// Also appends each entry this process commits to `file` (a copy for a
+    /// log shipper: the chain in the database is what `audit verify` proves,
+    /// and the copy holds only this process's entries). The file is opened by
+    /// its path for every batch, so logrotate's moves are followed. A failure
+    /// to write the copy is logged; the entry is in the chain already.
+    pub fn with_copy(mut self, file: &Path) -> RecordChain {
+        self.copy = Some((file.to_path_buf(), false));
+        self
+    }
+
+    fn write_copy(&mut self, entries: &[Vec<u8>]) {
+        let Some((path, dirty)) = &mut self.copy else {
+            return;
+        };
+        let mut text = Vec::with_capacity(entries.iter().map(|e| e.len() + 1).sum());
+        for line in entries {
+            text.extend_from_slice(line);
+            text.push(b'\n');
+        }
+        let written =
+            secret_broker_runtime::fs::open_private(path, secret_broker_runtime::fs::Mode::Append)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, &text));
+        match written {
+            Ok(()) => *dirty = true,
+            Err(e) => tracing::warn!(
+                file = %path.display(),
+                error = %e,
+                "the audit entries committed to the database could not be copied to the file"
+            ),
+        }
     }
 
     async fn store(&mut self) -> std::io::Result<&RecordStore> {
@@ -129,7 +165,10 @@ impl ChainStore for RecordChain {
             });
         }
         match self.store().await?.apply(NAMESPACE, &writes).await {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                self.write_copy(batch.entries);
+                Ok(true)
+            }
             Err(StoreError::Conflict(_)) => Ok(false),
             Err(e) => Err(io(e)),
         }
@@ -140,7 +179,20 @@ impl ChainStore for RecordChain {
     }
 
     async fn sync(&mut self) -> std::io::Result<bool> {
-        // A commit is durable when the database acknowledges it.
+        // A commit is durable when the database acknowledges it; the copy is
+        // synced along, best effort.
+        if let Some((path, dirty)) = &mut self.copy
+            && *dirty
+        {
+            *dirty = false;
+            let synced = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&*path)
+                .and_then(|f| f.sync_data());
+            if let Err(e) = synced {
+                tracing::warn!(file = %path.display(), error = %e, "the audit copy could not be synced");
+            }
+        }
         Ok(false)
     }
 

@@ -123,8 +123,11 @@ impl Deployment {
         Ok(Arc::new(match self.audit_chain_url() {
             Some(url) => {
                 let lock = self.data_dir().join("audit.lock");
-                let chain = crate::audit_store::RecordChain::new(&url, &lock)
+                let mut chain = crate::audit_store::RecordChain::new(&url, &lock)
                     .with_context(|| format!("opening {}", lock.display()))?;
+                if self.settings.audit_copy_to_file {
+                    chain = chain.with_copy(&files.log);
+                }
                 AuditLog::open_store(&files.log, &files.key, Box::new(chain), salt, options)?
             }
             None => AuditLog::open_with(&files, salt, options)?,

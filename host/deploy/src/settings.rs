@@ -171,6 +171,11 @@ pub struct AuditTable {
     /// (`audit.log` in the data dir, the default on SQLite).
     #[serde(default)]
     pub store: Option<String>,
+    /// With the chain in the database, also append each entry this process
+    /// commits to `audit.log` in the data dir (for a log shipper; the chain
+    /// in the database is what `audit verify` proves). Default `false`.
+    #[serde(default, alias = "copyToFile")]
+    pub copy_to_file: Option<bool>,
 }
 
 /// How often the audit log signs a checkpoint of its chain.
@@ -192,8 +197,14 @@ impl Default for CheckpointSettings {
     }
 }
 
-/// What a file's audit table says: read sync, checkpoints, chain in the database.
-type AuditFields = (Option<ReadSync>, Option<CheckpointSettings>, Option<bool>);
+/// What a file's audit table says: read sync, checkpoints, chain in the
+/// database, a copy of this process's entries in the file.
+type AuditFields = (
+    Option<ReadSync>,
+    Option<CheckpointSettings>,
+    Option<bool>,
+    Option<bool>,
+);
 
 impl AuditTable {
     /// Every setting of `table`, checked; errors name `read_sync_key` or the
@@ -204,12 +215,13 @@ impl AuditTable {
         prefix: &str,
     ) -> anyhow::Result<AuditFields> {
         let Some(table) = table else {
-            return Ok((None, None, None));
+            return Ok((None, None, None, None));
         };
         Ok((
             table.read_sync(read_sync_key)?,
             Some(table.checkpoints(prefix)?),
             table.in_database(prefix)?,
+            table.copy_to_file,
         ))
     }
 
@@ -290,6 +302,8 @@ pub struct FileSettings {
     pub audit_checkpoints: Option<CheckpointSettings>,
     /// Whether the audit chain is in the database (`None`: by the store).
     pub audit_in_database: Option<bool>,
+    /// `[audit] copy_to_file`.
+    pub audit_copy_to_file: Option<bool>,
     /// The `http` grant of a provider of one's own.
     pub http: Option<HttpConfig>,
     /// The built-in `openbao` provider's server and credentials.
@@ -365,7 +379,7 @@ impl FileSettings {
 
     fn from_toml(text: &str) -> anyhow::Result<FileSettings> {
         let file: TomlFile = toml::from_str(text)?;
-        let (audit_read_sync, audit_checkpoints, audit_in_database) =
+        let (audit_read_sync, audit_checkpoints, audit_in_database, audit_copy_to_file) =
             AuditTable::fields(file.audit.as_ref(), "audit.read_sync", "audit.")?;
         Ok(FileSettings {
             data_dir: file.data_dir,
@@ -378,6 +392,7 @@ impl FileSettings {
             audit_read_sync,
             audit_checkpoints,
             audit_in_database,
+            audit_copy_to_file,
             http: file.http,
             openbao: file.openbao,
             kubernetes: file.kubernetes,
@@ -410,11 +425,12 @@ impl FileSettings {
             Some("gcp-secret-manager") => gcp = sm.gcp()?.or(gcp),
             _ => aws = sm.aws()?,
         }
-        let (audit_read_sync, audit_checkpoints, audit_in_database) = AuditTable::fields(
-            broker.audit.as_ref(),
-            "secretBroker.audit.readSync",
-            "secretBroker.audit.",
-        )?;
+        let (audit_read_sync, audit_checkpoints, audit_in_database, audit_copy_to_file) =
+            AuditTable::fields(
+                broker.audit.as_ref(),
+                "secretBroker.audit.readSync",
+                "secretBroker.audit.",
+            )?;
         Ok(FileSettings {
             data_dir: broker.data_dir,
             provider: broker.provider,
@@ -433,6 +449,7 @@ impl FileSettings {
             audit_read_sync,
             audit_checkpoints,
             audit_in_database,
+            audit_copy_to_file,
             http: broker.http,
             openbao: broker.openbao,
             kubernetes,
@@ -480,6 +497,9 @@ pub struct Settings {
     /// `[audit] store`: whether the chain is in the database (`None`: there
     /// when the record store is PostgreSQL or MariaDB).
     pub audit_in_database: Option<bool>,
+    /// `[audit] copy_to_file`: with the chain in the database, a copy of this
+    /// process's entries in `audit.log` too.
+    pub audit_copy_to_file: bool,
     /// The `http` grant of a provider of one's own (`[http]`).
     pub http: Option<HttpConfig>,
     /// The built-in `openbao` provider (`[openbao]`, `OM_SM_VAULT_*`).
@@ -541,6 +561,7 @@ impl Settings {
             audit_read_sync_env: None,
             audit_checkpoints: file.audit_checkpoints.unwrap_or_default(),
             audit_in_database: file.audit_in_database,
+            audit_copy_to_file: file.audit_copy_to_file.unwrap_or(false),
             http: file.http,
             openbao: file.openbao.unwrap_or_default(),
             kubernetes: file.kubernetes.unwrap_or_default(),
@@ -610,12 +631,14 @@ mod tests {
     fn toml_and_yaml_fill_the_same_settings() {
         let toml = FileSettings::from_toml(
             "[provider]\ncomponent = \"builtin:db\"\nname = \"main\"\ngrants = [\"keyring\"]\nsha256 = \"ab\"\n\
-             [store]\nurl = \"sqlite://x.db\"\n[limits]\nmemory_mb = 32\n",
+             [store]\nurl = \"sqlite://x.db\"\n[limits]\nmemory_mb = 32\n\
+             [audit]\nstore = \"database\"\ncopy_to_file = true\ncheckpoint_every = 7\n",
         )
         .unwrap();
         let yaml = FileSettings::from_yaml(
             "secretsManagerConfiguration:\n  secretsManager: db\nsecretBroker:\n  storeUrl: sqlite://x.db\n  \
-             provider:\n    component: builtin:db\n    name: main\n    grants: [keyring]\n    sha256: ab\n  limits:\n    memoryMb: 32\n",
+             provider:\n    component: builtin:db\n    name: main\n    grants: [keyring]\n    sha256: ab\n  limits:\n    memoryMb: 32\n  \
+             audit:\n    store: database\n    copyToFile: true\n    checkpointEvery: 7\n",
         )
         .unwrap();
         for file in [toml, yaml] {
@@ -631,6 +654,9 @@ mod tests {
                 Some("ab")
             );
             assert_eq!(s.secrets_manager, "db");
+            assert_eq!(s.audit_in_database, Some(true));
+            assert!(s.audit_copy_to_file);
+            assert_eq!(s.audit_checkpoints.every, 7);
         }
     }
 
