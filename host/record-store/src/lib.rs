@@ -484,7 +484,7 @@ impl RecordStore {
             }
             // A batch of several writes gets a savepoint, so a conflict on a
             // later write undoes its earlier ones; a single write that meets a
-            // conflict has written nothing (one conditional statement).
+            // conflict has written nothing (its condition is checked first).
             let several = job.writes.len() > 1;
             if several && let Err(e) = self.exec_in(&mut tx, "SAVEPOINT sb_batch").await {
                 return fail_all(jobs, e);
@@ -527,98 +527,6 @@ impl RecordStore {
         }
     }
 
-    /// One write on SQLite as a single conditional statement (the condition
-    /// checked by the statement itself, inside the writer's transaction), so a
-    /// write costs one round trip to SQLite's thread rather than a read and a
-    /// write. `None`: a case it does not cover (a delete of a key that must be
-    /// absent), done the general way.
-    async fn write_sqlite(
-        &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        ns: &str,
-        w: &Write,
-    ) -> Result<Option<u64>, ApplyError> {
-        let conflict = || ApplyError::Store(StoreError::Conflict(w.key.clone()));
-        let key = w.key.as_str();
-        let version = match (&w.value, w.condition) {
-            (Some(value), Condition::Any) => {
-                let row = sqlx::query(
-                    "INSERT INTO sb_records (namespace, rkey, value, version) VALUES (?, ?, ?, 1) \
-                     ON CONFLICT (namespace, rkey) DO UPDATE SET value = excluded.value, \
-                     version = sb_records.version + 1 RETURNING version",
-                )
-                .bind(ns)
-                .bind(key)
-                .bind(value.clone())
-                .fetch_one(&mut **tx)
-                .await
-                .map_err(|e| self.tx_err(e))?;
-                let version: i64 = row.try_get(0).map_err(|e| self.tx_err(e))?;
-                version as u64
-            }
-            (Some(value), Condition::Absent) => {
-                let res = sqlx::query(
-                    "INSERT INTO sb_records (namespace, rkey, value, version) VALUES (?, ?, ?, 1) \
-                     ON CONFLICT (namespace, rkey) DO NOTHING",
-                )
-                .bind(ns)
-                .bind(key)
-                .bind(value.clone())
-                .execute(&mut **tx)
-                .await
-                .map_err(|e| self.tx_err(e))?;
-                if res.rows_affected() != 1 {
-                    return Err(conflict());
-                }
-                1
-            }
-            (Some(value), Condition::Version(v)) => {
-                let res = sqlx::query(
-                    "UPDATE sb_records SET value = ?, version = ? \
-                     WHERE namespace = ? AND rkey = ? AND version = ?",
-                )
-                .bind(value.clone())
-                .bind((v + 1) as i64)
-                .bind(ns)
-                .bind(key)
-                .bind(v as i64)
-                .execute(&mut **tx)
-                .await
-                .map_err(|e| self.tx_err(e))?;
-                if res.rows_affected() != 1 {
-                    return Err(conflict());
-                }
-                v + 1
-            }
-            (None, Condition::Any) => {
-                let res = sqlx::query("DELETE FROM sb_records WHERE namespace = ? AND rkey = ?")
-                    .bind(ns)
-                    .bind(key)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(|e| self.tx_err(e))?;
-                res.rows_affected().min(1)
-            }
-            (None, Condition::Version(v)) => {
-                let res = sqlx::query(
-                    "DELETE FROM sb_records WHERE namespace = ? AND rkey = ? AND version = ?",
-                )
-                .bind(ns)
-                .bind(key)
-                .bind(v as i64)
-                .execute(&mut **tx)
-                .await
-                .map_err(|e| self.tx_err(e))?;
-                if res.rows_affected() != 1 {
-                    return Err(conflict());
-                }
-                1
-            }
-            (None, Condition::Absent) => return Ok(None),
-        };
-        Ok(Some(version))
-    }
-
     async fn exec_in(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
@@ -640,12 +548,6 @@ impl RecordStore {
     ) -> Result<Vec<u64>, ApplyError> {
         let mut versions = Vec::with_capacity(writes.len());
         for w in writes {
-            if self.dialect == Dialect::Sqlite
-                && let Some(version) = self.write_sqlite(tx, ns, w).await?
-            {
-                versions.push(version);
-                continue;
-            }
             let current = self.current_version(tx, ns, &w.key).await?;
             let ok = match (w.condition, current) {
                 (Condition::Any, _) => true,
