@@ -17,11 +17,6 @@ pub const RELEASE: Option<&str> = embedded::RELEASE;
 /// `--schemas`'s help: what it is for, and which release is embedded.
 pub const HELP: &str = embedded::HELP;
 
-/// How many schema files are embedded.
-pub fn embedded_count() -> usize {
-    embedded::FILES.len()
-}
-
 /// The schemas in `dir`, else the embedded ones; an error saying what to give
 /// when there are neither.
 pub fn load(dir: Option<&Path>) -> anyhow::Result<SchemaSet> {

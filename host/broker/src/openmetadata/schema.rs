@@ -166,16 +166,6 @@ impl SchemaSet {
         Ok(set)
     }
 
-    /// How many schema files the set holds.
-    pub fn len(&self) -> usize {
-        self.files.len()
-    }
-
-    /// Whether the set holds no schema file.
-    pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
-    }
-
     /// Maps each service connection's `type` values (its default, its enum) to
     /// its file.
     fn index_types(&mut self) {
