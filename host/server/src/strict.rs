@@ -416,13 +416,10 @@ impl<'a> SeqAccess<'a> for Elements<'a, '_> {
         let Some((i, value)) = self.iter.next() else {
             return Ok(None);
         };
+        // The node places any error at its own path.
         let mut path = self.path.to_vec();
         path.push(Segment::Index(i));
-        let node = Strict {
-            value,
-            path: path.clone(),
-        };
-        seed.deserialize(node).map(Some).map_err(|e| e.at(&path))
+        seed.deserialize(Strict { value, path }).map(Some)
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -463,13 +460,10 @@ impl<'a> MapAccess<'a> for Members<'a, '_> {
             .fields
             .and_then(|fields| fields.iter().find(|f| **f == key))
             .map_or(Segment::Withheld, |f| Segment::Member(f));
+        // The node places any error at its own path.
         let mut path = self.path.to_vec();
         path.push(segment);
-        let node = Strict {
-            value,
-            path: path.clone(),
-        };
-        seed.deserialize(node).map_err(|e| e.at(&path))
+        seed.deserialize(Strict { value, path })
     }
 
     fn size_hint(&self) -> Option<usize> {
