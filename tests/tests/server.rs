@@ -214,8 +214,10 @@ async fn tokens_roles_and_the_audit_log() {
     let (st, _) = s.get_text("/metrics", None).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     // Health and the OpenAPI document are open.
-    let (st, text) = s.get_text("/health", None).await;
-    assert_eq!(st, StatusCode::OK, "{text}");
+    for open in ["/health", "/health/live", "/health/ready"] {
+        let (st, text) = s.get_text(open, None).await;
+        assert_eq!(st, StatusCode::OK, "{open}: {text}");
+    }
     let (st, text) = s.get_text("/openapi.json", None).await;
     assert_eq!(st, StatusCode::OK);
     let doc: Value = serde_json::from_str(&text).unwrap();
@@ -229,6 +231,8 @@ async fn tokens_roles_and_the_audit_log() {
         "/v1/entities/decrypt",
         "/v1/entities/delete",
         "/health",
+        "/health/live",
+        "/health/ready",
         "/metrics",
     ] {
         assert!(

@@ -254,6 +254,17 @@ impl Broker {
         Ok(log.write(&entry, Durability::Written).await?)
     }
 
+    /// An event of the server itself (`server.start`, `server.stop`), under
+    /// the actor `-`, synced before it returns: every entry queued before it is
+    /// on the disk (or in the database) once it has.
+    pub async fn audit_event(&self, operation: &str) -> Result<(), BrokerError> {
+        let Some(log) = &self.audit else {
+            return Ok(());
+        };
+        let entry = Entry::new("-", None, operation, self.audit_label(), Outcome::Ok);
+        Ok(log.write(&entry, Durability::Synced).await?)
+    }
+
     /// The envelope every operation runs in: the role table first, then `body`
     /// (which logs an `attempt` entry through [`Call::intend`] before a write
     /// reaches the provider), then the outcome entry (synced to the disk before

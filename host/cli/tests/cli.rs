@@ -24,12 +24,12 @@ fn broker_env(data_dir: &Path, args: &[&str], stdin: Option<&str>, env: &[(&str,
 /// nothing configured but `env`, feeding it `stdin`.
 fn run(mut command: Command, data_dir: &Path, stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
     let mut child = command
-        .envs(env.iter().copied())
         .env("SECRET_BROKER_DATA_DIR", data_dir)
         .env("SECRET_BROKER_LOG", "trace")
         .env_remove("SECRET_BROKER_CONFIG")
         .env_remove("SECRET_BROKER_MASTER_KEY")
         .env_remove("SECRET_BROKER_STORE_URL")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -948,7 +948,63 @@ fn migrate_moves_everything_to_aws_and_back() {
 
 /// Starts `serve` on a free loopback port over `dir`: the process, its address,
 /// and its log (read to the end once it exits).
+/// The SQLite record store's bytes on disk (database and write-ahead log).
+fn store_bytes(dir: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(dir.join("secrets.db")).unwrap_or_default();
+    bytes.extend(std::fs::read(dir.join("secrets.db-wal")).unwrap_or_default());
+    bytes
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A row of the credentials in the SQLite record store of `dir`: read, or
+/// replaced by `value`.
+fn credential_row(dir: &Path, key: &str, value: Option<&[u8]>) -> Vec<u8> {
+    use secret_broker_record_store::{Condition, RecordStore};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let url = format!("sqlite://{}?mode=rwc", dir.join("secrets.db").display());
+        let store = RecordStore::connect(&url).await.unwrap();
+        let ns = secret_broker_deploy::credentials::NAMESPACE;
+        if let Some(value) = value {
+            store.put(ns, key, value, Condition::Any).await.unwrap();
+        }
+        store.get(ns, key).await.unwrap().unwrap().value
+    })
+}
+
+/// How many stored access keys open with `ring`.
+fn stored_aws_keys(dir: &Path, ring: &secret_broker_keyring::Keyring) -> usize {
+    stored_keys(dir, ring).len()
+}
+
+/// The stored access keys that open with `ring`.
+fn stored_keys(
+    dir: &Path,
+    ring: &secret_broker_keyring::Keyring,
+) -> secret_broker_server::sigv4::AwsKeys {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let url = format!("sqlite://{}?mode=rwc", dir.join("secrets.db").display());
+        let store = secret_broker_record_store::RecordStore::connect(&url)
+            .await
+            .unwrap();
+        let creds = secret_broker_deploy::credentials::Credentials::new(std::sync::Arc::new(store));
+        let open = |sealed: &[u8], aad: &[u8]| Ok(ring.open(sealed, aad)?);
+        creds.load(&open).await.unwrap().1
+    })
+}
+
 fn serve_on(dir: &Path) -> (std::process::Child, String, std::thread::JoinHandle<String>) {
+    serve_on_env(dir, &[])
+}
+
+fn serve_on_env(
+    dir: &Path,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String, std::thread::JoinHandle<String>) {
     use std::io::BufRead;
     let mut server = Command::new(env!("CARGO_BIN_EXE_secret-broker"))
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -957,6 +1013,7 @@ fn serve_on(dir: &Path) -> (std::process::Child, String, std::thread::JoinHandle
         .env_remove("SECRET_BROKER_CONFIG")
         .env_remove("SECRET_BROKER_MASTER_KEY")
         .env_remove("SECRET_BROKER_STORE_URL")
+        .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -977,6 +1034,230 @@ fn serve_on(dir: &Path) -> (std::process::Child, String, std::thread::JoinHandle
         all
     });
     (server, addr, logs)
+}
+
+/// A throwaway database on the machine's PostgreSQL or MariaDB: its URL, and
+/// the statement that drops it (run with the admin URL).
+fn temp_database(postgres: bool) -> String {
+    use sqlx::Connection as _;
+    let name = format!(
+        "sb_replicas_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let sql = format!("CREATE DATABASE {name}");
+        if postgres {
+            let mut c = sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres")
+                .await
+                .expect("PostgreSQL on 127.0.0.1:5432 (tests/setup starts it)");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut c)
+                .await
+                .unwrap();
+            format!("postgres://postgres@127.0.0.1:5432/{name}")
+        } else {
+            let mut c = sqlx::MySqlConnection::connect("mysql://root@127.0.0.1:3306/")
+                .await
+                .expect("MariaDB on 127.0.0.1:3306 (tests/setup starts it)");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut c)
+                .await
+                .unwrap();
+            format!("mysql://root@127.0.0.1:3306/{name}")
+        }
+    })
+}
+
+fn drop_database(url: &str) {
+    use sqlx::Connection as _;
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        if url.starts_with("postgres") {
+            let mut c = sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres")
+                .await
+                .unwrap();
+            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        } else {
+            let mut c = sqlx::MySqlConnection::connect("mysql://root@127.0.0.1:3306/")
+                .await
+                .unwrap();
+            let sql = format!("DROP DATABASE IF EXISTS {name}");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+    });
+}
+
+/// Two servers (replicas, each with its own data dir) on one PostgreSQL and on
+/// one MariaDB: a token or access key added through either is accepted by the
+/// other, a revoked one refused by the other, a value written through one is
+/// read through the other, and both are ready; on PostgreSQL, a database gone
+/// makes a replica not ready.
+#[test]
+fn replicas_on_one_database_share_their_credentials() {
+    for postgres in [true, false] {
+        let url = temp_database(postgres);
+        let env = [("SECRET_BROKER_STORE_URL", url.as_str())];
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let cli = |dir: &Path, args: &[&str]| {
+            let out = broker_env(dir, args, None, &env);
+            assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+            text(&out.stdout).trim().to_owned()
+        };
+        let ops = cli(a.path(), &["token", "add", "ops", "--role", "admin"]);
+        let (mut server_a, addr_a, _) = serve_on_env(a.path(), &env);
+        // Today each replica holds the master key, the audit salt and the
+        // signing key (deploy/README.md): B gets the ones A made.
+        for file in ["master.key", "audit.salt", "audit.signing-key"] {
+            std::fs::copy(a.path().join(file), b.path().join(file)).unwrap();
+        }
+        let (mut server_b, addr_b, logs_b) = serve_on_env(b.path(), &env);
+        secret_broker_http::ensure_crypto_provider();
+        assert!(
+            !a.path().join("admin.token").exists() && !b.path().join("admin.token").exists(),
+            "a credential existed: no admin token is made"
+        );
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let client = reqwest::Client::new();
+        let post = |addr: &str, token: &str, path: &str, body: serde_json::Value| {
+            rt.block_on(
+                client
+                    .post(format!("http://{addr}{path}"))
+                    .bearer_auth(token)
+                    .json(&body)
+                    .send(),
+            )
+            .unwrap()
+            .status()
+            .as_u16()
+        };
+        let id = "/openmetadata/database/replicated/password";
+        let put = post(
+            &addr_a,
+            &ops,
+            "/v1/secrets/put",
+            serde_json::json!({"id": id, "value": CANARY}),
+        );
+        assert_eq!(put, 200);
+        let got = rt
+            .block_on(
+                client
+                    .post(format!("http://{addr_b}/v1/secrets/get"))
+                    .bearer_auth(&ops)
+                    .json(&serde_json::json!({"id": id}))
+                    .send(),
+            )
+            .unwrap();
+        assert_eq!(got.status(), 200);
+        let got: serde_json::Value = rt.block_on(got.json()).unwrap();
+        assert_eq!(got["value"], serde_json::json!(CANARY));
+
+        let status_until = |addr: &str, token: &str, want: u16| {
+            let mut last = 0;
+            for _ in 0..100 {
+                last = post(
+                    addr,
+                    token,
+                    "/v1/secrets/list",
+                    serde_json::json!({"prefix": "/"}),
+                );
+                if last == want {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            panic!("{addr} answered {last}, not {want}");
+        };
+        let late = cli(b.path(), &["token", "add", "late", "--role", "admin"]);
+        status_until(&addr_a, &late, 200);
+        cli(a.path(), &["token", "revoke", "late"]);
+        status_until(&addr_b, &late, 401);
+        status_until(&addr_a, &late, 401);
+        status_until(&addr_b, &ops, 200);
+
+        // An access key made through one replica signs requests to the other.
+        let (key_id, secret) = {
+            let out = cli(
+                a.path(),
+                &["token", "add", "om", "--role", "admin", "--aws"],
+            );
+            let field = |k: &str| {
+                out.lines()
+                    .find_map(|l| l.strip_prefix(k))
+                    .unwrap()
+                    .to_owned()
+            };
+            (field("AWS_ACCESS_KEY_ID="), field("AWS_SECRET_ACCESS_KEY="))
+        };
+        let mut read = String::new();
+        for _ in 0..50 {
+            let out = python_with_key(&key_id, &secret)
+                .arg("-c")
+                .arg(
+                    "import sys, boto3\nsm = boto3.client('secretsmanager')\n\
+                     print(sm.get_secret_value(SecretId=sys.argv[1])['SecretString'])",
+                )
+                .arg(id)
+                .env(
+                    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+                    format!("http://{addr_b}"),
+                )
+                .output()
+                .expect("python3 with boto3 (tests/setup)");
+            read = text(&out.stdout).trim().to_owned();
+            if out.status.success() {
+                break;
+            }
+            read.push_str(&text(&out.stderr));
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert_eq!(read, CANARY, "the key added on A signs for B");
+
+        let listed = cli(b.path(), &["token", "list", "--json"]);
+        assert!(
+            listed.contains("\"ops\"") && listed.contains("\"om\""),
+            "{listed}"
+        );
+        assert!(!listed.contains(&ops) && !listed.contains(&secret));
+        let ready = |addr: &str| {
+            rt.block_on(client.get(format!("http://{addr}/health/ready")).send())
+                .unwrap()
+                .status()
+                .as_u16()
+        };
+        assert_eq!((ready(&addr_a), ready(&addr_b)), (200, 200));
+        if postgres {
+            drop_database(&url);
+            let mut status = 0;
+            for _ in 0..50 {
+                status = ready(&addr_a);
+                if status == 503 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            assert_eq!(status, 503, "a replica whose database is gone is not ready");
+        }
+        for server in [&mut server_a, &mut server_b] {
+            let _ = server.kill();
+            let _ = server.wait();
+        }
+        let logs = logs_b.join().unwrap();
+        assert!(!logs.contains(CANARY) && !logs.contains(&ops));
+        drop_database(&url);
+    }
 }
 
 /// `keyring rotate` in another process while the server reads: the server meets
@@ -1090,8 +1371,43 @@ fn serve_tokens_and_audit_from_the_command_line() {
         None,
     );
     let admin_token = text(&admin.stdout).trim().to_owned();
-    let tokens_file = std::fs::read_to_string(dir.path().join("tokens")).unwrap();
-    assert!(!tokens_file.contains(&admin_token) && !tokens_file.contains(&user_token));
+    let stored = store_bytes(dir.path());
+    for token in [&admin_token, &user_token] {
+        assert!(!contains(&stored, token.as_bytes()), "a token is stored");
+    }
+    let bad = broker(
+        dir.path(),
+        &[
+            "token",
+            "add",
+            "x",
+            "--role",
+            "user",
+            "--expires-in",
+            "soon",
+        ],
+        None,
+    );
+    assert!(
+        text(&bad.stderr).contains("not a duration") && text(&bad.stderr).contains("90d"),
+        "{}",
+        text(&bad.stderr)
+    );
+    let brief = broker(
+        dir.path(),
+        &[
+            "token",
+            "add",
+            "brief",
+            "--role",
+            "admin",
+            "--expires-in",
+            "3s",
+        ],
+        None,
+    );
+    assert!(brief.status.success(), "{}", text(&brief.stderr));
+    let brief_token = text(&brief.stdout).trim().to_owned();
 
     let (mut server, addr, logs) = serve_on(dir.path());
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -1130,7 +1446,57 @@ fn serve_tokens_and_audit_from_the_command_line() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert_eq!(status, 200, "the tokens file was reloaded");
+    assert_eq!(status, 200, "the new token was read from the store");
+    // Listed without the token; revoked, it is refused without a restart;
+    // expired, too.
+    let listed = broker(dir.path(), &["token", "list", "--json"], None);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let listed = text(&listed.stdout);
+    let rows: Vec<serde_json::Value> = listed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["alice", "brief", "late", "ops"], "{listed}");
+    assert!(rows[1]["expires"].is_string() && rows[0]["expires"].is_null());
+    assert!(!listed.contains(&late_token) && !listed.contains(&admin_token));
+    let table = broker(dir.path(), &["token", "list"], None);
+    assert!(
+        text(&table.stdout).starts_with("KIND"),
+        "{}",
+        text(&table.stdout)
+    );
+    let revoke = broker(dir.path(), &["token", "revoke", "late"], None);
+    assert!(revoke.status.success(), "{}", text(&revoke.stderr));
+    let again = broker(dir.path(), &["token", "revoke", "late"], None);
+    assert!(
+        !again.status.success() && text(&again.stderr).contains("no token named \"late\""),
+        "{}",
+        text(&again.stderr)
+    );
+    let refused_within = |token: &str| {
+        for _ in 0..100 {
+            if call(token).status() == 401 {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        false
+    };
+    assert!(refused_within(&late_token), "the revoked token is refused");
+    assert!(refused_within(&brief_token), "the expired token is refused");
+    assert_eq!(call(&admin_token).status(), 200);
+    let listed = broker(dir.path(), &["token", "list", "--json"], None);
+    let listed = text(&listed.stdout);
+    assert!(listed.contains("\"expired\":true"), "{listed}");
+    assert!(!listed.contains("\"late\""), "{listed}");
+    // Health: live and ready, without a token.
+    for path in ["/health/live", "/health/ready"] {
+        let resp = rt
+            .block_on(client.get(format!("http://{addr}{path}")).send())
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+    }
     // A rotation run by another process while the server runs: the server picks
     // up the new key version and keeps reading the re-sealed value.
     let rotate = broker(dir.path(), &["keyring", "rotate"], None);
@@ -1198,12 +1564,43 @@ fn serve_tokens_and_audit_from_the_command_line() {
             w.join().unwrap();
         }
     });
-    // SIGTERM stops it cleanly.
+    // SIGTERM while a put is in flight (its headers sent, its body not yet):
+    // the server stops accepting, finishes the put, audits it, then exits.
+    let drained_id = "/openmetadata/database/drained/password";
+    let body = serde_json::json!({"id": drained_id, "value": "drained-value"}).to_string();
+    let mut inflight = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        inflight,
+        "POST /v1/secrets/put HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {admin_token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    inflight.flush().unwrap();
+    // Give the server a moment to accept the connection and read the headers
+    // (the handler then waits for the body), then signal.
+    std::thread::sleep(std::time::Duration::from_millis(300));
     Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status()
         .unwrap();
+    // New connections are refused once it drains.
+    let mut refused_new = false;
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(&addr).is_err() {
+            refused_new = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(refused_new, "the listener closed on SIGTERM");
+    inflight.write_all(body.as_bytes()).unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut inflight, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(server.wait().unwrap().success());
+    let got = broker(dir.path(), &["secret", "get", drained_id], None);
+    assert_eq!(text(&got.stdout).trim(), "drained-value");
     let logs = logs.join().unwrap();
     assert!(
         !logs.contains(CANARY),
@@ -1235,7 +1632,33 @@ fn serve_tokens_and_audit_from_the_command_line() {
         .lines()
         .filter(|l| l.contains("\"secret.put\"") && l.contains("\"ok\""))
         .count();
-    assert_eq!(puts, 1 + 12 + 20, "every put is in the one chain");
+    assert_eq!(puts, 1 + 12 + 20 + 1, "every put is in the one chain");
+    // The credentials' changes are audited, and the shutdown comes after the
+    // drained put.
+    for (op, outcome) in [
+        ("token.add", "ok"),
+        ("token.revoke", "ok"),
+        ("token.revoke", "error"),
+    ] {
+        assert!(
+            audit.lines().any(|l| l.contains(&format!("\"{op}\""))
+                && l.contains(&format!("\"outcome\":\"{outcome}\""))),
+            "{op} {outcome}"
+        );
+    }
+    let lines: Vec<&str> = audit.lines().collect();
+    let last_put = lines
+        .iter()
+        .rposition(|l| l.contains("\"secret.put\""))
+        .unwrap();
+    let stop = audit
+        .lines()
+        .position(|l| l.contains("\"server.stop\""))
+        .expect("a server.stop entry");
+    assert!(
+        stop > last_put,
+        "server.stop is written after the drained put"
+    );
     let hmac = broker(dir.path(), &["audit", "hmac", id], None);
     let hmac = text(&hmac.stdout).trim().to_owned();
     assert!(hmac.starts_with("hmac-sha256:"), "{hmac}");
@@ -1663,8 +2086,8 @@ fn aws_access_keys_are_kept_sealed_and_verify_botocore_signatures() {
     let dir = tempfile::tempdir().unwrap();
     let (id, secret) = add_aws_key(dir.path(), "om-server", "bot");
     assert_eq!(id.len(), 20);
-    let file = std::fs::read_to_string(dir.path().join("aws-keys")).unwrap();
-    assert!(file.contains(&id) && !file.contains(&secret), "{file}");
+    let stored = store_bytes(dir.path());
+    assert!(contains(&stored, id.as_bytes()) && !contains(&stored, secret.as_bytes()));
 
     let again = broker(
         dir.path(),
@@ -1680,14 +2103,16 @@ fn aws_access_keys_are_kept_sealed_and_verify_botocore_signatures() {
 
     let (keyring, _) =
         secret_broker_keyring::Keyring::load_or_create(&dir.path().join("master.key")).unwrap();
-    let open = |sealed: &[u8], aad: &[u8]| Ok(keyring.open(sealed, aad)?);
-    let keys =
-        secret_broker_server::sigv4::AwsKeys::load(&dir.path().join("aws-keys"), open).unwrap();
-    assert_eq!(keys.len(), 1);
-    // A line moved to another key id does not open.
-    let moved = file.replace(&id, "SBAK0000000000000000");
-    let err = secret_broker_server::sigv4::AwsKeys::parse(&moved, open).unwrap_err();
-    assert!(err.to_string().contains("does not open"), "{err}");
+    let row = credential_row(dir.path(), "aws-key/om-server", None);
+    assert_eq!(stored_aws_keys(dir.path(), &keyring), 1);
+    // A secret moved to another key id does not open.
+    let moved = String::from_utf8(row.clone())
+        .unwrap()
+        .replace(&id, "SBAK0000000000000000");
+    credential_row(dir.path(), "aws-key/om-server", Some(moved.as_bytes()));
+    assert_eq!(stored_aws_keys(dir.path(), &keyring), 0);
+    credential_row(dir.path(), "aws-key/om-server", Some(&row));
+    assert_eq!(stored_aws_keys(dir.path(), &keyring), 1);
 
     let body = r#"{"SecretId":"/openmetadata/bot/ingestion-bot/config/jwttoken"}"#;
     let script = r#"
@@ -1725,7 +2150,7 @@ print(json.dumps(dict(req.headers.items())))
         headers: &headers,
         body: body.as_bytes(),
     };
-    let caller = keys
+    let caller = stored_keys(dir.path(), &keyring)
         .verify("secretsmanager", &request, std::time::SystemTime::now())
         .unwrap()
         .caller;
@@ -1930,8 +2355,7 @@ sm.create_secret(Name="/openmetadata/database/tls/other", SecretString="written-
 fn a_rotation_reseals_the_aws_access_keys() {
     let dir = tempfile::tempdir().unwrap();
     add_aws_key(dir.path(), "om", "admin");
-    let keys_path = dir.path().join("aws-keys");
-    let before = std::fs::read_to_string(&keys_path).unwrap();
+    let before = credential_row(dir.path(), "aws-key/om", None);
     let newest_only = || {
         let file = std::fs::read_to_string(dir.path().join("master.key")).unwrap();
         let last = file
@@ -1941,10 +2365,6 @@ fn a_rotation_reseals_the_aws_access_keys() {
             .to_owned();
         secret_broker_keyring::Keyring::parse(&last).unwrap()
     };
-    let opens_with = |ring: &secret_broker_keyring::Keyring| {
-        let open = |sealed: &[u8], aad: &[u8]| Ok(ring.open(sealed, aad)?);
-        secret_broker_server::sigv4::AwsKeys::load(&keys_path, open).map(|k| k.len())
-    };
     let rotate = broker(dir.path(), &["keyring", "rotate"], None);
     assert!(rotate.status.success(), "{}", text(&rotate.stderr));
     assert!(
@@ -1952,18 +2372,21 @@ fn a_rotation_reseals_the_aws_access_keys() {
         "{}",
         text(&rotate.stderr)
     );
-    let after = std::fs::read_to_string(&keys_path).unwrap();
+    let after = credential_row(dir.path(), "aws-key/om", None);
     assert_ne!(before, after);
+    let field = |row: &[u8], name: &str| {
+        serde_json::from_slice::<serde_json::Value>(row).unwrap()[name].clone()
+    };
+    for same in ["role", "access_key_id", "created"] {
+        assert_eq!(field(&before, same), field(&after, same), "{same}");
+    }
+    assert_eq!(stored_aws_keys(dir.path(), &newest_only()), 1);
+    // The row as it was needs the old key.
+    credential_row(dir.path(), "aws-key/om", Some(&before));
     assert_eq!(
-        before.split_whitespace().take(3).collect::<Vec<_>>(),
-        after.split_whitespace().take(3).collect::<Vec<_>>()
-    );
-    assert_eq!(opens_with(&newest_only()).unwrap(), 1);
-    // A second rotation's run finds them current only after its own key.
-    std::fs::write(&keys_path, &before).unwrap();
-    assert!(
-        opens_with(&newest_only()).is_err(),
-        "the old line needs the old key"
+        stored_aws_keys(dir.path(), &newest_only()),
+        0,
+        "the old row needs the old key"
     );
 }
 
@@ -2766,4 +3189,134 @@ fn the_schemas_ship_with_the_binary() {
     assert!(dec.status.success(), "{}", text(&dec.stderr));
     let back: serde_json::Value = serde_json::from_str(&text(&dec.stdout)).unwrap();
     assert_eq!(back["password"], CANARY);
+}
+
+/// The deployment guide's files (`deploy/`) use only flags `serve` has and
+/// variables the broker reads; the systemd unit's command line and environment
+/// start a server that is ready and drains on SIGTERM; the guide's bootstrap
+/// commands make the audit salt and signing key.
+#[test]
+fn deploy_files_use_flags_and_variables_that_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let unit = std::fs::read_to_string(root.join("deploy/systemd/secret-broker.service")).unwrap();
+    let manifest =
+        std::fs::read_to_string(root.join("deploy/kubernetes/secret-broker.yaml")).unwrap();
+    let guide = std::fs::read_to_string(root.join("deploy/README.md")).unwrap();
+    let exec: Vec<&str> = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(exec[..2], ["/usr/local/bin/secret-broker", "serve"]);
+    let unit_env: Vec<(&str, &str)> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("Environment="))
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    let k8s_flags: Vec<&str> = manifest
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- --"))
+        .collect();
+    let k8s_env: Vec<&str> = manifest
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- name: SECRET_BROKER_"))
+        .collect();
+    assert!(k8s_flags.contains(&"tls-cert") && k8s_env.contains(&"STORE_URL"));
+
+    let help = broker(Path::new("/nonexistent"), &["serve", "--help"], None);
+    let help = text(&help.stdout);
+    let unit_flags = exec.iter().filter_map(|a| a.strip_prefix("--"));
+    for flag in unit_flags.chain(k8s_flags.iter().copied()) {
+        assert!(help.contains(&format!("--{flag}")), "serve has no --{flag}");
+    }
+    let sources: String = ["host/deploy/src", "host/cli/src", "host/cli/src/cli"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(root.join(d)).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    let documented = guide
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter_map(|w| w.strip_prefix("SECRET_BROKER_"))
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    let unit_vars = unit_env
+        .iter()
+        .filter_map(|(k, _)| k.strip_prefix("SECRET_BROKER_"));
+    for var in unit_vars
+        .chain(k8s_env.iter().copied())
+        .chain(documented.iter().map(String::as_str))
+    {
+        assert!(
+            sources.contains(&format!("SECRET_BROKER_{var}")) || var == "LOG",
+            "the broker reads no SECRET_BROKER_{var}"
+        );
+    }
+
+    // The unit's own command line and environment (the data dir and port
+    // moved to the test's).
+    let dir = tempfile::tempdir().unwrap();
+    let args: Vec<String> = exec[1..]
+        .iter()
+        .map(|a| {
+            if a.starts_with("127.0.0.1:") {
+                "127.0.0.1:0".to_owned()
+            } else {
+                (*a).to_owned()
+            }
+        })
+        .collect();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_secret-broker"));
+    command
+        .args(&args)
+        .env_remove("SECRET_BROKER_CONFIG")
+        .env_remove("SECRET_BROKER_MASTER_KEY")
+        .env_remove("SECRET_BROKER_STORE_URL");
+    for (k, v) in &unit_env {
+        command.env(k, v);
+    }
+    let mut server = command
+        .env("SECRET_BROKER_DATA_DIR", dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
+    let mut addr = String::new();
+    let mut line = String::new();
+    while std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0 {
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            addr = rest.split_whitespace().next().unwrap().to_owned();
+            break;
+        }
+        line.clear();
+    }
+    assert!(!addr.is_empty(), "the unit's command line serves");
+    secret_broker_http::ensure_crypto_provider();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ready = rt
+        .block_on(reqwest::get(format!("http://{addr}/health/ready")))
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        server.wait().unwrap().success(),
+        "SIGTERM drains and exits 0"
+    );
+
+    // The guide's bootstrap of the audit salt and signing key.
+    let fresh = tempfile::tempdir().unwrap();
+    for line in guide.lines() {
+        if let Some(cmd) = line.strip_prefix("SECRET_BROKER_DATA_DIR=$dir secret-broker ") {
+            let args: Vec<&str> = cmd.split('#').next().unwrap().split_whitespace().collect();
+            let out = broker(fresh.path(), &args, None);
+            assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        }
+    }
+    assert!(fresh.path().join("audit.signing-key").exists());
+    assert!(fresh.path().join("audit.salt").exists());
 }

@@ -29,6 +29,7 @@
 
 pub mod audit_store;
 pub mod backends;
+pub mod credentials;
 mod deployment;
 mod om_yaml;
 mod owners;

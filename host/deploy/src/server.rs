@@ -1,14 +1,16 @@
 //! The HTTP server a deployment runs: the broker on the configured provider, the
-//! bearer tokens and AWS access keys from the data dir (each file watched, so
-//! `token add` needs no restart), the key file watched for versions another
-//! process adds, and the listener (loopback, a unix socket, or TLS).
-//! [`Deployment::server`] builds and binds it; [`Server::run`] serves until the
-//! shutdown future completes.
+//! bearer tokens and AWS access keys from the record store ([`credentials`],
+//! read again every [`CREDENTIALS_REFRESH`], so a token added or revoked by any
+//! process on the same store takes effect without a restart), the key file
+//! watched for versions another process adds, readiness, and the listener
+//! (loopback, a unix socket, or TLS). [`Deployment::server`] builds and binds
+//! it; [`Server::run`] serves until the shutdown future completes, then drains.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, bail};
 
@@ -17,9 +19,12 @@ use secret_broker::openmetadata::manager::SecretsManager;
 use secret_broker::openmetadata::owners::Owners;
 use secret_broker::policy::Role;
 use secret_broker_server::listen::{ConnOptions, TlsAcceptor};
-use secret_broker_server::{self as server, AppState, ServerOptions, tokens};
+use secret_broker_server::{self as server, AppState, ServerOptions};
+
+use secret_broker_record_store::RecordStore;
 
 use crate::RecordOwners;
+use crate::credentials::{self, Credentials};
 use crate::deployment::Deployment;
 
 /// Where the server listens.
@@ -75,26 +80,31 @@ enum Bound {
 /// A server built and bound, not yet serving.
 pub struct Server {
     state: Arc<AppState>,
+    creds: Credentials,
+    /// The credentials' refresh and the key file's watcher.
+    background: Vec<tokio::task::JoinHandle<()>>,
     bound: Bound,
     conn: ConnOptions,
     created_admin_token: Option<PathBuf>,
 }
 
 impl Deployment {
-    /// The bearer tokens file in the data dir.
+    /// The bearer tokens file of earlier releases in the data dir (imported
+    /// into the record store at the first start).
     pub fn tokens_file(&self) -> PathBuf {
         self.data_dir().join("tokens")
     }
 
-    /// The AWS access keys file in the data dir (secrets sealed by the keyring).
+    /// The AWS access keys file of earlier releases in the data dir (imported
+    /// into the record store at the first start).
     pub fn aws_keys_file(&self) -> PathBuf {
         self.data_dir().join("aws-keys")
     }
 
     /// Builds the server this deployment describes and binds its listener: the
     /// broker on the configured provider, tokens (an admin token is created in
-    /// `admin.token`, mode 0600, when there are none), AWS access keys and
-    /// metadata, and the watchers of their files.
+    /// `admin.token`, mode 0600, when there is no credential), AWS access keys
+    /// and metadata, the credentials' refresh and readiness.
     pub async fn server(&self, options: ServeOptions) -> anyhow::Result<Server> {
         if let Listen::Tcp(addr) = &options.listen
             && options.tls.is_none()
@@ -113,6 +123,7 @@ impl Deployment {
         };
         let runtime = self.runtime()?;
         let provider = self.provider(&runtime).await?;
+        let store = self.record_store().await?;
         // The entity routes run on the schemas given, else the embedded ones
         // (a binary built without them serves no entity routes).
         let manager = match (&options.schemas, crate::schemas::RELEASE) {
@@ -131,7 +142,7 @@ impl Deployment {
                 let prefix = options.prefix.as_ref().or(self.settings.prefix.as_ref());
                 let ids =
                     IdBuilder::with_style(prefix.map(String::as_str), &cluster, self.id_style())?;
-                let owners = Owners::new(RecordOwners::shared(self.record_store().await?));
+                let owners = Owners::new(RecordOwners::shared(store.clone()));
                 Some(SecretsManager::with_schemas(
                     provider.clone(),
                     schemas,
@@ -141,15 +152,35 @@ impl Deployment {
             }
         };
         let broker = self.broker(provider, manager)?;
-        let (tokens, created_admin_token) = self.load_tokens()?;
+        let creds = Credentials::new(store.clone());
+        let imported = creds
+            .import_files(&self.tokens_file(), &self.aws_keys_file())
+            .await?;
+        if imported > 0 {
+            tracing::info!(
+                imported,
+                "imported the credentials of the files of an earlier release"
+            );
+        }
+        let open = self.aws_key_opener(&creds).await?;
+        let (mut tokens, mut keys) = creds.load(&*open).await?;
+        let mut created_admin_token = None;
+        if tokens.is_empty() && keys.is_empty() {
+            created_admin_token = self.create_admin_token(&creds).await?;
+            (tokens, keys) = creds.load(&*open).await?;
+        }
         let state = AppState::new(broker, tokens, options.server);
-        watch_tokens(state.clone(), self.tokens_file());
-        self.add_aws_api(&state).await?;
+        state.set_aws_keys(keys);
+        state.set_aws_metadata(server::aws::AwsMetadata::new(store.clone()));
+        state.set_readiness(Box::new(Ready {
+            store: store.clone(),
+        }));
+        let mut background = vec![refresh_credentials(state.clone(), creds.clone(), open)];
         if let Some(keyring) = self
             .loaded_keyring()
             .filter(|_| !self.master_key_from_env())
         {
-            watch_key_file(keyring, self.key_file());
+            background.push(watch_key_file(keyring, self.key_file()));
         }
         let bound = match options.listen {
             Listen::Unix(path) => {
@@ -168,53 +199,68 @@ impl Deployment {
         };
         Ok(Server {
             state,
+            creds,
+            background,
             bound,
             conn: options.conn,
             created_admin_token,
         })
     }
 
-    /// The tokens file, with an admin token created when it holds none (its
-    /// file returned).
-    fn load_tokens(&self) -> anyhow::Result<(tokens::Tokens, Option<PathBuf>)> {
-        let path = self.tokens_file();
-        let tokens = tokens::Tokens::load(&path)?;
-        if !tokens.is_empty() {
-            return Ok((tokens, None));
-        }
-        let token = tokens::generate();
-        tokens::append(&path, "admin", Role::Admin, &token)?;
+    /// Creates the admin token when no credential exists, in `admin.token`
+    /// (mode 0600), and returns that file. Two replicas starting at once on one
+    /// database: one creates it, the other finds it taken and makes none.
+    async fn create_admin_token(&self, creds: &Credentials) -> anyhow::Result<Option<PathBuf>> {
+        let Some(token) = creds.try_add_token("admin", Role::Admin, None).await? else {
+            return Ok(None);
+        };
         let token_file = self.data_dir().join("admin.token");
         secret_broker_runtime::fs::overwrite_private(
             &token_file,
             format!("{}\n", token.as_str()).as_bytes(),
         )
         .with_context(|| format!("writing {}", token_file.display()))?;
-        Ok((tokens::Tokens::load(&path)?, Some(token_file)))
+        Ok(Some(token_file))
     }
 
-    /// The AWS APIs: access keys sealed by the keyring, metadata in the record
-    /// store. The keyring is loaded for them only when the deployment has one in
-    /// use or access keys exist (a deployment on AWS alone gets no master key it
-    /// never needed).
-    async fn add_aws_api(&self, state: &Arc<AppState>) -> anyhow::Result<()> {
-        let keys_path = self.aws_keys_file();
+    /// What opens the AWS access keys' secrets: the keyring, loaded for them
+    /// only when the deployment has one in use or access keys exist (a
+    /// deployment on AWS alone gets no master key it never needed).
+    async fn aws_key_opener(&self, creds: &Credentials) -> anyhow::Result<Arc<Opener>> {
+        let has_keys = creds
+            .list()
+            .await?
+            .iter()
+            .any(|c| c.kind == server::CredentialKind::AwsKey);
         let keyring = match self.loaded_keyring() {
             Some(ring) => Some(ring),
-            None if keys_path.exists() => Some(self.keyring()?),
+            None if has_keys => Some(self.keyring()?),
             None => None,
         };
-        let open = move |sealed: &[u8], aad: &[u8]| match &keyring {
+        Ok(Arc::new(move |sealed: &[u8], aad: &[u8]| match &keyring {
             Some(ring) => Ok(ring.open(sealed, aad)?),
             None => bail!(
                 "access keys were added after the server started on a deployment without a \
                  keyring in use; restart the server to load them"
             ),
-        };
-        state.set_aws_keys(server::sigv4::AwsKeys::load(&keys_path, &open)?);
-        state.set_aws_metadata(server::aws::AwsMetadata::new(self.record_store().await?));
-        watch_aws_keys(state.clone(), keys_path, open);
-        Ok(())
+        }))
+    }
+}
+
+type Opener = dyn Fn(&[u8], &[u8]) -> anyhow::Result<secret_broker::SecretValue> + Send + Sync;
+
+/// `/health/ready`'s checks: the record store answers.
+struct Ready {
+    store: Arc<RecordStore>,
+}
+
+#[async_trait::async_trait]
+impl server::Readiness for Ready {
+    async fn check(&self) -> Result<(), String> {
+        self.store
+            .ping()
+            .await
+            .map_err(|e| format!("the database does not answer: {e}"))
     }
 }
 
@@ -240,10 +286,19 @@ impl Server {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then lets requests in flight finish
-    /// (within the connection options' grace).
+    /// Serves until `shutdown` completes, then drains: `/health/ready` answers
+    /// 503, no connection is accepted, the requests in flight finish (within
+    /// the connection options' grace), the credentials' last uses are recorded
+    /// and a `server.stop` entry is synced to the audit log after every entry
+    /// of those requests.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let app = server::router(self.state);
+        let state = self.state.clone();
+        let shutdown = async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing the requests in flight");
+            state.start_draining();
+        };
+        let app = server::router(self.state.clone());
         match self.bound {
             Bound::Unix(listener, _) => {
                 server::listen::serve(listener, app, self.conn, shutdown).await;
@@ -254,6 +309,15 @@ impl Server {
             Bound::Tcp(listener, None) => {
                 server::listen::serve(listener, app, self.conn, shutdown).await;
             }
+        }
+        for task in &self.background {
+            task.abort();
+        }
+        if let Err(e) = self.creds.record_uses(&self.state.take_uses()).await {
+            tracing::warn!("could not record when credentials were last used: {e}");
+        }
+        if let Err(e) = self.state.broker().audit_event("server.stop").await {
+            tracing::error!("could not write the audit entry of the shutdown: {e}");
         }
     }
 }
@@ -271,12 +335,15 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Calls `on_change` whenever the file at `path` changes (checked every 2 s).
-fn watch_file(path: PathBuf, mut on_change: impl FnMut(&Path) + Send + 'static) {
+/// Calls `on_change` whenever the file at `path` changes (checked every second).
+fn watch_file(
+    path: PathBuf,
+    mut on_change: impl FnMut(&Path) + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let mut seen = modified(&path);
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
             let now = modified(&path);
@@ -285,49 +352,88 @@ fn watch_file(path: PathBuf, mut on_change: impl FnMut(&Path) + Send + 'static) 
                 on_change(&path);
             }
         }
-    });
+    })
 }
 
-/// Reloads the tokens file when it changes, so `token add` takes effect without a
-/// restart. A file that no longer parses keeps the tokens in use, with an error.
-fn watch_tokens(state: Arc<AppState>, path: PathBuf) {
-    watch_file(path, move |path| match tokens::Tokens::load(path) {
-        Ok(tokens) => {
-            tracing::info!(tokens = tokens.len(), "reloaded the tokens file");
-            state.set_tokens(tokens);
-        }
-        Err(e) => tracing::error!("keeping the tokens in use: {e:#}"),
-    });
-}
+/// How often a server reads the credentials again: a token or access key
+/// added, revoked or expired on any replica takes effect here within it.
+pub const CREDENTIALS_REFRESH: Duration = Duration::from_millis(500);
 
-/// Reloads the access keys file when it changes (`token add --aws`). A file
-/// that no longer reads keeps the keys in use, with an error.
-fn watch_aws_keys(
+/// Reads the credentials again every [`CREDENTIALS_REFRESH`] (rebuilding them
+/// only when a row changed), and records when each was last accepted (at most
+/// every [`credentials::USE_RESOLUTION`] per credential). A database that does
+/// not answer keeps the credentials in use, with an error in the log.
+fn refresh_credentials(
     state: Arc<AppState>,
-    path: PathBuf,
-    open: impl Fn(&[u8], &[u8]) -> anyhow::Result<secret_broker::SecretValue> + Send + 'static,
-) {
-    watch_file(path, move |path| {
-        match server::sigv4::AwsKeys::load(path, &open) {
-            Ok(keys) => {
-                tracing::info!(keys = keys.len(), "reloaded the AWS access keys file");
-                state.set_aws_keys(keys);
+    creds: Credentials,
+    open: Arc<Opener>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut seen: Option<Vec<(String, u64)>> = None;
+        let mut written: HashMap<(server::CredentialKind, String), SystemTime> = HashMap::new();
+        let mut failing = false;
+        let mut tick = tokio::time::interval(CREDENTIALS_REFRESH);
+        loop {
+            tick.tick().await;
+            let result = async {
+                let now = creds.fingerprint().await?;
+                if seen.as_ref() != Some(&now) {
+                    let (tokens, keys) = creds.load(&*open).await?;
+                    tracing::debug!(
+                        tokens = tokens.len(),
+                        keys = keys.len(),
+                        "credentials changed"
+                    );
+                    state.set_tokens(tokens);
+                    state.set_aws_keys(keys);
+                    seen = Some(now);
+                }
+                let due: Vec<_> = state
+                    .take_uses()
+                    .into_iter()
+                    .filter(|(kind, name, at)| {
+                        written.get(&(*kind, name.clone())).is_none_or(|last| {
+                            at.duration_since(*last).unwrap_or_default()
+                                >= credentials::USE_RESOLUTION
+                        })
+                    })
+                    .collect();
+                creds.record_uses(&due).await?;
+                for (kind, name, at) in due {
+                    written.insert((kind, name), at);
+                }
+                Ok::<_, secret_broker_record_store::StoreError>(())
             }
-            Err(e) => tracing::error!("keeping the AWS access keys in use: {e:#}"),
+            .await;
+            match result {
+                Ok(()) if failing => {
+                    failing = false;
+                    tracing::info!("reading the credentials again");
+                }
+                Ok(()) => {}
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::error!("keeping the credentials in use: {e}");
+                }
+                Err(_) => {}
+            }
         }
-    });
+    })
 }
 
 /// Picks up key versions another process added (`keyring rotate`), so values it
 /// re-sealed stay readable here and new values are sealed under the newest key.
-fn watch_key_file(keyring: Arc<secret_broker_keyring::Keyring>, path: PathBuf) {
+fn watch_key_file(
+    keyring: Arc<secret_broker_keyring::Keyring>,
+    path: PathBuf,
+) -> tokio::task::JoinHandle<()> {
     watch_file(path, move |path| match keyring.reload_file(path) {
         Ok(added) if !added.is_empty() => {
             tracing::info!(?added, "picked up new master key versions");
         }
         Ok(_) => {}
         Err(e) => tracing::error!("keeping the master keys in use: {e}"),
-    });
+    })
 }
 
 fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {

@@ -302,6 +302,15 @@ impl RecordStore {
         }
     }
 
+    /// Whether the database answers (a `SELECT 1`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     /// The row at `key`.
     pub async fn get(&self, ns: &str, key: &str) -> Result<Option<Record>, StoreError> {
         let row = sqlx::query(AssertSqlSafe(self.sql(

@@ -291,6 +291,26 @@ pub(crate) async fn health(State(s): State<Arc<AppState>>) -> Json<Value> {
     Json(json!({"status": "ok", "provider": s.broker.provider_name()}))
 }
 
+/// `/health/ready`: 200 when this replica can serve (its database reachable,
+/// its keyring loaded, not shutting down), else 503 naming what is not ready.
+/// A check that does not answer within 2 s counts as not ready.
+pub(crate) async fn ready(State(s): State<Arc<AppState>>) -> Response {
+    let checked = tokio::time::timeout(std::time::Duration::from_secs(2), s.ready()).await;
+    match checked {
+        Ok(Ok(())) => Json(json!({"status": "ready"})).into_response(),
+        Ok(Err(why)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not-ready", "reason": why})),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not-ready", "reason": "the readiness checks did not answer within 2 s"})),
+        )
+            .into_response(),
+    }
+}
+
 pub(crate) async fn metrics_text(State(s): State<Arc<AppState>>) -> Response {
     (
         [(

@@ -20,7 +20,7 @@ mod strict;
 pub mod tokens;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -59,10 +59,40 @@ impl Default for ServerOptions {
     }
 }
 
+/// What `/health/ready` asks before answering 200: the deployment's own
+/// checks (its database reachable, its keyring loaded). An error says what is
+/// not ready, never a secret.
+#[async_trait::async_trait]
+pub trait Readiness: Send + Sync {
+    /// `Ok` when this replica can serve.
+    async fn check(&self) -> Result<(), String>;
+}
+
+/// Which kind of credential a caller used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CredentialKind {
+    /// A bearer token of `/v1`.
+    Token,
+    /// An AWS access key of the AWS APIs.
+    AwsKey,
+}
+
+/// When each credential was last accepted, by kind and name.
+#[derive(Default)]
+struct Uses {
+    tokens: std::collections::HashMap<String, SystemTime>,
+    aws_keys: std::collections::HashMap<String, SystemTime>,
+}
+
 /// What the handlers share.
 pub struct AppState {
     pub(crate) broker: Broker,
     tokens: std::sync::RwLock<Tokens>,
+    /// When each credential was last accepted, since the last
+    /// [`AppState::take_uses`].
+    uses: std::sync::Mutex<Uses>,
+    readiness: std::sync::OnceLock<Box<dyn Readiness>>,
+    draining: std::sync::atomic::AtomicBool,
     pub(crate) metrics: Metrics,
     pub(crate) options: ServerOptions,
     #[cfg(feature = "aws-api")]
@@ -72,12 +102,84 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The caller a presented token stands for.
+    /// The caller a presented token stands for, now (an expired token stands
+    /// for nobody).
     pub(crate) fn authenticate(&self, presented: &str) -> Option<Caller> {
-        self.tokens
+        let now = SystemTime::now();
+        let caller = self
+            .tokens
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .authenticate(presented)
+            .authenticate(presented, now)?;
+        self.used(CredentialKind::Token, &caller.name, now);
+        Some(caller)
+    }
+
+    /// Notes that a credential was accepted at `now`.
+    pub(crate) fn used(&self, kind: CredentialKind, name: &str, now: SystemTime) {
+        let mut uses = self
+            .uses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let of_kind = match kind {
+            CredentialKind::Token => &mut uses.tokens,
+            CredentialKind::AwsKey => &mut uses.aws_keys,
+        };
+        // No allocation for a credential already noted.
+        match of_kind.get_mut(name) {
+            Some(at) => *at = now,
+            None => {
+                of_kind.insert(name.to_owned(), now);
+            }
+        }
+    }
+
+    /// The credentials accepted since the last call, each with the last time
+    /// (for the deployment to record as "last used").
+    pub fn take_uses(&self) -> Vec<(CredentialKind, String, SystemTime)> {
+        let uses = std::mem::take(
+            &mut *self
+                .uses
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let tokens = uses
+            .tokens
+            .into_iter()
+            .map(|(name, at)| (CredentialKind::Token, name, at));
+        let keys = uses
+            .aws_keys
+            .into_iter()
+            .map(|(name, at)| (CredentialKind::AwsKey, name, at));
+        tokens.chain(keys).collect()
+    }
+
+    /// The broker the handlers call.
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
+    /// Sets the checks of `/health/ready` (once, before serving).
+    pub fn set_readiness(&self, readiness: Box<dyn Readiness>) {
+        let _ = self.readiness.set(readiness);
+    }
+
+    /// From now on `/health/ready` answers 503: the replica is shutting down.
+    pub fn start_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether this replica can serve: not draining, and the deployment's
+    /// checks pass.
+    pub(crate) async fn ready(&self) -> Result<(), String> {
+        if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("shutting down".into());
+        }
+        match self.readiness.get() {
+            Some(checks) => checks.check().await,
+            None => Ok(()),
+        }
     }
 
     /// Replaces the tokens (a reloaded tokens file).
@@ -123,6 +225,9 @@ impl AppState {
         Arc::new(AppState {
             broker,
             tokens: std::sync::RwLock::new(tokens),
+            uses: std::sync::Mutex::default(),
+            readiness: std::sync::OnceLock::new(),
+            draining: std::sync::atomic::AtomicBool::new(false),
             metrics: Metrics::default(),
             options,
             #[cfg(feature = "aws-api")]
@@ -154,6 +259,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     #[cfg(feature = "aws-api")]
     let root = root.route("/", post(aws::entry));
     root.route("/health", get(handlers::health))
+        .route("/health/live", get(handlers::health))
+        .route("/health/ready", get(handlers::ready))
         .route(OPENAPI_PATH, get(handlers::openapi))
         .merge(api)
         .fallback(handlers::not_found)

@@ -36,6 +36,21 @@ struct AwsKey {
     role: Role,
     access_key_id: String,
     secret: SecretValue,
+    expires: Option<SystemTime>,
+}
+
+/// One line of the access keys file of earlier releases, its secret still
+/// sealed.
+#[derive(Debug, Clone)]
+pub struct SealedKey {
+    /// The key's name.
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+    /// Its access key id.
+    pub access_key_id: String,
+    /// Its secret, sealed by the keyring bound to [`seal_context`].
+    pub sealed: Vec<u8>,
 }
 
 /// The access keys the broker accepts. `Debug` names the keys, never a secret.
@@ -62,6 +77,8 @@ pub enum SigError {
     Incomplete(String),
     /// An access key the broker does not know.
     UnknownKey,
+    /// An access key past its expiry.
+    KeyExpired,
     /// A date too far from the broker's clock.
     Expired(String),
     /// A credential scope for another service or day.
@@ -77,6 +94,7 @@ impl SigError {
             SigError::Missing => "MissingAuthenticationTokenException",
             SigError::Incomplete(_) => "IncompleteSignatureException",
             SigError::UnknownKey => "UnrecognizedClientException",
+            SigError::KeyExpired => "ExpiredTokenException",
             SigError::Expired(_) | SigError::WrongScope(_) | SigError::Mismatch => {
                 "InvalidSignatureException"
             }
@@ -105,6 +123,11 @@ impl std::fmt::Display for SigError {
                 f,
                 "the security token included in the request is invalid: the access key is not \
                  one the broker issued"
+            ),
+            SigError::KeyExpired => write!(
+                f,
+                "the access key has expired: create another with `secret-broker token add \
+                 NAME --aws --role ROLE`"
             ),
             SigError::Expired(why) | SigError::WrongScope(why) => write!(f, "{why}"),
             SigError::Mismatch => write!(
@@ -220,14 +243,11 @@ pub fn seal_context(access_key_id: &str) -> Vec<u8> {
 }
 
 impl AwsKeys {
-    /// Parses an access keys file: `NAME ROLE KEY-ID sealed:<base64>` per line,
-    /// the secret sealed by the deployment's keyring (`open` unseals it, bound
-    /// to [`seal_context`]). Errors name the line and never hold a secret.
-    pub fn parse(
-        text: &str,
-        open: impl Fn(&[u8], &[u8]) -> anyhow::Result<SecretValue>,
-    ) -> anyhow::Result<AwsKeys> {
-        let mut keys = AwsKeys::default();
+    /// Parses the access keys file of earlier releases: `NAME ROLE KEY-ID
+    /// sealed:<base64>` per line, each secret sealed by the deployment's keyring.
+    /// Errors name the line and never hold a secret.
+    pub fn parse_sealed(text: &str) -> anyhow::Result<Vec<SealedKey>> {
+        let mut keys: Vec<SealedKey> = Vec::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -236,8 +256,7 @@ impl AwsKeys {
             let bad = |why: &str| {
                 anyhow::anyhow!(
                     "access keys file line {}: {why}; each line is `NAME ROLE KEY-ID \
-                     sealed:<base64>` (create keys with `secret-broker token add NAME --role \
-                     ROLE --aws`)",
+                     sealed:<base64>`",
                     n + 1
                 )
             };
@@ -251,31 +270,28 @@ impl AwsKeys {
                 .strip_prefix("sealed:")
                 .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
                 .ok_or_else(|| bad("the secret must be `sealed:` and base64"))?;
-            if keys
-                .keys
-                .iter()
-                .any(|k| k.name == name || k.access_key_id == id)
-            {
+            if keys.iter().any(|k| k.name == name || k.access_key_id == id) {
                 return Err(bad(
                     "this name or key id is already used by an earlier line",
                 ));
             }
-            let secret = open(&sealed, &seal_context(id))
-                .map_err(|e| bad(&format!("its secret does not open with this keyring ({e})")))?;
-            keys.insert(name, role, id, secret);
+            keys.push(SealedKey {
+                name: name.to_owned(),
+                role,
+                access_key_id: id.to_owned(),
+                sealed,
+            });
         }
         Ok(keys)
     }
 
-    /// Reads an access keys file; a missing file is no keys.
-    pub fn load(
-        path: &std::path::Path,
-        open: impl Fn(&[u8], &[u8]) -> anyhow::Result<SecretValue>,
-    ) -> anyhow::Result<AwsKeys> {
+    /// Reads the access keys file of earlier releases; a missing file is no
+    /// keys.
+    pub fn load_sealed(path: &std::path::Path) -> anyhow::Result<Vec<SealedKey>> {
         match std::fs::read_to_string(path) {
-            Ok(text) => AwsKeys::parse(&text, open)
+            Ok(text) => AwsKeys::parse_sealed(&text)
                 .map_err(|e| anyhow::anyhow!("in access keys file {}: {e}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(AwsKeys::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(anyhow::anyhow!(
                 "reading access keys file {}: {e}",
                 path.display()
@@ -283,98 +299,26 @@ impl AwsKeys {
         }
     }
 
-    /// Appends a key's line, its secret already sealed, to the access keys file
-    /// (created with mode 0600). `open` is used to read the existing lines.
-    pub fn append(
-        path: &std::path::Path,
+    /// Adds a key in memory.
+    pub fn insert(&mut self, name: &str, role: Role, access_key_id: &str, secret: SecretValue) {
+        self.insert_expiring(name, role, access_key_id, secret, None);
+    }
+
+    /// Adds a key in memory that stops being accepted at `expires`.
+    pub fn insert_expiring(
+        &mut self,
         name: &str,
         role: Role,
         access_key_id: &str,
-        sealed: &[u8],
-        open: impl Fn(&[u8], &[u8]) -> anyhow::Result<SecretValue>,
-    ) -> anyhow::Result<()> {
-        use std::io::Write as _;
-        crate::tokens::check_name(name)?;
-        let existing = AwsKeys::load(path, open)?;
-        if existing.keys.iter().any(|k| k.name == name) {
-            anyhow::bail!(
-                "an access key named {name:?} exists in {}; remove its line first to replace it",
-                path.display()
-            );
-        }
-        let mut file =
-            secret_broker_runtime::fs::open_private(path, secret_broker_runtime::fs::Mode::Append)
-                .map_err(|e| anyhow::anyhow!("opening access keys file {}: {e}", path.display()))?;
-        writeln!(
-            file,
-            "{name} {role} {access_key_id} sealed:{}",
-            base64::engine::general_purpose::STANDARD.encode(sealed)
-        )?;
-        file.sync_all()?;
-        Ok(())
-    }
-
-    /// Re-seals every key's secret in the access keys file with `reseal`
-    /// (`None`: already sealed under the wanted key), replacing the file
-    /// atomically when any changed. Returns how many were re-sealed. Lines keep
-    /// their order, comments and names.
-    pub fn reseal_file(
-        path: &std::path::Path,
-        reseal: impl Fn(&[u8], &[u8]) -> anyhow::Result<Option<Vec<u8>>>,
-    ) -> anyhow::Result<usize> {
-        use std::fmt::Write as _;
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => anyhow::bail!("reading access keys file {}: {e}", path.display()),
-        };
-        let (mut out, mut changed) = (String::new(), 0);
-        for (n, line) in text.lines().enumerate() {
-            let parts: Vec<&str> = line.split_whitespace().collect();
-            let resealed = match parts[..] {
-                [name, role, id, sealed] if !name.starts_with('#') => {
-                    let bytes = sealed
-                        .strip_prefix("sealed:")
-                        .and_then(|b| b64.decode(b).ok())
-                        .ok_or_else(|| {
-                            anyhow::anyhow!(
-                                "access keys file {} line {}: the secret must be `sealed:` and \
-                                 base64",
-                                path.display(),
-                                n + 1
-                            )
-                        })?;
-                    reseal(&bytes, &seal_context(id))?
-                        .map(|new| format!("{name} {role} {id} sealed:{}", b64.encode(new)))
-                }
-                _ => None,
-            };
-            match resealed {
-                Some(new) => {
-                    changed += 1;
-                    let _ = writeln!(out, "{new}");
-                }
-                None => {
-                    let _ = writeln!(out, "{line}");
-                }
-            }
-        }
-        if changed > 0 {
-            secret_broker_runtime::fs::replace_private(path, out.as_bytes()).map_err(|e| {
-                anyhow::anyhow!("rewriting access keys file {}: {e}", path.display())
-            })?;
-        }
-        Ok(changed)
-    }
-
-    /// Adds a key in memory.
-    pub fn insert(&mut self, name: &str, role: Role, access_key_id: &str, secret: SecretValue) {
+        secret: SecretValue,
+        expires: Option<SystemTime>,
+    ) {
         self.keys.push(AwsKey {
             name: name.to_owned(),
             role,
             access_key_id: access_key_id.to_owned(),
             secret,
+            expires,
         });
     }
 
@@ -433,6 +377,7 @@ impl AwsKeys {
             .iter()
             .find(|k| k.access_key_id == auth.access_key_id)
             .ok_or(SigError::UnknownKey)?;
+
         for required in ["host", "x-amz-date"] {
             if !auth.signed_headers.contains(&required) {
                 return Err(incomplete(&format!(
@@ -463,6 +408,10 @@ impl AwsKeys {
                 .as_bytes()
                 .ct_eq(auth.signature.to_ascii_lowercase().as_bytes()),
         ) {
+            // Only a request signed with the key learns that it expired.
+            if key.expires.is_some_and(|at| now >= at) {
+                return Err(SigError::KeyExpired);
+            }
             Ok(Verified {
                 caller: Caller {
                     name: key.name.clone(),
@@ -706,6 +655,38 @@ print(json.dumps(dict(req.headers.items())))
             .unwrap_err();
         assert!(matches!(err, SigError::WrongScope(_)), "{err}");
         assert!(keys.verify("ssm", &request(&headers, BODY), now).is_ok());
+    }
+
+    #[test]
+    fn an_expired_key_is_refused_only_to_its_signer() {
+        let (id, secret) = generate();
+        let now = SystemTime::now();
+        let mut keys = AwsKeys::default();
+        keys.insert_expiring(
+            "ci",
+            Role::Bot,
+            &id,
+            SecretValue::from_string(secret.to_string()),
+            Some(now + Duration::from_secs(60)),
+        );
+        let headers = botocore(&id, &secret, "secretsmanager", "x", BODY);
+        assert!(
+            keys.verify("secretsmanager", &request(&headers, BODY), now)
+                .is_ok()
+        );
+        let later = now + Duration::from_secs(61);
+        let err = keys
+            .verify("secretsmanager", &request(&headers, BODY), later)
+            .unwrap_err();
+        assert_eq!(err, SigError::KeyExpired);
+        assert_eq!(err.code(), "ExpiredTokenException");
+        // A wrong secret for that key learns nothing of its expiry.
+        let (_, wrong) = generate();
+        let headers = botocore(&id, &wrong, "secretsmanager", "x", BODY);
+        let err = keys
+            .verify("secretsmanager", &request(&headers, BODY), later)
+            .unwrap_err();
+        assert_eq!(err, SigError::Mismatch);
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! Bearer tokens mapped to roles. The tokens file keeps only SHA-256 digests, one
-//! per line: `NAME ROLE sha256:<hex>`. A presented token is hashed and compared
-//! with every entry in constant time, so neither timing nor an early exit tells
-//! how close a guess was.
+//! Bearer tokens mapped to roles, each kept only as its SHA-256 digest, with an
+//! optional expiry. A presented token is hashed and compared with every entry in
+//! constant time, so neither timing nor an early exit tells how close a guess
+//! was. Where the tokens are stored is the deployment's concern; [`Tokens::parse`]
+//! reads the tokens file of earlier releases (`NAME ROLE sha256:<hex>` per line)
+//! so a deployment can import it.
 
-use std::io::Write;
 use std::path::Path;
+use std::time::SystemTime;
 
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
@@ -14,21 +16,27 @@ use zeroize::Zeroizing;
 use secret_broker::broker::Caller;
 use secret_broker::policy::Role;
 
-/// One configured token.
-#[derive(Debug, Clone)]
-struct Entry {
-    name: String,
-    role: Role,
-    digest: [u8; 32],
+/// One configured token: never the token, only its digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenEntry {
+    /// Its name, as the audit log shows the caller.
+    pub name: String,
+    /// The role it stands for.
+    pub role: Role,
+    /// SHA-256 of the token.
+    pub digest: [u8; 32],
+    /// When it stops being accepted (`None`: never).
+    pub expires: Option<SystemTime>,
 }
 
 /// The configured tokens.
 #[derive(Debug, Clone, Default)]
 pub struct Tokens {
-    entries: Vec<Entry>,
+    entries: Vec<TokenEntry>,
 }
 
-fn digest(token: &[u8]) -> [u8; 32] {
+/// SHA-256 of a token, as kept.
+pub fn digest(token: &[u8]) -> [u8; 32] {
     Sha256::digest(token).into()
 }
 
@@ -61,16 +69,27 @@ impl Tokens {
                 .ok()
                 .and_then(|d| d.try_into().ok())
                 .ok_or_else(|| bad("the digest must be 64 hex digits"))?;
-            if entries.iter().any(|e: &Entry| e.name == name) {
+            if entries.iter().any(|e: &TokenEntry| e.name == name) {
                 return Err(bad("this name is already used by an earlier line"));
             }
-            entries.push(Entry {
+            entries.push(TokenEntry {
                 name: name.to_owned(),
                 role,
                 digest,
+                expires: None,
             });
         }
         Ok(Tokens { entries })
+    }
+
+    /// Tokens from their entries.
+    pub fn from_entries(entries: Vec<TokenEntry>) -> Tokens {
+        Tokens { entries }
+    }
+
+    /// The entries (digests, never a token).
+    pub fn entries(&self) -> &[TokenEntry] {
+        &self.entries
     }
 
     /// Reads a tokens file; a missing file is no tokens.
@@ -98,16 +117,18 @@ impl Tokens {
 
     /// Adds a token in memory (tests, embedders).
     pub fn insert(&mut self, name: &str, role: Role, token: &str) {
-        self.entries.push(Entry {
+        self.entries.push(TokenEntry {
             name: name.to_owned(),
             role,
             digest: digest(token.as_bytes()),
+            expires: None,
         });
     }
 
-    /// The caller a presented token stands for. Every entry is compared, in
+    /// The caller a presented token stands for at `now`: none when no entry
+    /// matches or the matching one has expired. Every entry is compared, in
     /// constant time each.
-    pub fn authenticate(&self, presented: &str) -> Option<Caller> {
+    pub fn authenticate(&self, presented: &str, now: SystemTime) -> Option<Caller> {
         let d = digest(presented.as_bytes());
         let mut found = None;
         for entry in &self.entries {
@@ -115,10 +136,12 @@ impl Tokens {
                 found = Some(entry);
             }
         }
-        found.map(|e| Caller {
-            name: e.name.clone(),
-            role: e.role,
-        })
+        found
+            .filter(|e| e.expires.is_none_or(|at| now < at))
+            .map(|e| Caller {
+                name: e.name.clone(),
+                role: e.role,
+            })
     }
 }
 
@@ -134,7 +157,7 @@ pub fn generate() -> Zeroizing<String> {
 
 /// A token's or access key's name: letters, digits and `- _ . @`, as it
 /// appears in the audit log.
-pub(crate) fn check_name(name: &str) -> anyhow::Result<()> {
+pub fn check_name(name: &str) -> anyhow::Result<()> {
     if name.is_empty()
         || !name
             .chars()
@@ -142,28 +165,6 @@ pub(crate) fn check_name(name: &str) -> anyhow::Result<()> {
     {
         anyhow::bail!("name {name:?}: use letters, digits and - _ . @ only");
     }
-    Ok(())
-}
-
-/// Appends a token's line to the tokens file (created with mode 0600).
-pub fn append(path: &Path, name: &str, role: Role, token: &str) -> anyhow::Result<()> {
-    check_name(name)?;
-    let existing = Tokens::load(path)?;
-    if existing.entries.iter().any(|e| e.name == name) {
-        anyhow::bail!(
-            "a token named {name:?} exists in {}; remove its line first to replace it",
-            path.display()
-        );
-    }
-    let mut file =
-        secret_broker_runtime::fs::open_private(path, secret_broker_runtime::fs::Mode::Append)
-            .map_err(|e| anyhow::anyhow!("opening tokens file {}: {e}", path.display()))?;
-    writeln!(
-        file,
-        "{name} {role} sha256:{}",
-        hex::encode(digest(token.as_bytes()))
-    )?;
-    file.sync_all()?;
     Ok(())
 }
 
@@ -181,11 +182,36 @@ mod tests {
             hex::encode(digest(user.as_bytes()))
         );
         let tokens = Tokens::parse(&text).unwrap();
-        assert_eq!(tokens.authenticate(&admin).unwrap().role, Role::Admin);
-        let viewer = tokens.authenticate(&user).unwrap();
+        let now = SystemTime::now();
+        assert_eq!(tokens.authenticate(&admin, now).unwrap().role, Role::Admin);
+        let viewer = tokens.authenticate(&user, now).unwrap();
         assert_eq!((viewer.name.as_str(), viewer.role), ("viewer", Role::User));
-        assert!(tokens.authenticate("").is_none());
-        assert!(tokens.authenticate(&admin[..admin.len() - 1]).is_none());
+        assert!(tokens.authenticate("", now).is_none());
+        assert!(
+            tokens
+                .authenticate(&admin[..admin.len() - 1], now)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn an_expired_token_is_refused() {
+        let token = generate();
+        let now = SystemTime::now();
+        let at = now + std::time::Duration::from_secs(60);
+        let tokens = Tokens::from_entries(vec![TokenEntry {
+            name: "ci".into(),
+            role: Role::Bot,
+            digest: digest(token.as_bytes()),
+            expires: Some(at),
+        }]);
+        assert!(tokens.authenticate(&token, now).is_some());
+        assert!(tokens.authenticate(&token, at).is_none());
+        assert!(
+            tokens
+                .authenticate(&token, at + std::time::Duration::from_secs(1))
+                .is_none()
+        );
     }
 
     #[test]

@@ -196,19 +196,21 @@ async fn rotate(ctx: &Deployment, log: &AuditLog, label: &str) -> anyhow::Result
     }
     bar.finish_and_clear();
     // The AWS access keys' secrets are sealed by the same keyring.
-    let keys = ctx.aws_keys_file();
-    let keys_resealed = secret_broker_server::sigv4::AwsKeys::reseal_file(&keys, |sealed, aad| {
-        if secret_broker_keyring::Keyring::sealed_version(sealed) == Some(target_version) {
-            return Ok(None);
-        }
-        let plain = keyring.open(sealed, aad)?;
-        Ok(Some(keyring.seal(&plain, aad)))
-    })?;
+    let creds = secret_broker_deploy::credentials::Credentials::new(ctx.record_store().await?);
+    creds
+        .import_files(&ctx.tokens_file(), &ctx.aws_keys_file())
+        .await?;
+    let keys_resealed = creds
+        .reseal(|sealed, aad| {
+            if secret_broker_keyring::Keyring::sealed_version(sealed) == Some(target_version) {
+                return Ok(None);
+            }
+            let plain = keyring.open(sealed, aad)?;
+            Ok(Some(keyring.seal(&plain, aad)))
+        })
+        .await?;
     if keys_resealed > 0 {
-        eprintln!(
-            "re-sealed {keys_resealed} AWS access key secret(s) in {}",
-            keys.display()
-        );
+        eprintln!("re-sealed {keys_resealed} AWS access key secret(s)");
     }
     std::fs::remove_file(&state_path)
         .with_context(|| format!("removing {}", state_path.display()))?;

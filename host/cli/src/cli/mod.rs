@@ -9,6 +9,7 @@ mod provider_test;
 mod provider_verify;
 mod secret;
 mod serve;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,7 +56,7 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Bearer tokens of the HTTP API.
     #[command(subcommand)]
-    Token(serve::TokenCommand),
+    Token(token::TokenCommand),
     /// The audit log.
     #[command(subcommand)]
     Audit(serve::AuditCommand),
@@ -98,7 +99,7 @@ pub fn main() -> ExitCode {
             Command::Migrate(args) => migrate::run(&ctx, args).await,
             Command::Import(cmd) => import::run(&ctx, cmd).await,
             Command::Serve(args) => serve::serve(&ctx, args).await,
-            Command::Token(cmd) => serve::token(&ctx, cmd),
+            Command::Token(cmd) => token::run(&ctx, cmd).await,
             Command::Audit(cmd) => serve::audit(&ctx, cmd).await,
         }
     });

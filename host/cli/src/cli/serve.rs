@@ -1,5 +1,5 @@
-//! `secret-broker serve`, `token add` and `audit hmac`: the HTTP API on loopback or
-//! a unix socket, its bearer tokens, and finding an id's audit entries.
+//! `secret-broker serve` and `audit`: the HTTP API on loopback or a unix socket,
+//! finding an id's audit entries, verifying the log and its signing key.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,11 +7,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use secret_broker::audit::{KeySlot, PublicKey, SigningKey, VerifyOptions};
-use secret_broker::policy::Role;
 use secret_broker_deploy::Deployment;
 use secret_broker_deploy::server::{Listen, ServeOptions, shutdown_signal};
+use secret_broker_server::ServerOptions;
 use secret_broker_server::listen::ConnOptions;
-use secret_broker_server::{self as server, ServerOptions, tokens};
 
 use super::print_stdout;
 
@@ -58,26 +57,6 @@ pub struct ServeArgs {
     /// Open connections at most; more wait until one closes.
     #[arg(long, default_value_t = 512)]
     max_connections: usize,
-}
-
-/// `token` subcommands.
-#[derive(clap::Subcommand)]
-pub enum TokenCommand {
-    /// Create a bearer token for the HTTP API; prints it once on stdout and keeps
-    /// only its SHA-256 in the tokens file.
-    Add {
-        /// The token's name, as it appears in the audit log.
-        name: String,
-        /// admin, user or bot.
-        #[arg(long, value_parser = parse_role)]
-        role: Role,
-        /// Create an AWS access key pair instead (for the Secrets Manager and
-        /// SSM APIs, signed with Signature Version 4): prints
-        /// `AWS_ACCESS_KEY_ID=` and `AWS_SECRET_ACCESS_KEY=` lines once, and
-        /// keeps the secret sealed by the keyring in the data dir's `aws-keys`.
-        #[arg(long)]
-        aws: bool,
-    },
 }
 
 /// `audit` subcommands.
@@ -128,49 +107,6 @@ pub enum AuditKeyCommand {
     /// Print the public key (`ed25519:<base64>`), for `audit verify
     /// --public-key` on a machine that holds no secret.
     Public,
-}
-
-fn parse_role(s: &str) -> Result<Role, String> {
-    Role::from_name(s).ok_or_else(|| format!("unknown role {s:?}: use admin, user or bot"))
-}
-
-/// Runs `token add`.
-pub fn token(ctx: &Deployment, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
-    let TokenCommand::Add { name, role, aws } = cmd;
-    if aws {
-        return aws_key(ctx, &name, role);
-    }
-    let token = tokens::generate();
-    tokens::append(&ctx.tokens_file(), &name, role, &token)?;
-    print_stdout(&format!("{}\n", token.as_str()))?;
-    eprintln!(
-        "token {name:?} ({role}) added to {}; it is shown only now",
-        ctx.tokens_file().display()
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Runs `token add --aws`: a new access key, its secret sealed by the keyring.
-fn aws_key(ctx: &Deployment, name: &str, role: Role) -> anyhow::Result<ExitCode> {
-    let keyring = ctx.keyring()?;
-    let open = |sealed: &[u8], aad: &[u8]| Ok(keyring.open(sealed, aad)?);
-    let (id, secret) = server::sigv4::generate();
-    let sealed = keyring.seal(
-        &secret_broker::SecretValue::from_string(secret.to_string()),
-        &server::sigv4::seal_context(&id),
-    );
-    let path = ctx.aws_keys_file();
-    server::sigv4::AwsKeys::append(&path, name, role, &id, &sealed, open)?;
-    print_stdout(&format!(
-        "AWS_ACCESS_KEY_ID={id}\nAWS_SECRET_ACCESS_KEY={}\n",
-        secret.as_str()
-    ))?;
-    eprintln!(
-        "access key {name:?} ({role}) added to {}, its secret sealed by the keyring; the \
-         secret is shown only now",
-        path.display()
-    );
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `audit hmac` and `audit verify`.

@@ -268,7 +268,14 @@ pub(crate) async fn entry(State(s): State<Arc<AppState>>, req: Request) -> Respo
         SystemTime::now(),
     );
     let verified = match verified {
-        Ok(v) => v,
+        Ok(v) => {
+            s.used(
+                crate::CredentialKind::AwsKey,
+                &v.caller.name,
+                SystemTime::now(),
+            );
+            v
+        }
         Err(e) => {
             wipe_bytes(bytes);
             return refused(&s, ops::audited_as(api, &op), e).await;
