@@ -1036,10 +1036,9 @@ fn serve_on_env(
     (server, addr, logs)
 }
 
-/// A throwaway database on the machine's PostgreSQL or MariaDB: its URL, and
-/// the statement that drops it (run with the admin URL).
+/// A throwaway database on the machine's PostgreSQL or MariaDB: its URL
+/// ([`drop_database`] removes it).
 fn temp_database(postgres: bool) -> String {
-    use sqlx::Connection as _;
     let name = format!(
         "sb_replicas_{}_{}",
         std::process::id(),
@@ -1048,56 +1047,45 @@ fn temp_database(postgres: bool) -> String {
             .unwrap()
             .subsec_nanos()
     );
+    let url = if postgres {
+        format!("postgres://postgres@127.0.0.1:5432/{name}")
+    } else {
+        format!("mysql://root@127.0.0.1:3306/{name}")
+    };
+    as_admin(postgres, &format!("CREATE DATABASE {name}"));
+    url
+}
+
+/// Runs `sql` as the administrator of the machine's PostgreSQL or MariaDB.
+fn as_admin(postgres: bool, sql: &str) {
+    use sqlx::Connection as _;
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let sql = format!("CREATE DATABASE {name}");
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
         if postgres {
             let mut c = sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres")
                 .await
                 .expect("PostgreSQL on 127.0.0.1:5432 (tests/setup starts it)");
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut c)
-                .await
-                .unwrap();
-            format!("postgres://postgres@127.0.0.1:5432/{name}")
+            sqlx::query(sql).execute(&mut c).await.unwrap();
         } else {
             let mut c = sqlx::MySqlConnection::connect("mysql://root@127.0.0.1:3306/")
                 .await
                 .expect("MariaDB on 127.0.0.1:3306 (tests/setup starts it)");
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut c)
-                .await
-                .unwrap();
-            format!("mysql://root@127.0.0.1:3306/{name}")
+            sqlx::query(sql).execute(&mut c).await.unwrap();
         }
-    })
+    });
 }
 
 fn drop_database(url: &str) {
-    use sqlx::Connection as _;
-    let name = url.rsplit('/').next().unwrap().to_owned();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        if url.starts_with("postgres") {
-            let mut c = sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres")
-                .await
-                .unwrap();
-            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut c)
-                .await
-                .unwrap();
-        } else {
-            let mut c = sqlx::MySqlConnection::connect("mysql://root@127.0.0.1:3306/")
-                .await
-                .unwrap();
-            let sql = format!("DROP DATABASE IF EXISTS {name}");
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut c)
-                .await
-                .unwrap();
-        }
-    });
+    let name = url.rsplit('/').next().unwrap();
+    if url.starts_with("postgres") {
+        as_admin(
+            true,
+            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        );
+    } else {
+        as_admin(false, &format!("DROP DATABASE IF EXISTS {name}"));
+    }
 }
 
 /// Two servers (replicas, each with its own data dir) on one PostgreSQL and on

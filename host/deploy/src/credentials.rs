@@ -38,6 +38,9 @@ pub const NAMESPACE: &str = "broker/credentials";
 /// How often a replica writes a credential's "last used" at most.
 pub const USE_RESOLUTION: Duration = Duration::from_secs(30);
 
+/// What opens an access key's sealed secret (the keyring), bound to its key id.
+pub type Opener<'a> = dyn Fn(&[u8], &[u8]) -> anyhow::Result<SecretValue> + Send + Sync + 'a;
+
 /// Rows read per query when listing.
 const PAGE: u32 = 500;
 
@@ -397,10 +400,7 @@ impl Credentials {
     /// The bearer tokens (digests) and the AWS access keys, their secrets
     /// opened by `open`. A row that does not read is skipped with an error in
     /// the log, so one bad row does not lock everybody out.
-    pub async fn load(
-        &self,
-        open: &(dyn Fn(&[u8], &[u8]) -> anyhow::Result<SecretValue> + Sync),
-    ) -> Result<(Tokens, AwsKeys), StoreError> {
+    pub async fn load(&self, open: &Opener<'_>) -> Result<(Tokens, AwsKeys), StoreError> {
         let mut entries = Vec::new();
         let mut keys = AwsKeys::default();
         for r in self.rows().await? {

@@ -24,7 +24,7 @@ use secret_broker_server::{self as server, AppState, ServerOptions};
 use secret_broker_record_store::RecordStore;
 
 use crate::RecordOwners;
-use crate::credentials::{self, Credentials};
+use crate::credentials::{self, Credentials, Opener};
 use crate::deployment::Deployment;
 
 /// Where the server listens.
@@ -226,7 +226,7 @@ impl Deployment {
     /// What opens the AWS access keys' secrets: the keyring, loaded for them
     /// only when the deployment has one in use or access keys exist (a
     /// deployment on AWS alone gets no master key it never needed).
-    async fn aws_key_opener(&self, creds: &Credentials) -> anyhow::Result<Arc<Opener>> {
+    async fn aws_key_opener(&self, creds: &Credentials) -> anyhow::Result<Arc<Opener<'static>>> {
         let has_keys = creds
             .list()
             .await?
@@ -246,8 +246,6 @@ impl Deployment {
         }))
     }
 }
-
-type Opener = dyn Fn(&[u8], &[u8]) -> anyhow::Result<secret_broker::SecretValue> + Send + Sync;
 
 /// `/health/ready`'s checks: the record store answers.
 struct Ready {
@@ -366,7 +364,7 @@ pub const CREDENTIALS_REFRESH: Duration = Duration::from_millis(500);
 fn refresh_credentials(
     state: Arc<AppState>,
     creds: Credentials,
-    open: Arc<Opener>,
+    open: Arc<Opener<'static>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut seen: Option<Vec<(String, u64)>> = None;
