@@ -1005,9 +1005,20 @@ fn serve_on_env(
     dir: &Path,
     env: &[(&str, &str)],
 ) -> (std::process::Child, String, std::thread::JoinHandle<String>) {
+    serve_with(&["serve", "--listen", "127.0.0.1:0"], dir, env)
+}
+
+/// The binary started with `args` (a `serve` command line on `127.0.0.1:0`) on
+/// `dir` with `env`: the child, the address it printed, and its remaining
+/// stderr once it exits.
+fn serve_with(
+    args: &[&str],
+    dir: &Path,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String, std::thread::JoinHandle<String>) {
     use std::io::BufRead;
     let mut server = Command::new(env!("CARGO_BIN_EXE_secret-broker"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
         .env("SECRET_BROKER_DATA_DIR", dir)
         .env("SECRET_BROKER_LOG", "trace")
         .env_remove("SECRET_BROKER_CONFIG")
@@ -3246,41 +3257,22 @@ fn deploy_files_use_flags_and_variables_that_exist() {
     // The unit's own command line and environment (the data dir and port
     // moved to the test's).
     let dir = tempfile::tempdir().unwrap();
-    let args: Vec<String> = exec[1..]
+    let args: Vec<&str> = exec[1..]
         .iter()
         .map(|a| {
             if a.starts_with("127.0.0.1:") {
-                "127.0.0.1:0".to_owned()
+                "127.0.0.1:0"
             } else {
-                (*a).to_owned()
+                a
             }
         })
         .collect();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_secret-broker"));
-    command
-        .args(&args)
-        .env_remove("SECRET_BROKER_CONFIG")
-        .env_remove("SECRET_BROKER_MASTER_KEY")
-        .env_remove("SECRET_BROKER_STORE_URL");
-    for (k, v) in &unit_env {
-        command.env(k, v);
-    }
-    let mut server = command
-        .env("SECRET_BROKER_DATA_DIR", dir.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
-    let mut addr = String::new();
-    let mut line = String::new();
-    while std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0 {
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            addr = rest.split_whitespace().next().unwrap().to_owned();
-            break;
-        }
-        line.clear();
-    }
-    assert!(!addr.is_empty(), "the unit's command line serves");
+    let env: Vec<(&str, &str)> = unit_env
+        .iter()
+        .filter(|(k, _)| *k != "SECRET_BROKER_DATA_DIR")
+        .copied()
+        .collect();
+    let (mut server, addr, _logs) = serve_with(&args, dir.path(), &env);
     secret_broker_http::ensure_crypto_provider();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let ready = rt

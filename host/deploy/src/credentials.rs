@@ -167,6 +167,15 @@ impl Credentials {
         }
     }
 
+    /// Whether any AWS access key is stored (one row read).
+    pub async fn has_aws_keys(&self) -> Result<bool, StoreError> {
+        let first = self
+            .store
+            .scan(NAMESPACE, prefix(CredentialKind::AwsKey), None, 1)
+            .await?;
+        Ok(!first.is_empty())
+    }
+
     /// What identifies the current set of credentials: their keys and
     /// versions (the "last used" rows left out), to rebuild only on a change.
     pub async fn fingerprint(&self) -> Result<Vec<(String, u64)>, StoreError> {
@@ -626,6 +635,14 @@ mod tests {
             list.iter().find(|c| c.name == "om").unwrap().last_used,
             None
         );
+        // Tokens are not access keys.
+        assert!(!creds.has_aws_keys().await.unwrap());
+        let ring = Keyring::single([7; 32]);
+        creds
+            .add_aws_key("om", Role::Bot, None, &ring)
+            .await
+            .unwrap();
+        assert!(creds.has_aws_keys().await.unwrap());
     }
 
     #[tokio::test]

@@ -227,14 +227,9 @@ impl Deployment {
     /// only when the deployment has one in use or access keys exist (a
     /// deployment on AWS alone gets no master key it never needed).
     async fn aws_key_opener(&self, creds: &Credentials) -> anyhow::Result<Arc<Opener<'static>>> {
-        let has_keys = creds
-            .list()
-            .await?
-            .iter()
-            .any(|c| c.kind == server::CredentialKind::AwsKey);
         let keyring = match self.loaded_keyring() {
             Some(ring) => Some(ring),
-            None if has_keys => Some(self.keyring()?),
+            None if creds.has_aws_keys().await? => Some(self.keyring()?),
             None => None,
         };
         Ok(Arc::new(move |sealed: &[u8], aad: &[u8]| match &keyring {
