@@ -3300,3 +3300,90 @@ fn deploy_files_use_flags_and_variables_that_exist() {
     assert!(fresh.path().join("audit.signing-key").exists());
     assert!(fresh.path().join("audit.salt").exists());
 }
+
+/// A replica started before its database: `serve` waits, retrying, instead of
+/// exiting, and serves once the database answers (here, once a forwarder to the
+/// machine's PostgreSQL starts listening on the port it was given); with the
+/// wait over, it exits naming the database and the option.
+#[test]
+fn a_replica_started_before_its_database_waits_for_it() {
+    use std::io::BufRead;
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    let url = temp_database(true);
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    let port = {
+        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let late_url = format!("postgres://postgres@127.0.0.1:{port}/{name}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let gave_up = broker_env(
+        dir.path(),
+        &["serve", "--listen", "127.0.0.1:0", "--store-wait-secs", "1"],
+        None,
+        &[("SECRET_BROKER_STORE_URL", late_url.as_str())],
+    );
+    assert!(!gave_up.status.success());
+    let said = text(&gave_up.stderr);
+    assert!(
+        said.contains("did not answer within 1 s (--store-wait-secs)"),
+        "{said}"
+    );
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_secret-broker"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("SECRET_BROKER_DATA_DIR", dir.path())
+        .env("SECRET_BROKER_LOG", "info")
+        .env_remove("SECRET_BROKER_CONFIG")
+        .env_remove("SECRET_BROKER_MASTER_KEY")
+        .env("SECRET_BROKER_STORE_URL", &late_url)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
+    let mut line = String::new();
+    let mut waited = false;
+    let mut addr = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        if !waited && line.contains("waiting for the database") {
+            waited = true;
+            // The database comes up: forward the port to PostgreSQL.
+            let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+            std::thread::spawn(move || {
+                for client in listener.incoming() {
+                    let (Ok(client), Ok(db)) = (client, TcpStream::connect("127.0.0.1:5432"))
+                    else {
+                        continue;
+                    };
+                    let (mut c, mut d) = (client.try_clone().unwrap(), db.try_clone().unwrap());
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut c, &mut d);
+                        let _ = d.shutdown(Shutdown::Write);
+                    });
+                    let (mut client, mut db) = (client, db);
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut db, &mut client);
+                        let _ = client.shutdown(Shutdown::Write);
+                    });
+                }
+            });
+        }
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            addr = rest.split_whitespace().next().unwrap().to_owned();
+            break;
+        }
+        line.clear();
+    }
+    assert!(waited, "the server waited for its database");
+    assert!(!addr.is_empty(), "then it served");
+    secret_broker_http::ensure_crypto_provider();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ready = rt
+        .block_on(reqwest::get(format!("http://{addr}/health/ready")))
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let _ = server.kill();
+    let _ = server.wait();
+    drop_database(&url);
+}

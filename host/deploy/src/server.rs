@@ -21,7 +21,7 @@ use secret_broker::policy::Role;
 use secret_broker_server::listen::{ConnOptions, TlsAcceptor};
 use secret_broker_server::{self as server, AppState, ServerOptions};
 
-use secret_broker_record_store::RecordStore;
+use secret_broker_record_store::{RecordStore, StoreError};
 
 use crate::RecordOwners;
 use crate::credentials::{self, Credentials, Opener};
@@ -56,6 +56,9 @@ pub struct ServeOptions {
     pub server: ServerOptions,
     /// Header deadline, connection cap, shutdown grace.
     pub conn: ConnOptions,
+    /// How long to wait at start for a database that does not answer yet
+    /// (it is retried meanwhile), before giving up with its error.
+    pub store_wait: Duration,
 }
 
 impl Default for ServeOptions {
@@ -68,6 +71,7 @@ impl Default for ServeOptions {
             prefix: None,
             server: ServerOptions::default(),
             conn: ConnOptions::default(),
+            store_wait: Duration::from_secs(60),
         }
     }
 }
@@ -121,9 +125,11 @@ impl Deployment {
             Some((cert, key)) => Some(server::listen::tls_acceptor(cert, key)?),
             None => None,
         };
+        // The database first: a replica started before its database waits
+        // for it rather than exiting (nothing listens meanwhile).
+        let store = self.record_store_within(options.store_wait).await?;
         let runtime = self.runtime()?;
         let provider = self.provider(&runtime).await?;
-        let store = self.record_store().await?;
         // The entity routes run on the schemas given, else the embedded ones
         // (a binary built without them serves no entity routes).
         let manager = match (&options.schemas, crate::schemas::RELEASE) {
@@ -205,6 +211,42 @@ impl Deployment {
             conn: options.conn,
             created_admin_token,
         })
+    }
+
+    /// The record store, retried while a database server is unavailable
+    /// (refused, not answering) for up to `wait`, with a warning per attempt;
+    /// any other error, or the last one after `wait`, is returned.
+    async fn record_store_within(&self, wait: Duration) -> anyhow::Result<Arc<RecordStore>> {
+        // SQLite in-process is there or not: only a database server is waited for.
+        let remote = self
+            .settings
+            .store_url
+            .as_deref()
+            .is_some_and(|url| !url.starts_with("sqlite:"));
+        let wait = if remote { wait } else { Duration::ZERO };
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut delay = Duration::from_millis(250);
+        loop {
+            match self.record_store().await {
+                Ok(store) => return Ok(store),
+                Err(e)
+                    if matches!(
+                        e.downcast_ref::<StoreError>(),
+                        Some(StoreError::Unavailable { .. })
+                    ) && tokio::time::Instant::now() + delay < deadline =>
+                {
+                    tracing::warn!("waiting for the database, retrying in {delay:?}: {e}");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    return Err(e.context(format!(
+                        "the database did not answer within {} s (--store-wait-secs)",
+                        wait.as_secs()
+                    )));
+                }
+            }
+        }
     }
 
     /// Creates the admin token when no credential exists, in `admin.token`

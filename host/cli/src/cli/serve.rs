@@ -57,6 +57,10 @@ pub struct ServeArgs {
     /// Open connections at most; more wait until one closes.
     #[arg(long, default_value_t = 512)]
     max_connections: usize,
+    /// How long to wait at start for a PostgreSQL or MariaDB store that does
+    /// not answer yet (retried meanwhile), seconds.
+    #[arg(long, default_value_t = 60)]
+    store_wait_secs: u64,
 }
 
 /// `audit` subcommands.
@@ -152,6 +156,7 @@ pub async fn serve(ctx: &Deployment, args: ServeArgs) -> anyhow::Result<ExitCode
             max_connections: args.max_connections.max(1),
             ..ConnOptions::default()
         },
+        store_wait: Duration::from_secs(args.store_wait_secs),
     };
     let server = ctx.server(options).await?;
     if let Some(token_file) = server.created_admin_token() {
