@@ -7,7 +7,7 @@
 #![deny(missing_docs)]
 // Without a client feature only the shared settings remain.
 #![cfg_attr(
-    not(any(feature = "secrets-manager", feature = "ssm")),
+    not(any(feature = "secrets-manager", feature = "ssm", feature = "kms")),
     allow(dead_code)
 )]
 
@@ -26,10 +26,14 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use secret_broker_runtime::SecretValue;
 use secret_broker_runtime::bindings::WitError as Error;
 
+#[cfg(feature = "kms")]
+mod kms;
 #[cfg(feature = "secrets-manager")]
 mod secrets_manager;
 #[cfg(feature = "ssm")]
 mod ssm;
+#[cfg(feature = "kms")]
+pub use kms::KmsKey;
 #[cfg(feature = "secrets-manager")]
 pub use secrets_manager::{
     SecretsManagerCtx, SecretsManagerView, add_to_linker as add_secrets_manager_to_linker,

@@ -1099,30 +1099,99 @@ fn drop_database(url: &str) {
     }
 }
 
+/// Rows of `ns` under `prefix` in the database at `url`.
+fn db_rows(url: &str, ns: &str, prefix: &str) -> Vec<secret_broker_record_store::Record> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = secret_broker_record_store::RecordStore::connect(url)
+            .await
+            .unwrap();
+        let mut rows: Vec<secret_broker_record_store::Record> = Vec::new();
+        loop {
+            let after = rows.last().map(|r| r.key.clone());
+            let page = store
+                .scan(ns, prefix, after.as_deref(), 1000)
+                .await
+                .unwrap();
+            let done = page.len() < 1000;
+            rows.extend(page);
+            if done {
+                return rows;
+            }
+        }
+    })
+}
+
+/// A new symmetric key in moto's KMS: its id.
+fn moto_kms_key(endpoint: &str) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import boto3, sys\n\
+             kms = boto3.client('kms', endpoint_url=sys.argv[1], region_name='us-east-1',\n\
+                                aws_access_key_id='testing', aws_secret_access_key='testing')\n\
+             print(kms.create_key()['KeyMetadata']['KeyId'])",
+        )
+        .arg(endpoint)
+        .output()
+        .expect("python3 with boto3 (tests/setup)");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).trim().to_owned()
+}
+
 /// Two servers (replicas, each with its own data dir) on one PostgreSQL and on
 /// one MariaDB: a token or access key added through either is accepted by the
 /// other, a revoked one refused by the other, a value written through one is
 /// read through the other, and both are ready; on PostgreSQL, a database gone
-/// makes a replica not ready.
+/// makes a replica not ready. The keyring's data keys are in the database,
+/// wrapped by a KMS key (moto) on PostgreSQL and by the shared master key on
+/// MariaDB: two `keyring rotate` at once add one version, reads through the
+/// other replica never fail meanwhile, it seals with the new version within
+/// its refresh, and a replica with another key-encryption key refuses to start.
 #[test]
 fn replicas_on_one_database_share_their_credentials() {
+    let moto = Moto::start();
+    let kms_endpoint = format!("http://127.0.0.1:{}", moto.1);
+    let (kms_key, other_kms_key) = (moto_kms_key(&kms_endpoint), moto_kms_key(&kms_endpoint));
+    let master = "1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let other_master = "v1:HxwdHhobGBkWFxQVEhMQEQ4PDA0KCwgJBgcEBQIDAAE=";
     for postgres in [true, false] {
         let url = temp_database(postgres);
-        let env = [("SECRET_BROKER_STORE_URL", url.as_str())];
+        let mut env = vec![("SECRET_BROKER_STORE_URL", url.as_str())];
+        let mut wrong = env.clone();
+        if postgres {
+            for kms_env in [
+                ("AWS_ENDPOINT_URL_KMS", kms_endpoint.as_str()),
+                ("AWS_REGION", "us-east-1"),
+                ("AWS_ACCESS_KEY_ID", "testing"),
+                ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ] {
+                env.push(kms_env);
+                wrong.push(kms_env);
+            }
+            env.push(("SECRET_BROKER_KMS_KEY_ID", kms_key.as_str()));
+            wrong.push(("SECRET_BROKER_KMS_KEY_ID", other_kms_key.as_str()));
+        } else {
+            env.push(("SECRET_BROKER_MASTER_KEY", master));
+            wrong.push(("SECRET_BROKER_MASTER_KEY", other_master));
+        }
+        let env = env.as_slice();
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let cli = |dir: &Path, args: &[&str]| {
-            let out = broker_env(dir, args, None, &env);
+            let out = broker_env(dir, args, None, env);
             assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
             text(&out.stdout).trim().to_owned()
         };
         let ops = cli(a.path(), &["token", "add", "ops", "--role", "admin"]);
-        let (mut server_a, addr_a, _) = serve_on_env(a.path(), &env);
-        // Today each replica holds the master key, the audit salt and the
-        // signing key (deploy/README.md): B gets the ones A made.
-        for file in ["master.key", "audit.salt", "audit.signing-key"] {
+        let (mut server_a, addr_a, _) = serve_on_env(a.path(), env);
+        // Today each replica holds the audit salt and the signing key
+        // (deploy/README.md): B gets the ones A made. The keyring is in the
+        // database: no key file anywhere.
+        for file in ["audit.salt", "audit.signing-key"] {
             std::fs::copy(a.path().join(file), b.path().join(file)).unwrap();
         }
-        let (mut server_b, addr_b, logs_b) = serve_on_env(b.path(), &env);
+        let (mut server_b, addr_b, logs_b) = serve_on_env(b.path(), env);
+        assert!(!a.path().join("master.key").exists() && !b.path().join("master.key").exists());
         secret_broker_http::ensure_crypto_provider();
         assert!(
             !a.path().join("admin.token").exists() && !b.path().join("admin.token").exists(),
@@ -1224,6 +1293,129 @@ fn replicas_on_one_database_share_their_credentials() {
         }
         assert_eq!(read, CANARY, "the key added on A signs for B");
 
+        // Keyring: two rotations at once, one per replica's data dir, while B
+        // serves reads; they add one version, and no read fails.
+        let ns = secret_broker_deploy::data_keys::NAMESPACE;
+        let instance = format!("provider/{}", secret_broker_deploy::BUILTIN_INSTANCE);
+        let sealed_version = |id: &str| {
+            db_rows(&url, &instance, id)
+                .iter()
+                .find(|r| r.key == id)
+                .and_then(|r| secret_broker_keyring::KeyringCtx::sealed_version(&r.value))
+        };
+        assert_eq!(db_rows(&url, ns, "key/").len(), 1);
+        assert_eq!(sealed_version(id), Some(1));
+        let reading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let reader = {
+            let (reading, addr, token) = (reading.clone(), addr_b.clone(), ops.clone());
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Runtime::new().unwrap();
+                let client = reqwest::Client::new();
+                let (mut reads, mut failed) = (0, Vec::new());
+                while reading.load(std::sync::atomic::Ordering::SeqCst) {
+                    let answer = rt.block_on(async {
+                        let response = client
+                            .post(format!("http://{addr}/v1/secrets/get"))
+                            .bearer_auth(&token)
+                            .json(&serde_json::json!({"id": id}))
+                            .send()
+                            .await?;
+                        let status = response.status().as_u16();
+                        let body: serde_json::Value = response.json().await?;
+                        Ok::<_, reqwest::Error>((status, body))
+                    });
+                    reads += 1;
+                    match answer {
+                        Ok((200, body)) if body["value"] == serde_json::json!(CANARY) => {}
+                        other => failed.push(format!("{other:?}")),
+                    }
+                }
+                (reads, failed)
+            })
+        };
+        let rotations: Vec<_> = [a.path().to_owned(), b.path().to_owned()]
+            .into_iter()
+            .map(|dir| {
+                let env: Vec<(String, String)> = env
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                std::thread::spawn(move || {
+                    let env: Vec<(&str, &str)> =
+                        env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    broker_env(&dir, &["keyring", "rotate"], None, &env)
+                })
+            })
+            .collect();
+        for rotation in rotations {
+            let out = rotation.join().unwrap();
+            assert!(out.status.success(), "rotate: {}", text(&out.stderr));
+        }
+        let keys = db_rows(&url, ns, "key/");
+        assert_eq!(keys.len(), 2, "two rotations at once added one version");
+        assert_eq!(
+            sealed_version(id),
+            Some(2),
+            "re-sealed under the new version"
+        );
+        assert!(db_rows(&url, ns, "rotation").is_empty(), "progress removed");
+        // B seals new values with it (it reads the keys every 500 ms).
+        let fresh = "/openmetadata/database/replicated/after-rotation";
+        let mut sealed = None;
+        for i in 0..50 {
+            // A new value each time: an unchanged one is not written again.
+            let put = post(
+                &addr_b,
+                &ops,
+                "/v1/secrets/put",
+                serde_json::json!({"id": fresh, "value": format!("{CANARY}{i}")}),
+            );
+            assert_eq!(put, 200);
+            sealed = sealed_version(fresh);
+            if sealed == Some(2) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert_eq!(sealed, Some(2), "B seals with the rotated key");
+        reading.store(false, std::sync::atomic::Ordering::SeqCst);
+        let (reads, failed) = reader.join().unwrap();
+        assert!(
+            reads > 0 && failed.is_empty(),
+            "{reads} reads, failed: {failed:?}"
+        );
+        // No key in clear in the database's keyring rows.
+        for row in &keys {
+            let row = String::from_utf8_lossy(&row.value).into_owned();
+            assert!(
+                row.contains("\"wrapped\"") && !row.contains(master),
+                "{row}"
+            );
+        }
+        // A replica whose key-encryption key cannot unwrap them refuses to
+        // start, naming both keys, and changes nothing.
+        let c = tempfile::tempdir().unwrap();
+        let refused = broker_env(
+            c.path(),
+            &["serve", "--listen", "127.0.0.1:0", "--store-wait-secs", "1"],
+            None,
+            &wrong,
+        );
+        assert!(!refused.status.success());
+        let said = text(&refused.stderr);
+        let named = if postgres {
+            said.contains(&format!("kms:{kms_key}"))
+                && said.contains(&format!("kms:{other_kms_key}"))
+        } else {
+            said.matches("master-key-v1-").count() >= 2
+        };
+        assert!(named && said.contains("nothing was changed"), "{said}");
+        assert_eq!(
+            db_rows(&url, ns, "key/"),
+            keys,
+            "the refused replica changed nothing"
+        );
+
         let listed = cli(b.path(), &["token", "list", "--json"]);
         assert!(
             listed.contains("\"ops\"") && listed.contains("\"om\""),
@@ -1255,6 +1447,319 @@ fn replicas_on_one_database_share_their_credentials() {
         }
         let logs = logs_b.join().unwrap();
         assert!(!logs.contains(CANARY) && !logs.contains(&ops));
+        drop_database(&url);
+    }
+}
+
+/// HAProxy on loopback in front of `replicas` (their addresses), retrying on
+/// another replica a request whose connection failed, and checking
+/// `/health/ready`: its address.
+fn haproxy(dir: &Path, replicas: &[String]) -> (KillOnDrop, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let servers: String = replicas
+        .iter()
+        .enumerate()
+        .map(|(i, addr)| format!("    server r{i} {addr} check\n"))
+        .collect();
+    let config = format!(
+        "global\n    maxconn 512\n\
+         defaults\n    mode http\n    timeout connect 1s\n    timeout client 30s\n    \
+         timeout server 30s\n    retries 3\n    option redispatch 1\n    \
+         retry-on conn-failure empty-response response-timeout\n\
+         frontend brokers\n    bind 127.0.0.1:{port}\n    default_backend replicas\n\
+         backend replicas\n    balance roundrobin\n    option httpchk GET /health/ready\n    \
+         http-check expect status 200\n    default-server inter 200ms fall 2 rise 2\n{servers}"
+    );
+    let path = dir.join("haproxy.cfg");
+    std::fs::write(&path, config).unwrap();
+    let child = Command::new("haproxy")
+        .arg("-db")
+        .arg("-f")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("haproxy (tests/setup installs it)");
+    let guard = KillOnDrop(child);
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (guard, format!("127.0.0.1:{port}"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("haproxy did not start");
+}
+
+/// What the load against the cluster saw.
+#[derive(Default)]
+struct Seen {
+    /// Writes answered 200: id and value.
+    acknowledged: Vec<(String, String)>,
+    /// Reads that failed after retries.
+    failed_reads: Vec<String>,
+    reads: usize,
+}
+
+/// Three replicas behind HAProxy on one PostgreSQL and on one MariaDB, under
+/// mixed load (put, get, entity encrypt) through HAProxy: one replica killed
+/// with SIGKILL, `keyring rotate` on another machine's configuration, a token
+/// revoked through one CLI and refused by a replica, and then every
+/// acknowledged write readable from each surviving replica, no read failed,
+/// and the one audit chain intact with an entry for every acknowledged write.
+#[test]
+fn a_cluster_behind_haproxy_loses_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    secret_broker_http::ensure_crypto_provider();
+    for postgres in [true, false] {
+        let url = temp_database(postgres);
+        let env = [
+            ("SECRET_BROKER_STORE_URL", url.as_str()),
+            (
+                "SECRET_BROKER_MASTER_KEY",
+                "1:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=",
+            ),
+        ];
+        let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let cli = |dir: &Path, args: &[&str]| {
+            let out = broker_env(dir, args, None, &env);
+            assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+            text(&out.stdout).trim().to_owned()
+        };
+        let token = cli(dirs[0].path(), &["token", "add", "load", "--role", "admin"]);
+        let mut replicas = Vec::new();
+        let first = serve_on_env(dirs[0].path(), &env);
+        for dir in &dirs[1..] {
+            for file in ["audit.salt", "audit.signing-key"] {
+                std::fs::copy(dirs[0].path().join(file), dir.path().join(file)).unwrap();
+            }
+        }
+        replicas.push(first);
+        for dir in &dirs[1..] {
+            replicas.push(serve_on_env(dir.path(), &env));
+        }
+        let addrs: Vec<String> = replicas.iter().map(|r| r.1.clone()).collect();
+        let (_proxy, front) = haproxy(dirs[0].path(), &addrs);
+
+        let running = Arc::new(AtomicBool::new(true));
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let load = {
+            let (running, seen, front, token) =
+                (running.clone(), seen.clone(), front.clone(), token.clone());
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Runtime::new().unwrap();
+                rt.block_on(async move {
+                    let client = reqwest::Client::new();
+                    let mut tasks = Vec::new();
+                    for t in 0..4 {
+                        let (running, seen, front, token, client) = (
+                            running.clone(),
+                            seen.clone(),
+                            front.clone(),
+                            token.clone(),
+                            client.clone(),
+                        );
+                        tasks.push(tokio::spawn(async move {
+                            let call = |path: &str, body: serde_json::Value| {
+                                client
+                                    .post(format!("http://{front}{path}"))
+                                    .bearer_auth(&token)
+                                    .json(&body)
+                                    .send()
+                            };
+                            let mut i = 0;
+                            while running.load(Ordering::SeqCst) {
+                                i += 1;
+                                let (id, value, status) = if i % 4 == 0 {
+                                    let name = format!("cluster{t}n{i}");
+                                    let value = format!("{CANARY}-{t}-{i}");
+                                    let config = serde_json::json!({"type": "Mysql",
+                                        "username": "u", "hostPort": "db:3306",
+                                        "authType": {"password": value}});
+                                    let status = call(
+                                        "/v1/entities/encrypt",
+                                        serde_json::json!({"serviceType": "database",
+                                            "name": name, "config": config}),
+                                    )
+                                    .await
+                                    .map(|r| r.status().as_u16());
+                                    let id =
+                                        format!("/openmetadata/database/{name}/authtype/password");
+                                    (id, value, status)
+                                } else {
+                                    let id = format!("/openmetadata/database/cluster{t}/v{i}");
+                                    let value = format!("{CANARY}-{t}-{i}");
+                                    let status = call(
+                                        "/v1/secrets/put",
+                                        serde_json::json!({"id": id, "value": value}),
+                                    )
+                                    .await
+                                    .map(|r| r.status().as_u16());
+                                    (id, value, status)
+                                };
+                                if status.as_ref().is_ok_and(|s| *s == 200) {
+                                    seen.lock()
+                                        .unwrap()
+                                        .acknowledged
+                                        .push((id.clone(), value.clone()));
+                                    // Read it back through HAProxy; a read whose
+                                    // replica died is retried, as a client retries
+                                    // an idempotent read.
+                                    let mut last = String::new();
+                                    let mut ok = false;
+                                    for _ in 0..5 {
+                                        match call("/v1/secrets/get", serde_json::json!({"id": id}))
+                                            .await
+                                        {
+                                            Ok(r) if r.status() == 200 => {
+                                                let body: serde_json::Value =
+                                                    r.json().await.unwrap_or_default();
+                                                ok = body["value"] == serde_json::json!(value);
+                                                last = format!("200 with another value for {id}");
+                                                break;
+                                            }
+                                            Ok(r) => last = format!("{} for {id}", r.status()),
+                                            Err(e) => last = format!("{e} for {id}"),
+                                        }
+                                        tokio::time::sleep(std::time::Duration::from_millis(100))
+                                            .await;
+                                    }
+                                    let mut seen = seen.lock().unwrap();
+                                    seen.reads += 1;
+                                    if !ok {
+                                        seen.failed_reads.push(last);
+                                    }
+                                }
+                            }
+                        }));
+                    }
+                    for task in tasks {
+                        task.await.unwrap();
+                    }
+                });
+            })
+        };
+        let acknowledged = || seen.lock().unwrap().acknowledged.len();
+        let wait_for = |n: usize| {
+            for _ in 0..600 {
+                if acknowledged() >= n {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            panic!("the load stalled at {} acknowledged writes", acknowledged());
+        };
+        wait_for(40);
+        // SIGKILL one replica under load.
+        let (mut killed, _, _) = replicas.remove(1);
+        killed.kill().unwrap();
+        killed.wait().unwrap();
+        let n = acknowledged();
+        wait_for(n + 40);
+        // A rotation from another machine's configuration, under load.
+        let rotated = broker_env(dirs[1].path(), &["keyring", "rotate"], None, &env);
+        assert!(rotated.status.success(), "{}", text(&rotated.stderr));
+        let n = acknowledged();
+        wait_for(n + 40);
+        // A token revoked through one CLI is refused by a replica.
+        let victim = cli(
+            dirs[2].path(),
+            &["token", "add", "victim", "--role", "admin"],
+        );
+        let status = |addr: &str, token: &str| {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(
+                reqwest::Client::new()
+                    .post(format!("http://{addr}/v1/secrets/list"))
+                    .bearer_auth(token)
+                    .json(&serde_json::json!({"prefix": "/"}))
+                    .send(),
+            )
+            .unwrap()
+            .status()
+            .as_u16()
+        };
+        let until = |addr: &str, want: u16| {
+            for _ in 0..30 {
+                if status(addr, &victim) == want {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            panic!("{addr} did not answer {want}");
+        };
+        until(&addrs[2], 200);
+        cli(dirs[0].path(), &["token", "revoke", "victim"]);
+        until(&addrs[2], 401);
+        until(&front, 401);
+        running.store(false, Ordering::SeqCst);
+        load.join().unwrap();
+
+        let seen = seen.lock().unwrap();
+        assert!(
+            seen.failed_reads.is_empty(),
+            "{} of {} reads failed: {:?}",
+            seen.failed_reads.len(),
+            seen.reads,
+            seen.failed_reads
+        );
+        // Every acknowledged write, read from each surviving replica.
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let client = reqwest::Client::new();
+        for (id, value) in &seen.acknowledged {
+            for addr in [&addrs[0], &addrs[2]] {
+                let body: serde_json::Value = rt.block_on(async {
+                    client
+                        .post(format!("http://{addr}/v1/secrets/get"))
+                        .bearer_auth(&token)
+                        .json(&serde_json::json!({"id": id}))
+                        .send()
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap()
+                });
+                assert_eq!(body["value"], serde_json::json!(value), "{id} from {addr}");
+            }
+        }
+        // The one chain verifies, and holds an entry for every acknowledged write.
+        let verify = broker_env(dirs[2].path(), &["audit", "verify"], None, &env);
+        assert!(verify.status.success(), "{}", text(&verify.stderr));
+        let salt =
+            secret_broker::audit::Salt::load_or_create(&dirs[0].path().join("audit.salt")).unwrap();
+        let written: std::collections::HashSet<String> = db_rows(&url, "broker/audit", "e/")
+            .iter()
+            .filter_map(|row| serde_json::from_slice::<serde_json::Value>(&row.value).ok())
+            .filter(|e| {
+                e["outcome"] == "ok"
+                    && ["secret.put", "entity.encrypt"]
+                        .contains(&e["operation"].as_str().unwrap_or(""))
+            })
+            .flat_map(|e| {
+                e["ids"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|id| id.as_str().map(str::to_owned))
+            })
+            .collect();
+        for (id, _) in &seen.acknowledged {
+            assert!(
+                written.contains(&salt.hmac(id.as_bytes())),
+                "no audit entry for {id}"
+            );
+        }
+        for (mut server, _, logs) in replicas {
+            let _ = server.kill();
+            let _ = server.wait();
+            assert!(!logs.join().unwrap().contains(CANARY));
+        }
         drop_database(&url);
     }
 }

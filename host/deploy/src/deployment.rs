@@ -23,6 +23,7 @@ use secret_broker_runtime::caps::reveal::Reveal;
 
 use crate::backends::http::HttpConfig;
 use crate::backends::{self, Backend};
+use crate::data_keys::{DataKeys, Kek};
 use crate::settings::{ProviderConfig, Settings};
 
 /// Every grant a configuration may name: adding a capability to the binary is
@@ -40,7 +41,9 @@ pub const GRANTS: [&str; 6] = [
 pub struct Deployment {
     /// What it is configured with.
     pub settings: Settings,
-    keyring: std::sync::OnceLock<Arc<Keyring>>,
+    keyring: tokio::sync::OnceCell<Arc<Keyring>>,
+    data_keys: tokio::sync::OnceCell<Option<Arc<DataKeys>>>,
+    store: tokio::sync::OnceCell<Arc<RecordStore>>,
 }
 
 impl Deployment {
@@ -48,7 +51,9 @@ impl Deployment {
     pub fn new(settings: Settings) -> Self {
         Deployment {
             settings,
-            keyring: std::sync::OnceLock::new(),
+            keyring: tokio::sync::OnceCell::new(),
+            data_keys: tokio::sync::OnceCell::new(),
+            store: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -201,14 +206,28 @@ impl Deployment {
             .unwrap_or_else(|| self.data_dir().join("master.key"))
     }
 
-    /// The master keyring: `SECRET_BROKER_MASTER_KEY`, or the key file, generated
-    /// on first use with a warning.
-    pub fn keyring(&self) -> anyhow::Result<Arc<Keyring>> {
-        if let Some(ring) = self.keyring.get() {
-            return Ok(ring.clone());
-        }
-        let ring = self.load_keyring()?;
-        Ok(self.keyring.get_or_init(|| ring).clone())
+    /// Whether the keyring's data keys live in the record store, wrapped by a
+    /// key-encryption key: with a KMS key, or a record store that replicas share
+    /// (PostgreSQL, MariaDB). Otherwise the master keys seal directly (SQLite's
+    /// single-machine layout).
+    pub fn keys_in_store(&self) -> bool {
+        self.settings.kms_key_id.is_some()
+            || self.settings.store_url.as_ref().is_some_and(|url| {
+                ["postgres:", "postgresql:", "mysql:", "mariadb:"]
+                    .iter()
+                    .any(|scheme| url.starts_with(scheme))
+            })
+    }
+
+    /// The keyring: the data keys of the record store ([`Deployment::keys_in_store`]),
+    /// else `SECRET_BROKER_MASTER_KEY` or the key file, generated on first use
+    /// with a warning. Loaded once and shared by every grant of the process.
+    pub async fn keyring(&self) -> anyhow::Result<Arc<Keyring>> {
+        self.keyring
+            // Boxed: the futures of the grants that await it stay small.
+            .get_or_try_init(|| Box::pin(self.load_keyring()))
+            .await
+            .cloned()
     }
 
     /// The keyring, if a grant has loaded it.
@@ -216,13 +235,53 @@ impl Deployment {
         self.keyring.get().cloned()
     }
 
-    fn load_keyring(&self) -> anyhow::Result<Arc<Keyring>> {
+    /// The data keys in the record store, when the keyring keeps them there.
+    pub async fn data_keys(&self) -> anyhow::Result<Option<Arc<DataKeys>>> {
+        self.data_keys
+            .get_or_try_init(|| {
+                Box::pin(async {
+                    if !self.keys_in_store() {
+                        return Ok(None);
+                    }
+                    let store = self.record_store().await?;
+                    let kek = match &self.settings.kms_key_id {
+                        Some(key_id) => {
+                            let settings = secret_broker_aws::AwsSettings::new("");
+                            Kek::Kms(
+                                secret_broker_aws::KmsKey::connect(&settings, key_id)
+                                    .await
+                                    .with_context(|| format!("the KMS key {key_id}"))?,
+                            )
+                        }
+                        None => {
+                            let keys =
+                                DataKeys::new(store.clone(), Kek::Local { keys: Vec::new() });
+                            let master = self.master_keys(!keys.is_empty().await?)?;
+                            Kek::local(&master)
+                        }
+                    };
+                    anyhow::Ok(Some(Arc::new(DataKeys::new(store, kek))))
+                })
+            })
+            .await
+            .cloned()
+    }
+
+    /// The master keys: `SECRET_BROKER_MASTER_KEY`, or the key file, which is
+    /// created (with a warning) unless `must_exist`.
+    fn master_keys(&self, must_exist: bool) -> anyhow::Result<Keyring> {
         if let Some(spec) = &self.settings.master_key {
-            return Ok(Arc::new(
-                Keyring::parse(spec).context("in SECRET_BROKER_MASTER_KEY")?,
-            ));
+            return Keyring::parse(spec).context("in SECRET_BROKER_MASTER_KEY");
         }
         let path = self.key_file();
+        if must_exist && !path.exists() {
+            bail!(
+                "the database holds the keyring's data keys, wrapped by a key-encryption key this \
+                 process does not have: give it the other replicas' SECRET_BROKER_MASTER_KEY or key \
+                 file ({}), or SECRET_BROKER_KMS_KEY_ID; nothing was changed",
+                path.display()
+            );
+        }
         let (ring, created) = Keyring::load_or_create(&path)?;
         if created && self.settings.key_file.is_none() {
             tracing::warn!(
@@ -231,7 +290,24 @@ impl Deployment {
                  (SECRET_BROKER_MASTER_KEY) and keep it outside the data dir"
             );
         }
-        Ok(Arc::new(ring))
+        Ok(ring)
+    }
+
+    async fn load_keyring(&self) -> anyhow::Result<Arc<Keyring>> {
+        let Some(data_keys) = self.data_keys().await? else {
+            return Ok(Arc::new(self.master_keys(false)?));
+        };
+        // The master keys of a single-machine layout become the first data keys,
+        // so what they sealed stays readable.
+        let seed = match (&data_keys.kek(), &self.settings.master_key) {
+            (Kek::Local { .. }, _) => Some(self.master_keys(true)?),
+            (Kek::Kms(_), Some(spec)) => {
+                Some(Keyring::parse(spec).context("in SECRET_BROKER_MASTER_KEY")?)
+            }
+            (Kek::Kms(_), None) if self.key_file().exists() => Some(self.master_keys(true)?),
+            (Kek::Kms(_), None) => None,
+        };
+        Ok(Arc::new(data_keys.load(seed.as_ref()).await?))
     }
 
     /// The SQLite file of the embedded default.
@@ -239,8 +315,16 @@ impl Deployment {
         self.data_dir().join("secrets.db")
     }
 
-    /// The record store: the configured URL, or SQLite in the data dir.
+    /// The record store: the configured URL, or SQLite in the data dir;
+    /// connected once, its pool shared by everything the process builds.
     pub async fn record_store(&self) -> anyhow::Result<Arc<RecordStore>> {
+        self.store
+            .get_or_try_init(|| Box::pin(self.connect_store()))
+            .await
+            .cloned()
+    }
+
+    async fn connect_store(&self) -> anyhow::Result<Arc<RecordStore>> {
         let url = match &self.settings.store_url {
             Some(url) => url.clone(),
             None => {
@@ -268,7 +352,7 @@ impl Deployment {
     ) -> anyhow::Result<()> {
         let namespace = format!("provider/{}", granted.instance);
         match name {
-            "keyring" => granted.grant(KeyringCtx::new(self.keyring()?, &namespace)),
+            "keyring" => granted.grant(KeyringCtx::new(self.keyring().await?, &namespace)),
             "record-store" => {
                 granted.grant(RecordStoreCtx::new(self.record_store().await?, &namespace));
             }

@@ -30,6 +30,7 @@
 pub mod audit_store;
 pub mod backends;
 pub mod credentials;
+pub mod data_keys;
 mod deployment;
 mod om_yaml;
 mod owners;

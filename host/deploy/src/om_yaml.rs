@@ -116,6 +116,9 @@ pub struct BrokerSection {
     /// The master key file.
     #[serde(default)]
     pub key_file: Option<PathBuf>,
+    /// The AWS KMS key that wraps the keyring's data keys in the record store.
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
     /// A provider component of one's own, with its grants and settings, in place
     /// of the one `secretsManager` names.
     #[serde(default)]

@@ -25,6 +25,7 @@ use secret_broker_record_store::{RecordStore, StoreError};
 
 use crate::RecordOwners;
 use crate::credentials::{self, Credentials, Opener};
+use crate::data_keys::{self, DataKeys};
 use crate::deployment::Deployment;
 
 /// Where the server listens.
@@ -158,6 +159,15 @@ impl Deployment {
             }
         };
         let broker = self.broker(provider, manager)?;
+        // Data keys in the database: loaded now whenever there are any, so a
+        // replica whose key-encryption key cannot unwrap them refuses to start.
+        let data_keys = self.data_keys().await?;
+        if let Some(keys) = &data_keys
+            && self.loaded_keyring().is_none()
+            && !keys.is_empty().await?
+        {
+            self.keyring().await?;
+        }
         let creds = Credentials::new(store.clone());
         let imported = creds
             .import_files(&self.tokens_file(), &self.aws_keys_file())
@@ -182,11 +192,12 @@ impl Deployment {
             store: store.clone(),
         }));
         let mut background = vec![refresh_credentials(state.clone(), creds.clone(), open)];
-        if let Some(keyring) = self
-            .loaded_keyring()
-            .filter(|_| !self.master_key_from_env())
-        {
-            background.push(watch_key_file(keyring, self.key_file()));
+        match (self.loaded_keyring(), data_keys) {
+            (Some(keyring), Some(keys)) => background.push(refresh_data_keys(keyring, keys)),
+            (Some(keyring), None) if !self.master_key_from_env() => {
+                background.push(watch_key_file(keyring, self.key_file()));
+            }
+            _ => {}
         }
         let bound = match options.listen {
             Listen::Unix(path) => {
@@ -271,7 +282,7 @@ impl Deployment {
     async fn aws_key_opener(&self, creds: &Credentials) -> anyhow::Result<Arc<Opener<'static>>> {
         let keyring = match self.loaded_keyring() {
             Some(ring) => Some(ring),
-            None if creds.has_aws_keys().await? => Some(self.keyring()?),
+            None if creds.has_aws_keys().await? => Some(self.keyring().await?),
             None => None,
         };
         Ok(Arc::new(move |sealed: &[u8], aad: &[u8]| match &keyring {
@@ -449,6 +460,44 @@ fn refresh_credentials(
                 Err(e) if !failing => {
                     failing = true;
                     tracing::error!("keeping the credentials in use: {e}");
+                }
+                Err(_) => {}
+            }
+        }
+    })
+}
+
+/// Re-reads the data keys in the database every [`data_keys::REFRESH`]: a
+/// version another replica's `keyring rotate` added opens here before any value
+/// is sealed with it, and seals here once that rotation activates it.
+fn refresh_data_keys(
+    keyring: Arc<secret_broker_keyring::Keyring>,
+    keys: Arc<DataKeys>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(data_keys::REFRESH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tick.tick().await;
+            let before = keyring.current_version();
+            match keys.refresh(&keyring).await {
+                Ok(added) => {
+                    if failing {
+                        failing = false;
+                        tracing::info!("reading the data keys again");
+                    }
+                    if !added.is_empty() {
+                        tracing::info!(?added, "loaded data key versions another replica added");
+                    }
+                    let now = keyring.current_version();
+                    if now != before {
+                        tracing::info!(version = now, "sealing with data key version");
+                    }
+                }
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::error!("keeping the data keys in use: {e:#}");
                 }
                 Err(_) => {}
             }

@@ -290,6 +290,8 @@ pub struct FileSettings {
     pub store_url: Option<String>,
     /// The master key file.
     pub key_file: Option<PathBuf>,
+    /// The AWS KMS key that wraps the keyring's data keys.
+    pub kms_key_id: Option<String>,
     /// The AWS grants' parameters.
     pub aws: Option<AwsConfig>,
     /// The limits, checked.
@@ -352,7 +354,12 @@ struct TomlFile {
 #[serde(deny_unknown_fields)]
 struct KeyringTable {
     /// A key file (`VERSION:BASE64` per line, mode 0600), created if missing.
-    key_file: PathBuf,
+    #[serde(default)]
+    key_file: Option<PathBuf>,
+    /// An AWS KMS key (id, ARN or `alias/NAME`) that wraps the data keys kept
+    /// in the record store.
+    #[serde(default)]
+    kms_key_id: Option<String>,
 }
 
 /// `[store]`: the database behind the `record-store` grant.
@@ -385,7 +392,8 @@ impl FileSettings {
             data_dir: file.data_dir,
             provider: Some(file.provider),
             store_url: file.store.map(|s| s.url),
-            key_file: file.keyring.map(|k| k.key_file),
+            key_file: file.keyring.as_ref().and_then(|k| k.key_file.clone()),
+            kms_key_id: file.keyring.as_ref().and_then(|k| k.kms_key_id.clone()),
             aws: file.aws,
             limits: file.limits.limits("limits")?,
             policy: file.policy,
@@ -443,6 +451,7 @@ impl FileSettings {
                 .filter(|c| !c.is_empty()),
             store_url: broker.store_url,
             key_file: broker.key_file,
+            kms_key_id: broker.kms_key_id,
             aws,
             limits: broker.limits.limits("secretBroker.limits")?,
             policy: broker.policy,
@@ -482,6 +491,9 @@ pub struct Settings {
     pub key_file: Option<PathBuf>,
     /// The master keys themselves (`SECRET_BROKER_MASTER_KEY`), in place of a file.
     pub master_key: Option<String>,
+    /// The AWS KMS key that wraps the keyring's data keys in the record store
+    /// (`[keyring] kms_key_id`, `SECRET_BROKER_KMS_KEY_ID`).
+    pub kms_key_id: Option<String>,
     /// The AWS grants' parameters.
     pub aws: AwsConfig,
     /// What each provider instance may use.
@@ -554,6 +566,7 @@ impl Settings {
             store_url: file.store_url,
             key_file: file.key_file,
             master_key: None,
+            kms_key_id: file.kms_key_id,
             aws: file.aws.unwrap_or_default(),
             limits: file.limits,
             policy: file.policy.unwrap_or_default(),
@@ -592,6 +605,9 @@ impl Settings {
         }
         if let Some(key) = get("SECRET_BROKER_MASTER_KEY") {
             self.master_key = Some(key);
+        }
+        if let Some(id) = get("SECRET_BROKER_KMS_KEY_ID") {
+            self.kms_key_id = Some(id.trim().to_owned());
         }
         if let Some(sync) = get("SECRET_BROKER_AUDIT_READ_SYNC") {
             self.audit_read_sync_env = Some(sync);

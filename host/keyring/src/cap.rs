@@ -41,6 +41,13 @@ impl KeyringCtx {
         }
     }
 
+    /// The key version a value this capability sealed names (after the
+    /// namespace tag), if it is well formed: for tooling that checks how far a
+    /// rotation has come.
+    pub fn sealed_version(stored: &[u8]) -> Option<u32> {
+        Keyring::sealed_version(stored.get(TAG_LEN..)?)
+    }
+
     /// The associated data: namespace and context, and for a value the provider
     /// made itself a marker in front (never a valid namespace length), so that
     /// what it opens again is still known as its own making: sealing cannot

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -73,13 +74,21 @@ pub enum KeyringError {
     },
 }
 
-type Keys = BTreeMap<u32, Zeroizing<[u8; 32]>>;
+/// One key's 32 bytes, wiped when dropped.
+pub type KeyBytes = Zeroizing<[u8; 32]>;
 
-/// Master keys by version; the highest version seals. Versions can be added to a
-/// live keyring ([`Keyring::reload_file`]) but never removed, so a process keeps
-/// reading what another process re-sealed under a newer key.
+type Keys = BTreeMap<u32, KeyBytes>;
+
+/// Master keys by version; the highest version seals, unless an active version
+/// is set ([`Keyring::merge`]): then that one seals and newer versions are held
+/// only to open (a rotation announces a key before anyone seals with it). Versions
+/// can be added to a live keyring ([`Keyring::reload_file`], [`Keyring::merge`])
+/// but never removed, so a process keeps reading what another process re-sealed
+/// under a newer key.
 pub struct Keyring {
     keys: RwLock<Keys>,
+    /// The version that seals; 0 means the newest held. Only grows.
+    active: AtomicU32,
     /// The key file this keyring was loaded from: a value sealed under a version
     /// it does not hold makes it read the file once more (another process rotated).
     file: Option<PathBuf>,
@@ -97,6 +106,7 @@ impl Keyring {
     fn from_keys(keys: Keys) -> Self {
         Keyring {
             keys: RwLock::new(keys),
+            active: AtomicU32::new(0),
             file: None,
         }
     }
@@ -104,8 +114,52 @@ impl Keyring {
     fn from_file(path: &Path, keys: Keys) -> Self {
         Keyring {
             keys: RwLock::new(keys),
+            active: AtomicU32::new(0),
             file: Some(path.to_path_buf()),
         }
+    }
+
+    /// A keyring of the given keys (data keys read from a store) in which
+    /// `active` seals. Fails on an empty list, a version twice, or an `active`
+    /// version not among them.
+    pub fn with_keys(keys: Vec<(u32, KeyBytes)>, active: u32) -> Result<Self, KeyringError> {
+        let mut map = BTreeMap::new();
+        for (version, key) in keys {
+            if map.insert(version, key).is_some() {
+                return Err(KeyringError::DuplicateVersion(version));
+            }
+        }
+        if !map.contains_key(&active) {
+            return Err(KeyringError::UnknownKeyVersion(active));
+        }
+        let ring = Keyring::from_keys(map);
+        ring.active.store(active, Ordering::SeqCst);
+        Ok(ring)
+    }
+
+    /// Adds the versions of `keys` this keyring does not hold (returning them),
+    /// and makes `active` the sealing version if it is held and newer than the
+    /// current one. Versions it holds keep their key: nothing is taken away or
+    /// replaced, and the sealing version never goes back.
+    pub fn merge(&self, keys: Vec<(u32, KeyBytes)>, active: u32) -> Vec<u32> {
+        let mut held = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        let mut added = Vec::new();
+        for (version, key) in keys {
+            if let std::collections::btree_map::Entry::Vacant(slot) = held.entry(version) {
+                slot.insert(key);
+                added.push(version);
+            }
+        }
+        if held.contains_key(&active) {
+            self.active.fetch_max(active, Ordering::SeqCst);
+        }
+        added
+    }
+
+    /// Every key with its version: for wrapping them into a store, or deriving
+    /// key-encryption keys from them. Never log or print what this returns.
+    pub fn key_material(&self) -> Vec<(u32, KeyBytes)> {
+        self.read().iter().map(|(v, k)| (*v, k.clone())).collect()
     }
 
     fn parse_keys(spec: &str) -> Result<Keys, KeyringError> {
@@ -159,8 +213,11 @@ impl Keyring {
             .enumerate()
         {
             let (version, b64) = match entry.split_once(':') {
+                // `v1:KEY` is read as `1:KEY`.
                 Some((v, k)) => (
-                    v.parse()
+                    v.strip_prefix('v')
+                        .unwrap_or(v)
+                        .parse()
                         .map_err(|_| KeyringError::BadKey(format!("entry {}", i + 1)))?,
                     k,
                 ),
@@ -267,13 +324,20 @@ impl Keyring {
 
     /// The version new values are sealed with.
     pub fn current_version(&self) -> u32 {
-        self.read().keys().next_back().copied().unwrap_or(1)
+        Self::sealing(&self.read(), self.active.load(Ordering::SeqCst))
+    }
+
+    fn sealing(keys: &Keys, active: u32) -> u32 {
+        if active != 0 && keys.contains_key(&active) {
+            return active;
+        }
+        keys.keys().next_back().copied().unwrap_or(1)
     }
 
     /// Encrypts `value` under the current key, bound to `aad`.
     pub fn seal(&self, value: &SecretValue, aad: &[u8]) -> Vec<u8> {
         let keys = self.read();
-        let version = keys.keys().next_back().copied().unwrap_or(1);
+        let version = Self::sealing(&keys, self.active.load(Ordering::SeqCst));
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let mut out = Vec::with_capacity(HEADER + value.len() + 16);
@@ -431,6 +495,36 @@ mod tests {
         std::fs::write(&path, "3:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n")?;
         assert_eq!(live.reload_file(&path)?, vec![3]);
         assert_eq!(live.versions(), vec![1, 2, 3]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_merged_key_opens_at_once_but_seals_only_once_active() -> Result<(), KeyringError> {
+        let ring = Keyring::with_keys(vec![(1, Zeroizing::new([1; 32]))], 1)?;
+        // Announced: version 2 opens, version 1 still seals.
+        assert_eq!(ring.merge(vec![(2, Zeroizing::new([2; 32]))], 1), vec![2]);
+        assert_eq!(ring.current_version(), 1);
+        let other = Keyring::with_keys(
+            vec![(1, Zeroizing::new([1; 32])), (2, Zeroizing::new([2; 32]))],
+            2,
+        )?;
+        let sealed = other.seal(&value("v2"), b"c");
+        assert_eq!(ring.open(&sealed, b"c")?.expose_str(), Some("v2"));
+        assert_eq!(
+            Keyring::sealed_version(&ring.seal(&value("x"), b"c")),
+            Some(1)
+        );
+        // Activated: version 2 seals; a merge naming an older one takes nothing back,
+        // and a key held is never replaced.
+        assert!(ring.merge(vec![(2, Zeroizing::new([9; 32]))], 2).is_empty());
+        assert_eq!(ring.current_version(), 2);
+        ring.merge(Vec::new(), 1);
+        assert_eq!(ring.current_version(), 2);
+        assert_eq!(ring.open(&sealed, b"c")?.expose_str(), Some("v2"));
+        assert!(matches!(
+            Keyring::with_keys(vec![(1, Zeroizing::new([1; 32]))], 3),
+            Err(KeyringError::UnknownKeyVersion(3))
+        ));
         Ok(())
     }
 

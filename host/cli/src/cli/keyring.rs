@@ -1,18 +1,20 @@
-//! `secret-broker keyring rotate`: add a master key and re-seal every stored value
-//! under it, online, with a progress bar. Resumable: progress is saved in the data
-//! dir and a second run continues where the first stopped. Old keys stay in the
-//! key file, so values not yet re-sealed stay readable throughout.
+//! `secret-broker keyring rotate`: add a key and re-seal every stored value under
+//! it, online, with a progress bar. The key goes to the key file, or, when the
+//! data keys live in the database (PostgreSQL, MariaDB, or a KMS key), to the
+//! database, where every replica loads it before it seals anything (two
+//! rotations at once add one version). Resumable: progress is saved in the data
+//! dir or the database, and a second run continues where the first stopped. Old
+//! keys stay, so values not yet re-sealed stay readable throughout.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::{Deserialize, Serialize};
 
 use secret_broker::audit::{AuditLog, Durability, Entry, Outcome};
 
 use secret_broker_deploy::Deployment;
+use secret_broker_deploy::data_keys::{self, DataKeys, RotationProgress};
 
 /// Appends one entry of the rotation to the audit log.
 async fn audit(
@@ -47,27 +49,47 @@ pub enum KeyringCommand {
     Rotate,
 }
 
-/// Saved between runs so a rotation interrupted at any point resumes.
-#[derive(Serialize, Deserialize)]
-struct RotationState {
-    target_version: u32,
-    /// Every id up to and including this one is re-sealed.
-    done_through: Option<String>,
+/// Where the progress of a rotation is kept between runs, so a rotation
+/// interrupted at any point resumes: `rotation.json` in the data dir, or the
+/// database when the data keys are there (any replica resumes it).
+enum Progress {
+    File(std::path::PathBuf),
+    Stored(std::sync::Arc<DataKeys>),
 }
 
-fn load_state(path: &Path) -> anyhow::Result<Option<RotationState>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(
-            serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?,
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+impl Progress {
+    async fn load(&self) -> anyhow::Result<Option<RotationProgress>> {
+        match self {
+            Progress::File(path) => match std::fs::read_to_string(path) {
+                Ok(text) => Ok(Some(
+                    serde_json::from_str(&text)
+                        .with_context(|| format!("reading {}", path.display()))?,
+                )),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+            },
+            Progress::Stored(keys) => keys.rotation().await,
+        }
     }
-}
 
-fn save_state(path: &Path, state: &RotationState) -> anyhow::Result<()> {
-    secret_broker_runtime::fs::replace_private(path, &serde_json::to_vec(state)?)
-        .with_context(|| format!("writing {}", path.display()))
+    async fn save(&self, state: &RotationProgress) -> anyhow::Result<()> {
+        match self {
+            Progress::File(path) => {
+                secret_broker_runtime::fs::replace_private(path, &serde_json::to_vec(state)?)
+                    .with_context(|| format!("writing {}", path.display()))
+            }
+            Progress::Stored(keys) => keys.save_rotation(state).await,
+        }
+    }
+
+    async fn finish(&self) -> anyhow::Result<()> {
+        match self {
+            Progress::File(path) => {
+                std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))
+            }
+            Progress::Stored(keys) => keys.finish_rotation().await,
+        }
+    }
 }
 
 /// Runs a `keyring` subcommand.
@@ -103,43 +125,74 @@ pub async fn run(ctx: &Deployment, cmd: KeyringCommand) -> anyhow::Result<ExitCo
 }
 
 async fn rotate(ctx: &Deployment, log: &AuditLog, label: &str) -> anyhow::Result<ExitCode> {
-    let state_path = ctx.data_dir().join("rotation.json");
-    let keyring = ctx.keyring()?;
-    let target_version = match load_state(&state_path)? {
-        Some(state) if keyring.versions().contains(&state.target_version) => {
-            eprintln!(
-                "resuming the rotation to key version {}",
-                state.target_version
-            );
-            state.target_version
-        }
-        _ if ctx.master_key_from_env() => {
-            let version = keyring.current_version();
-            eprintln!(
-                "SECRET_BROKER_MASTER_KEY holds the keys: re-sealing under its newest, version {version} \
-                 (add a new `VERSION:KEY` entry there first to rotate to a new key)"
-            );
+    let keyring = ctx.keyring().await?;
+    let stored = ctx.data_keys().await?;
+    let progress = match &stored {
+        Some(keys) => Progress::Stored(keys.clone()),
+        None => Progress::File(ctx.data_dir().join("rotation.json")),
+    };
+    let target_version = match &stored {
+        Some(keys) => {
+            let (version, added) = keys.begin_rotation().await?;
+            if added {
+                eprintln!(
+                    "added data key version {version} to the database, wrapped by {}",
+                    keys.kek().id()
+                );
+            } else {
+                eprintln!("joining the rotation to data key version {version} under way");
+            }
+            if !keys.is_active(version).await? {
+                // Every replica re-reads the keys every REFRESH: once they all
+                // hold the new one, it may seal.
+                eprintln!(
+                    "waiting {} ms for every replica to load it",
+                    data_keys::PROPAGATION.as_millis()
+                );
+                tokio::time::sleep(data_keys::PROPAGATION).await;
+                keys.activate(version).await?;
+            }
+            keys.refresh(&keyring).await?;
             version
         }
-        _ => {
-            let next = keyring.add_key_to_file(&ctx.key_file())?;
-            // The grants below share this process's keyring: give it the new key.
-            keyring.reload_file(&ctx.key_file())?;
-            eprintln!(
-                "added master key version {} to {}",
-                next.current_version(),
-                ctx.key_file().display()
-            );
-            next.current_version()
-        }
+        None => match progress.load().await? {
+            Some(state) if keyring.versions().contains(&state.target_version) => {
+                eprintln!(
+                    "resuming the rotation to key version {}",
+                    state.target_version
+                );
+                state.target_version
+            }
+            _ if ctx.master_key_from_env() => {
+                let version = keyring.current_version();
+                eprintln!(
+                    "SECRET_BROKER_MASTER_KEY holds the keys: re-sealing under its newest, version {version} \
+                     (add a new `VERSION:KEY` entry there first to rotate to a new key)"
+                );
+                version
+            }
+            _ => {
+                let next = keyring.add_key_to_file(&ctx.key_file())?;
+                // The grants below share this process's keyring: give it the new key.
+                keyring.reload_file(&ctx.key_file())?;
+                eprintln!(
+                    "added master key version {} to {}",
+                    next.current_version(),
+                    ctx.key_file().display()
+                );
+                next.current_version()
+            }
+        },
     };
-    let mut state = load_state(&state_path)?
+    let mut state = progress
+        .load()
+        .await?
         .filter(|s| s.target_version == target_version)
-        .unwrap_or(RotationState {
+        .unwrap_or(RotationProgress {
             target_version,
             done_through: None,
         });
-    save_state(&state_path, &state)?;
+    progress.save(&state).await?;
 
     let runtime = ctx.runtime()?;
     let provider = ctx.provider(&runtime).await?;
@@ -191,7 +244,7 @@ async fn rotate(ctx: &Deployment, log: &AuditLog, label: &str) -> anyhow::Result
         bar.inc(1);
         if i % 100 == 99 || i + 1 == todo.len() {
             state.done_through = Some((*id).clone());
-            save_state(&state_path, &state)?;
+            progress.save(&state).await?;
         }
     }
     bar.finish_and_clear();
@@ -212,11 +265,10 @@ async fn rotate(ctx: &Deployment, log: &AuditLog, label: &str) -> anyhow::Result
     if keys_resealed > 0 {
         eprintln!("re-sealed {keys_resealed} AWS access key secret(s)");
     }
-    std::fs::remove_file(&state_path)
-        .with_context(|| format!("removing {}", state_path.display()))?;
+    progress.finish().await?;
     eprintln!(
         "rotation to key version {target_version} complete: {rewritten} re-sealed, {current} already current, \
-         {} skipped as done by an earlier run; older key versions stay in the key file",
+         {} skipped as done by an earlier run; older key versions stay in the keyring",
         ids.len() - todo.len()
     );
     Ok(ExitCode::SUCCESS)

@@ -129,7 +129,7 @@ async fn add(
             eprintln!("token {name:?} ({role}{until}) added; it is shown only now");
         }
         CredentialKind::AwsKey => {
-            let keyring = ctx.keyring()?;
+            let keyring = ctx.keyring().await?;
             let (id, secret) = creds.add_aws_key(name, role, expires, &keyring).await?;
             print_stdout(&format!(
                 "AWS_ACCESS_KEY_ID={id}\nAWS_SECRET_ACCESS_KEY={}\n",
