@@ -1184,14 +1184,24 @@ fn replicas_on_one_database_share_their_credentials() {
         };
         let ops = cli(a.path(), &["token", "add", "ops", "--role", "admin"]);
         let (mut server_a, addr_a, _) = serve_on_env(a.path(), env);
-        // Today each replica holds the audit salt and the signing key
-        // (deploy/README.md): B gets the ones A made. The keyring is in the
-        // database: no key file anywhere.
-        for file in ["audit.salt", "audit.signing-key"] {
-            std::fs::copy(a.path().join(file), b.path().join(file)).unwrap();
-        }
+        // B needs only the configuration: the keyring, the audit salt and the
+        // signing key come from the database (no key file anywhere).
         let (mut server_b, addr_b, logs_b) = serve_on_env(b.path(), env);
         assert!(!a.path().join("master.key").exists() && !b.path().join("master.key").exists());
+        for file in ["audit.salt", "audit.signing-key"] {
+            let (in_a, in_b) = (
+                std::fs::read(a.path().join(file)).unwrap(),
+                std::fs::read(b.path().join(file)).unwrap(),
+            );
+            assert_eq!(in_a, in_b, "{file} taken from the database");
+        }
+        let salt_hex = std::fs::read_to_string(a.path().join("audit.salt")).unwrap();
+        for row in db_rows(&url, secret_broker_deploy::audit_secrets::NAMESPACE, "") {
+            assert!(
+                !contains(&row.value, salt_hex.trim().as_bytes()),
+                "the salt is sealed"
+            );
+        }
         secret_broker_http::ensure_crypto_provider();
         assert!(
             !a.path().join("admin.token").exists() && !b.path().join("admin.token").exists(),
@@ -1422,6 +1432,25 @@ fn replicas_on_one_database_share_their_credentials() {
             "{listed}"
         );
         assert!(!listed.contains(&ops) && !listed.contains(&secret));
+        // A signing key rotated through A is the one a new replica takes, and
+        // the shared chain still verifies from a data dir that held the old key.
+        let old_public = a.path().join("old.pub");
+        std::fs::write(&old_public, cli(a.path(), &["audit", "key", "public"])).unwrap();
+        let rotated = cli(a.path(), &["audit", "key", "rotate"]);
+        let fresh = tempfile::tempdir().unwrap();
+        assert_eq!(cli(fresh.path(), &["audit", "key", "public"]), rotated);
+        let verify = broker_env(
+            b.path(),
+            &[
+                "audit",
+                "verify",
+                "--public-key",
+                old_public.to_str().unwrap(),
+            ],
+            None,
+            env,
+        );
+        assert!(verify.status.success(), "{}", text(&verify.stderr));
         let ready = |addr: &str| {
             rt.block_on(client.get(format!("http://{addr}/health/ready")).send())
                 .unwrap()
@@ -1532,14 +1561,7 @@ fn a_cluster_behind_haproxy_loses_nothing() {
         };
         let token = cli(dirs[0].path(), &["token", "add", "load", "--role", "admin"]);
         let mut replicas = Vec::new();
-        let first = serve_on_env(dirs[0].path(), &env);
-        for dir in &dirs[1..] {
-            for file in ["audit.salt", "audit.signing-key"] {
-                std::fs::copy(dirs[0].path().join(file), dir.path().join(file)).unwrap();
-            }
-        }
-        replicas.push(first);
-        for dir in &dirs[1..] {
+        for dir in &dirs {
             replicas.push(serve_on_env(dir.path(), &env));
         }
         let addrs: Vec<String> = replicas.iter().map(|r| r.1.clone()).collect();
@@ -3697,8 +3719,7 @@ fn the_schemas_ship_with_the_binary() {
 
 /// The deployment guide's files (`deploy/`) use only flags `serve` has and
 /// variables the broker reads; the systemd unit's command line and environment
-/// start a server that is ready and drains on SIGTERM; the guide's bootstrap
-/// commands make the audit salt and signing key.
+/// start a server that is ready and drains on SIGTERM.
 #[test]
 fn deploy_files_use_flags_and_variables_that_exist() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -3792,18 +3813,6 @@ fn deploy_files_use_flags_and_variables_that_exist() {
         server.wait().unwrap().success(),
         "SIGTERM drains and exits 0"
     );
-
-    // The guide's bootstrap of the audit salt and signing key.
-    let fresh = tempfile::tempdir().unwrap();
-    for line in guide.lines() {
-        if let Some(cmd) = line.strip_prefix("SECRET_BROKER_DATA_DIR=$dir secret-broker ") {
-            let args: Vec<&str> = cmd.split('#').next().unwrap().split_whitespace().collect();
-            let out = broker(fresh.path(), &args, None);
-            assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
-        }
-    }
-    assert!(fresh.path().join("audit.signing-key").exists());
-    assert!(fresh.path().join("audit.salt").exists());
 }
 
 /// A replica started before its database: `serve` waits, retrying, instead of

@@ -129,7 +129,21 @@ fn io(e: StoreError) -> std::io::Error {
 #[async_trait::async_trait]
 impl ChainStore for RecordChain {
     async fn begin(&mut self) -> std::io::Result<Head> {
-        self.lock.lock()?;
+        // Waited for without blocking the writer's runtime: a transaction this
+        // writer lost (a conflict) is rolled back by a task on that runtime, and
+        // another process holding this lock may be waiting for that very row
+        // (blocking here deadlocked the CLI and a server on one data dir).
+        let mut pause = std::time::Duration::from_millis(1);
+        loop {
+            match self.lock.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(20));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            }
+        }
         let head = self.read_head().await;
         if head.is_err() {
             let _ = self.lock.unlock();

@@ -21,6 +21,7 @@ use secret_broker_record_store::{RecordStore, RecordStoreCtx};
 use secret_broker_runtime::SecretValue;
 use secret_broker_runtime::caps::reveal::Reveal;
 
+use crate::audit_secrets::AuditSecrets;
 use crate::backends::http::HttpConfig;
 use crate::backends::{self, Backend};
 use crate::data_keys::{DataKeys, Kek};
@@ -44,6 +45,7 @@ pub struct Deployment {
     keyring: tokio::sync::OnceCell<Arc<Keyring>>,
     data_keys: tokio::sync::OnceCell<Option<Arc<DataKeys>>>,
     store: tokio::sync::OnceCell<Arc<RecordStore>>,
+    audit_secrets: tokio::sync::OnceCell<Option<Arc<AuditSecrets>>>,
 }
 
 impl Deployment {
@@ -54,6 +56,7 @@ impl Deployment {
             keyring: tokio::sync::OnceCell::new(),
             data_keys: tokio::sync::OnceCell::new(),
             store: tokio::sync::OnceCell::new(),
+            audit_secrets: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -82,6 +85,7 @@ impl Deployment {
     /// Entity operations need OpenMetadata's schemas: build a
     /// [`SecretsManager`] and call [`Deployment::broker`] for those.
     pub async fn open_broker(&self) -> anyhow::Result<Broker> {
+        self.audit_secrets().await?;
         let runtime = self.runtime()?;
         let provider = self.provider(&runtime).await?;
         self.broker(provider, None)
@@ -137,6 +141,31 @@ impl Deployment {
             }
             None => AuditLog::open_with(&files, salt, options)?,
         }))
+    }
+
+    /// The audit salt and signing key kept in the database, sealed by the
+    /// keyring, when both the chain and the data keys are there: the data dir's
+    /// files are made to match it the first time this is called (see
+    /// [`AuditSecrets::sync`]), so replicas share them without copying.
+    pub async fn audit_secrets(&self) -> anyhow::Result<Option<Arc<AuditSecrets>>> {
+        self.audit_secrets
+            .get_or_try_init(|| {
+                Box::pin(async {
+                    if !self.keys_in_store() || self.audit_chain_url().is_none() {
+                        return Ok(None);
+                    }
+                    let secrets = AuditSecrets::new(
+                        self.record_store().await?,
+                        self.keyring().await?,
+                        self.data_dir().join("audit.salt"),
+                        self.audit_files().key,
+                    );
+                    secrets.sync().await?;
+                    anyhow::Ok(Some(Arc::new(secrets)))
+                })
+            })
+            .await
+            .cloned()
     }
 
     /// The database URL the audit chain lives in, when it is in one: by

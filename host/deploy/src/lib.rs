@@ -27,6 +27,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod audit_secrets;
 pub mod audit_store;
 pub mod backends;
 pub mod credentials;

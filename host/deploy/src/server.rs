@@ -131,6 +131,8 @@ impl Deployment {
         let store = self.record_store_within(options.store_wait).await?;
         let runtime = self.runtime()?;
         let provider = self.provider(&runtime).await?;
+        // The audit salt and signing key from the database, when they are there.
+        self.audit_secrets().await?;
         // The entity routes run on the schemas given, else the embedded ones
         // (a binary built without them serves no entity routes).
         let manager = match (&options.schemas, crate::schemas::RELEASE) {
@@ -193,7 +195,9 @@ impl Deployment {
         }));
         let mut background = vec![refresh_credentials(state.clone(), creds.clone(), open)];
         match (self.loaded_keyring(), data_keys) {
-            (Some(keyring), Some(keys)) => background.push(refresh_data_keys(keyring, keys)),
+            (Some(keyring), Some(keys)) => {
+                background.push(refresh_data_keys(keyring, keys));
+            }
             (Some(keyring), None) if !self.master_key_from_env() => {
                 background.push(watch_key_file(keyring, self.key_file()));
             }

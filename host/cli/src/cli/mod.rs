@@ -88,6 +88,15 @@ pub fn main() -> ExitCode {
             cli.config.as_deref(),
             cli.data_dir.as_deref(),
         )?);
+        // With the audit chain and the keyring in a shared database, the data
+        // dir's audit salt and signing key come from there (`audit key` does
+        // its own).
+        if !matches!(
+            cli.command,
+            Command::Provider(_) | Command::Audit(serve::AuditCommand::Key(_))
+        ) {
+            ctx.audit_secrets().await?;
+        }
         match cli.command {
             Command::Provider(ProviderCommand::Verify(args)) => {
                 provider_verify::run(&ctx, args).await

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use secret_broker::audit::{KeySlot, PublicKey, SigningKey, VerifyOptions};
 use secret_broker_deploy::Deployment;
+use secret_broker_deploy::audit_secrets::AuditSecret;
 use secret_broker_deploy::server::{Listen, ServeOptions, shutdown_signal};
 use secret_broker_server::ServerOptions;
 use secret_broker_server::listen::ConnOptions;
@@ -179,7 +180,22 @@ pub async fn serve(ctx: &Deployment, args: ServeArgs) -> anyhow::Result<ExitCode
 async fn audit_key(ctx: &Deployment, cmd: AuditKeyCommand) -> anyhow::Result<ExitCode> {
     let files = ctx.audit_files();
     let public = match cmd {
-        AuditKeyCommand::Public => SigningKey::read(&files.key)?.public().clone(),
+        AuditKeyCommand::Public => {
+            ctx.audit_secrets().await?;
+            SigningKey::read(&files.key)?.public().clone()
+        }
+        AuditKeyCommand::Generate if ctx.audit_chain_url().is_some() && ctx.keys_in_store() => {
+            // The database's key if it has one, else this one, published.
+            let existed = files.key.exists();
+            ctx.audit_secrets().await?;
+            if !existed {
+                eprintln!(
+                    "{} holds the key the replicas share (mode 0600)",
+                    files.key.display()
+                );
+            }
+            SigningKey::read(&files.key)?.public().clone()
+        }
         AuditKeyCommand::Generate => {
             if files.key.exists() {
                 anyhow::bail!(
@@ -193,10 +209,19 @@ async fn audit_key(ctx: &Deployment, cmd: AuditKeyCommand) -> anyhow::Result<Exi
             slot.key().public().clone()
         }
         AuditKeyCommand::Rotate => {
+            let secrets = ctx.audit_secrets().await?;
             let log = ctx.audit()?;
             let old = log.public_key().clone();
             let new = log.rotate_key().await?;
             drop(log);
+            if let Some(secrets) = secrets {
+                // Replicas take it from there when they start.
+                secrets.publish(AuditSecret::SigningKey).await?;
+                eprintln!(
+                    "published the new signing key to the database: restart the other \
+                     replicas to load it (until then their audit appends fail closed)"
+                );
+            }
             eprintln!(
                 "rotated {}: checkpoints are signed by the key below from now on; {old} \
                  signed the hand-over",
