@@ -90,10 +90,10 @@ pub fn main() -> ExitCode {
         )?);
         // With the audit chain and the keyring in a shared database, the data
         // dir's audit salt and signing key come from there (`audit key` does
-        // its own).
+        // its own, as does `serve`, after waiting for its database).
         if !matches!(
             cli.command,
-            Command::Provider(_) | Command::Audit(serve::AuditCommand::Key(_))
+            Command::Provider(_) | Command::Serve(_) | Command::Audit(serve::AuditCommand::Key(_))
         ) {
             ctx.audit_secrets().await?;
         }
