@@ -1480,6 +1480,28 @@ fn replicas_on_one_database_share_their_credentials() {
     }
 }
 
+/// The body of `/v1/secrets/get` for `id` from the server at `addr`.
+fn get_json(
+    rt: &tokio::runtime::Runtime,
+    client: &reqwest::Client,
+    addr: &str,
+    token: &str,
+    id: &str,
+) -> serde_json::Value {
+    rt.block_on(async {
+        client
+            .post(format!("http://{addr}/v1/secrets/get"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"id": id}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    })
+}
+
 /// HAProxy on loopback in front of `replicas` (their addresses), retrying on
 /// another replica a request whose connection failed, and checking
 /// `/health/ready`: its address.
@@ -1734,18 +1756,7 @@ fn a_cluster_behind_haproxy_loses_nothing() {
         let client = reqwest::Client::new();
         for (id, value) in &seen.acknowledged {
             for addr in [&addrs[0], &addrs[2]] {
-                let body: serde_json::Value = rt.block_on(async {
-                    client
-                        .post(format!("http://{addr}/v1/secrets/get"))
-                        .bearer_auth(&token)
-                        .json(&serde_json::json!({"id": id}))
-                        .send()
-                        .await
-                        .unwrap()
-                        .json()
-                        .await
-                        .unwrap()
-                });
+                let body = get_json(&rt, &client, addr, &token, id);
                 assert_eq!(body["value"], serde_json::json!(value), "{id} from {addr}");
             }
         }
@@ -1813,18 +1824,7 @@ fn a_rotation_under_read_load_fails_no_read() {
             let (mut reads, mut failed) = (0, Vec::new());
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 for (i, id) in ids.iter().enumerate() {
-                    let body: serde_json::Value = rt.block_on(async {
-                        client
-                            .post(format!("http://{addr}/v1/secrets/get"))
-                            .bearer_auth(&token)
-                            .json(&serde_json::json!({"id": id}))
-                            .send()
-                            .await
-                            .unwrap()
-                            .json()
-                            .await
-                            .unwrap()
-                    });
+                    let body = get_json(&rt, &client, &addr, &token, id);
                     reads += 1;
                     if body["value"] != serde_json::json!(format!("v{i}")) {
                         failed.push(body);
